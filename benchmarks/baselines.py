@@ -1,0 +1,91 @@
+"""The seed's own code, as the askers and answerers wrote it (modernised only where numpy requires).
+
+These are the baselines that gpuvec's benchmarks and tests compare against.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import map_coordinates
+
+# --------------------------------------------------------------------------- rays
+
+
+def rays_seed_loop(m, origin_row, origin_col, num=5):
+    """The asker's loop: one map_coordinates call per cell."""
+    m_max = np.zeros(m.shape)
+    m_dist = np.zeros(m.shape)
+    rows, cols = m.shape
+    for col in range(cols):
+        for row in range(rows):
+            x_plot = np.linspace(col, origin_col, num)
+            y_plot = np.linspace(row, origin_row, num)
+            interpolated_line = map_coordinates(m, np.vstack((y_plot, x_plot)), order=1, mode="nearest")
+            m_max[row][col] = max(interpolated_line)
+            m_dist[row][col] = np.argmax(interpolated_line)
+    return m_max, m_dist
+
+
+def rays_accepted_answer(m, origin_row, origin_col, num=5, *, order=1, mode="nearest", cval=0.0, map_coordinates=map_coordinates, xp=np):
+    """The accepted answer: map_coordinates on a (2, rows*cols*num) array, then max/argmax.
+
+    ``order``/``mode``/``cval`` are passed through (the answer hard-codes order=1,
+    mode='nearest'); ``map_coordinates``/``xp`` let the GPU benchmark run the same
+    code through cupyx.
+    """
+    rows, cols = m.shape
+    lin_col = np.array([np.linspace(i, origin_col, num) for i in range(cols)])
+    lin_row = np.array([np.linspace(i, origin_row, num) for i in range(rows)])
+    arr_vs = xp.asarray(np.vstack((np.tile(lin_row, cols).ravel(), np.tile(lin_col.ravel(), rows))))
+    arr_map = map_coordinates(m, arr_vs, order=order, mode=mode, cval=cval).reshape(rows, cols, num)
+    m_max = xp.max(arr_map, axis=-1)
+    m_dist = xp.argmax(arr_map, axis=-1)
+    return m_max, m_dist
+
+
+# --------------------------------------------------------------------------- rotations
+
+
+def is_rotation_seed(R):
+    """The answer that checks R R^T = I and det R = 1 with allclose (np.float replaced by float)."""
+    if R.ndim != 2 or R.shape[0] != R.shape[1]:
+        return False
+    should_be_identity = np.allclose(R.dot(R.T), np.identity(R.shape[0], float))
+    should_be_one = np.allclose(np.linalg.det(R), 1)
+    return should_be_identity and should_be_one
+
+
+def is_rotation_batched_numpy(R, atol=1e-8):
+    """What a user writes for a stack: matmul(R, R^T) + linalg.det + a tolerance test."""
+    n = R.shape[-1]
+    gram = np.matmul(R, np.swapaxes(R, -1, -2))
+    ortho = np.abs(gram - np.eye(n)).max(axis=(-1, -2)) <= atol
+    return ortho & (np.abs(np.linalg.det(R) - 1) <= atol)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def normal_seed_loop(means, stds, n=1000):
+    """The asker's loop: one np.random.normal call per sample set."""
+    return np.stack([np.random.normal(means, stds) for _ in range(n)])
+
+
+def normal_seed_broadcast(rng, means, stds, n=1000):
+    """The answer: numpy's broadcast normal with size=(n, N, 3) (Generator API)."""
+    return rng.normal(means, stds, size=(n,) + np.shape(means))
+
+
+# --------------------------------------------------------------------------- mixtures
+
+
+def seed_em_data():
+    """The seed's data: two 2-D clusters at (0, 0) and (5, 5), np.random.seed(1)."""
+    np.random.seed(1)
+    X_11 = np.random.normal(0, 1, 1000)
+    X_21 = np.random.normal(0, 1, 1000)
+    X_12 = np.random.normal(5, 1, 1000)
+    X_22 = np.random.normal(5, 1, 1000)
+    X_1 = np.concatenate((X_11, X_12), axis=None)
+    X_2 = np.concatenate((X_21, X_22), axis=None)
+    return np.concatenate((np.array([X_1]), np.array([X_2])), axis=0)  # (2, 2000), as the seed has it

@@ -1,0 +1,56 @@
+"""gpuvec: batched array algorithms that run on NVIDIA GPUs through CuPy and on the CPU through NumPy.
+
+Every algorithm is written once against an array namespace; the inputs decide
+where it runs (numpy in, numpy out; cupy in, cupy out). ``gpuvec.xp`` and
+``gpuvec.ndimage`` are the default namespaces; see :func:`backend_info`.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from gpuvec import random
+from gpuvec._backend import (
+    BackendInfo,
+    BackendUnavailableError,
+    asarray,
+    backend_info,
+    get_namespace,
+    sync,
+    to_numpy,
+    use_backend,
+)
+from gpuvec.mixture import GaussianMixture
+from gpuvec.rays import ray_max
+from gpuvec.rotations import is_rotation, nearest_rotation, rotation_residuals
+
+__all__ = [
+    "BackendInfo",
+    "BackendUnavailableError",
+    "GaussianMixture",
+    "asarray",
+    "backend_info",
+    "get_namespace",
+    "is_rotation",
+    "ndimage",
+    "nearest_rotation",
+    "random",
+    "ray_max",
+    "rotation_residuals",
+    "sync",
+    "to_numpy",
+    "use_backend",
+    "xp",
+]
+
+
+def __getattr__(name: str):
+    # ``gpuvec.xp`` and ``gpuvec.ndimage`` follow the current default, which
+    # ``use_backend`` can change, so they are looked up on access.
+    from gpuvec import _backend
+
+    if name == "xp":
+        return _backend.default_xp()
+    if name == "ndimage":
+        return _backend.default_ndimage()
+    raise AttributeError(f"module 'gpuvec' has no attribute {name!r}")

@@ -1,0 +1,3 @@
+from gpuvec.cli import main
+
+raise SystemExit(main())

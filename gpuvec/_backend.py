@@ -1,0 +1,400 @@
+"""The backend shim: the only module of gpuvec that imports cupy.
+
+gpuvec writes every algorithm once against an array namespace ``xp`` (numpy or
+cupy) and an ``ndimage`` namespace (scipy.ndimage or cupyx.scipy.ndimage).
+This module decides which pair is the default, finds the namespace of the
+arrays a caller passes, and moves arrays between host and device only when
+asked to.
+
+The default is read from ``GPUVEC_BACKEND`` when gpuvec is imported:
+
+``auto`` (or empty, or unset)
+    cupy when it imports *and* a CUDA device answers a small computation,
+    numpy otherwise. ``GPUVEC_REQUIRE_GPU=1`` turns that fallback into an
+    error.
+``numpy``
+    numpy and scipy.ndimage; cupy is never imported.
+``cupy``
+    cupy and cupyx.scipy.ndimage, or :class:`BackendUnavailableError` saying
+    why not. An explicit request never falls back silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import importlib
+import os
+import sys
+import types
+from typing import Any, Iterator, Literal
+
+import numpy as np
+
+BackendName = Literal["numpy", "cupy"]
+BACKENDS: tuple[str, ...] = ("auto", "numpy", "cupy")
+
+__all__ = [
+    "BackendInfo",
+    "BackendUnavailableError",
+    "asarray",
+    "backend_info",
+    "get_namespace",
+    "is_cupy_namespace",
+    "ndimage_for",
+    "sync",
+    "to_numpy",
+    "use_backend",
+]
+
+
+class BackendUnavailableError(ImportError):
+    """The requested backend cannot run on this machine; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendInfo:
+    """What gpuvec runs on, and why.
+
+    Attributes
+    ----------
+    name : {'numpy', 'cupy'}
+        The default backend.
+    reason : str
+        One sentence saying why this backend was chosen.
+    device : str or None
+        The CUDA device's name (cupy only).
+    device_memory : int or None
+        The device's total memory in bytes (cupy only).
+    versions : dict of str to str
+        Versions of gpuvec, numpy, scipy and, where it imported, cupy and CUDA.
+    """
+
+    name: BackendName
+    reason: str
+    device: str | None = None
+    device_memory: int | None = None
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [f"backend: {self.name}", f"reason:  {self.reason}"]
+        if self.device is not None:
+            gib = (self.device_memory or 0) / 2**30
+            lines.append(f"device:  {self.device} ({gib:.1f} GiB)")
+        lines += [f"{k + ':':9}{v}" for k, v in self.versions.items()]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- cupy probe
+
+
+@dataclasses.dataclass(frozen=True)
+class _Probe:
+    usable: bool
+    reason: str
+    device: str | None = None
+    device_memory: int | None = None
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+_probe_cache: _Probe | None = None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _probe_cupy() -> _Probe:
+    """Import cupy and run a tiny computation on the device, once per process.
+
+    ``import cupy`` succeeds on machines with no driver, and then every array
+    operation raises (cudaErrorInsufficientDriver, cudaErrorNoDevice, ...): any
+    exception here means "no usable device", and its text becomes the reason.
+    """
+    global _probe_cache
+    if _probe_cache is not None:
+        return _probe_cache
+    try:
+        cupy = importlib.import_module("cupy")
+    except Exception as exc:  # ImportError, or a broken install raising anything
+        reason = (
+            "cupy is not installed"
+            if isinstance(exc, ModuleNotFoundError) and exc.name == "cupy"
+            else f"cupy failed to import: {_first_line(exc)}"
+        )
+        _probe_cache = _Probe(False, reason)
+        return _probe_cache
+    versions = {"cupy": cupy.__version__}
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+        if count < 1:
+            raise RuntimeError("the CUDA runtime reports 0 devices")
+        if int((cupy.arange(3) + 1).sum()) != 6:
+            raise RuntimeError("a test computation on the device gave a wrong answer")
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        name = props["name"]
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        versions["cuda runtime"] = str(cupy.cuda.runtime.runtimeGetVersion())
+        _probe_cache = _Probe(
+            True,
+            f"cupy found CUDA device 0 ({name}) of {count}",
+            device=name,
+            device_memory=int(props["totalGlobalMem"]),
+            versions=versions,
+        )
+    except Exception as exc:
+        _probe_cache = _Probe(
+            False, f"cupy imported but no CUDA device: {_first_line(exc)}", versions=versions
+        )
+    return _probe_cache
+
+
+def cupy_usable() -> bool:
+    """Whether cupy imports and a CUDA device answers (probes once, imports cupy)."""
+    return _probe_cupy().usable
+
+
+# --------------------------------------------------------------------------- default backend
+
+
+@dataclasses.dataclass(frozen=True)
+class _Backend:
+    name: BackendName
+    reason: str
+
+
+def _resolve(requested: str, require_gpu: bool, source: str) -> _Backend:
+    choice = requested.strip().lower() or "auto"
+    if choice not in BACKENDS:
+        msg = f"{source} must be one of {', '.join(map(repr, BACKENDS))}; got {requested!r}"
+        raise ValueError(msg)
+    if choice == "numpy":
+        return _Backend("numpy", f"{source}={requested!r} asks for numpy")
+    probe = _probe_cupy()
+    if probe.usable:
+        why = f"{source}={requested!r} asks for cupy" if choice == "cupy" else "auto"
+        return _Backend("cupy", f"{probe.reason} ({why})")
+    if choice == "cupy":
+        msg = f"{source}={requested!r} asks for cupy, but {probe.reason}"
+        raise BackendUnavailableError(msg)
+    if require_gpu:
+        msg = f"GPUVEC_REQUIRE_GPU=1 forbids falling back to numpy, but {probe.reason}"
+        raise BackendUnavailableError(msg)
+    return _Backend("numpy", f"{probe.reason}; using numpy")
+
+
+def _require_gpu() -> bool:
+    return os.environ.get("GPUVEC_REQUIRE_GPU", "").strip().lower() in {"1", "true", "yes"}
+
+
+_default: contextvars.ContextVar[_Backend] = contextvars.ContextVar(
+    "gpuvec_backend",
+    default=_resolve(os.environ.get("GPUVEC_BACKEND", ""), _require_gpu(), "GPUVEC_BACKEND"),
+)
+
+
+def default_name() -> BackendName:
+    """The name of the current default backend."""
+    return _default.get().name
+
+
+@contextlib.contextmanager
+def use_backend(name: Literal["auto", "numpy", "cupy"]) -> Iterator[types.ModuleType]:
+    """Switch the default backend inside a ``with`` block.
+
+    Parameters
+    ----------
+    name : {'auto', 'numpy', 'cupy'}
+        The backend to use; ``'cupy'`` raises :class:`BackendUnavailableError`
+        where no device answers.
+
+    Yields
+    ------
+    xp : module
+        The array namespace of that backend.
+
+    Examples
+    --------
+    >>> import gpuvec
+    >>> with gpuvec.use_backend("numpy") as xp:
+    ...     xp.__name__
+    'numpy'
+    """
+    token = _default.set(_resolve(name, _require_gpu(), "backend"))
+    try:
+        yield default_xp()
+    finally:
+        _default.reset(token)
+
+
+def _namespaces(name: BackendName) -> tuple[types.ModuleType, types.ModuleType]:
+    if name == "cupy":
+        return importlib.import_module("cupy"), importlib.import_module("cupyx.scipy.ndimage")
+    return np, importlib.import_module("scipy.ndimage")
+
+
+def default_xp() -> types.ModuleType:
+    """The array namespace of the default backend (numpy or cupy)."""
+    return _namespaces(default_name())[0]
+
+
+def default_ndimage() -> types.ModuleType:
+    """The ndimage namespace of the default backend (scipy's or cupyx's)."""
+    return _namespaces(default_name())[1]
+
+
+def backend_info() -> BackendInfo:
+    """Describe the default backend: its name, why it was chosen, device and versions.
+
+    Returns
+    -------
+    info : BackendInfo
+        ``info.name`` is ``'numpy'`` or ``'cupy'``; ``info.reason`` is a sentence.
+
+    Examples
+    --------
+    >>> import gpuvec
+    >>> info = gpuvec.backend_info()
+    >>> info.name in ("numpy", "cupy")
+    True
+    """
+    import scipy
+
+    from gpuvec import __version__
+
+    current = _default.get()
+    versions = {"gpuvec": __version__, "numpy": np.__version__, "scipy": scipy.__version__}
+    device = memory = None
+    if current.name == "cupy" or "cupy" in sys.modules:
+        probe = _probe_cupy()
+        versions.update(probe.versions)
+        if current.name == "cupy":
+            device, memory = probe.device, probe.device_memory
+    return BackendInfo(current.name, current.reason, device, memory, versions)
+
+
+# --------------------------------------------------------------------------- per-call dispatch
+
+
+def _is_cupy_array(x: Any) -> bool:
+    # Look at the type's module so that cupy is never imported to answer "no".
+    return type(x).__module__.split(".")[0] in {"cupy", "cupyx"}
+
+
+def _is_numpy_array(x: Any) -> bool:
+    return isinstance(x, (np.ndarray, np.generic))
+
+
+def get_namespace(*arrays: Any) -> types.ModuleType:
+    """The array namespace (numpy or cupy) that the given arrays live in.
+
+    Parameters
+    ----------
+    *arrays : array_like
+        numpy arrays, cupy arrays, Python scalars, lists or tuples, or None.
+        Scalars, lists and tuples follow the default backend.
+
+    Returns
+    -------
+    xp : module
+        ``numpy`` or ``cupy``.
+
+    Raises
+    ------
+    TypeError
+        If numpy and cupy arrays are mixed.
+
+    Examples
+    --------
+    >>> import numpy as np, gpuvec
+    >>> gpuvec.get_namespace(np.zeros(3), 1.0).__name__
+    'numpy'
+    """
+    numpy_arg = cupy_arg = None
+    for x in arrays:
+        if _is_cupy_array(x):
+            cupy_arg = cupy_arg if cupy_arg is not None else x
+        elif _is_numpy_array(x):
+            numpy_arg = numpy_arg if numpy_arg is not None else x
+    if cupy_arg is not None and numpy_arg is not None:
+        msg = (
+            f"got both a {type(numpy_arg).__module__}.{type(numpy_arg).__name__} and a "
+            f"{type(cupy_arg).__module__}.{type(cupy_arg).__name__}: gpuvec never copies between "
+            "host and device behind your back; move one of them first with "
+            "gpuvec.asarray(x, like=other) or gpuvec.to_numpy(x)"
+        )
+        raise TypeError(msg)
+    if cupy_arg is not None:
+        return sys.modules["cupy"]
+    if numpy_arg is not None:
+        return np
+    return default_xp()
+
+
+def is_cupy_namespace(xp: types.ModuleType) -> bool:
+    """Whether ``xp`` is cupy (without importing cupy)."""
+    return xp.__name__ == "cupy"
+
+
+def ndimage_for(xp: types.ModuleType) -> types.ModuleType:
+    """scipy.ndimage for numpy, cupyx.scipy.ndimage for cupy."""
+    return _namespaces("cupy" if is_cupy_namespace(xp) else "numpy")[1]
+
+
+def asarray(x: Any, dtype: Any = None, like: Any = None) -> Any:
+    """Convert ``x`` to an array of the default backend, or of the backend of ``like``.
+
+    This is the one helper that moves data between host and device, and only
+    when you call it.
+
+    Parameters
+    ----------
+    x : array_like
+        numpy array, cupy array, scalar or nested sequence.
+    dtype : dtype, optional
+        Data type of the result.
+    like : array, optional
+        Put the result in this array's namespace; default: the default backend.
+
+    Returns
+    -------
+    array : numpy.ndarray or cupy.ndarray
+
+    Examples
+    --------
+    >>> import numpy as np, gpuvec
+    >>> gpuvec.asarray([1, 2], like=np.zeros(1)).dtype.name
+    'int64'
+    """
+    xp = get_namespace(like) if like is not None else default_xp()
+    if is_cupy_namespace(xp):
+        return xp.asarray(x, dtype=dtype)
+    return np.asarray(to_numpy(x), dtype=dtype)
+
+
+def to_numpy(x: Any) -> Any:
+    """Return ``x`` as a numpy array, copying from the device for cupy arrays.
+
+    Examples
+    --------
+    >>> import gpuvec
+    >>> gpuvec.to_numpy([1.5, 2.5])
+    array([1.5, 2.5])
+    """
+    if _is_cupy_array(x):
+        return x.get()
+    return np.asarray(x)
+
+
+def sync() -> None:
+    """Wait until the GPU has finished all queued work; a no-op without cupy.
+
+    Examples
+    --------
+    >>> import gpuvec
+    >>> gpuvec.sync()
+    """
+    if "cupy" in sys.modules and _probe_cache is not None and _probe_cache.usable:
+        sys.modules["cupy"].cuda.runtime.deviceSynchronize()

@@ -1,0 +1,47 @@
+"""Argument checks shared by the algorithm modules: metadata only, never values on a hot path."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Sequence
+
+
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+    """Raise ValueError naming ``name`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        msg = f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}"
+        raise ValueError(msg)
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``value`` as an int, or raise TypeError/ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        msg = f"{name} must be an integer; got {value!r} of type {type(value).__name__}"
+        raise TypeError(msg)
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        lo = "-inf" if minimum is None else minimum
+        hi = "inf" if maximum is None else maximum
+        msg = f"{name} must be an integer in [{lo}, {hi}]; got {value}"
+        raise ValueError(msg)
+    return value
+
+
+def check_real(name: str, value: Any, *, finite: bool = True) -> float:
+    """Return ``value`` as a float, or raise TypeError/ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        msg = f"{name} must be a real number; got {value!r} of type {type(value).__name__}"
+        raise TypeError(msg)
+    value = float(value)
+    if finite and not math.isfinite(value):
+        msg = f"{name} must be finite; got {value}"
+        raise ValueError(msg)
+    return value
+
+
+def check_dtype_kind(name: str, dtype: Any, kinds: str, expected: str) -> None:
+    """Raise TypeError naming ``name`` unless ``dtype.kind`` is in ``kinds``."""
+    if dtype.kind not in kinds:
+        msg = f"{name} must have {expected} dtype; got {dtype}"
+        raise TypeError(msg)

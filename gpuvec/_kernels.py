@@ -1,0 +1,134 @@
+"""Fused CuPy kernels, imported only on the cupy path.
+
+Each kernel has an ``xp`` reference in its algorithm module, and a test
+compares the two. Arithmetic that must match scipy bit for bit uses the
+``__dmul_rn``/``__dadd_rn`` intrinsics, which the compiler never contracts
+into fused multiply-adds.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import cupy
+import numpy as np
+
+# --------------------------------------------------------------------------- ray_max
+
+_RAY_MAX_BODY = r"""
+const long long r = i / cols, c = i % cols;
+double best = 0.0;
+int best_k = 0;
+for (int k = 0; k < num; ++k) {
+    const long long ky = (long long)k * rows + r, kx = (long long)k * cols + c;
+    double t;
+    if (use_inside && !(yin[ky] && xin[kx])) {
+        t = cval;
+    } else if (order == 0) {
+        t = __dadd_rn(0.0, (double)img[(long long)iy0[ky] * cols + ix0[kx]]);
+    } else {
+        const long long r0 = (long long)iy0[ky] * cols, r1 = (long long)iy1[ky] * cols;
+        const int c0 = ix0[kx], c1 = ix1[kx];
+        const double a = wy0[ky], b = wy1[ky], p = wx0[kx], q = wx1[kx];
+        t = __dadd_rn(0.0, __dmul_rn(__dmul_rn((double)img[r0 + c0], a), p));
+        t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[r0 + c1], a), q));
+        t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[r1 + c0], b), p));
+        t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[r1 + c1], b), q));
+    }
+    double cur;
+    if (kind == 0) {            // float image: the sample as map_coordinates returns it
+        cur = (double)(T)t;
+    } else if (kind == 1) {     // signed: round half away from zero, clip
+        double u = t > 0 ? __dadd_rn(t, 0.5) : __dadd_rn(t, -0.5);
+        u = u > hi ? hi : u;
+        u = u < lo ? lo : u;
+        cur = trunc(u);
+    } else {                    // unsigned
+        double u = t > 0 ? __dadd_rn(t, 0.5) : 0.0;
+        u = u > hi ? hi : u;
+        cur = trunc(u);
+    }
+    // ndarray.max/argmax: first index of the max, the first NaN wins.
+    if (k == 0 || cur > best || (cur != cur && best == best)) {
+        best = cur;
+        best_k = k;
+    }
+}
+out = (T)best;
+arg = (A)best_k;
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _ray_max_kernel() -> cupy.ElementwiseKernel:
+    return cupy.ElementwiseKernel(
+        "raw T img, raw int32 iy0, raw int32 iy1, raw float64 wy0, raw float64 wy1, raw bool yin, "
+        "raw int32 ix0, raw int32 ix1, raw float64 wx0, raw float64 wx1, raw bool xin, "
+        "int64 rows, int64 cols, int32 num, int32 order, int32 kind, bool use_inside, "
+        "float64 cval, float64 lo, float64 hi",
+        "T out, A arg",
+        _RAY_MAX_BODY,
+        name="gpuvec_ray_max",
+    )
+
+
+def ray_max_streaming(image, ytab, xtab, num, order, cval, arg_dtype):
+    """One thread per cell: loop over the samples, running max in registers, one write."""
+    rows, cols = image.shape
+    dtype = image.dtype
+    image = cupy.ascontiguousarray(image)
+    kind = 0 if dtype.kind == "f" else 1 if dtype.kind == "i" else 2
+    if kind:
+        info = np.iinfo(dtype)
+        lo, hi = float(info.min), float(info.max)
+    else:
+        lo = hi = 0.0
+    use_inside = ytab["inside"] is not None
+    dummy_b = cupy.zeros(1, bool)
+    yin = ytab["inside"] if use_inside else dummy_b
+    xin = xtab["inside"] if use_inside else dummy_b
+    # order 0 has no second neighbour and no weights; pass i0 and a dummy in their place.
+    dummy_w = cupy.zeros(1, cupy.float64)
+    iy1, wy0, wy1 = (ytab.get(k, d) for k, d in (("i1", ytab["i0"]), ("w0", dummy_w), ("w1", dummy_w)))
+    ix1, wx0, wx1 = (xtab.get(k, d) for k, d in (("i1", xtab["i0"]), ("w0", dummy_w), ("w1", dummy_w)))
+    out = cupy.empty((rows, cols), dtype)
+    arg = cupy.empty((rows, cols), arg_dtype)
+    _ray_max_kernel()(
+        image, ytab["i0"], iy1, wy0, wy1, yin, xtab["i0"], ix1, wx0, wx1, xin,
+        rows, cols, num, order, kind, use_inside, cval, lo, hi, out, arg,
+    )  # fmt: skip
+    return out, arg
+
+
+# --------------------------------------------------------------------------- rotations
+
+_ROT3_BODY = r"""
+const long long b = i * 9;
+const double a00 = m[b+0], a01 = m[b+1], a02 = m[b+2];
+const double a10 = m[b+3], a11 = m[b+4], a12 = m[b+5];
+const double a20 = m[b+6], a21 = m[b+7], a22 = m[b+8];
+double e = fabs(a00*a00 + a01*a01 + a02*a02 - 1.0);
+e = fmax(e, fabs(a10*a10 + a11*a11 + a12*a12 - 1.0));
+e = fmax(e, fabs(a20*a20 + a21*a21 + a22*a22 - 1.0));
+e = fmax(e, fabs(a00*a10 + a01*a11 + a02*a12));
+e = fmax(e, fabs(a00*a20 + a01*a21 + a02*a22));
+e = fmax(e, fabs(a10*a20 + a11*a21 + a12*a22));
+const double d = a00*(a11*a22 - a12*a21) - a01*(a10*a22 - a12*a20) + a02*(a10*a21 - a11*a20);
+const bool finite = isfinite(e) && isfinite(d);
+err = finite ? (F)e : (F)NAN;
+det = (F)d;
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _rot3_kernel() -> cupy.ElementwiseKernel:
+    return cupy.ElementwiseKernel("raw T m", "F err, F det", _ROT3_BODY, name="gpuvec_rotation3")
+
+
+def rotation_residuals_3x3(R, out_dtype):
+    """max|R R^T - I| and det R for a contiguous (B, 3, 3) stack, one thread per matrix."""
+    n = R.shape[0]
+    err = cupy.empty(n, out_dtype)
+    det = cupy.empty(n, out_dtype)
+    _rot3_kernel()(cupy.ascontiguousarray(R), err, det)
+    return err, det

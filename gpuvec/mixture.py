@@ -1,0 +1,891 @@
+"""Gaussian mixtures fitted by EM, many independent problems at once, with sklearn's API and numerics.
+
+The functional core works on batches: ``X`` of shape (B, N, D), parameters with
+a leading B axis. :func:`e_step` and :func:`m_step` are one EM half-step each;
+:func:`em_pass` does both in one chunked pass over the samples (the E-step of a
+chunk feeds the M-step statistics at once), so no (B, K, N, D) temporary is
+ever built. :class:`GaussianMixture` wraps them in sklearn's estimator API.
+
+Parameterisation is sklearn's: precision Cholesky factors, log-sum-exp, and
+``reg_covar`` added to the covariance diagonals. Sums over samples run in
+float64 whatever the input dtype.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import types
+import warnings
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+from gpuvec import random as gv_random
+from gpuvec._backend import get_namespace, is_cupy_namespace
+from gpuvec._checks import check_choice, check_int, check_real
+
+__all__ = ["GaussianMixture", "MixtureParams", "e_step", "em_pass", "estimate_log_prob", "m_step"]
+
+CovarianceType = Literal["full", "tied", "diag", "spherical"]
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+INIT_PARAMS = ("k-means++", "kmeans", "random", "random_from_data")
+_EPS = 10 * np.finfo(np.float64).eps  # sklearn's guard on empty components
+# Elements of the largest per-chunk temporary, (B, K, n, D), in the E/M pass.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at max_iter before the lower bound settled (sklearn's warning of the same name)."""
+
+
+class MixtureParams(NamedTuple):
+    """Parameters of a batch of Gaussian mixtures (B problems, K components, D features).
+
+    Attributes
+    ----------
+    weights : array, shape (B, K)
+    means : array, shape (B, K, D)
+    covariances : array
+        (B, K, D, D) full, (B, D, D) tied, (B, K, D) diag, (B, K) spherical.
+    precisions_cholesky : array
+        Same shape as covariances: ``P`` with ``P P^T`` the precision
+        (sklearn's ``precisions_cholesky_``).
+    """
+
+    weights: Any
+    means: Any
+    covariances: Any
+    precisions_cholesky: Any
+
+
+# --------------------------------------------------------------------------- functional core
+
+
+def _chunks(n: int, per_sample: int):
+    step = max(1, _CHUNK_ELEMENTS // max(1, per_sample))
+    for s in range(0, n, step):
+        yield slice(s, min(n, s + step))
+
+
+def estimate_log_prob(X: Any, means: Any, precisions_cholesky: Any, covariance_type: CovarianceType = "full") -> Any:
+    """Log density of every sample under every component, batched.
+
+    Parameters
+    ----------
+    X : array, shape (B, N, D)
+    means : array, shape (B, K, D)
+    precisions_cholesky : array
+        (B, K, D, D), (B, D, D), (B, K, D) or (B, K) by covariance_type.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    Returns
+    -------
+    log_prob : array, shape (B, N, K)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpuvec.mixture import estimate_log_prob
+    >>> lp = estimate_log_prob(np.zeros((1, 1, 2)), np.zeros((1, 1, 2)), np.eye(2)[None, None])
+    >>> bool(np.isclose(lp[0, 0, 0], -np.log(2 * np.pi)))
+    True
+    """
+    xp = get_namespace(X, means, precisions_cholesky)
+    D = X.shape[-1]
+    P = precisions_cholesky
+    if covariance_type in ("full", "tied"):
+        Pk = P if covariance_type == "full" else P[:, None]  # (B, K|1, D, D)
+        log_det = xp.log(xp.diagonal(Pk, axis1=-2, axis2=-1)).sum(-1)  # (B, K|1)
+        mu_p = xp.matmul(means[:, :, None, :], Pk)[:, :, 0, :]  # (B, K, D)
+        y = xp.matmul(X[:, None], Pk) - mu_p[:, :, None, :]  # (B, K, N, D)
+        maha = xp.swapaxes((y * y).sum(-1), 1, 2)  # (B, N, K)
+    elif covariance_type == "diag":
+        log_det = xp.log(P).sum(-1)
+        prec = P * P
+        maha = (
+            (means**2 * prec).sum(-1)[:, None, :]
+            - 2.0 * xp.matmul(X, xp.swapaxes(means * prec, 1, 2))
+            + xp.matmul(X**2, xp.swapaxes(prec, 1, 2))
+        )
+    else:
+        log_det = D * xp.log(P)
+        prec = P * P
+        maha = (
+            (means**2).sum(-1)[:, None, :] * prec[:, None, :]
+            - 2.0 * xp.matmul(X, xp.swapaxes(means, 1, 2)) * prec[:, None, :]
+            + (X**2).sum(-1)[:, :, None] * prec[:, None, :]
+        )
+    return -0.5 * (D * math.log(2 * math.pi) + maha) + log_det[:, None, :]
+
+
+def _logsumexp(xp, a, axis):
+    amax = a.max(axis=axis, keepdims=True)
+    amax = xp.where(xp.isfinite(amax), amax, 0.0)
+    with np.errstate(divide="ignore"):
+        return (xp.log(xp.exp(a - amax).sum(axis=axis, keepdims=True)) + amax).squeeze(axis)
+
+
+def e_step(X: Any, weights: Any, means: Any, precisions_cholesky: Any, covariance_type: CovarianceType = "full") -> tuple[Any, Any]:
+    """The E-step: log-responsibilities and per-sample log-likelihood, batched.
+
+    Parameters
+    ----------
+    X : array, shape (B, N, D)
+    weights : array, shape (B, K)
+    means : array, shape (B, K, D)
+    precisions_cholesky : array
+        See :class:`MixtureParams`.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    Returns
+    -------
+    log_resp : array, shape (B, N, K)
+    log_prob_norm : array, shape (B, N)
+        ``log p(x_n)``; its mean over N is sklearn's lower bound.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpuvec.mixture import e_step
+    >>> X = np.array([[[0.0], [10.0]]])
+    >>> log_resp, _ = e_step(X, np.array([[0.5, 0.5]]), np.array([[[0.0], [10.0]]]), np.ones((1, 2, 1)), "diag")
+    >>> np.exp(log_resp).round(3)[0]
+    array([[1., 0.],
+           [0., 1.]])
+    """
+    xp = get_namespace(X, weights, means, precisions_cholesky)
+    with np.errstate(divide="ignore"):
+        weighted = estimate_log_prob(X, means, precisions_cholesky, covariance_type) + xp.log(weights)[:, None, :]
+    log_prob_norm = _logsumexp(xp, weighted, axis=-1)
+    return weighted - log_prob_norm[..., None], log_prob_norm
+
+
+class _Stats(NamedTuple):
+    nk: Any  # (B, K) sum of weighted responsibilities
+    sx: Any  # (B, K, D) sum of r * (x - shift)
+    sxx: Any  # (B, K, D, D) or (B, K, D): sum of r * (x - shift)(x - shift)^T or its diagonal
+    shift: Any  # (B, K, D)
+
+
+def _accumulate(xp, X, resp, shift, full, stats=None):
+    """Add a chunk's sufficient statistics, centred on ``shift`` (the old means) for accuracy."""
+    diff = X[:, None, :, :] - shift[:, :, None, :]  # (B, K, n, D)
+    rdiff = diff * xp.swapaxes(resp, 1, 2)[..., None]
+    nk = resp.sum(1)
+    sx = rdiff.sum(2)
+    sxx = xp.matmul(xp.swapaxes(rdiff, -1, -2), diff) if full else (rdiff * diff).sum(2)
+    if stats is None:
+        return _Stats(nk, sx, sxx, shift)
+    return _Stats(stats.nk + nk, stats.sx + sx, stats.sxx + sxx, shift)
+
+
+def _params_from_stats(xp, stats, reg_covar, covariance_type, n_total):
+    """sklearn's _estimate_gaussian_parameters from shifted sums, then weights normalised."""
+    nk = stats.nk + _EPS
+    means = stats.shift + stats.sx / nk[..., None]
+    d = means - stats.shift  # sum r (x-m)(x-m)^T = sxx - d sx^T - sx d^T + R d d^T
+    R = stats.nk[..., None]
+    if covariance_type in ("full", "tied"):
+        outer = d[..., :, None] * stats.sx[..., None, :]
+        scatter = stats.sxx - outer - xp.swapaxes(outer, -1, -2) + R[..., None] * d[..., :, None] * d[..., None, :]
+        D = means.shape[-1]
+        eye = xp.eye(D)
+        if covariance_type == "full":
+            cov = scatter / nk[..., None, None] + reg_covar[:, None, None, None] * eye
+        else:
+            cov = scatter.sum(1) / n_total[:, None, None] + reg_covar[:, None, None] * eye
+    else:
+        scatter = stats.sxx - 2 * d * stats.sx + R * d * d
+        cov = scatter / nk[..., None] + reg_covar[:, None, None]
+        if covariance_type == "spherical":
+            cov = cov.mean(-1)
+    weights = nk / nk.sum(-1, keepdims=True)
+    return weights, means, cov
+
+
+def _precision_cholesky(xp, cov, covariance_type):
+    """sklearn's _compute_precision_cholesky, batched; NaN where Cholesky fails (never raises)."""
+    if covariance_type in ("diag", "spherical"):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return xp.where(cov > 0, 1.0 / xp.sqrt(xp.where(cov > 0, cov, 1.0)), xp.nan)
+    D = cov.shape[-1]
+    try:
+        L = xp.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:  # numpy refuses the whole stack; find the bad ones
+        flat = cov.reshape(-1, D, D)
+        L = xp.empty_like(flat)
+        for i in range(flat.shape[0]):
+            try:
+                L[i] = xp.linalg.cholesky(flat[i])
+            except np.linalg.LinAlgError:
+                L[i] = xp.nan
+        L = L.reshape(cov.shape)
+    ok = xp.isfinite(L).all(axis=(-1, -2))
+    L = xp.where(ok[..., None, None], L, xp.eye(D))
+    P = xp.swapaxes(xp.linalg.inv(L), -1, -2)
+    return xp.where(ok[..., None, None], P, xp.nan)
+
+
+def m_step(X: Any, log_resp: Any, reg_covar: Any = 1e-6, covariance_type: CovarianceType = "full", sample_weight: Any = None) -> MixtureParams:
+    """The M-step: mixture parameters from responsibilities, batched.
+
+    Parameters
+    ----------
+    X : array, shape (B, N, D)
+    log_resp : array, shape (B, N, K)
+    reg_covar : float or array of shape (B,)
+        Added to the covariance diagonals.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    sample_weight : array, shape (B, N), optional
+
+    Returns
+    -------
+    params : MixtureParams
+        ``precisions_cholesky`` is NaN for a problem whose covariance is not
+        positive definite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpuvec.mixture import m_step
+    >>> X = np.array([[[0.0], [2.0]]])
+    >>> params = m_step(X, np.log(np.array([[[1.0], [1.0]]])), reg_covar=0.0, covariance_type="diag")
+    >>> float(params.means[0, 0, 0]), float(params.covariances[0, 0, 0])
+    (1.0, 1.0)
+    """
+    xp = get_namespace(X, log_resp)
+    resp = xp.exp(log_resp)
+    if sample_weight is not None:
+        resp = resp * sample_weight[..., None]
+    B = X.shape[0]
+    reg = xp.broadcast_to(xp.asarray(reg_covar, dtype=xp.float64), (B,))
+    shift = xp.zeros((B, resp.shape[-1], X.shape[-1]))
+    stats = _accumulate(xp, X, resp, shift, covariance_type in ("full", "tied"))
+    weights, means, cov = _params_from_stats(xp, stats, reg, covariance_type, resp.sum((1, 2)))
+    return MixtureParams(weights, means, cov, _precision_cholesky(xp, cov, covariance_type))
+
+
+def em_pass(X: Any, params: MixtureParams, reg_covar: Any, covariance_type: CovarianceType, sample_weight: Any = None) -> tuple[MixtureParams, Any]:
+    """One EM iteration in one chunked pass over the samples.
+
+    Each chunk's E-step responsibilities go straight into the M-step sums
+    (centred on the current means), so memory is O(chunk), not O(N K D).
+
+    Parameters
+    ----------
+    X : array, shape (B, N, D)
+    params : MixtureParams
+        The current parameters.
+    reg_covar : array, shape (B,)
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    sample_weight : array, shape (B, N), optional
+
+    Returns
+    -------
+    new_params : MixtureParams
+    lower_bound : array, shape (B,)
+        The (sample-weighted) mean log-likelihood under ``params``, before the update.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpuvec.mixture import MixtureParams, em_pass
+    >>> X = np.array([[[0.0], [0.2], [10.0], [10.2]]])
+    >>> start = MixtureParams(np.array([[0.5, 0.5]]), np.array([[[1.0], [9.0]]]), None, np.ones((1, 2, 1)))
+    >>> new, lb = em_pass(X, start, np.array([1e-6]), "diag")
+    >>> new.means[0, :, 0].round(2)
+    array([ 0.1, 10.1])
+    """
+    xp = get_namespace(X)
+    B, N, D = X.shape
+    K = params.means.shape[1]
+    full = covariance_type in ("full", "tied")
+    stats = None
+    ll_sum = xp.zeros(B)
+    weight_sum = xp.zeros(B)
+    for s in _chunks(N, B * K * D):
+        Xc = X[:, s]
+        log_resp, log_norm = e_step(Xc, params.weights, params.means, params.precisions_cholesky, covariance_type)
+        resp = xp.exp(log_resp)
+        if sample_weight is not None:
+            sw = sample_weight[:, s]
+            resp *= sw[..., None]
+            ll_sum += (xp.where(sw > 0, log_norm, 0.0) * sw).sum(1)
+            weight_sum += sw.sum(1)
+        else:
+            ll_sum += log_norm.sum(1)
+            weight_sum += s.stop - s.start
+        stats = _accumulate(xp, Xc, resp, params.means, full, stats)
+    weights, means, cov = _params_from_stats(xp, stats, reg_covar, covariance_type, weight_sum)
+    new = MixtureParams(weights, means, cov, _precision_cholesky(xp, cov, covariance_type))
+    return new, ll_sum / weight_sum
+
+
+# --------------------------------------------------------------------------- initialisation
+
+
+def _kmeans_pp_centers(xp, X, K, rng, sample_weight):
+    """Batched k-means++ seeding (D^2 sampling, one trial per centre): indices (B, K)."""
+    B, N, _ = X.shape
+    w = xp.ones((B, N)) if sample_weight is None else sample_weight
+    idx = xp.empty((B, K), dtype=xp.int64)
+    bidx = xp.arange(B)
+    idx[:, 0] = _sample_index(xp, w, rng)
+    d2 = ((X - X[bidx, idx[:, 0]][:, None, :]) ** 2).sum(-1)
+    for k in range(1, K):
+        idx[:, k] = _sample_index(xp, w * d2, rng)
+        d2 = xp.minimum(d2, ((X - X[bidx, idx[:, k]][:, None, :]) ** 2).sum(-1))
+    return idx
+
+
+def _sample_index(xp, p, rng):
+    """One index per row of p (B, N), with probabilities proportional to p (uniform where p sums to 0)."""
+    total = p.sum(1, keepdims=True)
+    p = xp.where(total > 0, p, 1.0)
+    cdf = xp.cumsum(p, axis=1)
+    u = rng.random((p.shape[0], 1)) * cdf[:, -1:]
+    return xp.minimum((cdf <= u).sum(1), p.shape[1] - 1)
+
+
+def _one_hot_resp(xp, labels, K):
+    return (labels[..., None] == xp.arange(K)).astype(xp.float64)
+
+
+def _nearest(xp, X, centers):
+    d2 = ((X[:, :, None, :] - centers[:, None, :, :]) ** 2).sum(-1)
+    return d2.argmin(-1)
+
+
+def _initial_resp(xp, X, K, method, rng, sample_weight):
+    B, N, _ = X.shape
+    bidx = xp.arange(B)[:, None]
+    if method == "random":
+        resp = rng.random((B, N, K))
+        return resp / resp.sum(-1, keepdims=True)
+    if method == "random_from_data":
+        w = xp.ones((B, N)) if sample_weight is None else sample_weight
+        keys = rng.random((B, N)) + (w <= 0)  # zero-weight (padding) samples are never picked
+        idx = xp.argsort(keys, axis=1)[:, :K]
+        resp = xp.zeros((B, N, K))
+        resp[bidx, idx, xp.arange(K)] = 1.0
+        return resp
+    centers = X[bidx, _kmeans_pp_centers(xp, X, K, rng, sample_weight)]
+    if method == "kmeans":  # a few batched Lloyd iterations
+        w = xp.ones((B, N)) if sample_weight is None else sample_weight
+        for _ in range(10):
+            resp = _one_hot_resp(xp, _nearest(xp, X, centers), K) * w[..., None]
+            counts = resp.sum(1)[..., None]
+            centers = xp.where(counts > 0, xp.matmul(xp.swapaxes(resp, 1, 2), X) / xp.maximum(counts, 1e-300), centers)
+    return _one_hot_resp(xp, _nearest(xp, X, centers), K)
+
+
+# --------------------------------------------------------------------------- estimator
+
+
+class GaussianMixture:
+    """Gaussian mixture fitted by EM; one problem (N, D) or a batch (B, N, D) at once.
+
+    sklearn's parameters, methods and attributes (``sklearn.mixture.GaussianMixture``),
+    on numpy or cupy data. With ``X`` of shape (B, N, D), every fitted attribute
+    gains a leading B axis and the B problems are fitted independently in one
+    call; problems that have converged leave the active set.
+
+    Parameters
+    ----------
+    n_components : int, default 1
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default 'full'
+    tol : float, default 1e-3
+        Convergence threshold on the change of the lower bound.
+    reg_covar : float, default 1e-6
+        Added to the covariance diagonals. A problem whose covariance still
+        fails Cholesky gets ten times more, up to six times (see ``reg_covar_``).
+    max_iter : int, default 100
+    n_init : int, default 1
+        Starts per problem, run as one more batch axis; the best lower bound wins.
+    init_params : {'k-means++', 'kmeans', 'random', 'random_from_data'}, default 'k-means++'
+        'k-means++' seeds centres by D^2 sampling and assigns every sample to
+        its nearest centre; 'kmeans' adds 10 Lloyd iterations. (sklearn's
+        default is 'kmeans'; its 'k-means++' gives each centre only its own seed
+        sample.)
+    weights_init : array, shape (K,) or (B, K), optional
+    means_init : array, shape (K, D) or (B, K, D), optional
+    precisions_init : array, optional
+        Shaped by covariance_type as sklearn's, with an optional leading B axis.
+    random_state : None, int or Generator
+        Seed for :func:`gpuvec.random.default_rng` on the data's backend.
+    warm_start : bool, default False
+    verbose : int, default 0
+
+    Attributes
+    ----------
+    weights_ : array, shape ([B,] K)
+    means_ : array, shape ([B,] K, D)
+    covariances_, precisions_, precisions_cholesky_ : array
+        Shaped by covariance_type, with the leading B axis for batches.
+    converged_ : bool or array, shape (B,)
+    n_iter_ : int or array, shape (B,)
+    lower_bound_ : float or array, shape (B,)
+    lower_bounds_ : list of float, or array, shape (B, n_iter)
+        The lower bound after each iteration (NaN-padded past a problem's n_iter_).
+    reg_covar_ : float or array, shape (B,)
+        The regularisation each problem ended with.
+
+    Examples
+    --------
+    The seed's data, fitted without the seed's fixed-point start:
+
+    >>> import numpy as np, gpuvec
+    >>> rng = np.random.default_rng(1)
+    >>> X = np.concatenate([rng.normal(0, 1, (1000, 2)), rng.normal(5, 1, (1000, 2))])
+    >>> gm = gpuvec.GaussianMixture(2, random_state=0).fit(X)
+    >>> np.sort(gm.means_[:, 0]).round(1)
+    array([-0. ,  5. ])
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: CovarianceType = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: str = "k-means++",
+        weights_init: Any = None,
+        means_init: Any = None,
+        precisions_init: Any = None,
+        random_state: Any = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ sklearn protocol
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        return sorted(p for p in inspect.signature(cls.__init__).parameters if p != "self")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters, as sklearn's ``BaseEstimator.get_params``."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> GaussianMixture:
+        """Set constructor parameters, as sklearn's ``BaseEstimator.set_params``."""
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                msg = f"Invalid parameter {name!r} for estimator {type(self).__name__}. Valid parameters are: {valid!r}."
+                raise ValueError(msg)
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if not (v is defaults[k] or (np.isscalar(v) and v == defaults[k]))]
+        return f"GaussianMixture({', '.join(changed)})"
+
+    # ------------------------------------------------------------------ validation
+
+    def _check_parameters(self) -> None:
+        check_int("n_components", self.n_components, minimum=1)
+        check_choice("covariance_type", self.covariance_type, COVARIANCE_TYPES)
+        check_choice("init_params", self.init_params, INIT_PARAMS)
+        if check_real("tol", self.tol) < 0:
+            raise ValueError(f"tol must be >= 0; got {self.tol}")
+        if check_real("reg_covar", self.reg_covar) < 0:
+            raise ValueError(f"reg_covar must be >= 0; got {self.reg_covar}")
+        check_int("max_iter", self.max_iter, minimum=0)
+        check_int("n_init", self.n_init, minimum=1)
+
+    def _validate_X(self, X: Any, *, fitting: bool) -> tuple[types.ModuleType, Any, bool]:
+        xp = get_namespace(X)
+        X = xp.asarray(X)
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"X must be numeric; got dtype {X.dtype}")
+        if X.ndim == 1:
+            raise ValueError(f"Expected 2D array (n_samples, n_features) or 3D (batch, n_samples, n_features), got 1D array of shape {X.shape}. Reshape your data either using array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) if it contains a single sample.")
+        if X.ndim not in (2, 3):
+            raise ValueError(f"X must have shape (n_samples, n_features) or (batch, n_samples, n_features); got shape {X.shape}")
+        batched = X.ndim == 3
+        X = (X if batched else X[None]).astype(xp.float64)
+        if X.shape[1] == 0 or X.shape[2] == 0 or X.shape[0] == 0:
+            raise ValueError(f"Found array with 0 sample(s) or feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+        if not bool(xp.isfinite(X).all()):  # once, up front
+            kind = "NaN" if bool(xp.isnan(X).any()) else "infinity or a value too large for dtype('float64')"
+            raise ValueError(f"Input X contains {kind}.")
+        if fitting:
+            if X.shape[1] < self.n_components:
+                raise ValueError(f"Expected n_samples >= n_components but got n_components = {self.n_components}, n_samples = {X.shape[1]}")
+        else:
+            self._check_fitted()
+            if X.shape[2] != self.means_.shape[-1]:
+                raise ValueError(f"X has {X.shape[2]} features, but GaussianMixture is expecting {self.means_.shape[-1]} features as input.")
+            if batched != self._batched or (batched and X.shape[0] != self._B):
+                expected = f"(B={self._B}, N, D)" if self._batched else "(N, D)"
+                raise ValueError(f"X must have shape {expected} as in fit; got shape {X.shape}")
+        return xp, X, batched
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "means_"):
+            msg = f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments before using this estimator."
+            raise _not_fitted_error()(msg)
+
+    def _batched_init(self, xp, value, name, B, tail_ndim):
+        if value is None:
+            return None
+        value = xp.asarray(value, dtype=xp.float64)
+        if value.ndim == tail_ndim:
+            value = xp.broadcast_to(value, (B,) + value.shape)
+        if value.ndim != tail_ndim + 1 or value.shape[0] != B:
+            raise ValueError(f"{name} must have shape {('(B, ' if B else '(')}...) with {tail_ndim} trailing axes; got shape {value.shape}")
+        return value
+
+    def _user_init(self, xp, B, K, D):
+        ct = self.covariance_type
+        prec_tail = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ct]
+        w = self._batched_init(xp, self.weights_init, "weights_init", B, 1)
+        m = self._batched_init(xp, self.means_init, "means_init", B, 2)
+        p = self._batched_init(xp, self.precisions_init, "precisions_init", B, len(prec_tail))
+        if w is not None:
+            if w.shape[1:] != (K,):
+                raise ValueError(f"The parameter 'weights' should have the shape of ({K},), but got {tuple(w.shape[1:])}")
+            if bool((w < 0).any()) or bool((w > 1).any()):
+                raise ValueError("The parameter 'weights' should be in the range [0, 1]")
+            if not bool((xp.abs(1.0 - w.sum(-1)) < 1e-6).all()):
+                raise ValueError(f"The parameter 'weights' should be normalized, but got sum(weights) = {to_float_list(w.sum(-1))}")
+        if m is not None and m.shape[1:] != (K, D):
+            raise ValueError(f"The parameter 'means' should have the shape of ({K}, {D}), but got {tuple(m.shape[1:])}")
+        if p is not None:
+            if p.shape[1:] != prec_tail:
+                raise ValueError(f"The parameter '{ct} precision' should have the shape of {prec_tail}, but got {tuple(p.shape[1:])}")
+            if ct in ("full", "tied"):
+                if not bool((xp.abs(p - xp.swapaxes(p, -1, -2)) <= 1e-10 * xp.abs(p).max()).all()):
+                    raise ValueError(f"'{ct} precision' should be symmetric, positive-definite")
+                try:
+                    p = xp.linalg.cholesky(p)
+                except np.linalg.LinAlgError:
+                    raise ValueError(f"'{ct} precision' should be symmetric, positive-definite") from None
+                if not bool(xp.isfinite(p).all()):
+                    raise ValueError(f"'{ct} precision' should be symmetric, positive-definite")
+            else:
+                if bool((p <= 0).any()):
+                    raise ValueError(f"'{ct} precision' should be positive")
+                p = xp.sqrt(p)
+        return w, m, p
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianMixture:
+        """Fit by EM; X of shape (N, D), or (B, N, D) for B independent problems.
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+        y : ignored
+        sample_weight : array, shape (N,) or (B, N), optional
+            Non-negative weights; zero-weight rows let problems of different
+            sizes share a batch.
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        self.fit_predict(X, y, sample_weight=sample_weight)
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
+        """Fit, then return the component labels of X, shape (N,) or (B, N)."""
+        self._check_parameters()
+        xp, X, batched = self._validate_X(X, fitting=True)
+        B, N, D = X.shape
+        K, n_init = self.n_components, self.n_init
+        sw = self._validate_sample_weight(xp, sample_weight, B, N)
+        rng = gv_random.default_rng(self.random_state, backend="cupy" if is_cupy_namespace(xp) else "numpy")
+        w_init, m_init, p_init = self._user_init(xp, B, K, D)
+
+        warm = self.warm_start and hasattr(self, "means_") and getattr(self, "_B", None) == B and self.means_.shape[-1] == D
+        if warm:
+            n_init = 1
+        S = B * n_init  # every start of every problem is one problem of the batch
+        Xs = xp.repeat(X, n_init, axis=0) if n_init > 1 else X
+        sws = None if sw is None else (xp.repeat(sw, n_init, axis=0) if n_init > 1 else sw)
+        reg = xp.full(S, float(self.reg_covar))
+
+        if warm:
+            params = MixtureParams(*(self._batch_attr(xp, a) for a in (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)))
+        else:
+            resp = _initial_resp(xp, Xs, K, self.init_params, rng, sws)
+            params = m_step(Xs, _safe_log(xp, resp), reg, self.covariance_type, sws)
+            rep = (lambda a: xp.repeat(a, n_init, axis=0)) if n_init > 1 else (lambda a: a)
+            params = params._replace(
+                weights=params.weights if w_init is None else rep(w_init),
+                means=params.means if m_init is None else rep(m_init),
+                precisions_cholesky=params.precisions_cholesky if p_init is None else rep(p_init),
+            )
+            self._warn_identical_components(xp, params, n_init)
+        params, reg = self._regularise(xp, Xs, params, reg, sws)
+
+        params, lower_bound, n_iter, converged, history = self._em(xp, Xs, params, reg, sws)
+        if n_init > 1:
+            best = xp.argmax(xp.where(xp.isnan(lower_bound), -xp.inf, lower_bound).reshape(B, n_init), axis=1) + xp.arange(B) * n_init
+            params = MixtureParams(*(a[best] for a in params))
+            lower_bound, n_iter, converged, history, reg = (a[best] for a in (lower_bound, n_iter, converged, history, reg))
+            Xs = X
+        if not bool(converged.all()) and self.max_iter > 0:
+            bad = [int(i) for i in xp.nonzero(~converged)[0]]
+            where = f" (problems {bad[:10]}{'...' if len(bad) > 10 else ''})" if batched else ""
+            warnings.warn(
+                f"Best performing initialization did not converge{where}. Try different init parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self._store(xp, params, lower_bound, n_iter, converged, history, reg, batched, B)
+        log_resp, _ = e_step(X, params.weights, params.means, params.precisions_cholesky, self.covariance_type)
+        labels = log_resp.argmax(-1)
+        return labels if batched else labels[0]
+
+    def _validate_sample_weight(self, xp, sample_weight, B, N):
+        if sample_weight is None:
+            return None
+        sw = xp.asarray(sample_weight, dtype=xp.float64)
+        if sw.ndim == 1:
+            sw = xp.broadcast_to(sw, (B, N))
+        if sw.shape != (B, N):
+            raise ValueError(f"sample_weight must have shape (N,) = ({N},) or (B, N) = ({B}, {N}); got {tuple(sw.shape)}")
+        if not bool(xp.isfinite(sw).all()) or bool((sw < 0).any()):
+            raise ValueError("sample_weight must be finite and non-negative")
+        if bool(((sw > 0).sum(1) < self.n_components).any()):
+            raise ValueError(f"Expected n_samples >= n_components among samples of positive sample_weight in every problem, n_components = {self.n_components}")
+        return sw
+
+    def _warn_identical_components(self, xp, params, n_init):
+        K = self.n_components
+        if K < 2:
+            return
+        m = params.means
+        same_mean = (m[:, :, None, :] == m[:, None, :, :]).all(-1)
+        P = params.precisions_cholesky
+        if self.covariance_type != "tied":
+            Pf = P.reshape(P.shape[0], K, -1)
+            same_prec = (Pf[:, :, None, :] == Pf[:, None, :, :]).all(-1)
+        else:
+            same_prec = True
+        pair = same_mean & same_prec & ~xp.eye(K, dtype=bool)
+        bad = pair.any(axis=(1, 2))
+        if bool(bad.any()):
+            problems = sorted({int(i) // n_init for i in xp.nonzero(bad)[0]})
+            warnings.warn(
+                f"GaussianMixture: problems {problems[:10]}{'...' if len(problems) > 10 else ''} start with identical components "
+                "(the same means and precisions): that start is a fixed point of EM, which cannot separate them. "
+                "Use distinct means_init, or init_params='k-means++'.",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    def _regularise(self, xp, X, params, reg, sw, max_tries=6):
+        """Where a covariance fails Cholesky, refit that problem's M-step with 10x reg_covar."""
+        for _ in range(max_tries):
+            bad = ~_params_ok(xp, params)
+            if not bool(bad.any()):
+                break
+            reg = xp.where(bad, xp.maximum(reg * 10, 1e-12), reg)
+            _, log_resp = e_step(X, params.weights, params.means, _nan_to_identity(xp, params, self.covariance_type), self.covariance_type)
+            refit = m_step(X, log_resp, reg, self.covariance_type, sw)
+            params = MixtureParams(*(_where_batch(xp, bad, new, old) for new, old in zip(refit, params)))
+        return params, reg
+
+    def _em(self, xp, X, params, reg, sw):
+        S = X.shape[0]
+        ct = self.covariance_type
+        params = MixtureParams(*(a.copy() for a in params))  # filled in place below
+        lower_bound = xp.full(S, -xp.inf)
+        n_iter = xp.zeros(S, dtype=xp.int64)
+        converged = xp.zeros(S, dtype=bool)
+        history = xp.full((S, self.max_iter), xp.nan)
+        active = xp.arange(S)
+        Xa, swa, pa, rega = X, sw, params, reg
+        for it in range(1, self.max_iter + 1):
+            new, lb = em_pass(Xa, pa, rega, ct, swa)
+            # A problem whose covariance fails Cholesky keeps more regularisation (once per iteration).
+            bad = ~_params_ok(xp, new)
+            if bool(bad.any()):
+                rega = xp.where(bad, xp.maximum(rega * 10, 1e-12), rega)
+                new, _ = em_pass(Xa, pa, rega, ct, swa)
+            change = lb - lower_bound[active]
+            lower_bound[active] = lb
+            history[active, it - 1] = lb
+            n_iter[active] = it
+            done = xp.abs(change) < self.tol
+            for full_arr, part in zip(params, new):
+                full_arr[active] = part
+            reg[active] = rega
+            if self.verbose:
+                print(f"  Iteration {it}: {int(done.sum())} of {int(active.shape[0])} active problems converged")
+            if bool(done.any()):
+                converged[active[done]] = True
+                keep = ~done
+                active = active[keep]
+                if active.shape[0] == 0:
+                    break
+                Xa = Xa[keep]
+                swa = None if swa is None else swa[keep]
+                pa = MixtureParams(*(a[keep] for a in new))
+                rega = rega[keep]
+            else:
+                pa = new
+        return params, lower_bound, n_iter, converged, history[:, : max(1, int(n_iter.max()) if S else 1)]
+
+    def _store(self, xp, params, lower_bound, n_iter, converged, history, reg, batched, B):
+        ct = self.covariance_type
+        P = params.precisions_cholesky
+        if ct in ("full", "tied"):
+            precisions = xp.matmul(P, xp.swapaxes(P, -1, -2))
+        else:
+            precisions = P * P
+        one = (lambda a: a) if batched else (lambda a: a[0])
+        self.weights_ = one(params.weights)
+        self.means_ = one(params.means)
+        self.covariances_ = one(params.covariances)
+        self.precisions_cholesky_ = one(P)
+        self.precisions_ = one(precisions)
+        if batched:
+            self.converged_, self.n_iter_, self.lower_bound_, self.lower_bounds_, self.reg_covar_ = converged, n_iter, lower_bound, history, reg
+        else:
+            self.converged_ = bool(converged[0])
+            self.n_iter_ = int(n_iter[0])
+            self.lower_bound_ = float(lower_bound[0])
+            self.lower_bounds_ = [float(v) for v in history[0, : self.n_iter_]]
+            self.reg_covar_ = float(reg[0])
+        self.n_features_in_ = params.means.shape[-1]
+        self._batched, self._B = batched, B
+
+    def _batch_attr(self, xp, a):
+        return a if self._batched else a[None]
+
+    # ------------------------------------------------------------------ prediction
+
+    def _params(self, xp):
+        return tuple(self._batch_attr(xp, a) for a in (self.weights_, self.means_, self.precisions_cholesky_))
+
+    def _estimate(self, X):
+        xp, X, batched = self._validate_X(X, fitting=False)
+        w, m, p = self._params(xp)
+        log_resp, log_norm = e_step(X, w, m, p, self.covariance_type)
+        one = (lambda a: a) if batched else (lambda a: a[0])
+        return xp, one(log_resp), one(log_norm)
+
+    def score_samples(self, X: Any) -> Any:
+        """Log-likelihood of each sample, shape (N,) or (B, N)."""
+        return self._estimate(X)[2]
+
+    def score(self, X: Any, y: Any = None) -> Any:
+        """Mean log-likelihood: a float, or an array of shape (B,) for a batch."""
+        s = self.score_samples(X).mean(-1)
+        return float(s) if s.ndim == 0 else s
+
+    def predict(self, X: Any) -> Any:
+        """Component labels, shape (N,) or (B, N)."""
+        return self._estimate(X)[1].argmax(-1)
+
+    def predict_proba(self, X: Any) -> Any:
+        """Responsibilities, shape (N, K) or (B, N, K)."""
+        xp, log_resp, _ = self._estimate(X)
+        return xp.exp(log_resp)
+
+    def _n_parameters(self) -> int:
+        K, D = self.n_components, self.means_.shape[-1]
+        cov = {"full": K * D * (D + 1) / 2, "diag": K * D, "tied": D * (D + 1) / 2, "spherical": K}[self.covariance_type]
+        return int(cov + K * D + K - 1)
+
+    def bic(self, X: Any) -> Any:
+        """Bayesian information criterion (lower is better): float or shape (B,)."""
+        n = (X.shape[-2]) if hasattr(X, "shape") else len(X)
+        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
+
+    def aic(self, X: Any) -> Any:
+        """Akaike information criterion (lower is better): float or shape (B,)."""
+        n = (X.shape[-2]) if hasattr(X, "shape") else len(X)
+        return -2 * self.score(X) * n + 2 * self._n_parameters()
+
+    def sample(self, n_samples: int = 1) -> tuple[Any, Any]:
+        """Draw samples from the fitted mixture (sklearn's semantics).
+
+        Returns
+        -------
+        X : array, shape (n_samples, D), or (B, n_samples, D) for a batch
+        y : array, shape (n_samples,) or (B, n_samples): component labels, sorted
+        """
+        self._check_fitted()
+        n_samples = check_int("n_samples", n_samples, minimum=1)
+        xp = get_namespace(self.means_)
+        rng = gv_random.default_rng(self.random_state, backend="cupy" if is_cupy_namespace(xp) else "numpy")
+        w, m, _ = self._params(xp)
+        cov = self._batch_attr(xp, self.covariances_)
+        B, K, D = m.shape
+        ct = self.covariance_type
+        if ct == "tied":
+            cov = xp.broadcast_to(cov[:, None], (B, K, D, D))
+        elif ct == "diag":
+            cov = cov[..., None] * xp.eye(D)
+        elif ct == "spherical":
+            cov = cov[..., None, None] * xp.eye(D)
+        # Component of each sample: the sorted order sklearn returns.
+        u = rng.random((B, n_samples))
+        labels = xp.sort((u[..., None] > xp.cumsum(w, -1)[:, None, :]).sum(-1), axis=-1)
+        labels = xp.minimum(labels, K - 1)
+        draws = rng.multivariate_normal(xp.zeros((B, K, D)), cov, size=n_samples)  # (n, B, K, D)
+        draws = xp.swapaxes(draws, 0, 1)  # (B, n, K, D)
+        bidx, nidx = xp.arange(B)[:, None], xp.arange(n_samples)[None, :]
+        X = draws[bidx, nidx, labels] + m[bidx, labels]
+        return (X, labels) if self._batched else (X[0], labels[0])
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _safe_log(xp, resp):
+    with np.errstate(divide="ignore"):
+        return xp.log(resp)
+
+
+def _params_ok(xp, params):
+    P = params.precisions_cholesky
+    return xp.isfinite(P.reshape(P.shape[0], -1)).all(-1)
+
+
+def _nan_to_identity(xp, params, covariance_type):
+    P = params.precisions_cholesky
+    ok = xp.isfinite(P)
+    return xp.where(ok, P, xp.eye(P.shape[-1]) if covariance_type in ("full", "tied") else 1.0)
+
+
+def _where_batch(xp, mask, new, old):
+    return xp.where(mask.reshape(mask.shape + (1,) * (new.ndim - 1)), new, old)
+
+
+def to_float_list(a):
+    return [round(float(v), 6) for v in a]
+
+
+def _not_fitted_error():
+    try:
+        from sklearn.exceptions import NotFittedError
+
+        return NotFittedError
+    except ImportError:
+        return AttributeError

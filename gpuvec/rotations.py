@@ -1,0 +1,226 @@
+"""Batched rotation-matrix checks: is_rotation, rotation_residuals, nearest_rotation.
+
+A matrix R is a rotation when R R^T = I and det R = 1. With floating-point
+data both hold only to rounding, so gpuvec measures how far each matrix is
+from them (:func:`rotation_residuals`) and compares both residuals with one
+absolute tolerance (:func:`is_rotation`). There is no relative slack: an
+``allclose(R @ R.T, I)`` test accepts ``1.000002 * I`` through its rtol and
+rejects most float32 rotations at its default atol.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from gpuvec._backend import get_namespace, is_cupy_namespace
+from gpuvec._checks import check_real
+
+__all__ = ["RotationResiduals", "default_atol", "is_rotation", "nearest_rotation", "rotation_residuals"]
+
+# Matrices per chunk on the CPU: the nine entry rows of a chunk (9 x 4096 x 8
+# bytes) and the temporaries stay in cache.
+_CHUNK = 4096
+
+
+class RotationResiduals(NamedTuple):
+    """How far each matrix is from a rotation.
+
+    Attributes
+    ----------
+    orthogonality : array, shape (...)
+        ``max |R R^T - I|`` over the entries (NaN if the matrix has NaN or inf).
+    det : array, shape (...)
+        ``det R``: 1 for a rotation, -1 for a reflection.
+    """
+
+    orthogonality: Any
+    det: Any
+
+
+def default_atol(n: int, dtype: Any) -> float:
+    """The default tolerance of :func:`is_rotation`: ``n * eps(dtype) ** 0.75``.
+
+    About 5.5e-12 for float64 3x3 and 1.9e-5 for float32 3x3: well above the
+    rounding of a Gram entry (which grows like ``n * eps``) and of rotations
+    built through a few float operations, far below any real
+    non-orthogonality.
+
+    Examples
+    --------
+    >>> import numpy as np, gpuvec.rotations as rot
+    >>> f"{rot.default_atol(3, np.float64):.1e}", f"{rot.default_atol(3, np.float32):.1e}"
+    ('5.5e-12', '1.9e-05')
+    """
+    return float(n * np.finfo(dtype).eps ** 0.75)
+
+
+def _prepare(R: Any, name: str) -> tuple[Any, Any]:
+    xp = get_namespace(R)
+    R = xp.asarray(R)
+    if R.ndim < 2 or R.shape[-1] != R.shape[-2]:
+        msg = f"{name} must be a stack of square matrices, shape (..., n, n); got shape {R.shape}"
+        raise ValueError(msg)
+    if R.dtype.kind not in "biuf":
+        msg = f"{name} must have a real dtype; got {R.dtype}"
+        raise TypeError(msg)
+    if R.dtype.kind != "f" or R.dtype.itemsize < 4:
+        R = R.astype(xp.float64)  # integers and bools are checked exactly, in float64
+    return xp, R
+
+
+def rotation_residuals(R: Any) -> RotationResiduals:
+    """Per matrix, the orthogonality error ``max|R R^T - I|`` and the determinant.
+
+    Parameters
+    ----------
+    R : array, shape (..., n, n)
+        numpy or cupy stack of square matrices; float32 is computed in float32,
+        float64 in float64, integers exactly in float64.
+
+    Returns
+    -------
+    residuals : RotationResiduals
+        ``(orthogonality, det)``, each of shape (...) in the computation dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, gpuvec
+    >>> res = gpuvec.rotation_residuals(np.diag([-1.0, 1.0, 1.0]))
+    >>> float(res.orthogonality), float(res.det)
+    (0.0, -1.0)
+    """
+    xp, R = _prepare(R, "R")
+    batch, n = R.shape[:-2], R.shape[-1]
+    flat = R.reshape((-1, n, n))
+    if is_cupy_namespace(xp) and n == 3:
+        from gpuvec import _kernels
+
+        err, det = _kernels.rotation_residuals_3x3(flat, R.dtype)
+    else:
+        err = xp.empty(flat.shape[0], R.dtype)
+        det = xp.empty(flat.shape[0], R.dtype)
+        chunk = _CHUNK if not is_cupy_namespace(xp) else 1 << 20
+        residuals = {2: _closed_form_2x2, 3: _closed_form_3x3}.get(n, _general)
+        with np.errstate(invalid="ignore", over="ignore"):
+            for s in range(0, flat.shape[0], chunk):
+                err[s : s + chunk], det[s : s + chunk] = residuals(xp, flat[s : s + chunk])
+    return RotationResiduals(err.reshape(batch), det.reshape(batch))
+
+
+def _entries(xp, M):
+    """The n*n entries of a (B, n, n) chunk as contiguous rows of length B."""
+    return xp.ascontiguousarray(M.reshape(M.shape[0], -1).T)
+
+
+def _closed_form_2x2(xp, M):
+    a, b, c, d = _entries(xp, M)
+    err = xp.abs(a * a + b * b - 1)
+    xp.maximum(err, xp.abs(c * c + d * d - 1), out=err)
+    xp.maximum(err, xp.abs(a * c + b * d), out=err)
+    return _nan_if_not_finite(xp, err, a * d - b * c)
+
+
+def _closed_form_3x3(xp, M):
+    a00, a01, a02, a10, a11, a12, a20, a21, a22 = _entries(xp, M)
+    err = xp.abs(a00 * a00 + a01 * a01 + a02 * a02 - 1)
+    xp.maximum(err, xp.abs(a10 * a10 + a11 * a11 + a12 * a12 - 1), out=err)
+    xp.maximum(err, xp.abs(a20 * a20 + a21 * a21 + a22 * a22 - 1), out=err)
+    xp.maximum(err, xp.abs(a00 * a10 + a01 * a11 + a02 * a12), out=err)
+    xp.maximum(err, xp.abs(a00 * a20 + a01 * a21 + a02 * a22), out=err)
+    xp.maximum(err, xp.abs(a10 * a20 + a11 * a21 + a12 * a22), out=err)
+    det = a00 * (a11 * a22 - a12 * a21) - a01 * (a10 * a22 - a12 * a20) + a02 * (a10 * a21 - a11 * a20)
+    return _nan_if_not_finite(xp, err, det)
+
+
+def _general(xp, M):
+    n = M.shape[-1]
+    gram = xp.matmul(M, xp.swapaxes(M, -1, -2))
+    gram -= xp.eye(n, dtype=M.dtype)
+    err = xp.abs(gram).max(axis=(-1, -2))
+    det = xp.linalg.det(M) if M.shape[0] else xp.empty(0, M.dtype)
+    return _nan_if_not_finite(xp, err, det)
+
+
+def _nan_if_not_finite(xp, err, det):
+    # inf - inf can hide in a maximum as a finite number; a matrix with any
+    # non-finite entry is never a rotation, so report NaN for it.
+    return xp.where(xp.isfinite(err) & xp.isfinite(det), err, xp.nan), det
+
+
+def is_rotation(R: Any, *, atol: float | None = None, proper: bool = True) -> Any:
+    """Whether each matrix of a stack is a rotation: ``R R^T = I`` and ``det R = 1``.
+
+    Parameters
+    ----------
+    R : array, shape (..., n, n)
+        numpy or cupy stack of square matrices, any n >= 1.
+    atol : float, optional
+        Absolute tolerance on both ``max|R R^T - I|`` and ``|det R - 1|``;
+        default :func:`default_atol` of n and the computation dtype
+        (``n * eps ** 0.75``: 5.5e-12 for float64 3x3, 1.9e-5 for float32).
+    proper : bool, default True
+        False also accepts reflections (orthogonal with ``det R = -1``).
+
+    Returns
+    -------
+    result : bool array, shape (...)
+        In the namespace of ``R``; a 0-d array for a single matrix (``bool(result)``
+        gives a Python bool). NaN or inf in a matrix makes it False, silently.
+
+    Examples
+    --------
+    The seed's examples, and a stack:
+
+    >>> import numpy as np, gpuvec
+    >>> bool(gpuvec.is_rotation(np.array([[0, 0, 1], [1, 0, 0], [0, 1, 0]])))
+    True
+    >>> bool(gpuvec.is_rotation(np.diag([-1, 1, 1])))
+    False
+    >>> gpuvec.is_rotation(np.stack([np.eye(3), 1.000002 * np.eye(3)]))
+    array([ True, False])
+    """
+    xp, R = _prepare(R, "R")
+    n = R.shape[-1]
+    atol = default_atol(n, R.dtype) if atol is None else check_real("atol", atol)
+    if atol < 0:
+        msg = f"atol must be >= 0; got {atol}"
+        raise ValueError(msg)
+    err, det = rotation_residuals(R)
+    det_error = xp.abs(det - 1) if proper else xp.abs(xp.abs(det) - 1)
+    return (err <= atol) & (det_error <= atol)
+
+
+def nearest_rotation(M: Any) -> Any:
+    """The proper rotation closest (in Frobenius norm) to each matrix.
+
+    ``U diag(1, ..., 1, det(U V^T)) V^T`` from the SVD ``M = U S V^T``, batched.
+
+    Parameters
+    ----------
+    M : array, shape (..., n, n)
+        numpy or cupy stack of square matrices.
+
+    Returns
+    -------
+    R : array, shape (..., n, n)
+        Rotations, float64 (float32 for float32 input), in M's namespace.
+
+    Examples
+    --------
+    >>> import numpy as np, gpuvec
+    >>> R = gpuvec.nearest_rotation(np.array([[1.1, 0.1, 0], [-0.1, 0.9, 0], [0, 0, 1.05]]))
+    >>> bool(gpuvec.is_rotation(R))
+    True
+    """
+    xp, M = _prepare(M, "M")
+    if not bool(xp.isfinite(M).all()):
+        msg = "M must contain only finite values: the SVD of NaN or inf is undefined"
+        raise ValueError(msg)
+    if M.size == 0:
+        return M.copy()
+    U, _, Vt = xp.linalg.svd(M)
+    sign = xp.sign(xp.linalg.det(xp.matmul(U, Vt)))
+    U[..., :, -1] *= sign[..., None]
+    return xp.matmul(U, Vt)

@@ -1,0 +1,230 @@
+"""ray_max: exactness against the seed's accepted answer, every dtype and shape, modes, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gpuvec
+from benchmarks.baselines import rays_accepted_answer, rays_seed_loop
+from gpuvec import rays
+from tests.conftest import assert_namespace, to_np
+
+SEED_M = np.array(
+    [
+        [10, 10, 10, 10, 10, 10],
+        [9, 9, 9, 10, 9, 9],
+        [9, 8, 9, 10, 8, 9],
+        [9, 7, 8, 0, 8, 9],
+        [8, 7, 7, 8, 8, 9],
+        [5, 6, 7, 7, 6, 7],
+    ]
+)
+SEED_MAX = np.array(
+    [
+        [10, 10, 10, 10, 10, 10],
+        [9, 9, 10, 10, 9, 9],
+        [9, 9, 9, 10, 8, 9],
+        [9, 8, 8, 0, 8, 9],
+        [8, 8, 7, 8, 8, 9],
+        [7, 7, 8, 8, 8, 8],
+    ]
+)
+SEED_DIST = np.array(
+    [
+        [0, 0, 0, 0, 0, 0],
+        [0, 0, 2, 0, 0, 0],
+        [0, 2, 0, 0, 0, 0],
+        [0, 1, 0, 0, 0, 0],
+        [0, 2, 0, 0, 0, 0],
+        [1, 1, 2, 1, 2, 1],
+    ]
+)
+
+
+def assert_identical(got, want):
+    """Bit-identical values (NaN where NaN, same sign of zero) and dtype."""
+    got, want = to_np(got), np.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    if got.dtype.kind == "f":
+        assert np.array_equal(np.isnan(got), np.isnan(want))
+        ok = ~np.isnan(want)
+        assert np.array_equal(got[ok].view(np.uint8), want[ok].view(np.uint8)), np.argwhere(got != want)[:5]
+    else:
+        assert np.array_equal(got, want)
+
+
+def test_seed_6x6_example(xp):
+    m_max, m_dist = gpuvec.ray_max(xp.asarray(SEED_M), (3, 3), num=5)
+    assert_namespace(m_max, xp, SEED_M.dtype, SEED_M.shape)
+    assert_namespace(m_dist, xp, np.uint8, SEED_M.shape)
+    assert np.array_equal(to_np(m_max), SEED_MAX)
+    assert np.array_equal(to_np(m_dist), SEED_DIST)
+
+
+def test_seed_loop_agrees_with_accepted_answer_on_6x6():
+    loop_max, loop_dist = rays_seed_loop(SEED_M, 3, 3)
+    assert np.array_equal(loop_max, SEED_MAX) and np.array_equal(loop_dist, SEED_DIST)
+
+
+def test_linspace_table_is_numpys_scalar_linspace():
+    for n, stop, num in [(7, 3, 5), (5, 2.5, 4), (6, -3.7, 9), (4, 10.25, 2), (1, 0, 3), (9, 1e-3, 50)]:
+        table = rays._linspace_table(np, n, float(stop), num)
+        want = np.array([np.linspace(i, stop, num) for i in range(n)]).T
+        assert np.array_equal(table.view(np.uint64), want.view(np.uint64))
+
+
+DTYPES = [np.float64, np.float32, np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.uint64, np.int64]
+
+
+def random_image(rng, shape, dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return (rng.normal(size=shape) * 50).astype(dtype)
+    info = np.iinfo(dtype)
+    lo, hi = max(info.min, -10_000), min(info.max, 10_000)
+    return rng.integers(lo, hi, size=shape, endpoint=True).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (5, 6), (13, 4)])
+def test_bit_identical_to_accepted_answer(xp, dtype, shape):
+    rng = np.random.default_rng(abs(hash((np.dtype(dtype).str, shape))) % 2**32)
+    img = random_image(rng, shape, dtype)
+    for origin in [(0, 0), (shape[0] - 1, shape[1] - 1), (shape[0] // 2, shape[1] // 3)]:
+        for num in (2, 5, 11):
+            want = rays_accepted_answer(img, *origin, num)
+            got = gpuvec.ray_max(xp.asarray(img), origin, num)
+            assert_identical(got[0], want[0])
+            assert np.array_equal(to_np(got[1]), want[1])
+
+
+def test_integer_rounding_ties_follow_scipy(xp):
+    # Samples at exact .5 ties: half away from zero (scipy), not numpy's half to even.
+    img = np.array([[0, 1, 2, 3, -1, -2, -3]], np.int16)
+    got, _ = gpuvec.ray_max(xp.asarray(img), (0, 6), num=3)
+    want, _ = rays_accepted_answer(img, 0, 6, num=3)
+    assert_identical(got, want)
+
+
+@pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_nan_and_inf_propagate_as_ndarray_max(xp, special, dtype):
+    rng = np.random.default_rng(3)
+    img = random_image(rng, (9, 8), dtype)
+    img[2, 5] = special
+    img[6, 1] = special
+    for origin in [(4, 4), (0, 7), (2, 5)]:
+        want = rays_accepted_answer(img, *origin, 6)
+        got = gpuvec.ray_max(xp.asarray(img), origin, 6)
+        assert_identical(got[0], want[0])
+        assert np.array_equal(to_np(got[1]), want[1])
+
+
+@pytest.mark.parametrize("order", [0, 1])
+@pytest.mark.parametrize("mode", ["nearest", "constant"])
+def test_streaming_modes_match_map_coordinates_with_outside_origins(xp, order, mode):
+    rng = np.random.default_rng(order * 10 + len(mode))
+    for dtype in (np.float64, np.float32, np.uint8, np.int32):
+        img = random_image(rng, (7, 9), dtype)
+        for origin in [(-3.5, 2.25), (10.7, -4.1), (3.3, 4.6), (6, 8)]:
+            want = rays_accepted_answer(img, *origin, 7, order=order, mode=mode, cval=-2.5)
+            got = gpuvec.ray_max(xp.asarray(img), origin, 7, order=order, mode=mode, cval=-2.5)
+            assert_identical(got[0], want[0])
+            assert np.array_equal(to_np(got[1]), want[1])
+
+
+@pytest.mark.parametrize("order,mode", [(3, "nearest"), (2, "reflect"), (1, "wrap"), (0, "grid-constant"), (5, "mirror")])
+def test_general_path_matches_map_coordinates(order, mode):
+    rng = np.random.default_rng(order)
+    img = random_image(rng, (8, 6), np.float64)
+    want = rays_accepted_answer(img, 2.5, 1.5, 6, order=order, mode=mode, cval=1.0)
+    got = gpuvec.ray_max(img, (2.5, 1.5), 6, order=order, mode=mode, cval=1.0)
+    assert_identical(got[0], want[0])
+    assert np.array_equal(got[1], want[1])
+
+
+def test_general_path_runs_on_cupy(cp):
+    img = np.random.default_rng(0).random((8, 6))
+    want = rays_accepted_answer(img, 2.5, 1.5, 6, order=3, mode="reflect")
+    got = gpuvec.ray_max(cp.asarray(img), (2.5, 1.5), 6, order=3, mode="reflect")
+    assert_namespace(got[0], cp, np.float64, img.shape)
+    np.testing.assert_allclose(to_np(got[0]), want[0], rtol=1e-6)  # cupyx's arithmetic, not scipy's
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 9),
+    cols=st.integers(1, 9),
+    num=st.integers(2, 9),
+    dtype=st.sampled_from([np.float64, np.float32, np.uint8, np.int16]),
+    fy=st.floats(-0.5, 1.5),
+    fx=st.floats(-0.5, 1.5),
+    order=st.sampled_from([0, 1]),
+    mode=st.sampled_from(["nearest", "constant"]),
+    seed=st.integers(0, 2**16),
+)
+def test_property_matches_accepted_answer(rows, cols, num, dtype, fy, fx, order, mode, seed):
+    img = random_image(np.random.default_rng(seed), (rows, cols), dtype)
+    origin = (fy * (rows - 1), fx * (cols - 1))
+    want = rays_accepted_answer(img, *origin, num, order=order, mode=mode, cval=3.0)
+    got = gpuvec.ray_max(img, origin, num, order=order, mode=mode, cval=3.0)
+    assert_identical(got[0], want[0])
+    assert np.array_equal(got[1], want[1])
+
+
+def test_argmax_dtype_grows_with_num():
+    img = np.zeros((2, 2))
+    assert gpuvec.ray_max(img, (0, 0), 256)[1].dtype == np.uint8
+    assert gpuvec.ray_max(img, (0, 0), 257)[1].dtype == np.uint16
+
+
+def test_blocks_cover_tall_and_wide_images(monkeypatch):
+    monkeypatch.setattr(rays, "_BLOCK_BYTES", 64)  # several tiny row blocks, a short last one
+    img = random_image(np.random.default_rng(1), (23, 5), np.float64)
+    want = rays_accepted_answer(img, 11, 2, 5)
+    got = gpuvec.ray_max(img, (11, 2), 5)
+    assert_identical(got[0], want[0])
+    assert np.array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(image=np.zeros((2, 2, 2))), ValueError, r"image must be a 2-D array.*\(2, 2, 2\)"),
+        (dict(image=np.zeros((0, 3))), ValueError, "at least one row"),
+        (dict(image=np.zeros((3, 3), np.complex128)), TypeError, "complex128"),
+        (dict(image=np.zeros((3, 3), np.float16)), TypeError, "float16"),
+        (dict(origin=(1, 2, 3)), ValueError, "origin must be a pair"),
+        (dict(origin=5), TypeError, "origin must be a pair"),
+        (dict(origin=(np.nan, 1)), ValueError, r"origin\[0\] must be finite"),
+        (dict(origin=("a", 1)), TypeError, r"origin\[0\] must be a real number"),
+        (dict(num=1), ValueError, r"num must be an integer in \[2, inf\]; got 1"),
+        (dict(num=2.5), TypeError, "num must be an integer"),
+        (dict(order=6), ValueError, r"order must be an integer in \[0, 5\]; got 6"),
+        (dict(mode="edge"), ValueError, "mode must be one of .*'nearest'.*got 'edge'"),
+        (dict(image=np.zeros((3, 3), np.uint8), mode="constant", cval=np.nan), ValueError, "cval must be finite"),
+    ],
+)
+def test_bad_input_names_the_parameter(kwargs, exc, match):
+    args = dict(image=np.zeros((3, 3)), origin=(1, 1), num=5)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        gpuvec.ray_max(args.pop("image"), args.pop("origin"), **args)
+
+
+def test_memory_does_not_grow_with_num():
+    import tracemalloc
+
+    img = np.random.default_rng(0).random((300, 300))
+    peaks = []
+    for num in (5, 50):
+        tracemalloc.start()
+        gpuvec.ray_max(img, (150, 100), num)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    outputs = img.nbytes + img.size  # float64 max + uint8 argmax
+    assert peaks[1] < 1.2 * peaks[0] + 100_000
+    assert peaks[1] < 2 * outputs + 2_000_000
