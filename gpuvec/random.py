@@ -165,7 +165,11 @@ class Generator:
             size = out.shape
         if size is not None:
             size = (size,) if np.ndim(size) == 0 else tuple(size)
-            if np.broadcast_shapes(size, shape) != size:
+            try:
+                fits = np.broadcast_shapes(size, shape) == size
+            except ValueError:
+                fits = False
+            if not fits:
                 msg = f"size {size} does not broadcast with loc {loc.shape} and scale {scale.shape}"
                 raise ValueError(msg)
             shape = size
@@ -235,7 +239,7 @@ class Generator:
         asym = xp.abs(cov - xp.swapaxes(cov, -1, -2)) > tol * scale
         if bool(asym.any()):
             bad = tuple(int(i) for i in xp.argwhere(asym.any(axis=(-1, -2)))[0])
-            msg = f"cov must be symmetric; cov{list(bad)} is not"
+            msg = f"cov must be symmetric; {_batch_name(bad)} is not"
             raise ValueError(msg)
         try:
             factor = xp.linalg.cholesky(cov)
@@ -247,7 +251,7 @@ class Generator:
         negative = w < -tol * scale[..., 0]
         if bool(negative.any()):
             bad = tuple(int(i) for i in xp.argwhere(negative.any(axis=-1))[0])
-            msg = f"cov must be positive semi-definite; cov{list(bad)} has a negative eigenvalue"
+            msg = f"cov must be positive semi-definite; {_batch_name(bad)} has a negative eigenvalue"
             raise ValueError(msg)
         return V * xp.sqrt(xp.clip(w, 0, None))[..., None, :]
 
@@ -262,3 +266,7 @@ class Generator:
                     f"{'cupy' if on_gpu else 'numpy'!r}) or move {name} with gpuvec.asarray(x, like=...)"
                 )
                 raise TypeError(msg)
+
+
+def _batch_name(index: tuple[int, ...]) -> str:
+    return f"cov{list(index)}" if index else "cov"
