@@ -8,7 +8,7 @@ export PYTHONPATH=. PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/device.txt"
 python3 -c "import cupy, numpy, scipy; print('cupy', cupy.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__)" | tee -a "$OUT/device.txt"
 
-GPUVEC_BACKEND=cupy GPUVEC_REQUIRE_GPU=1 python3 -m pytest -q -x -p no:cacheprovider 2>&1 | tee "$OUT/tests.log" | tail -25
+GPUVEC_BACKEND=cupy GPUVEC_REQUIRE_GPU=1 python3 -m pytest -q -p no:cacheprovider 2>&1 | tee "$OUT/tests.log" | tail -25
 tests_status=${PIPESTATUS[0]}
 
 timeout "${BENCH_TIMEOUT:-240}" python3 -m pytest benchmarks -q -p no:cacheprovider -k "cupy or cupyx" \

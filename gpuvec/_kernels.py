@@ -16,20 +16,22 @@ import numpy as np
 # --------------------------------------------------------------------------- ray_max
 
 _RAY_MAX_BODY = r"""
+// tab holds, for the y axis then the x axis, five (num, n) tables: i0, i1, w0, w1, inside.
 const long long r = i / cols, c = i % cols;
+const long long ny = (long long)num * rows, nx = (long long)num * cols, xo = 5 * ny;
 double best = 0.0;
 int best_k = 0;
 for (int k = 0; k < num; ++k) {
-    const long long ky = (long long)k * rows + r, kx = (long long)k * cols + c;
+    const long long ky = (long long)k * rows + r, kx = xo + (long long)k * cols + c;
     double t;
-    if (use_inside && !(yin[ky] && xin[kx])) {
+    if (use_inside && !(tab[ky + 4 * ny] != 0.0 && tab[kx + 4 * nx] != 0.0)) {
         t = cval;
     } else if (order == 0) {
-        t = __dadd_rn(0.0, (double)img[(long long)iy0[ky] * cols + ix0[kx]]);
+        t = __dadd_rn(0.0, (double)img[(long long)tab[ky] * cols + (long long)tab[kx]]);
     } else {
-        const long long r0 = (long long)iy0[ky] * cols, r1 = (long long)iy1[ky] * cols;
-        const int c0 = ix0[kx], c1 = ix1[kx];
-        const double a = wy0[ky], b = wy1[ky], p = wx0[kx], q = wx1[kx];
+        const long long r0 = (long long)tab[ky] * cols, r1 = (long long)tab[ky + ny] * cols;
+        const long long c0 = (long long)tab[kx], c1 = (long long)tab[kx + nx];
+        const double a = tab[ky + 2 * ny], b = tab[ky + 3 * ny], p = tab[kx + 2 * nx], q = tab[kx + 3 * nx];
         t = __dadd_rn(0.0, __dmul_rn(__dmul_rn((double)img[r0 + c0], a), p));
         t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[r0 + c1], a), q));
         t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[r1 + c0], b), p));
@@ -54,7 +56,7 @@ for (int k = 0; k < num; ++k) {
         best_k = k;
     }
 }
-out = (T)best;
+out = (T)(best + 0.0);
 arg = (A)best_k;
 """
 
@@ -62,40 +64,43 @@ arg = (A)best_k;
 @functools.lru_cache(maxsize=None)
 def _ray_max_kernel() -> cupy.ElementwiseKernel:
     return cupy.ElementwiseKernel(
-        "raw T img, raw int32 iy0, raw int32 iy1, raw float64 wy0, raw float64 wy1, raw bool yin, "
-        "raw int32 ix0, raw int32 ix1, raw float64 wx0, raw float64 wx1, raw bool xin, "
-        "int64 rows, int64 cols, int32 num, int32 order, int32 kind, bool use_inside, "
-        "float64 cval, float64 lo, float64 hi",
+        "raw T img, raw float64 tab, int64 rows, int64 cols, int32 num, int32 order, int32 kind, "
+        "bool use_inside, float64 cval, float64 lo, float64 hi",
         "T out, A arg",
         _RAY_MAX_BODY,
         name="gpuvec_ray_max",
     )
 
 
+def _pack_tables(ytab, xtab, num):
+    """Both axes' (num, n) tables in one float64 array (indices are exact in float64): one upload."""
+    parts = []
+    for tab in (ytab, xtab):
+        i0 = tab["i0"]
+        for name in ("i0", "i1", "w0", "w1", "inside"):
+            parts.append(np.asarray(tab.get(name) if tab.get(name) is not None else i0, dtype=np.float64).ravel())
+    return cupy.asarray(np.concatenate(parts))
+
+
 def ray_max_streaming(image, ytab, xtab, num, order, cval, arg_dtype):
-    """One thread per cell: loop over the samples, running max in registers, one write."""
+    """One thread per cell: loop over the samples, running max in registers, one write.
+
+    ``ytab``/``xtab`` are the host (numpy) axis tables of :func:`gpuvec.rays._axis_table`:
+    the same tables as the CPU path, so both paths sample at bit-identical points.
+    """
     rows, cols = image.shape
     dtype = image.dtype
-    image = cupy.ascontiguousarray(image)
     kind = 0 if dtype.kind == "f" else 1 if dtype.kind == "i" else 2
     if kind:
         info = np.iinfo(dtype)
         lo, hi = float(info.min), float(info.max)
     else:
         lo = hi = 0.0
-    use_inside = ytab["inside"] is not None
-    dummy_b = cupy.zeros(1, bool)
-    yin = ytab["inside"] if use_inside else dummy_b
-    xin = xtab["inside"] if use_inside else dummy_b
-    # order 0 has no second neighbour and no weights; pass i0 and a dummy in their place.
-    dummy_w = cupy.zeros(1, cupy.float64)
-    iy1, wy0, wy1 = (ytab.get(k, d) for k, d in (("i1", ytab["i0"]), ("w0", dummy_w), ("w1", dummy_w)))
-    ix1, wx0, wx1 = (xtab.get(k, d) for k, d in (("i1", xtab["i0"]), ("w0", dummy_w), ("w1", dummy_w)))
     out = cupy.empty((rows, cols), dtype)
     arg = cupy.empty((rows, cols), arg_dtype)
     _ray_max_kernel()(
-        image, ytab["i0"], iy1, wy0, wy1, yin, xtab["i0"], ix1, wx0, wx1, xin,
-        rows, cols, num, order, kind, use_inside, cval, lo, hi, out, arg,
+        cupy.ascontiguousarray(image), _pack_tables(ytab, xtab, num), rows, cols, num, order, kind,
+        ytab["inside"] is not None, cval, lo, hi, out, arg,
     )  # fmt: skip
     return out, arg
 
@@ -115,7 +120,7 @@ e = fmax(e, fabs(a00*a20 + a01*a21 + a02*a22));
 e = fmax(e, fabs(a10*a20 + a11*a21 + a12*a22));
 const double d = a00*(a11*a22 - a12*a21) - a01*(a10*a22 - a12*a20) + a02*(a10*a21 - a11*a20);
 const bool finite = isfinite(e) && isfinite(d);
-err = finite ? (F)e : (F)NAN;
+err = finite ? (F)e : (F)__longlong_as_double(0x7ff8000000000000LL);
 det = (F)d;
 """
 
