@@ -24,6 +24,7 @@ import numpy as np
 from gpuvec import random as gv_random
 from gpuvec._backend import get_namespace, is_cupy_namespace
 from gpuvec._checks import check_choice, check_int, check_real
+from gpuvec._linalg import batched_cholesky
 
 __all__ = ["GaussianMixture", "MixtureParams", "e_step", "em_pass", "estimate_log_prob", "m_step"]
 
@@ -209,20 +210,7 @@ def _precision_cholesky(xp, cov, covariance_type):
     if covariance_type in ("diag", "spherical"):
         with np.errstate(invalid="ignore", divide="ignore"):
             return xp.where(cov > 0, 1.0 / xp.sqrt(xp.where(cov > 0, cov, 1.0)), xp.nan)
-    D = cov.shape[-1]
-    try:
-        L = xp.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:  # numpy refuses the whole stack; find the bad ones
-        flat = cov.reshape(-1, D, D)
-        L = xp.empty_like(flat)
-        for i in range(flat.shape[0]):
-            try:
-                L[i] = xp.linalg.cholesky(flat[i])
-            except np.linalg.LinAlgError:
-                L[i] = xp.nan
-        L = L.reshape(cov.shape)
-    ok = xp.isfinite(L).all(axis=(-1, -2))
-    L = xp.where(ok[..., None, None], L, xp.eye(D))
+    L, ok = batched_cholesky(xp, cov)
     P = xp.swapaxes(xp.linalg.inv(L), -1, -2)
     return xp.where(ok[..., None, None], P, xp.nan)
 
@@ -578,11 +566,8 @@ class GaussianMixture:
         if p is not None:
             if ct in ("full", "tied"):
                 symmetric = bool((xp.abs(p - xp.swapaxes(p, -1, -2)) <= 1e-10 * xp.abs(p).max()).all())
-                try:
-                    p = xp.linalg.cholesky(p) if symmetric else None
-                except np.linalg.LinAlgError:
-                    p = None
-                if p is None or not bool(xp.isfinite(p).all()):
+                p, ok = batched_cholesky(xp, p)
+                if not (symmetric and bool(ok.all())):
                     raise ValueError(f"'{ct} precision' should be symmetric, positive-definite")
             else:
                 if bool((p <= 0).any()):

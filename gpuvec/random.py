@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from gpuvec._linalg import batched_cholesky
 from gpuvec._backend import _is_cupy_array, _is_numpy_array, default_name, is_cupy_namespace, use_backend
 
 __all__ = ["Generator", "default_rng"]
@@ -241,12 +242,9 @@ class Generator:
             bad = tuple(int(i) for i in xp.argwhere(asym.any(axis=(-1, -2)))[0])
             msg = f"cov must be symmetric; {_batch_name(bad)} is not"
             raise ValueError(msg)
-        try:
-            factor = xp.linalg.cholesky(cov)
-            if bool(xp.isfinite(factor).all()):
-                return factor
-        except np.linalg.LinAlgError:
-            pass
+        factor, ok = batched_cholesky(xp, cov)
+        if bool(ok.all()):
+            return factor
         w, V = xp.linalg.eigh(cov)
         negative = w < -tol * scale[..., 0]
         if bool(negative.any()):

@@ -78,12 +78,13 @@ def test_batch_equals_separate_fits(xp):
     gb = gpuvec.GaussianMixture(2, tol=1e-6, **batched_init).fit(xp.asarray(Xb))
     assert_namespace(gb.means_, xp, np.float64, (5, 2, 2))
     assert_namespace(gb.converged_, xp, bool, (5,))
+    rtol = 1e-12 if xp is np else 1e-9  # the GPU's reductions sum in another order
     for b in range(5):
         g1 = gpuvec.GaussianMixture(2, tol=1e-6, **starts[b]).fit(Xb[b])
         assert int(gb.n_iter_[b]) == g1.n_iter_
-        np.testing.assert_allclose(to_np(gb.means_[b]), g1.means_, rtol=1e-12)
-        np.testing.assert_allclose(float(gb.lower_bound_[b]), g1.lower_bound_, rtol=1e-13)
-        np.testing.assert_allclose(to_np(gb.lower_bounds_[b, : g1.n_iter_]), g1.lower_bounds_, rtol=1e-13)
+        np.testing.assert_allclose(to_np(gb.means_[b]), g1.means_, rtol=rtol)
+        np.testing.assert_allclose(float(gb.lower_bound_[b]), g1.lower_bound_, rtol=rtol)
+        np.testing.assert_allclose(to_np(gb.lower_bounds_[b, : g1.n_iter_]), g1.lower_bounds_, rtol=rtol)
 
 
 @pytest.mark.parametrize("ct", COV_TYPES)
