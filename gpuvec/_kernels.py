@@ -16,22 +16,24 @@ import numpy as np
 # --------------------------------------------------------------------------- ray_max
 
 _RAY_MAX_BODY = r"""
-// tab holds, for the y axis then the x axis, five (num, n) tables: i0, i1, w0, w1, inside.
+// For the y axis then the x axis: itab holds three (num, n) int32 tables (i0, i1, inside),
+// wtab two float64 ones (w0, w1).
 const long long r = i / cols, c = i % cols;
-const long long ny = (long long)num * rows, nx = (long long)num * cols, xo = 5 * ny;
+const long long ny = (long long)num * rows, nx = (long long)num * cols;
 double best = 0.0;
 int best_k = 0;
 for (int k = 0; k < num; ++k) {
-    const long long ky = (long long)k * rows + r, kx = xo + (long long)k * cols + c;
+    const long long ky = (long long)k * rows + r, kx = (long long)k * cols + c;
+    const long long kxi = 3 * ny + kx, kxw = 2 * ny + kx;
     double t;
-    if (use_inside && !(tab[ky + 4 * ny] != 0.0 && tab[kx + 4 * nx] != 0.0)) {
+    if (use_inside && !(itab[ky + 2 * ny] && itab[kxi + 2 * nx])) {
         t = cval;
     } else if (order == 0) {
-        t = __dadd_rn(0.0, (double)img[(long long)tab[ky] * cols + (long long)tab[kx]]);
+        t = __dadd_rn(0.0, (double)img[(long long)itab[ky] * cols + itab[kxi]]);
     } else {
-        const long long r0 = (long long)tab[ky] * cols, r1 = (long long)tab[ky + ny] * cols;
-        const long long c0 = (long long)tab[kx], c1 = (long long)tab[kx + nx];
-        const double a = tab[ky + 2 * ny], b = tab[ky + 3 * ny], p = tab[kx + 2 * nx], q = tab[kx + 3 * nx];
+        const long long r0 = (long long)itab[ky] * cols, r1 = (long long)itab[ky + ny] * cols;
+        const int c0 = itab[kxi], c1 = itab[kxi + nx];
+        const double a = wtab[ky], b = wtab[ky + ny], p = wtab[kxw], q = wtab[kxw + nx];
         t = __dadd_rn(0.0, __dmul_rn(__dmul_rn((double)img[r0 + c0], a), p));
         t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[r0 + c1], a), q));
         t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[r1 + c0], b), p));
@@ -64,7 +66,7 @@ arg = (A)best_k;
 @functools.lru_cache(maxsize=None)
 def _ray_max_kernel() -> cupy.ElementwiseKernel:
     return cupy.ElementwiseKernel(
-        "raw T img, raw float64 tab, int64 rows, int64 cols, int32 num, int32 order, int32 kind, "
+        "raw T img, raw int32 itab, raw float64 wtab, int64 rows, int64 cols, int32 num, int32 order, int32 kind, "
         "bool use_inside, float64 cval, float64 lo, float64 hi",
         "T out, A arg",
         _RAY_MAX_BODY,
@@ -72,14 +74,16 @@ def _ray_max_kernel() -> cupy.ElementwiseKernel:
     )
 
 
-def _pack_tables(ytab, xtab, num):
-    """Both axes' (num, n) tables in one float64 array (indices are exact in float64): one upload."""
-    parts = []
+def _pack_tables(ytab, xtab):
+    """Both axes' (num, n) tables in two arrays, int32 indices and flags, float64 weights: two uploads."""
+    ints, weights = [], []
     for tab in (ytab, xtab):
         i0 = tab["i0"]
-        for name in ("i0", "i1", "w0", "w1", "inside"):
-            parts.append(np.asarray(tab.get(name) if tab.get(name) is not None else i0, dtype=np.float64).ravel())
-    return cupy.asarray(np.concatenate(parts))
+        for name in ("i0", "i1", "inside"):
+            ints.append(np.asarray(i0 if tab.get(name) is None else tab[name], dtype=np.int32).ravel())
+        for name in ("w0", "w1"):
+            weights.append(np.zeros(i0.size) if tab.get(name) is None else tab[name].ravel())
+    return cupy.asarray(np.concatenate(ints)), cupy.asarray(np.concatenate(weights))
 
 
 def ray_max_streaming(image, ytab, xtab, num, order, cval, arg_dtype):
@@ -99,7 +103,7 @@ def ray_max_streaming(image, ytab, xtab, num, order, cval, arg_dtype):
     out = cupy.empty((rows, cols), dtype)
     arg = cupy.empty((rows, cols), arg_dtype)
     _ray_max_kernel()(
-        cupy.ascontiguousarray(image), _pack_tables(ytab, xtab, num), rows, cols, num, order, kind,
+        cupy.ascontiguousarray(image), *_pack_tables(ytab, xtab), rows, cols, num, order, kind,
         ytab["inside"] is not None, cval, lo, hi, out, arg,
     )  # fmt: skip
     return out, arg
