@@ -95,12 +95,22 @@ def estimate_log_prob(X: Any, means: Any, precisions_cholesky: Any, covariance_t
     xp = get_namespace(X, means, precisions_cholesky)
     D = X.shape[-1]
     P = precisions_cholesky
-    if covariance_type in ("full", "tied"):
-        Pk = P if covariance_type == "full" else P[:, None]  # (B, K|1, D, D)
-        log_det = xp.log(xp.diagonal(Pk, axis1=-2, axis2=-1)).sum(-1)  # (B, K|1)
-        mu_p = xp.matmul(means[:, :, None, :], Pk)[:, :, 0, :]  # (B, K, D)
-        y = xp.matmul(X[:, None], Pk) - mu_p[:, :, None, :]  # (B, K, N, D)
-        maha = xp.swapaxes((y * y).sum(-1), 1, 2)  # (B, N, K)
+    B, N, _ = X.shape
+    K = means.shape[1]
+    if covariance_type == "full":
+        # One GEMM for all components: column block k of P_all is P_k (sklearn: X @ P_k - mu_k @ P_k).
+        log_det = xp.log(xp.diagonal(P, axis1=-2, axis2=-1)).sum(-1)  # (B, K)
+        mu_p = xp.matmul(means[:, :, None, :], P)[:, :, 0, :]  # (B, K, D)
+        y = xp.matmul(X, xp.swapaxes(P, 1, 2).reshape(B, D, K * D))
+        y -= mu_p.reshape(B, 1, K * D)
+        y *= y
+        maha = _sum_last(xp, y.reshape(B, N, K, D))  # (B, N, K)
+    elif covariance_type == "tied":
+        log_det = xp.log(xp.diagonal(P, axis1=-2, axis2=-1)).sum(-1)[:, None]  # (B, 1)
+        mu_p = xp.matmul(means, P)  # (B, K, D)
+        y = xp.matmul(X, P)[:, :, None, :] - mu_p[:, None, :, :]  # (B, N, K, D)
+        y *= y
+        maha = _sum_last(xp, y)
     elif covariance_type == "diag":
         log_det = xp.log(P).sum(-1)
         prec = P * P
@@ -120,11 +130,19 @@ def estimate_log_prob(X: Any, means: Any, precisions_cholesky: Any, covariance_t
     return -0.5 * (D * math.log(2 * math.pi) + maha) + log_det[:, None, :]
 
 
-def _logsumexp(xp, a, axis):
-    amax = a.max(axis=axis, keepdims=True)
+def _sum_last(xp, a):
+    """Sum over a short last axis as a matrix-vector product (numpy's reduce is slow there)."""
+    return xp.matmul(a, xp.ones(a.shape[-1], dtype=a.dtype))
+
+
+def _logsumexp_last(xp, a):
+    """log(sum(exp(a))) over the last axis, shifted by the max as scipy's logsumexp is."""
+    amax = a[..., 0].copy()
+    for k in range(1, a.shape[-1]):  # K passes over (B, N): faster than a reduce over K
+        xp.maximum(amax, a[..., k], out=amax)
     amax = xp.where(xp.isfinite(amax), amax, 0.0)
     with np.errstate(divide="ignore"):
-        return (xp.log(xp.exp(a - amax).sum(axis=axis, keepdims=True)) + amax).squeeze(axis)
+        return xp.log(_sum_last(xp, xp.exp(a - amax[..., None]))) + amax
 
 
 def e_step(X: Any, weights: Any, means: Any, precisions_cholesky: Any, covariance_type: CovarianceType = "full") -> tuple[Any, Any]:
@@ -158,24 +176,38 @@ def e_step(X: Any, weights: Any, means: Any, precisions_cholesky: Any, covarianc
     xp = get_namespace(X, weights, means, precisions_cholesky)
     with np.errstate(divide="ignore"):
         weighted = estimate_log_prob(X, means, precisions_cholesky, covariance_type) + xp.log(weights)[:, None, :]
-    log_prob_norm = _logsumexp(xp, weighted, axis=-1)
+    log_prob_norm = _logsumexp_last(xp, weighted)
     return weighted - log_prob_norm[..., None], log_prob_norm
 
 
 class _Stats(NamedTuple):
-    nk: Any  # (B, K) sum of weighted responsibilities
-    sx: Any  # (B, K, D) sum of r * (x - shift)
-    sxx: Any  # (B, K, D, D) or (B, K, D): sum of r * (x - shift)(x - shift)^T or its diagonal
-    shift: Any  # (B, K, D)
+    nk: Any  # (B, K) sum of weighted responsibilities r
+    sx: Any  # (B, K, D) sum of r * z, z = x - shift
+    sxx: Any  # (B, K, D, D) sum of r * z z^T (full, tied), or (B, K, D) its diagonal
+    shift: Any  # (B, 1, D): a centre of the data, so that the sums lose no precision
+
+
+def _center(xp, X, sample_weight):
+    """A centre of each problem's data, shape (B, 1, D): the (sample-weighted) mean."""
+    if sample_weight is None:
+        return X.mean(1, keepdims=True)
+    total = sample_weight.sum(1)[:, None, None]
+    weighted = xp.matmul(sample_weight[:, None, :], X)
+    return xp.where(total > 0, weighted / xp.where(total > 0, total, 1.0), X.mean(1, keepdims=True))
 
 
 def _accumulate(xp, X, resp, shift, full, stats=None):
-    """Add a chunk's sufficient statistics, centred on ``shift`` (the old means) for accuracy."""
-    diff = X[:, None, :, :] - shift[:, :, None, :]  # (B, K, n, D)
-    rdiff = diff * xp.swapaxes(resp, 1, 2)[..., None]
+    """Add a chunk's sufficient statistics: three GEMMs over the chunk, no (B, K, n, D) temporary."""
+    B, n, D = X.shape
+    Z = X - shift
+    rT = xp.swapaxes(resp, 1, 2)  # (B, K, n)
     nk = resp.sum(1)
-    sx = rdiff.sum(2)
-    sxx = xp.matmul(xp.swapaxes(rdiff, -1, -2), diff) if full else (rdiff * diff).sum(2)
+    sx = xp.matmul(rT, Z)
+    if full:
+        outer = (Z[..., :, None] * Z[..., None, :]).reshape(B, n, D * D)
+        sxx = xp.matmul(rT, outer).reshape(B, -1, D, D)
+    else:
+        sxx = xp.matmul(rT, Z * Z)
     if stats is None:
         return _Stats(nk, sx, sxx, shift)
     return _Stats(stats.nk + nk, stats.sx + sx, stats.sxx + sxx, shift)
@@ -248,8 +280,7 @@ def m_step(X: Any, log_resp: Any, reg_covar: Any = 1e-6, covariance_type: Covari
         resp = resp * sample_weight[..., None]
     B = X.shape[0]
     reg = xp.broadcast_to(xp.asarray(reg_covar, dtype=xp.float64), (B,))
-    shift = xp.zeros((B, resp.shape[-1], X.shape[-1]))
-    stats = _accumulate(xp, X, resp, shift, covariance_type in ("full", "tied"))
+    stats = _accumulate(xp, X, resp, _center(xp, X, sample_weight), covariance_type in ("full", "tied"))
     weights, means, cov = _params_from_stats(xp, stats, reg, covariance_type, resp.sum((1, 2)))
     return MixtureParams(weights, means, cov, _precision_cholesky(xp, cov, covariance_type))
 
@@ -258,7 +289,8 @@ def em_pass(X: Any, params: MixtureParams, reg_covar: Any, covariance_type: Cova
     """One EM iteration in one chunked pass over the samples.
 
     Each chunk's E-step responsibilities go straight into the M-step sums
-    (centred on the current means), so memory is O(chunk), not O(N K D).
+    (centred on the data's mean, so no precision is lost to raw moments), so
+    memory is O(chunk), not O(N K D).
 
     Parameters
     ----------
@@ -289,10 +321,11 @@ def em_pass(X: Any, params: MixtureParams, reg_covar: Any, covariance_type: Cova
     B, N, D = X.shape
     K = params.means.shape[1]
     full = covariance_type in ("full", "tied")
+    shift = _center(xp, X, sample_weight)
     stats = None
     ll_sum = xp.zeros(B)
     weight_sum = xp.zeros(B)
-    for s in _chunks(N, B * K * D):
+    for s in _chunks(N, B * max(K, D) * D):
         Xc = X[:, s]
         log_resp, log_norm = e_step(Xc, params.weights, params.means, params.precisions_cholesky, covariance_type)
         resp = xp.exp(log_resp)
@@ -304,7 +337,7 @@ def em_pass(X: Any, params: MixtureParams, reg_covar: Any, covariance_type: Cova
         else:
             ll_sum += log_norm.sum(1)
             weight_sum += s.stop - s.start
-        stats = _accumulate(xp, Xc, resp, params.means, full, stats)
+        stats = _accumulate(xp, Xc, resp, shift, full, stats)
     weights, means, cov = _params_from_stats(xp, stats, reg_covar, covariance_type, weight_sum)
     new = MixtureParams(weights, means, cov, _precision_cholesky(xp, cov, covariance_type))
     return new, ll_sum / weight_sum
@@ -613,17 +646,22 @@ class GaussianMixture:
         sws = None if sw is None else (xp.repeat(sw, n_init, axis=0) if n_init > 1 else sw)
         reg = xp.full(S, float(self.reg_covar))
 
+        rep = (lambda a: xp.repeat(a, n_init, axis=0)) if n_init > 1 else (lambda a: a)
         if warm:
             params = MixtureParams(*(self._batch_attr(xp, a) for a in (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)))
+        elif w_init is not None and m_init is not None and p_init is not None:
+            # A complete explicit start: EM's first E-step needs nothing else.
+            P = rep(p_init)
+            params = MixtureParams(rep(w_init), rep(m_init), _covariances_from_cholesky(xp, P, self.covariance_type), P)
         else:
             log_resp = _safe_log(xp, _initial_resp(xp, Xs, K, self.init_params, rng, sws))
             params, reg = self._m_step_regularised(xp, Xs, log_resp, reg, sws)
-            rep = (lambda a: xp.repeat(a, n_init, axis=0)) if n_init > 1 else (lambda a: a)
             params = params._replace(
                 weights=params.weights if w_init is None else rep(w_init),
                 means=params.means if m_init is None else rep(m_init),
                 precisions_cholesky=params.precisions_cholesky if p_init is None else rep(p_init),
             )
+        if not warm:
             self._warn_identical_components(xp, params, n_init)
 
         params, lower_bound, n_iter, converged, history = self._em(xp, Xs, params, reg, sws)
@@ -847,6 +885,13 @@ class GaussianMixture:
 def _safe_log(xp, resp):
     with np.errstate(divide="ignore"):
         return xp.log(resp)
+
+
+def _covariances_from_cholesky(xp, P, covariance_type):
+    """Covariances from precision Cholesky factors: inv(P P^T), or 1 / P**2 for diag and spherical."""
+    if covariance_type in ("full", "tied"):
+        return xp.linalg.inv(xp.matmul(P, xp.swapaxes(P, -1, -2)))
+    return 1.0 / (P * P)
 
 
 def _params_ok(xp, params):
