@@ -214,3 +214,18 @@ def test_functional_core_e_and_m_steps_round_trip(xp):
     assert_namespace(log_norm, xp, np.float64, (1, 600))
     new, lb = mixture.em_pass(X, params, xp.asarray([1e-6]), "full")
     np.testing.assert_allclose(to_np(lb), to_np(log_norm.mean(-1)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_chunked_pass_equals_one_pass(monkeypatch, ct):
+    rng = np.random.default_rng(10)
+    X = np.stack([two_blobs(rng, 40, 3) for _ in range(4)])
+    sw = rng.random((4, 80))
+    start = mixture.m_step(X, np.log(rng.dirichlet(np.ones(3), size=(4, 80))), 1e-6, ct)
+    whole, lb_whole = mixture.em_pass(X, start, np.full(4, 1e-6), ct, sw)
+    for budget in (50, 300, 2000):  # slices of one problem's samples; groups of problems
+        monkeypatch.setattr(mixture, "_CHUNK_ELEMENTS", budget)
+        part, lb_part = mixture.em_pass(X, start, np.full(4, 1e-6), ct, sw)
+        np.testing.assert_allclose(lb_part, lb_whole, rtol=1e-12)
+        for a, b in zip(part, whole):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
