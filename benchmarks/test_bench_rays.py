@@ -21,9 +21,19 @@ def image(n):
 @pytest.mark.parametrize("num", [5, 50])
 @pytest.mark.parametrize("n", SIZES)
 def test_gpuvec(benchmark, backend, n, num):
+    """gpuvec's default path: the CuPy kernel, or on the CPU the numba loop where numba is installed."""
     img = backend.asarray(image(n))
     benchmark.group = f"rays {n}x{n} num={num}"
     run(benchmark, gpuvec.ray_max, img, (n // 2, n // 3), num)
+
+
+@pytest.mark.parametrize("num", [5, 50])
+@pytest.mark.parametrize("n", SIZES)
+def test_gpuvec_numpy_streaming(benchmark, monkeypatch, n, num):
+    """The plain-numpy streaming reference (GPUVEC_JIT=0)."""
+    monkeypatch.setenv("GPUVEC_JIT", "0")
+    benchmark.group = f"rays {n}x{n} num={num}"
+    run(benchmark, gpuvec.ray_max, image(n), (n // 2, n // 3), num)
 
 
 @pytest.mark.parametrize("num", [5, 50])

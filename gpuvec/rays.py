@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from gpuvec import _jit
 from gpuvec._backend import get_namespace, is_cupy_namespace, ndimage_for
 from gpuvec._checks import check_choice, check_int, check_real
 
@@ -83,11 +84,14 @@ def ray_max(
     Notes
     -----
     ``order`` 0 and 1 with ``mode`` 'nearest' or 'constant' run on the streaming
-    path: O(M N) extra memory whatever ``num`` is, and bit-identical to
-    ``map_coordinates`` then max/argmax (the seed's accepted answer) on numpy.
-    On cupy the same path is one fused kernel that follows scipy's arithmetic
-    (double accumulation, no fused multiply-add, scipy's rounding), so it agrees
-    bit for bit with numpy. Every other order and mode runs through
+    path, bit-identical to ``map_coordinates`` then max/argmax (the seed's
+    accepted answer). Beyond the outputs it holds cache-sized row buffers and
+    1-D axis tables of under 40 ``num (M + N)`` bytes: nothing of size
+    ``num M N``. On the CPU it is a compiled loop where numba is installed
+    (``pip install gpuvec[jit]``; ``GPUVEC_JIT=0`` turns it off) and a blocked
+    numpy loop otherwise; on cupy it is one fused kernel. All three follow
+    scipy's arithmetic (double accumulation, no fused multiply-add, scipy's
+    rounding) and agree bit for bit. Every other order and mode runs through
     ``map_coordinates`` (cupyx's on the GPU, whose arithmetic can differ from
     scipy's in the last bit) on chunks of at most ``2**21`` points; for
     ``order > 1`` each chunk repeats the spline prefilter, so that path is slow.
@@ -146,6 +150,8 @@ def ray_max(
             from gpuvec import _kernels
 
             return _kernels.ray_max_streaming(image, ytab, xtab, num, order, cval, arg_dtype)
+        if _jit.enabled():
+            return _jit.ray_max_streaming(image, ytab, xtab, num, order, cval, arg_dtype)
         return _stream_numpy(image, ytab, xtab, num, order, cval, arg_dtype)
     return _general(xp, image, (orow, ocol), num, order, mode, cval, arg_dtype)
 
@@ -270,18 +276,18 @@ def _stream_numpy(image, ytab, xtab, num, order, cval, arg_dtype):
 def _sample_rows(image, ytab, xtab, k, rs, order, buf):
     """Step k's samples for the rows ``rs``, in float64, with scipy's arithmetic."""
     if order == 0:
-        src = np.take(image, ytab["i0"][k, rs], axis=0, out=buf["src"])
+        src = np.take(image, ytab["i0"][k, rs], axis=0, out=buf["src"], mode="wrap")
         np.copyto(buf["acc"], src[:, xtab["i0"][k]])
         return buf["acc"]
     acc, term, weighted = buf["acc"], buf["term"], buf["rows"]
     for j in (0, 1):
         # (m * wy) * wx: scaling whole rows by wy before picking columns makes
         # the same products as scipy's per-point loop, with fewer multiplications.
-        src = np.take(image, ytab[f"i{j}"][k, rs], axis=0, out=buf["src"])
+        src = np.take(image, ytab[f"i{j}"][k, rs], axis=0, out=buf["src"], mode="wrap")
         np.multiply(src, ytab[f"w{j}"][k, rs, None], out=weighted)
         for i in (0, 1):
             dest = acc if i == j == 0 else term
-            np.take(weighted, xtab[f"i{i}"][k], axis=1, out=dest)
+            np.take(weighted, xtab[f"i{i}"][k], axis=1, out=dest, mode="wrap")
             dest *= xtab[f"w{i}"][k]
             if dest is term:
                 acc += term
