@@ -15,29 +15,69 @@ import numpy as np
 
 # --------------------------------------------------------------------------- ray_max
 
+_RAY_MAX_PREAMBLE = r"""
+// One axis of sample k of the ray from `start` to `stop`: the arithmetic of
+// gpuvec.rays._axis_table (numpy's scalar linspace, then scipy's indices and
+// weights), with intrinsics that are never contracted into fused multiply-adds.
+struct RayAxis { long long i0, i1; double w0, w1; bool inside; };
+
+__device__ RayAxis ray_axis(double start, double stop, int k, int num, long long n, int order, bool constant) {
+    const double div = (double)(num - 1);
+    const double delta = __dsub_rn(stop, start);
+    const double step = __ddiv_rn(delta, div);
+    double coord;
+    if (k == num - 1) {
+        coord = stop;
+    } else if (step == 0.0) {
+        coord = __dadd_rn(__dmul_rn(__ddiv_rn((double)k, div), delta), start);
+    } else {
+        coord = __dadd_rn(__dmul_rn((double)k, step), start);
+    }
+    RayAxis a;
+    a.inside = true;
+    if (constant) {
+        a.inside = coord >= 0.0 && coord <= (double)(n - 1);
+        if (!a.inside) coord = 0.0;
+    }
+    if (order == 0) {
+        const double f = floor(__dadd_rn(coord, 0.5));
+        a.i0 = f < 0.0 ? 0 : (f > (double)(n - 1) ? n - 1 : (long long)f);
+        a.i1 = a.i0;
+        a.w0 = a.w1 = 0.0;
+        return a;
+    }
+    const double fl = floor(coord);
+    a.w0 = __dsub_rn(1.0, __dsub_rn(coord, fl));
+    a.w1 = __dsub_rn(1.0, a.w0);
+    a.i0 = fl < 0.0 ? 0 : (fl > (double)(n - 1) ? n - 1 : (long long)fl);
+    const double f1 = fl + 1.0;
+    if (f1 > (double)(n - 1)) {
+        a.i1 = constant ? (n >= 2 ? n - 2 : 0) : n - 1;  // scipy mirrors (constant) or clamps (nearest)
+    } else {
+        a.i1 = f1 < 0.0 ? 0 : (long long)f1;
+    }
+    return a;
+}
+"""
+
 _RAY_MAX_BODY = r"""
-// For the y axis then the x axis: itab holds three (num, n) int32 tables (i0, i1, inside),
-// wtab two float64 ones (w0, w1).
 const long long r = i / cols, c = i % cols;
-const long long ny = (long long)num * rows, nx = (long long)num * cols;
 double best = 0.0;
 int best_k = 0;
 for (int k = 0; k < num; ++k) {
-    const long long ky = (long long)k * rows + r, kx = (long long)k * cols + c;
-    const long long kxi = 3 * ny + kx, kxw = 2 * ny + kx;
+    const RayAxis y = ray_axis((double)r, orow, k, num, rows, order, constant);
+    const RayAxis x = ray_axis((double)c, ocol, k, num, cols, order, constant);
     double t;
-    if (use_inside && !(itab[ky + 2 * ny] && itab[kxi + 2 * nx])) {
+    if (!(y.inside && x.inside)) {
         t = cval;
     } else if (order == 0) {
-        t = __dadd_rn(0.0, (double)img[(long long)itab[ky] * cols + itab[kxi]]);
+        t = __dadd_rn(0.0, (double)img[y.i0 * cols + x.i0]);
     } else {
-        const long long r0 = (long long)itab[ky] * cols, r1 = (long long)itab[ky + ny] * cols;
-        const int c0 = itab[kxi], c1 = itab[kxi + nx];
-        const double a = wtab[ky], b = wtab[ky + ny], p = wtab[kxw], q = wtab[kxw + nx];
-        t = __dadd_rn(0.0, __dmul_rn(__dmul_rn((double)img[r0 + c0], a), p));
-        t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[r0 + c1], a), q));
-        t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[r1 + c0], b), p));
-        t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[r1 + c1], b), q));
+        const long long r0 = y.i0 * cols, r1 = y.i1 * cols;
+        t = __dadd_rn(0.0, __dmul_rn(__dmul_rn((double)img[r0 + x.i0], y.w0), x.w0));
+        t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[r0 + x.i1], y.w0), x.w1));
+        t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[r1 + x.i0], y.w1), x.w0));
+        t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[r1 + x.i1], y.w1), x.w1));
     }
     double cur;
     if (kind == 0) {            // float image: the sample as map_coordinates returns it
@@ -66,45 +106,31 @@ arg = (A)best_k;
 @functools.lru_cache(maxsize=None)
 def _ray_max_kernel() -> cupy.ElementwiseKernel:
     return cupy.ElementwiseKernel(
-        "raw T img, raw int32 itab, raw float64 wtab, int64 rows, int64 cols, int32 num, int32 order, int32 kind, "
-        "bool use_inside, float64 cval, float64 lo, float64 hi",
+        "raw T img, int64 rows, int64 cols, float64 orow, float64 ocol, int32 num, int32 order, "
+        "bool constant, int32 kind, float64 cval, float64 lo, float64 hi",
         "T out, A arg",
         _RAY_MAX_BODY,
         name="gpuvec_ray_max",
+        preamble=_RAY_MAX_PREAMBLE,
     )
 
 
-def _pack_tables(ytab, xtab):
-    """Both axes' (num, n) tables in two arrays, int32 indices and flags, float64 weights: two uploads."""
-    ints, weights = [], []
-    for tab in (ytab, xtab):
-        i0 = tab["i0"]
-        for name in ("i0", "i1", "inside"):
-            ints.append(np.asarray(i0 if tab.get(name) is None else tab[name], dtype=np.int32).ravel())
-        for name in ("w0", "w1"):
-            weights.append(np.zeros(i0.size) if tab.get(name) is None else tab[name].ravel())
-    return cupy.asarray(np.concatenate(ints)), cupy.asarray(np.concatenate(weights))
+def ray_max_streaming(image, origin, num, order, mode, cval, arg_dtype):
+    """One thread per cell: sample positions computed in registers, running max, one write.
 
-
-def ray_max_streaming(image, ytab, xtab, num, order, cval, arg_dtype):
-    """One thread per cell: loop over the samples, running max in registers, one write.
-
-    ``ytab``/``xtab`` are the host (numpy) axis tables of :func:`gpuvec.rays._axis_table`:
-    the same tables as the CPU path, so both paths sample at bit-identical points.
+    Nothing but the image is read: the per-axis indices and weights that the CPU
+    paths take from :func:`gpuvec.rays._axis_table` are recomputed per thread with
+    the same operations, so all paths sample at bit-identical points.
     """
     rows, cols = image.shape
     dtype = image.dtype
     kind = 0 if dtype.kind == "f" else 1 if dtype.kind == "i" else 2
-    if kind:
-        info = np.iinfo(dtype)
-        lo, hi = float(info.min), float(info.max)
-    else:
-        lo = hi = 0.0
+    lo, hi = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if kind else (0.0, 0.0)
     out = cupy.empty((rows, cols), dtype)
     arg = cupy.empty((rows, cols), arg_dtype)
     _ray_max_kernel()(
-        cupy.ascontiguousarray(image), *_pack_tables(ytab, xtab), rows, cols, num, order, kind,
-        ytab["inside"] is not None, cval, lo, hi, out, arg,
+        cupy.ascontiguousarray(image), rows, cols, float(origin[0]), float(origin[1]), num, order,
+        mode == "constant", kind, cval, lo, hi, out, arg,
     )  # fmt: skip
     return out, arg
 

@@ -142,14 +142,12 @@ def ray_max(
 
     arg_dtype = np.uint8 if num <= 256 else np.uint16 if num <= 65536 else np.uint32
     if order <= 1 and mode in STREAMING_MODES:
-        # The 1-D tables are tiny (num x n) and built on the host for both backends,
-        # so the CPU and GPU paths sample at bit-identical points.
-        ytab = _axis_table(np, image.shape[0], orow, num, order, mode)
-        xtab = _axis_table(np, image.shape[1], ocol, num, order, mode)
         if is_cupy_namespace(xp):
             from gpuvec import _kernels
 
-            return _kernels.ray_max_streaming(image, ytab, xtab, num, order, cval, arg_dtype)
+            return _kernels.ray_max_streaming(image, (orow, ocol), num, order, mode, cval, arg_dtype)
+        ytab = _axis_table(image.shape[0], orow, num, order, mode)
+        xtab = _axis_table(image.shape[1], ocol, num, order, mode)
         if _jit.enabled():
             return _jit.ray_max_streaming(image, ytab, xtab, num, order, cval, arg_dtype)
         return _stream_numpy(image, ytab, xtab, num, order, cval, arg_dtype)
@@ -179,31 +177,32 @@ def _linspace_table(xp: types.ModuleType, n: int, stop: float, num: int) -> Any:
     return table
 
 
-def _axis_table(xp: types.ModuleType, n: int, stop: float, num: int, order: int, mode: str) -> dict[str, Any]:
+def _axis_table(n: int, stop: float, num: int, order: int, mode: str) -> dict[str, Any]:
     """Indices and weights along one axis for every sample index, shape (num, n) each.
 
     Follows scipy's ni_interpolation: 'constant' marks points outside
     [0, n-1]; order 1 weights are ``w0 = 1 - f``, ``w1 = 1 - w0``; order 0
-    rounds with ``floor(c + 0.5)``.
+    rounds with ``floor(c + 0.5)``. The CuPy kernel recomputes these per thread
+    with the same operations (``ray_axis`` in ``gpuvec/_kernels.py``).
     """
-    coord = _linspace_table(xp, n, stop, num)
+    coord = _linspace_table(np, n, stop, num)
     inside = None
     if mode == "constant":
         inside = (coord >= 0) & (coord <= n - 1)
-        coord = xp.where(inside, coord, 0.0)
+        coord = np.where(inside, coord, 0.0)
     if order == 0:
-        i0 = xp.clip(xp.floor(coord + 0.5), 0, n - 1).astype(xp.int32)
+        i0 = np.clip(np.floor(coord + 0.5), 0, n - 1).astype(np.int32)
         return {"i0": i0, "inside": inside}
-    floor = xp.floor(coord)
+    floor = np.floor(coord)
     w0 = 1.0 - (coord - floor)
     w1 = 1.0 - w0
     # 'nearest' clamps the two neighbours' indices (the weights come from the
     # unclamped coordinate); 'constant' mirrors the upper neighbour of a point
     # at exactly n - 1.
-    i0 = xp.clip(floor, 0, n - 1).astype(xp.int32)
+    i0 = np.clip(floor, 0, n - 1).astype(np.int32)
     i1 = floor + 1
     edge = n - 1 if mode == "nearest" else max(n - 2, 0)
-    i1 = xp.where(i1 > n - 1, edge, xp.clip(i1, 0, None)).astype(xp.int32)
+    i1 = np.where(i1 > n - 1, edge, np.clip(i1, 0, None)).astype(np.int32)
     return {"i0": i0, "i1": i1, "w0": w0, "w1": w1, "inside": inside}
 
 

@@ -241,3 +241,17 @@ def test_memory_does_not_grow_with_num_times_cells():
     # the accepted answer's coordinates would add 16 * 45 * rows * cols = 65 MB here.
     assert peaks[50] - peaks[5] < 100 * 45 * (rows + cols)
     assert peaks[50] < outputs + 100 * 50 * (rows + cols) + 2_000_000
+
+
+def test_gpu_kernel_matches_cpu_paths_on_a_medium_image(cp, cpu_impl):
+    rng = np.random.default_rng(11)
+    for dtype in (np.float32, np.float64, np.uint8, np.int16, np.int64):
+        img = random_image(rng, (157, 211), dtype)
+        if img.dtype.kind == "f":
+            img[rng.integers(0, 157, 20), rng.integers(0, 211, 20)] = np.nan
+            img[rng.integers(0, 157, 5), rng.integers(0, 211, 5)] = np.inf
+        for origin, order, mode in [((78, 100), 1, "nearest"), ((-20.5, 230.25), 1, "constant"), ((156, 0), 0, "nearest"), ((40.3, -7.9), 0, "constant")]:
+            want = gpuvec.ray_max(img, origin, 37, order=order, mode=mode, cval=-1.0)
+            got = gpuvec.ray_max(cp.asarray(img), origin, 37, order=order, mode=mode, cval=-1.0)
+            assert_identical(got[0], want[0])
+            assert np.array_equal(to_np(got[1]), want[1])
