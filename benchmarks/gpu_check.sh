@@ -11,7 +11,7 @@ python3 -c "import cupy, numpy, scipy; print('cupy', cupy.__version__, 'numpy', 
 GPUVEC_BACKEND=cupy GPUVEC_REQUIRE_GPU=1 python3 -m pytest -q -p no:cacheprovider 2>&1 | tee "$OUT/tests.log" | tail -25
 tests_status=${PIPESTATUS[0]}
 
-timeout "${BENCH_TIMEOUT:-240}" python3 -m pytest benchmarks -q -p no:cacheprovider -k "cupy or cupyx or sklearn" \
+timeout "${BENCH_TIMEOUT:-240}" python3 -m pytest benchmarks -q -p no:cacheprovider -k "cupy or sklearn" \
     --benchmark-json="$OUT/bench_gpu.json" > "$OUT/bench_gpu.log" 2>&1
 echo "gpu benchmarks exit status $?"
 python3 -m benchmarks.gpu_floor 2>&1 | tee "$OUT/floor.txt"

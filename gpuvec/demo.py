@@ -6,29 +6,8 @@ import time
 import warnings
 
 import numpy as np
-from scipy.ndimage import map_coordinates
-
 import gpuvec
-
-SEED_M = np.array(
-    [[10, 10, 10, 10, 10, 10], [9, 9, 9, 10, 9, 9], [9, 8, 9, 10, 8, 9], [9, 7, 8, 0, 8, 9], [8, 7, 7, 8, 8, 9], [5, 6, 7, 7, 6, 7]]
-)
-SEED_MAX = np.array(
-    [[10, 10, 10, 10, 10, 10], [9, 9, 10, 10, 9, 9], [9, 9, 9, 10, 8, 9], [9, 8, 8, 0, 8, 9], [8, 8, 7, 8, 8, 9], [7, 7, 8, 8, 8, 8]]
-)
-SEED_DIST = np.array(
-    [[0, 0, 0, 0, 0, 0], [0, 0, 2, 0, 0, 0], [0, 2, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [0, 2, 0, 0, 0, 0], [1, 1, 2, 1, 2, 1]]
-)
-
-
-def _accepted_rays(m, orow, ocol, num=5):
-    rows, cols = m.shape
-    lin_col = np.array([np.linspace(i, ocol, num) for i in range(cols)])
-    lin_row = np.array([np.linspace(i, orow, num) for i in range(rows)])
-    arr_vs = np.vstack((np.tile(lin_row, cols).ravel(), np.tile(lin_col.ravel(), rows)))
-    arr_map = map_coordinates(m, arr_vs, order=1, mode="nearest").reshape(rows, cols, num)
-    return arr_map.max(-1), arr_map.argmax(-1)
-
+from gpuvec.baselines import SEED_RAY_DIST, SEED_RAY_IMAGE, SEED_RAY_MAX, rays_accepted_answer, seed_em_data
 
 def _timed(fn, *args, **kwargs):
     fn(*args, **kwargs)  # warm-up (kernel compilation on the GPU)
@@ -56,12 +35,12 @@ def run(size: int = 1000) -> int:
     report = _Report()
 
     print("1. Rays: max and argmax along the ray from every cell to the origin (3, 3), num=5")
-    m_max, m_dist = gpuvec.ray_max(xp.asarray(SEED_M), (3, 3), num=5)
+    m_max, m_dist = gpuvec.ray_max(xp.asarray(SEED_RAY_IMAGE), (3, 3), num=5)
     m_max, m_dist = gpuvec.to_numpy(m_max), gpuvec.to_numpy(m_dist)
     print(f"m_max =\n{m_max}\nm_dist =\n{m_dist}")
-    report.check("the seed's 6x6 m_max and m_dist, exactly", np.array_equal(m_max, SEED_MAX) and np.array_equal(m_dist, SEED_DIST))
+    report.check("the seed's 6x6 m_max and m_dist, exactly", np.array_equal(m_max, SEED_RAY_MAX) and np.array_equal(m_dist, SEED_RAY_DIST))
     img = np.random.default_rng(0).random((size, size))
-    (want, want_arg), t_seed = _timed(_accepted_rays, img, size // 2, size // 3)
+    (want, want_arg), t_seed = _timed(rays_accepted_answer, img, size // 2, size // 3)
     (got, got_arg), t_ours = _timed(gpuvec.ray_max, xp.asarray(img), (size // 2, size // 3))
     report.check(f"{size}x{size}: bit-identical to the accepted answer", np.array_equal(gpuvec.to_numpy(got), want) and np.array_equal(gpuvec.to_numpy(got_arg), want_arg))
     print(f"  accepted answer {t_seed:.3f} s, gpuvec {t_ours:.4f} s: {t_seed / t_ours:.0f}x\n")
@@ -91,9 +70,7 @@ def run(size: int = 1000) -> int:
     print()
 
     print("4. Gaussian mixture on the seed's data (clusters at (0, 0) and (5, 5), identity covariances)")
-    np.random.seed(1)  # the seed draws X_11, X_21, X_12, X_22 in that order
-    x11, x21, x12, x22 = (np.random.normal(mu, 1, 1000) for mu in (0, 0, 5, 5))
-    data = np.stack([np.concatenate([x11, x12]), np.concatenate([x21, x22])], axis=1)
+    data = seed_em_data().T  # the seed keeps features in rows
     gm, t_ours = _timed(lambda: gpuvec.GaussianMixture(2, random_state=0).fit(xp.asarray(data)))
     means_fit = gpuvec.to_numpy(gm.means_)
     order = np.argsort(means_fit[:, 0])

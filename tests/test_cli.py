@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from gpuvec.cli import main
 
 
@@ -31,3 +33,31 @@ def test_demo_checks_every_seed_answer(capsys):
     for topic in ("rays", "rotation", "normal", "mixture"):
         assert topic in out.lower()
     assert "WRONG" not in out
+
+
+def test_bench_quick_writes_json_with_expected_cases(tmp_path, capsys):
+    import json
+
+    path = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--only", "rays,rotations", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "reference" in out and "gpuvec [numpy]" in out
+    data = json.loads(path.read_text())
+    groups = {c["group"] for c in data["cases"]}
+    assert {"rays 64x64 num=5", "rays 128x128 num=50", "is_rotation 20000 3x3"} <= groups
+    for case in data["cases"]:
+        assert case["median_s"] > 0
+        assert case["reference"] or case["speedup_vs_reference"] > 0
+    assert {c["algorithm"] for c in data["cases"]} == {"rays", "rotations"}
+
+
+def test_bench_unknown_algorithm_is_an_error(capsys):
+    assert main(["bench", "--quick", "--only", "fft"]) == 2
+    assert "algorithm must be one of" in capsys.readouterr().err
+
+
+def test_bench_plot_writes_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "ratios.png"
+    assert main(["bench", "--quick", "--only", "random", "--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

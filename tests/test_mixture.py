@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import gpuvec
-from benchmarks.baselines import seed_em_data
+from gpuvec.baselines import seed_em_data
 from gpuvec import mixture
 from tests.conftest import assert_namespace, to_np
 

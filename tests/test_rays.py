@@ -8,41 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gpuvec
-from benchmarks.baselines import rays_accepted_answer, rays_seed_loop
+from gpuvec.baselines import SEED_RAY_DIST as SEED_DIST
+from gpuvec.baselines import SEED_RAY_IMAGE as SEED_M
+from gpuvec.baselines import SEED_RAY_MAX as SEED_MAX
+from gpuvec.baselines import rays_accepted_answer, rays_seed_loop
 from gpuvec import _jit, rays
 from tests.conftest import assert_namespace, to_np
-
-SEED_M = np.array(
-    [
-        [10, 10, 10, 10, 10, 10],
-        [9, 9, 9, 10, 9, 9],
-        [9, 8, 9, 10, 8, 9],
-        [9, 7, 8, 0, 8, 9],
-        [8, 7, 7, 8, 8, 9],
-        [5, 6, 7, 7, 6, 7],
-    ]
-)
-SEED_MAX = np.array(
-    [
-        [10, 10, 10, 10, 10, 10],
-        [9, 9, 10, 10, 9, 9],
-        [9, 9, 9, 10, 8, 9],
-        [9, 8, 8, 0, 8, 9],
-        [8, 8, 7, 8, 8, 9],
-        [7, 7, 8, 8, 8, 8],
-    ]
-)
-SEED_DIST = np.array(
-    [
-        [0, 0, 0, 0, 0, 0],
-        [0, 0, 2, 0, 0, 0],
-        [0, 2, 0, 0, 0, 0],
-        [0, 1, 0, 0, 0, 0],
-        [0, 2, 0, 0, 0, 0],
-        [1, 1, 2, 1, 2, 1],
-    ]
-)
-
 
 @pytest.fixture(autouse=True, params=["jit", "nojit"])
 def cpu_impl(request, monkeypatch):

@@ -10,6 +10,17 @@ from scipy.ndimage import map_coordinates
 
 # --------------------------------------------------------------------------- rays
 
+# The seed's 6x6 example, origin (3, 3), num=5, and the m_max/m_dist its question prints.
+SEED_RAY_IMAGE = np.array(
+    [[10, 10, 10, 10, 10, 10], [9, 9, 9, 10, 9, 9], [9, 8, 9, 10, 8, 9], [9, 7, 8, 0, 8, 9], [8, 7, 7, 8, 8, 9], [5, 6, 7, 7, 6, 7]]
+)
+SEED_RAY_MAX = np.array(
+    [[10, 10, 10, 10, 10, 10], [9, 9, 10, 10, 9, 9], [9, 9, 9, 10, 8, 9], [9, 8, 8, 0, 8, 9], [8, 8, 7, 8, 8, 9], [7, 7, 8, 8, 8, 8]]
+)
+SEED_RAY_DIST = np.array(
+    [[0, 0, 0, 0, 0, 0], [0, 0, 2, 0, 0, 0], [0, 2, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [0, 2, 0, 0, 0, 0], [1, 1, 2, 1, 2, 1]]
+)
+
 
 def rays_seed_loop(m, origin_row, origin_col, num=5):
     """The asker's loop: one map_coordinates call per cell."""

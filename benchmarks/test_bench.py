@@ -1,0 +1,26 @@
+"""The benchmark grid of :mod:`gpuvec.bench` under pytest-benchmark: one test per case.
+
+The cases (sizes, methods, backends, and the setup of each) are defined once, in
+gpuvec.bench, which ``gpuvec bench`` runs too. Each timed call synchronises the
+GPU and follows a warm-up call.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from gpuvec import bench
+
+CASES = bench.cases(quick=os.environ.get("GPUVEC_BENCH_QUICK", "") == "1")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_case(benchmark, case):
+    fn = bench.synced(case.make())
+    benchmark.group = case.group
+    benchmark.extra_info.update(method=case.method, backend=case.backend, reference=case.reference)
+    benchmark.pedantic(fn, rounds=case.rounds, iterations=1, warmup_rounds=1)
+    if case.items:
+        benchmark.extra_info["items_per_s"] = case.items / benchmark.stats.stats.median

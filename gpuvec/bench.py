@@ -1,0 +1,364 @@
+"""The benchmark grid: one definition of every case, run by ``gpuvec bench`` and by pytest-benchmark.
+
+Each :class:`Case` is an algorithm at a size, run by one method (the seed's code,
+the library a user would otherwise reach for, gpuvec) on one backend. Its
+``make`` does the setup and returns the callable to time; timings synchronise
+the GPU inside the timed call and follow a warm-up call (kernel compilation).
+Within a group, ratios are taken against the group's reference: the seed's
+accepted answer, or the library the seed's askers would otherwise use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import time
+import warnings
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+import gpuvec
+from gpuvec import baselines
+from gpuvec._backend import ndimage_for
+
+__all__ = ["Case", "cases", "main", "run_cases"]
+
+# The accepted ray answer's (2, rows*cols*num) float64 coordinates: skip it past 4 GB.
+_ACCEPTED_LIMIT = 4 << 30
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One benchmark: ``make()`` sets up and returns the zero-argument callable to time."""
+
+    algorithm: str
+    group: str
+    method: str
+    backend: str
+    make: Callable[[], Callable[[], Any]]
+    reference: bool = False
+    rounds: int = 3
+    items: int = 0  # samples produced per call, for a throughput column
+
+    @property
+    def id(self) -> str:
+        return f"{self.group} | {self.method} [{self.backend}]".replace(" ", "_")
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = old
+
+
+def _quiet(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` with warnings silenced (fits stopped at max_iter warn by design here)."""
+
+    def call():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn()
+
+    return call
+
+
+def _xp(backend: str):
+    with gpuvec.use_backend(backend) as xp:
+        return xp
+
+
+# --------------------------------------------------------------------------- the grid
+
+
+def _ray_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
+    for n in (64, 128) if quick else (500, 1000, 3000):
+        for num in (5, 50):
+            group = f"rays {n}x{n} num={num}"
+            fits = 2 * 8 * n * n * num <= _ACCEPTED_LIMIT
+            if fits:
+                yield Case("rays", group, "accepted answer", "numpy", _rays(n, num, "accepted"), reference=True, rounds=1)
+            for backend in backends:
+                yield Case("rays", group, "gpuvec", backend, _rays(n, num, "gpuvec", backend))
+            yield Case("rays", group, "gpuvec numpy streaming", "numpy", _rays(n, num, "streaming"))
+            if "cupy" in backends and fits:
+                yield Case("rays", group, "accepted answer (cupyx)", "cupy", _rays(n, num, "cupyx", "cupy"), rounds=1)
+    group = "rays seed loop 40x40 num=5"
+    yield Case("rays", group, "seed loop", "numpy", _rays(40, 5, "loop"), reference=True, rounds=1)
+    for backend in backends:
+        yield Case("rays", group, "gpuvec", backend, _rays(40, 5, "gpuvec", backend))
+
+
+def _rays(n: int, num: int, method: str, backend: str = "numpy") -> Callable[[], Callable[[], Any]]:
+    """The setup of one ray case: a random n x n image, origin (n/2, n/3)."""
+
+    def make():
+        img = np.random.default_rng(0).random((n, n))
+        orow, ocol = n // 2, n // 3
+        if method == "accepted":
+            return lambda: baselines.rays_accepted_answer(img, orow, ocol, num)
+        if method == "loop":
+            return lambda: baselines.rays_seed_loop(img, orow, ocol, num)
+        if method == "cupyx":
+            return _accepted_cupyx(img, num)
+        a = _xp(backend).asarray(img)
+        if method == "streaming":
+            return lambda: _streaming(a, (orow, ocol), num)
+        return lambda: gpuvec.ray_max(a, (orow, ocol), num)
+
+    return make
+
+
+def _streaming(img, origin, num):
+    with _env("GPUVEC_JIT", "0"):
+        return gpuvec.ray_max(img, origin, num)
+
+
+def _accepted_cupyx(img, num):
+    """The accepted answer with cupyx's map_coordinates: what a user would port to the GPU."""
+    xp = _xp("cupy")
+    ndimage = ndimage_for(xp)
+    a = xp.asarray(img)
+    return lambda: baselines.rays_accepted_answer(a, img.shape[0] // 2, img.shape[1] // 3, num, map_coordinates=ndimage.map_coordinates, xp=xp)
+
+
+def _rotation_stack(n: int, count: int) -> np.ndarray:
+    Q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(min(count, 100_000), n, n)))
+    return np.resize(Q, (count, n, n))
+
+
+def _rotations(n: int, count: int, method: str, backend: str = "numpy") -> Callable[[], Callable[[], Any]]:
+    def make():
+        R = _rotation_stack(n, count)
+        if method == "batched numpy":
+            return lambda: baselines.is_rotation_batched_numpy(R)
+        if method == "seed loop":
+            return lambda: [baselines.is_rotation_seed(r) for r in R]
+        a = _xp(backend).asarray(R)
+        return lambda: gpuvec.is_rotation(a)
+
+    return make
+
+
+def _rotation_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
+    for n, count in ((3, 20_000 if quick else 10_000_000), (8, 5_000 if quick else 1_000_000)):
+        group = f"is_rotation {count} {n}x{n}"
+        yield Case("rotations", group, "batched numpy", "numpy", _rotations(n, count, "batched numpy"), reference=True, rounds=1)
+        for backend in backends:
+            yield Case("rotations", group, "gpuvec", backend, _rotations(n, count, "gpuvec", backend))
+    count = 2_000 if quick else 100_000
+    group = f"is_rotation {count} 3x3 (seed loop)"
+    yield Case("rotations", group, "seed answer, looped", "numpy", _rotations(3, count, "seed loop"), reference=True, rounds=1)
+    yield Case("rotations", group, "gpuvec", "numpy", _rotations(3, count, "gpuvec"))
+
+
+def _sampling(N: int, method: str, backend: str = "numpy") -> Callable[[], Callable[[], Any]]:
+    """Setups of the sampling cases: per-coordinate means and stds (N, 3), 1000 draws."""
+
+    def make():
+        rng = np.random.default_rng(1)
+        means, stds = rng.random((N, 3)), rng.random((N, 3)) + 0.1
+        cov = np.broadcast_to(np.eye(3) * 2 + 0.5, (N, 3, 3)).copy()
+        if method == "numpy normal":
+            g = np.random.default_rng(0)
+            return lambda: baselines.normal_seed_broadcast(g, means, stds)
+        if method == "seed loop":
+            return lambda: baselines.normal_seed_loop(means, stds)
+        if method == "numpy mvn loop":
+            g = np.random.default_rng(0)
+            return lambda: [g.multivariate_normal(np.zeros(3), c, 1000) for c in cov]
+        xp = _xp(backend)
+        gen = gpuvec.random.default_rng(0, backend=backend)
+        if method == "gpuvec normal":
+            m, s = xp.asarray(means), xp.asarray(stds)
+            return lambda: gen.normal(m, s, size=(1000, N, 3))
+        mean, c = xp.zeros((N, 3)), xp.asarray(cov)
+        return lambda: gen.multivariate_normal(mean, c, size=1000)
+
+    return make
+
+
+def _random_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
+    N = 50 if quick else 1000
+    items = 3000 * N
+    group = f"normal (1000, {N}, 3)"
+    yield Case("random", group, "numpy broadcast normal", "numpy", _sampling(N, "numpy normal"), reference=True, items=items)
+    yield Case("random", group, "seed loop", "numpy", _sampling(N, "seed loop"), rounds=1, items=items)
+    for backend in backends:
+        yield Case("random", group, "gpuvec", backend, _sampling(N, "gpuvec normal", backend), items=items)
+    group = f"multivariate_normal 1000 x {N} x 3"
+    yield Case("random", group, "numpy loop", "numpy", _sampling(N, "numpy mvn loop"), reference=True, rounds=1, items=items)
+    for backend in backends:
+        yield Case("random", group, "gpuvec", backend, _sampling(N, "gpuvec mvn", backend), items=items)
+
+
+def _big_mixture(N: int, D: int, K: int):
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 5, (K, D))[rng.integers(0, K, N)] + rng.normal(size=(N, D))
+    start = dict(weights_init=np.full(K, 1 / K), means_init=X[rng.choice(N, K, replace=False)], precisions_init=np.broadcast_to(np.eye(D), (K, D, D)).copy())
+    return X, start
+
+
+def _small_mixtures(B: int, N: int, D: int, K: int):
+    rng = np.random.default_rng(1)
+    X = np.stack([np.concatenate([rng.normal(0, 1, (N // 2, D)), rng.normal(3, 1, (N // 2, D))]) for _ in range(B)])
+    start = dict(weights_init=np.full((B, K), 1 / K), means_init=X[:, rng.choice(N, K, replace=False)], precisions_init=np.broadcast_to(np.eye(D), (B, K, D, D)).copy())
+    return X, start
+
+
+def _mixture(shape: tuple[int, ...], method: str, backend: str = "numpy") -> Callable[[], Callable[[], Any]]:
+    """Setups of the mixture cases, all from the same explicit starts (5 iterations for the big one)."""
+
+    def make():
+        from sklearn.mixture import GaussianMixture as SkGM  # only the sklearn cases reach this
+
+        if len(shape) == 3:
+            X, start = _big_mixture(*shape)
+            K, fixed = shape[2], dict(max_iter=5, tol=0)
+            if method == "sklearn":
+                return _quiet(lambda: SkGM(K, **fixed, **start).fit(X))
+            a = _xp(backend).asarray(X)
+            return _quiet(lambda: gpuvec.GaussianMixture(K, **fixed, **start).fit(a))
+        X, start = _small_mixtures(*shape)
+        B, K = shape[0], shape[3]
+        if method == "sklearn":
+            return _quiet(lambda: [SkGM(K, **{k: v[b] for k, v in start.items()}).fit(X[b]) for b in range(B)])
+        a = _xp(backend).asarray(X)
+        return _quiet(lambda: gpuvec.GaussianMixture(K, **start).fit(a))
+
+    return make
+
+
+def _mixture_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
+    import importlib.util
+
+    has_sklearn = importlib.util.find_spec("sklearn") is not None
+    for shape, label in (
+        ((5_000 if quick else 1_000_000, 8, 16), "gmm N={} D={} K={}, 5 iterations"),
+        ((20 if quick else 1000, 500, 3, 4), "gmm {} problems N={} D={} K={}"),
+    ):
+        group = label.format(*shape)
+        if has_sklearn:
+            yield Case("mixture", group, "sklearn" if len(shape) == 3 else "sklearn loop", "numpy", _mixture(shape, "sklearn"), reference=True, rounds=1)
+        for backend in backends:
+            yield Case("mixture", group, "gpuvec", backend, _mixture(shape, "gpuvec", backend), rounds=1 if len(shape) == 3 else 3)
+
+
+ALGORITHMS = {"rays": _ray_cases, "rotations": _rotation_cases, "random": _random_cases, "mixture": _mixture_cases}
+
+
+def available_backends() -> list[str]:
+    """numpy, and cupy where a CUDA device answers (never imports cupy under GPUVEC_BACKEND=numpy)."""
+    from gpuvec import _backend
+
+    if os.environ.get("GPUVEC_BACKEND", "").strip().lower() == "numpy" or not _backend.cupy_usable():
+        return ["numpy"]
+    return ["numpy", "cupy"]
+
+
+def cases(quick: bool = False, algorithms: Iterable[str] | None = None, backends: list[str] | None = None) -> list[Case]:
+    """The benchmark grid: every case of the chosen algorithms, quick (CI-sized) or full."""
+    backends = available_backends() if backends is None else backends
+    chosen = list(ALGORITHMS) if algorithms is None else list(algorithms)
+    for name in chosen:
+        if name not in ALGORITHMS:
+            msg = f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}; got {name!r}"
+            raise ValueError(msg)
+    return [case for name in chosen for case in ALGORITHMS[name](quick, backends)]
+
+
+# --------------------------------------------------------------------------- running
+
+
+def synced(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` followed by a device synchronisation, so a timer sees the work, not the launch."""
+
+    def call():
+        out = fn()
+        gpuvec.sync()
+        return out
+
+    return call
+
+
+def run_cases(selected: list[Case], progress=sys.stderr) -> list[dict[str, Any]]:
+    """Time each case (one warm-up, then ``case.rounds`` timed calls); returns one record per case."""
+    records = []
+    for i, case in enumerate(selected, 1):
+        print(f"[{i}/{len(selected)}] {case.group}: {case.method} [{case.backend}]", file=progress, flush=True)
+        fn = synced(case.make())
+        fn()
+        times = []
+        for _ in range(case.rounds):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        records.append({"algorithm": case.algorithm, "group": case.group, "method": case.method, "backend": case.backend, "reference": case.reference, "median_s": statistics.median(times), "rounds": case.rounds, "items": case.items})
+    for group in {r["group"] for r in records}:
+        ref = [r for r in records if r["group"] == group and r["reference"]]
+        for r in records:
+            if r["group"] == group:
+                r["speedup_vs_reference"] = ref[0]["median_s"] / r["median_s"] if ref else None
+    return records
+
+
+def format_table(records: list[dict[str, Any]]) -> str:
+    """Medians and ratios against each group's reference, as aligned text."""
+    lines = []
+    width = max((len(r["group"]) for r in records), default=5)
+    for group in dict.fromkeys(r["group"] for r in records):
+        for r in (r for r in records if r["group"] == group):
+            ratio = r.get("speedup_vs_reference")
+            ratio = "reference" if r["reference"] else ("" if ratio is None else f"{ratio:.1f}x")
+            rate = f"  {r['items'] / r['median_s']:.3g}/s" if r["items"] else ""
+            lines.append(f"{group:<{width}}  {r['method'] + ' [' + r['backend'] + ']':<36} {r['median_s'] * 1e3:12.3f} ms  {ratio:>10}{rate}")
+    return "\n".join(lines)
+
+
+def plot(records: list[dict[str, Any]], path: str) -> None:
+    """A bar chart of speed-ups against each group's reference (needs matplotlib: gpuvec[plot])."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        msg = "--plot needs matplotlib: pip install 'gpuvec[plot]'"
+        raise ImportError(msg) from exc
+    rows = [r for r in records if not r["reference"] and r.get("speedup_vs_reference")]
+    fig, ax = plt.subplots(figsize=(9, 0.3 * len(rows) + 1.5))
+    labels = [f"{r['group']}: {r['method']} [{r['backend']}]" for r in rows]
+    ax.barh(labels, [r["speedup_vs_reference"] for r in rows], color=["tab:green" if r["backend"] == "cupy" else "tab:blue" for r in rows])
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", lw=0.8)
+    ax.set_xlabel("speed-up vs the group's reference (log scale)")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(quick: bool = False, algorithms: list[str] | None = None, json_path: str | None = None, plot_path: str | None = None) -> int:
+    """``gpuvec bench``: run the grid, print the table, optionally save JSON and a PNG."""
+    selected = cases(quick=quick, algorithms=algorithms)
+    records = run_cases(selected)
+    info = gpuvec.backend_info()
+    print(f"\n{info.name} backend; {info.reason}; " + ", ".join(f"{k} {v}" for k, v in info.versions.items()))
+    print(format_table(records))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"backend": info.name, "versions": info.versions, "device": info.device, "quick": quick, "cases": records}, f, indent=1)
+    if plot_path:
+        plot(records, plot_path)
+    return 0
