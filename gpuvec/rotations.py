@@ -92,21 +92,33 @@ def rotation_residuals(R: Any) -> RotationResiduals:
     (0.0, -1.0)
     """
     xp, R = _prepare(R, "R")
-    batch, n = R.shape[:-2], R.shape[-1]
+    batch = R.shape[:-2]
+    err = xp.empty(batch, R.dtype).reshape(-1)
+    det = xp.empty_like(err)
+    for s, e, d in _residual_chunks(xp, R):
+        err[s], det[s] = e, d
+    return RotationResiduals(err.reshape(batch), det.reshape(batch))
+
+
+def _residual_chunks(xp, R):
+    """(slice, orthogonality error, determinant) per chunk of the flattened stack.
+
+    On the CPU the chunks stay in cache and a caller that reduces them at once
+    (is_rotation) never holds a full-size temporary; the GPU takes one chunk,
+    through the fused kernel for 3x3.
+    """
+    n = R.shape[-1]
     flat = R.reshape((-1, n, n))
     if is_cupy_namespace(xp) and n == 3:
         from gpuvec import _kernels
 
-        err, det = _kernels.rotation_residuals_3x3(flat, R.dtype)
-    else:
-        err = xp.empty(flat.shape[0], R.dtype)
-        det = xp.empty(flat.shape[0], R.dtype)
-        chunk = _CHUNK if not is_cupy_namespace(xp) else 1 << 20
-        residuals = {2: _closed_form_2x2, 3: _closed_form_3x3}.get(n, _general)
-        with np.errstate(invalid="ignore", over="ignore"):
-            for s in range(0, flat.shape[0], chunk):
-                err[s : s + chunk], det[s : s + chunk] = residuals(xp, flat[s : s + chunk])
-    return RotationResiduals(err.reshape(batch), det.reshape(batch))
+        yield (slice(None), *_kernels.rotation_residuals_3x3(flat, R.dtype))
+        return
+    chunk = _CHUNK if not is_cupy_namespace(xp) else 1 << 20
+    residuals = {2: _closed_form_2x2, 3: _closed_form_3x3}.get(n, _general)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for s in range(0, flat.shape[0], chunk):
+            yield (slice(s, s + chunk), *residuals(xp, flat[s : s + chunk]))
 
 
 def _entries(xp, M):
@@ -187,9 +199,11 @@ def is_rotation(R: Any, *, atol: float | None = None, proper: bool = True) -> An
     if atol < 0:
         msg = f"atol must be >= 0; got {atol}"
         raise ValueError(msg)
-    err, det = rotation_residuals(R)
-    det_error = xp.abs(det - 1) if proper else xp.abs(xp.abs(det) - 1)
-    return (err <= atol) & (det_error <= atol)
+    result = xp.empty(R.shape[:-2], bool).reshape(-1)
+    for s, err, det in _residual_chunks(xp, R):
+        det_error = xp.abs(det - 1) if proper else xp.abs(xp.abs(det) - 1)
+        result[s] = (err <= atol) & (det_error <= atol)
+    return result.reshape(R.shape[:-2])
 
 
 def nearest_rotation(M: Any) -> Any:
