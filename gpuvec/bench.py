@@ -334,7 +334,7 @@ def plot(records: list[dict[str, Any]], path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        msg = "--plot needs matplotlib: pip install 'gpuvec[plot]'"
+        msg = f"--plot needs matplotlib (pip install 'gpuvec[plot]'); importing it failed: {exc}"
         raise ImportError(msg) from exc
     rows = [r for r in records if not r["reference"] and r.get("speedup_vs_reference")]
     fig, ax = plt.subplots(figsize=(9, 0.3 * len(rows) + 1.5))
