@@ -292,8 +292,12 @@ def synced(fn: Callable[[], Any]) -> Callable[[], Any]:
     return call
 
 
-def run_cases(selected: list[Case], progress=sys.stderr) -> list[dict[str, Any]]:
-    """Time each case (one warm-up, then ``case.rounds`` timed calls); returns one record per case."""
+def run_cases(selected: list[Case], progress=None) -> list[dict[str, Any]]:
+    """Time each case (one warm-up, then ``case.rounds`` timed calls); returns one record per case.
+
+    Progress lines go to ``progress`` (default: the current ``sys.stderr``).
+    """
+    progress = sys.stderr if progress is None else progress
     records = []
     for i, case in enumerate(selected, 1):
         print(f"[{i}/{len(selected)}] {case.group}: {case.method} [{case.backend}]", file=progress, flush=True)

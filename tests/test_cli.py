@@ -57,7 +57,7 @@ def test_bench_unknown_algorithm_is_an_error(capsys):
 
 
 def test_bench_plot_writes_png(tmp_path, capsys):
-    pytest.importorskip("matplotlib.pyplot")  # matplotlib itself can import where pyplot cannot
+    pytest.importorskip("matplotlib.pyplot")
     path = tmp_path / "ratios.png"
     assert main(["bench", "--quick", "--only", "random", "--plot", str(path)]) == 0, capsys.readouterr().err
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
