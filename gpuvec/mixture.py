@@ -551,18 +551,25 @@ class GaussianMixture:
         check_int("n_init", self.n_init, minimum=1)
 
     def _validate_X(self, X: Any, *, fitting: bool) -> tuple[types.ModuleType, Any, bool]:
+        if type(X).__module__.split(".sparse")[0] in ("scipy", "cupyx.scipy") and hasattr(X, "toarray"):
+            raise TypeError("Sparse data was passed for X, but dense data is required. Use X.toarray() to convert to a dense array.")
         xp = get_namespace(X)
         X = xp.asarray(X)
+        if X.dtype.kind == "c":
+            raise ValueError("Complex data not supported: X must be real")
+        if X.dtype.kind == "O":
+            X = X.astype(xp.float64)  # raises numpy's own error for non-numbers
         if X.dtype.kind not in "biuf":
             raise ValueError(f"X must be numeric; got dtype {X.dtype}")
         if X.ndim == 1:
             raise ValueError(f"Expected 2D array (n_samples, n_features) or 3D (batch, n_samples, n_features), got 1D array of shape {X.shape}. Reshape your data either using array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) if it contains a single sample.")
         if X.ndim not in (2, 3):
             raise ValueError(f"X must have shape (n_samples, n_features) or (batch, n_samples, n_features); got shape {X.shape}")
+        for axis, what in ((-2, "sample(s)"), (-1, "feature(s)"), (0, "problem(s)")):
+            if X.shape[axis] == 0:
+                raise ValueError(f"Found array with 0 {what} (shape={X.shape}) while a minimum of 1 is required.")
         batched = X.ndim == 3
         X = (X if batched else X[None]).astype(xp.float64)
-        if X.shape[1] == 0 or X.shape[2] == 0 or X.shape[0] == 0:
-            raise ValueError(f"Found array with 0 sample(s) or feature(s) (shape={X.shape}) while a minimum of 1 is required.")
         if not bool(xp.isfinite(X).all()):  # once, up front
             kind = "NaN" if bool(xp.isnan(X).any()) else "infinity or a value too large for dtype('float64')"
             raise ValueError(f"Input X contains {kind}.")
@@ -704,6 +711,8 @@ class GaussianMixture:
             raise ValueError(f"sample_weight must have shape (N,) = ({N},) or (B, N) = ({B}, {N}); got {tuple(sw.shape)}")
         if not bool(xp.isfinite(sw).all()) or bool((sw < 0).any()):
             raise ValueError("sample_weight must be finite and non-negative")
+        if bool((sw.sum(1) == 0).any()):
+            raise ValueError("sample_weight is zero for every sample of a problem: sample weights must not all be zero")
         if bool(((sw > 0).sum(1) < self.n_components).any()):
             raise ValueError(f"Expected n_samples >= n_components among samples of positive sample_weight in every problem, n_components = {self.n_components}")
         return sw

@@ -229,3 +229,22 @@ def test_chunked_pass_equals_one_pass(monkeypatch, ct):
         np.testing.assert_allclose(lb_part, lb_whole, rtol=1e-12)
         for a, b in zip(part, whole):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_sklearn_check_estimator_passes():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(gpuvec.GaussianMixture(), on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    assert len(results) > 30 and failed == []
+
+
+def test_sparse_and_complex_inputs_are_refused_clearly():
+    import scipy.sparse
+
+    with pytest.raises(TypeError, match=r"Sparse data.*X\.toarray\(\)"):
+        gpuvec.GaussianMixture(1).fit(scipy.sparse.csr_matrix(np.eye(3)))
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        gpuvec.GaussianMixture(1).fit(np.eye(3) + 1j)
