@@ -54,6 +54,58 @@ def rays_accepted_answer(m, origin_row, origin_col, num=5, *, order=1, mode="nea
     return m_max, m_dist
 
 
+def rays_dense_reference(m, origin, *, order=1, mode="nearest", cval=0.0):
+    """Brute force for dense rays, one map_coordinates call per cell (any number of axes).
+
+    The ray from cell x takes n = ceil(max_d |origin[d] - x[d]|) + 1 samples at
+    ``np.linspace(x[d], origin[d], n)``; returns max, argmax and the coordinates of the max.
+    """
+    m_max = np.empty(m.shape, m.dtype)
+    m_arg = np.empty(m.shape, np.int64)
+    m_coords = np.empty((m.ndim,) + m.shape)
+    for x in np.ndindex(m.shape):
+        n = int(np.ceil(max(abs(o - xi) for o, xi in zip(origin, x)))) + 1
+        pts = np.array([np.linspace(xi, o, n) for xi, o in zip(x, origin)])
+        line = map_coordinates(m, pts, order=order, mode=mode, cval=cval)
+        m_max[x], m_arg[x] = line.max(), line.argmax()
+        m_coords[(slice(None),) + x] = pts[:, line.argmax()]
+    return m_max, m_arg, m_coords
+
+
+def rays_second_answer(img, ctr):
+    """The seed's second answer: the max over every pixel of the discrete ray (nearest pixel),
+    for 2-D or multichannel (H, W, C) images, with the offsets of the max (as posted)."""
+    M, N, *d = img.shape
+    aidx = 2 * (slice(None),) + (img.ndim - 2) * (None,)
+    m, n = ctr
+    out = np.empty_like(img)
+    offsI = np.empty(img.shape, np.uint16)
+    offsJ = np.empty(img.shape, np.uint16)
+    img4, out4, I4, J4 = ((x[m:, n:], x[m:, n::-1], x[m::-1, n:], x[m::-1, n::-1]) for x in (img, out, offsI, offsJ))
+    for i, o, y, x in zip(img4, out4, I4, J4):
+        for _ in range(2):
+            M, N, *d = i.shape
+            widths = np.arange(1, M + 1, dtype=np.uint16).clip(None, N)
+            I = np.arange(M, dtype=np.uint16).repeat(widths)
+            J = np.ones_like(I)
+            J[0] = 0
+            J[widths[:-1].cumsum()] -= widths[:-1]
+            J = J.cumsum(dtype=np.uint16)
+            ii = np.arange(1, 2 * M - 1, dtype=np.uint16) // 2
+            II = ii.clip(None, I[:, None])
+            jj = np.arange(2 * M - 2, dtype=np.uint32) // 2 * 2 + 1
+            jj[0] = 0
+            JJ = ((1 + jj) * J[:, None] // (2 * (I + 1))[:, None]).astype(np.uint16).clip(None, J[:, None])
+            idx = i[II, JJ].argmax(axis=1)
+            II, JJ = (np.take_along_axis(ZZ[aidx], idx[:, None], 1)[:, 0] for ZZ in (II, JJ))
+            y[I, J], x[I, J] = II, JJ
+            SH = II, JJ, *np.ogrid[tuple(map(slice, img.shape))][2:]
+            o[I, J] = i[SH]
+            i, o = i.swapaxes(0, 1), o.swapaxes(0, 1)
+            y, x = x.swapaxes(0, 1), y.swapaxes(0, 1)
+    return out, offsI, offsJ
+
+
 # --------------------------------------------------------------------------- rotations
 
 

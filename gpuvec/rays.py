@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import math
 import types
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
 from gpuvec import _jit
-from gpuvec._backend import get_namespace, is_cupy_namespace, ndimage_for
+from gpuvec._backend import get_namespace, is_cupy_namespace, ndimage_for, to_numpy
 from gpuvec._checks import check_choice, check_int, check_real
 
 __all__ = ["ray_max"]
@@ -44,57 +44,83 @@ _GENERAL_CHUNK = 1 << 21
 
 def ray_max(
     image: Any,
-    origin: tuple[float, float],
-    num: int = 5,
+    origin: Sequence[float],
+    num: int | None = 5,
     *,
     order: int = 1,
     mode: Mode = "nearest",
     cval: float = 0.0,
-) -> tuple[Any, Any]:
+    channel_axis: int | None = None,
+    return_coords: bool = False,
+) -> tuple[Any, ...]:
     """Max of the image sampled along the ray from every cell to ``origin``.
 
     Parameters
     ----------
-    image : array, shape (M, N)
+    image : array, shape (M, N), (M, N, P), ... [with one channel axis]
         numpy or cupy array of an integer or floating dtype (float16, bool and
         complex are rejected, as scipy's map_coordinates cannot interpolate them).
-    origin : pair of float
-        ``(row, col)`` of the ray's end; integers or floats, inside the image or
-        not.
-    num : int, default 5
+        2-D images, 3-D volumes, any number of spatial axes.
+    origin : sequence of float, one per spatial axis
+        ``(row, col[, ...])`` of the rays' common end; integers or floats,
+        inside the image or not.
+    num : int or None, default 5
         Samples per ray, both ends included (``num >= 2``): sample ``k`` of cell
-        ``(r, c)`` is at ``(np.linspace(r, orow, num)[k], np.linspace(c, ocol, num)[k])``.
+        ``x`` is at ``np.linspace(x[d], origin[d], num)[k]`` on every axis d.
+        ``None`` samples every pixel the ray crosses (dense rays, see Notes).
     order : int, default 1
         Spline order, 0 to 5, as in ``scipy.ndimage.map_coordinates``.
     mode : {'nearest', 'constant', 'reflect', 'grid-mirror', 'mirror', 'grid-wrap', 'wrap', 'grid-constant'}
         How samples outside the image are treated, as in map_coordinates.
     cval : float, default 0.0
         The value outside the image for ``mode='constant'`` and ``'grid-constant'``.
+    channel_axis : int, optional
+        The axis of ``image`` that holds channels (e.g. -1 for an (H, W, 3)
+        photograph): each channel gets its own result, on that axis.
+    return_coords : bool, default False
+        Also return the coordinates of each ray's max sample.
 
     Returns
     -------
-    max_values : array, shape (M, N), dtype of image
+    max_values : array, shape of image, dtype of image
         The largest sample on each cell's ray (NaN if any sample is NaN, as
         ``ndarray.max`` gives).
-    argmax : array, shape (M, N), unsigned integer
+    argmax : array, shape of image, unsigned integer
         Index (0 at the cell, ``num - 1`` at the origin) of the first sample
-        equal to the max; dtype uint8 for ``num <= 256``, uint16 for
-        ``num <= 65536``, uint32 beyond.
+        equal to the max; dtype uint8 for up to 256 samples per ray, uint16 up
+        to 65536, uint32 beyond.
+    coords : array of float64, shape (ndim,) + shape of image
+        Only with ``return_coords``: ``coords[d]`` is the axis-d coordinate of
+        the max sample, ``np.linspace(x[d], origin[d], num)[argmax]``
+        (``ndim`` counts spatial axes; with channels, each channel's own).
 
     Notes
     -----
     ``order`` 0 and 1 with ``mode`` 'nearest' or 'constant' run on the streaming
     path, bit-identical to ``map_coordinates`` then max/argmax (the seed's
-    accepted answer). Beyond the outputs it holds cache-sized row buffers and
-    1-D axis tables of under 40 ``num (M + N)`` bytes: nothing of size
-    ``num M N``. On the CPU it is a compiled loop where numba is installed
-    (``pip install gpuvec[jit]``; ``GPUVEC_JIT=0`` turns it off) and a blocked
-    numpy loop otherwise; on cupy it is one fused kernel. All three follow
-    scipy's arithmetic (double accumulation, no fused multiply-add, scipy's
-    rounding) and agree bit for bit. Every other order and mode runs through
+    accepted answer). Beyond the outputs it holds cache-sized buffers and 1-D
+    axis tables of under 40 ``num (M + N + ...)`` bytes: nothing of size
+    ``num M N``. For 2-D images on the CPU it is a compiled loop where numba
+    is installed (``pip install gpuvec[jit]``; ``GPUVEC_JIT=0`` turns it off)
+    and a blocked numpy loop otherwise; on cupy it is one fused kernel. All of
+    them follow scipy's arithmetic (double accumulation, no fused
+    multiply-add, scipy's rounding) and agree bit for bit. Volumes (3 or more
+    axes) take the numpy loop on the CPU, ``map_coordinates`` on the GPU.
+
+    Every other order and mode, and volumes on the GPU, run through
     ``map_coordinates`` (cupyx's on the GPU, whose arithmetic can differ from
     scipy's in the last bit) on chunks of at most ``2**21`` points; for
     ``order > 1`` each chunk repeats the spline prefilter, so that path is slow.
+
+    Dense rays (``num=None``): the ray from cell ``x`` takes
+    ``n(x) = L(x) + 1`` samples, ``L(x) = ceil(max_d |origin[d] - x[d]|)``, so
+    consecutive samples are at most one pixel apart on every axis (unit steps
+    along the longest axis); sample ``k`` is at
+    ``np.linspace(x[d], origin[d], n(x))[k]``, interpolated by ``order`` and
+    ``mode`` as above (``order=0``: the nearest pixel). The cost is the number
+    of samples, ``sum(n(x))``, about ``cells * mean distance to the origin``:
+    O(M N max(M, N)) for a 2-D image, streamed through ``map_coordinates`` in
+    chunks of ``2**21`` samples, so memory stays O(M N).
 
     Integer samples are rounded half away from zero and clipped to the dtype,
     as scipy does. Integer images beyond 2**53 in magnitude lose precision in
@@ -116,42 +142,77 @@ def ray_max(
     array([7, 7, 8, 8, 8, 8])
     >>> m_dist[5]
     array([1, 1, 2, 1, 2, 1], dtype=uint8)
+
+    Where the max is, and every pixel on the ray:
+
+    >>> _, _, coords = gpuvec.ray_max(m, (3, 3), num=5, return_coords=True)
+    >>> coords[:, 5, 0]
+    array([4.5 , 0.75])
+    >>> gpuvec.ray_max(m, (3, 3), num=None, order=0)[0][5]
+    array([7, 7, 8, 8, 8, 8])
     """
     xp = get_namespace(image)
     image = xp.asarray(image)
-    if image.ndim != 2:
-        msg = f"image must be a 2-D array of shape (rows, cols); got shape {image.shape}"
-        raise ValueError(msg)
     if image.dtype.kind not in "iuf" or image.dtype == np.float16:
         msg = f"image must have an integer, float32 or float64 dtype; got {image.dtype}"
         raise TypeError(msg)
-    if not isinstance(origin, (tuple, list)) and not hasattr(origin, "__len__"):
-        msg = f"origin must be a pair (row, col) of finite numbers; got {origin!r}"
+    if channel_axis is not None:
+        channel_axis = check_int("channel_axis", channel_axis, minimum=-image.ndim, maximum=image.ndim - 1) % image.ndim
+    spatial = image.ndim - (channel_axis is not None)
+    if isinstance(origin, (str, bytes)) or not hasattr(origin, "__len__"):
+        msg = f"origin must be a sequence of {spatial} finite numbers, one per spatial axis; got {origin!r}"
         raise TypeError(msg)
-    if len(origin) != 2:
-        msg = f"origin must be a pair (row, col) of finite numbers; got {len(origin)} values: {origin!r}"
+    if len(origin) != spatial or spatial < 1:
+        msg = (
+            f"origin must have one coordinate per spatial axis of image: image has shape {image.shape}"
+            f"{f' with channel_axis={channel_axis}' if channel_axis is not None else ''} ({spatial} spatial axes), "
+            f"origin has {len(origin)} values: {origin!r}"
+        )
         raise ValueError(msg)
-    orow, ocol = (check_real(f"origin[{i}]", float(v) if hasattr(v, "dtype") else v) for i, v in enumerate(origin))
-    num = check_int("num", num, minimum=2)
+    origin = tuple(check_real(f"origin[{i}]", float(v) if hasattr(v, "dtype") else v) for i, v in enumerate(origin))
+    if num is not None:
+        num = check_int("num", num, minimum=2)
     order = check_int("order", order, minimum=0, maximum=5)
     check_choice("mode", mode, MODES)
     cval = check_real("cval", cval, finite=image.dtype.kind != "f")
     if 0 in image.shape:
-        msg = f"image must have at least one row and one column; got shape {image.shape}"
+        msg = f"image must have at least one element along every axis; got shape {image.shape}"
         raise ValueError(msg)
 
+    if channel_axis is not None:
+        channels = [_ray_max(xp, xp.take(image, c, axis=channel_axis), origin, num, order, mode, cval, return_coords) for c in range(image.shape[channel_axis])]
+        out = [xp.stack([r[i] for r in channels], axis=channel_axis) for i in (0, 1)]
+        if return_coords:  # coords keep their leading axis of spatial dimensions
+            out.append(xp.stack([r[2] for r in channels], axis=channel_axis + 1))
+        return tuple(out)
+    return _ray_max(xp, image, origin, num, order, mode, cval, return_coords)
+
+
+def _ray_max(xp, image, origin, num, order, mode, cval, return_coords):
+    """ray_max on one channel, after validation."""
+    if num is None:
+        return _dense(xp, image, origin, order, mode, cval, return_coords)
     arg_dtype = np.uint8 if num <= 256 else np.uint16 if num <= 65536 else np.uint32
-    if order <= 1 and mode in STREAMING_MODES:
+    if order <= 1 and mode in STREAMING_MODES and (image.ndim == 2 or not is_cupy_namespace(xp)):
         if is_cupy_namespace(xp):
             from gpuvec import _kernels
 
-            return _kernels.ray_max_streaming(image, (orow, ocol), num, order, mode, cval, arg_dtype)
-        ytab = _axis_table(image.shape[0], orow, num, order, mode)
-        xtab = _axis_table(image.shape[1], ocol, num, order, mode)
-        if _jit.enabled():
-            return _jit.ray_max_streaming(image, ytab, xtab, num, order, cval, arg_dtype)
-        return _stream_numpy(image, ytab, xtab, num, order, cval, arg_dtype)
-    return _general(xp, image, (orow, ocol), num, order, mode, cval, arg_dtype)
+            best, arg = _kernels.ray_max_streaming(image, origin, num, order, mode, cval, arg_dtype)
+        else:
+            tabs = [_axis_table(n, o, num, order, mode) for n, o in zip(image.shape, origin)]
+            if image.ndim == 2 and _jit.enabled():
+                best, arg = _jit.ray_max_streaming(image, *tabs, num, order, cval, arg_dtype)
+            else:
+                best, arg = _stream_numpy(image, tabs, num, order, cval, arg_dtype)
+    else:
+        best, arg = _general(xp, image, origin, num, order, mode, cval, arg_dtype)
+    if not return_coords:
+        return best, arg
+    coords = xp.empty((image.ndim,) + image.shape)
+    for d, (n, o) in enumerate(zip(image.shape, origin)):
+        along = xp.arange(n).reshape((n,) + (1,) * (image.ndim - 1 - d))
+        coords[d] = _linspace_table(xp, n, o, num)[arg, along]
+    return best, arg, coords
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -220,9 +281,9 @@ def _round_like_scipy(t: Any, dtype: np.dtype) -> Any:
 # --------------------------------------------------------------------------- CPU streaming path
 
 
-def _stream_numpy(image, ytab, xtab, num, order, cval, arg_dtype):
-    rows, cols = image.shape
-    dtype = image.dtype
+def _stream_numpy(image, tabs, num, order, cval, arg_dtype):
+    """The blocked numpy loop: blocks along axis 0 that stay in cache, streaming over the samples."""
+    shape, dtype = image.shape, image.dtype
     is_int = dtype.kind in "iu"
     # Samples are compared as map_coordinates would return them: in the image's
     # float dtype, or for integer images as their rounded float64 values.
@@ -234,33 +295,35 @@ def _stream_numpy(image, ytab, xtab, num, order, cval, arg_dtype):
     # ndarray.max's NaN rule costs three more passes; only NaN, inf (inf * 0) or a NaN cval need it.
     nan_aware = not is_int and not (math.isfinite(cval) and bool(np.isfinite(image).all()))
 
-    best = np.empty((rows, cols), work_dtype)
-    arg = np.empty((rows, cols), arg_dtype)
-    block = max(1, min(rows, _BLOCK_BYTES // (8 * cols)))
+    best = np.empty(shape, work_dtype)
+    arg = np.empty(shape, arg_dtype)
+    inner = math.prod(shape[1:])
+    block = max(1, min(shape[0], _BLOCK_BYTES // (8 * inner)))
+    bshape = (block,) + shape[1:]
     buffers = {
-        "acc": np.empty((block, cols)),
-        "term": np.empty((block, cols)),
-        "rows": np.empty((block, cols)),
-        "src": np.empty((block, cols), dtype),
-        "cur": np.empty((block, cols), work_dtype),
-        "mask": np.empty((block, cols), bool),
-        "nan": np.empty((block, cols), bool),
-        "best": np.empty((block, cols), work_dtype),
-        "arg": np.empty((block, cols), arg_dtype),
-        "argk": np.empty((block, cols), arg_dtype),
+        "acc": np.empty(bshape),
+        "src": np.empty(bshape, dtype),
+        "levels": [np.empty(bshape) for _ in shape],
+        "cur": np.empty(bshape, work_dtype),
+        "mask": np.empty(bshape, bool),
+        "nan": np.empty(bshape, bool),
+        "best": np.empty(bshape, work_dtype),
+        "arg": np.empty(bshape, arg_dtype),
+        "argk": np.empty(bshape, arg_dtype),
     }
     with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN in scipy too, silently
-        for r0 in range(0, rows, block):
-            rs = slice(r0, min(rows, r0 + block))
-            buf = {name: b[: rs.stop - r0] for name, b in buffers.items()}
+        for r0 in range(0, shape[0], block):
+            rs = slice(r0, min(shape[0], r0 + block))
+            n = rs.stop - r0
+            buf = {name: [b[:n] for b in v] if name == "levels" else v[:n] for name, v in buffers.items()}
             for k in range(num):
-                acc = _sample_rows(image, ytab, xtab, k, rs, order, buf)
+                acc = _sample_block(image, tabs, k, rs, order, buf)
                 if is_int:
                     _round_like_scipy(acc, dtype)
                 cur = acc if work_dtype == np.float64 else np.copyto(buf["cur"], acc) or buf["cur"]
-                if ytab["inside"] is not None:
-                    outside = np.logical_and.outer(ytab["inside"][k, rs], xtab["inside"][k], out=buf["mask"])
-                    cur[np.logical_not(outside, out=outside)] = cval_sample
+                if tabs[0]["inside"] is not None:
+                    outside = np.logical_not(_inside_mask(tabs, k, rs, buf["mask"]), out=buf["mask"])
+                    cur[outside] = cval_sample
                 _update_max(buf["best"], buf["arg"], cur, k, nan_aware, buf)
             # The running max lives in cache-sized buffers; the outputs are written once.
             best[rs] = buf["best"]
@@ -272,25 +335,53 @@ def _stream_numpy(image, ytab, xtab, num, order, cval, arg_dtype):
     return best, arg
 
 
-def _sample_rows(image, ytab, xtab, k, rs, order, buf):
-    """Step k's samples for the rows ``rs``, in float64, with scipy's arithmetic."""
+def _axis_slice(tabs, name, d, k, rs, ndim):
+    """Table ``name`` of axis d at step k (rows ``rs`` for axis 0), shaped to broadcast along axis d."""
+    values = tabs[d][name][k, rs] if d == 0 else tabs[d][name][k]
+    return values.reshape((-1,) + (1,) * (ndim - 1 - d))
+
+
+def _inside_mask(tabs, k, rs, out):
+    out[...] = True
+    for d in range(len(tabs)):
+        out &= _axis_slice(tabs, "inside", d, k, rs, len(tabs))
+    return out
+
+
+def _sample_block(image, tabs, k, rs, order, buf):
+    """Step k's samples for the block ``rs`` of axis 0, in float64, with scipy's arithmetic.
+
+    scipy sums the 2**ndim corner terms ``((m * w_0) * w_1) * ...`` in C order
+    of the corners. Scaling whole slabs by each axis' weight before taking the
+    next axis' indices makes the same products with fewer multiplications.
+    """
+    ndim, acc = image.ndim, buf["acc"]
     if order == 0:
-        src = np.take(image, ytab["i0"][k, rs], axis=0, out=buf["src"], mode="wrap")
-        np.copyto(buf["acc"], src[:, xtab["i0"][k]])
-        return buf["acc"]
-    acc, term, weighted = buf["acc"], buf["term"], buf["rows"]
-    for j in (0, 1):
-        # (m * wy) * wx: scaling whole rows by wy before picking columns makes
-        # the same products as scipy's per-point loop, with fewer multiplications.
-        src = np.take(image, ytab[f"i{j}"][k, rs], axis=0, out=buf["src"], mode="wrap")
-        np.multiply(src, ytab[f"w{j}"][k, rs, None], out=weighted)
-        for i in (0, 1):
-            dest = acc if i == j == 0 else term
-            np.take(weighted, xtab[f"i{i}"][k], axis=1, out=dest, mode="wrap")
-            dest *= xtab[f"w{i}"][k]
-            if dest is term:
-                acc += term
+        picked = np.take(image, tabs[0]["i0"][k, rs], axis=0, out=buf["src"], mode="wrap")
+        for d in range(1, ndim):
+            picked = np.take(picked, tabs[d]["i0"][k], axis=d, mode="wrap")
+        np.copyto(acc, picked)
+        return acc
+    terms = _corner_terms(image, tabs, k, rs, 0, buf)
+    np.copyto(acc, next(terms))
+    for term in terms:
+        acc += term
     return acc
+
+
+def _corner_terms(src, tabs, k, rs, d, buf):
+    ndim = len(tabs)
+    level = buf["levels"][d]
+    for j in (0, 1):
+        if d == 0:
+            taken = np.take(src, tabs[0][f"i{j}"][k, rs], axis=0, out=buf["src"], mode="wrap")
+        else:
+            taken = np.take(src, tabs[d][f"i{j}"][k], axis=d, out=level, mode="wrap")
+        part = np.multiply(taken, _axis_slice(tabs, f"w{j}", d, k, rs, ndim), out=level)
+        if d == ndim - 1:
+            yield part
+        else:
+            yield from _corner_terms(part, tabs, k, rs, d + 1, buf)
 
 
 def _update_max(best, arg, cur, k, nan_aware, buf):
@@ -317,20 +408,20 @@ def _update_max(best, arg, cur, k, nan_aware, buf):
 
 
 def _general(xp, image, origin, num, order, mode, cval, arg_dtype):
+    """Any order and mode, any number of axes: map_coordinates on blocks of axis 0, per sample index."""
     ndimage = ndimage_for(xp)
-    rows, cols = image.shape
-    ylin = _linspace_table(xp, rows, origin[0], num)
-    xlin = _linspace_table(xp, cols, origin[1], num)
-    best = xp.empty((rows, cols), image.dtype)
-    arg = xp.zeros((rows, cols), arg_dtype)
-    block = max(1, min(rows, _GENERAL_CHUNK // cols))
-    for r0 in range(0, rows, block):
-        r1 = min(rows, r0 + block)
-        coords = xp.empty((2, r1 - r0, cols))
-        best_b, arg_b = best[r0:r1], arg[r0:r1]
+    shape = image.shape
+    lins = [_linspace_table(xp, n, o, num) for n, o in zip(shape, origin)]
+    best = xp.empty(shape, image.dtype)
+    arg = xp.zeros(shape, arg_dtype)
+    block = max(1, min(shape[0], _GENERAL_CHUNK // math.prod(shape[1:])))
+    for r0 in range(0, shape[0], block):
+        rs = slice(r0, min(shape[0], r0 + block))
+        coords = xp.empty((image.ndim, rs.stop - r0) + shape[1:])
+        best_b, arg_b = best[rs], arg[rs]
         for k in range(num):
-            coords[0] = ylin[k, r0:r1, None]
-            coords[1] = xlin[k, None, :]
+            for d, lin in enumerate(lins):
+                coords[d] = (lin[k, rs] if d == 0 else lin[k]).reshape((-1,) + (1,) * (image.ndim - 1 - d))
             cur = ndimage.map_coordinates(image, coords, order=order, mode=mode, cval=cval)
             if k == 0:
                 best_b[...] = cur
@@ -339,3 +430,55 @@ def _general(xp, image, origin, num, order, mode, cval, arg_dtype):
             best_b[better] = cur[better]
             arg_b[better] = k
     return best, arg
+
+
+# --------------------------------------------------------------------------- dense rays
+
+
+def _dense(xp, image, origin, order, mode, cval, return_coords):
+    """Every pixel on the ray: n(x) = ceil(max_d |origin[d] - x[d]|) + 1 samples from cell x.
+
+    Cells with the same n go through map_coordinates together, in chunks of
+    at most ``_GENERAL_CHUNK`` samples, so memory stays O(cells).
+    """
+    ndimage = ndimage_for(xp)
+    shape, ndim = image.shape, image.ndim
+    grid = xp.stack(xp.meshgrid(*(xp.arange(n, dtype=xp.float64) for n in shape), indexing="ij")).reshape(ndim, -1)
+    stop = xp.asarray(origin, dtype=xp.float64)[:, None]
+    length = xp.ceil(xp.abs(stop - grid).max(axis=0)).astype(xp.int64)  # L(x); n(x) = L + 1
+    max_len = int(length.max())
+    arg_dtype = np.uint8 if max_len < 256 else np.uint16 if max_len < 65536 else np.uint32
+    best = xp.empty(grid.shape[1], image.dtype)
+    arg = xp.empty(grid.shape[1], arg_dtype)
+    coords_out = xp.empty((ndim, grid.shape[1])) if return_coords else None
+    order_cells = xp.argsort(length, kind="stable")
+    counts = xp.bincount(length, minlength=max_len + 1)
+    starts = np.concatenate([[0], np.cumsum(to_numpy(counts))])
+    for L in range(max_len + 1):
+        cells_all = order_cells[starts[L] : starts[L + 1]]
+        per_chunk = max(1, _GENERAL_CHUNK // (L + 1))
+        for c0 in range(0, cells_all.shape[0], per_chunk):
+            cells = cells_all[c0 : c0 + per_chunk]
+            pts = _cell_linspace(xp, grid[:, cells], stop, L)  # (ndim, cells, L + 1)
+            samples = ndimage.map_coordinates(image, pts.reshape(ndim, -1), order=order, mode=mode, cval=cval)
+            samples = samples.reshape(cells.shape[0], L + 1)
+            k = samples.argmax(axis=1)
+            best[cells] = samples.max(axis=1)
+            arg[cells] = k
+            if return_coords:
+                coords_out[:, cells] = xp.take_along_axis(pts, k[None, :, None], axis=2)[..., 0]
+    out = (best.reshape(shape), arg.reshape(shape))
+    return out + (coords_out.reshape((ndim,) + shape),) if return_coords else out
+
+
+def _cell_linspace(xp, start, stop, L):
+    """``pts[d, i, k] == np.linspace(start[d, i], stop[d], L + 1)[k]``, bit for bit."""
+    k = xp.arange(L + 1, dtype=xp.float64)
+    if L == 0:
+        return start[:, :, None] + 0 * k
+    delta = stop - start  # (ndim, cells)
+    step = delta / L
+    pts = xp.where((step == 0)[..., None], (k / L) * delta[..., None], k * step[..., None])
+    pts += start[..., None]
+    pts[..., -1] = stop
+    return pts
