@@ -73,6 +73,99 @@ def _ray_max_loop():
     return loop
 
 
+@functools.lru_cache(maxsize=None)
+def _dense_loop():
+    import numba
+
+    @numba.njit(cache=True, inline="always")
+    def axis(start, stop, k, L, n, order, constant):
+        """One axis of sample k of the dense ray: np.linspace(start, stop, L + 1)[k], then
+        scipy's indices and weights (gpuvec.rays._axis_table's arithmetic)."""
+        if k == L:
+            coord = stop
+        else:
+            delta = stop - start
+            step = delta / L
+            coord = (k / L) * delta + start if step == 0.0 else k * step + start
+        inside = True
+        if constant:
+            inside = coord >= 0.0 and coord <= n - 1
+            if not inside:
+                coord = 0.0
+        if order == 0:
+            f = np.floor(coord + 0.5)
+            i0 = 0 if f < 0 else (n - 1 if f > n - 1 else int(f))
+            return i0, i0, 0.0, 0.0, inside
+        fl = np.floor(coord)
+        w0 = 1.0 - (coord - fl)
+        w1 = 1.0 - w0
+        i0 = 0 if fl < 0 else (n - 1 if fl > n - 1 else int(fl))
+        f1 = fl + 1.0
+        if f1 > n - 1:
+            i1 = (n - 2 if n >= 2 else 0) if constant else n - 1
+        else:
+            i1 = 0 if f1 < 0 else int(f1)
+        return i0, i1, w0, w1, inside
+
+    @numba.njit(parallel=True, cache=True)
+    def loop(img, orow, ocol, order, constant, kind, cval, lo, hi, out, arg, coords):
+        rows, cols = img.shape
+        for r in numba.prange(rows):
+            cast = np.empty(1, img.dtype)
+            for c in range(cols):
+                L = int(np.ceil(max(abs(orow - r), abs(ocol - c))))
+                best, best_k, best_y, best_x = -np.inf, 0, 0.0, 0.0
+                for k in range(L + 1):
+                    iy0, iy1, wy0, wy1, yin = axis(float(r), orow, k, L, rows, order, constant)
+                    ix0, ix1, wx0, wx1, xin = axis(float(c), ocol, k, L, cols, order, constant)
+                    if not (yin and xin):
+                        t = cval
+                    elif order == 0:
+                        t = 0.0 + np.float64(img[iy0, ix0])
+                    else:
+                        t = 0.0 + (np.float64(img[iy0, ix0]) * wy0) * wx0
+                        t += (np.float64(img[iy0, ix1]) * wy0) * wx1
+                        t += (np.float64(img[iy1, ix0]) * wy1) * wx0
+                        t += (np.float64(img[iy1, ix1]) * wy1) * wx1
+                    if kind == 0:
+                        cast[0] = t
+                        cur = np.float64(cast[0])
+                    elif kind == 1:
+                        u = t + 0.5 if t > 0 else t - 0.5
+                        cur = np.trunc(min(max(u, lo), hi))
+                    else:
+                        u = t + 0.5 if t > 0 else 0.0
+                        cur = np.trunc(min(u, hi))
+                    if not (cur <= best) and best == best:
+                        best, best_k = cur, k
+                out[r, c] = best + 0.0
+                arg[r, c] = best_k
+                if L == 0:
+                    coords[0, r, c], coords[1, r, c] = float(r), float(c)
+                elif best_k == L:
+                    coords[0, r, c], coords[1, r, c] = orow, ocol
+                else:  # the max sample's position, recomputed as the loop computed it
+                    for d, (start, stop) in enumerate(((float(r), orow), (float(c), ocol))):
+                        delta = stop - start
+                        step = delta / L
+                        coords[d, r, c] = (best_k / L) * delta + start if step == 0.0 else best_k * step + start
+
+    return loop
+
+
+def ray_max_dense(image, origin, order, mode, cval, arg_dtype):
+    """Dense rays on a 2-D image: every cell's own number of samples, rows in parallel."""
+    rows, cols = image.shape
+    dtype = image.dtype
+    kind = 0 if dtype.kind == "f" else 1 if dtype.kind == "i" else 2
+    lo, hi = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if kind else (0.0, 0.0)
+    out = np.empty((rows, cols), dtype)
+    arg = np.empty((rows, cols), arg_dtype)
+    coords = np.empty((2, rows, cols))
+    _dense_loop()(np.ascontiguousarray(image), float(origin[0]), float(origin[1]), order, mode == "constant", kind, float(cval), lo, hi, out, arg, coords)
+    return out, arg, coords
+
+
 def ray_max_streaming(image, ytab, xtab, num, order, cval, arg_dtype):
     """The fused CPU loop: rows in parallel, a running max per cell, one write per output."""
     rows, cols = image.shape

@@ -94,6 +94,11 @@ def _ray_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
             yield Case("rays", group, "gpuvec numpy streaming", "numpy", _rays(n, num, "streaming"))
             if "cupy" in backends and fits:
                 yield Case("rays", group, "accepted answer (cupyx)", "cupy", _rays(n, num, "cupyx", "cupy"), rounds=1)
+    h, w = (96, 128) if quick else (768, 1024)
+    group = f"rays dense {h}x{w}x3 uint8 (every pixel on the ray)"
+    yield Case("rays", group, "seed's second answer", "numpy", _dense_rgb(h, w, "second"), reference=True, rounds=1)
+    for backend in backends:
+        yield Case("rays", group, "gpuvec num=None order=0", backend, _dense_rgb(h, w, "gpuvec", backend), rounds=1)
     group = "rays seed loop 40x40 num=5"
     yield Case("rays", group, "seed loop", "numpy", _rays(40, 5, "loop"), reference=True, rounds=1)
     for backend in backends:
@@ -116,6 +121,20 @@ def _rays(n: int, num: int, method: str, backend: str = "numpy") -> Callable[[],
         if method == "streaming":
             return lambda: _streaming(a, (orow, ocol), num)
         return lambda: gpuvec.ray_max(a, (orow, ocol), num)
+
+    return make
+
+
+def _dense_rgb(h: int, w: int, method: str, backend: str = "numpy") -> Callable[[], Callable[[], Any]]:
+    """The second answer's case: a 3-channel uint8 photograph-sized image, origin (200, 400)-like."""
+
+    def make():
+        img = np.random.default_rng(0).integers(0, 256, (h, w, 3)).astype(np.uint8)
+        ctr = (h * 200 // 768, w * 400 // 1024)
+        if method == "second":
+            return lambda: baselines.rays_second_answer(img, ctr)
+        a = _xp(backend).asarray(img)
+        return lambda: gpuvec.ray_max(a, ctr, None, order=0, channel_axis=-1, return_coords=True)
 
     return make
 

@@ -441,8 +441,13 @@ def _dense(xp, image, origin, order, mode, cval, return_coords):
     Cells with the same n go through map_coordinates together, in chunks of
     at most ``_GENERAL_CHUNK`` samples, so memory stays O(cells).
     """
-    ndimage = ndimage_for(xp)
     shape, ndim = image.shape, image.ndim
+    if ndim == 2 and order <= 1 and mode in STREAMING_MODES and not is_cupy_namespace(xp) and _jit.enabled():
+        max_len = math.ceil(max(max(abs(o), abs(o - (n - 1))) for n, o in zip(shape, origin)))
+        arg_dtype = np.uint8 if max_len < 256 else np.uint16 if max_len < 65536 else np.uint32
+        best, arg, coords = _jit.ray_max_dense(image, origin, order, mode, cval, arg_dtype)
+        return (best, arg, coords) if return_coords else (best, arg)
+    ndimage = ndimage_for(xp)
     grid = xp.stack(xp.meshgrid(*(xp.arange(n, dtype=xp.float64) for n in shape), indexing="ij")).reshape(ndim, -1)
     stop = xp.asarray(origin, dtype=xp.float64)[:, None]
     length = xp.ceil(xp.abs(stop - grid).max(axis=0)).astype(xp.int64)  # L(x); n(x) = L + 1

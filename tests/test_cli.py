@@ -61,3 +61,14 @@ def test_bench_plot_writes_png(tmp_path, capsys):
     path = tmp_path / "ratios.png"
     assert main(["bench", "--quick", "--only", "random", "--plot", str(path)]) == 0, capsys.readouterr().err
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ray_picture_example_draws_a_png(tmp_path):
+    pytest.importorskip("matplotlib.pyplot")
+    import pathlib
+
+    script = pathlib.Path(__file__).parents[1] / "examples" / "ray_picture.py"
+    out = tmp_path / "rays.png"
+    r = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, cwd=script.parents[1])
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
