@@ -26,67 +26,53 @@ def _numba_installed() -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _ray_max_loop():
+def _kernels():
+    """Compile (or load from numba's cache) the ray loops and the scalar helpers they share."""
     import numba
 
-    @numba.njit(parallel=True, cache=True)
-    def loop(img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, use_inside, order, kind, cval, lo, hi, out, arg):
-        rows, cols = img.shape
-        num = yi0.shape[0]
-        for r in numba.prange(rows):
-            best = np.full(cols, -np.inf)
-            best_k = np.zeros(cols, np.int64)
-            cast = np.empty(1, img.dtype)  # the float image's dtype, for its rounding
-            for k in range(num):
-                r0, r1 = yi0[k, r], yi1[k, r]
-                a, b = yw0[k, r], yw1[k, r]
-                for c in range(cols):
-                    if use_inside and not (yin[k, r] and xin[k, c]):
-                        t = cval
-                    elif order == 0:
-                        t = 0.0 + np.float64(img[r0, xi0[k, c]])
-                    else:
-                        c0, c1 = xi0[k, c], xi1[k, c]
-                        p, q = xw0[k, c], xw1[k, c]
-                        t = 0.0 + (np.float64(img[r0, c0]) * a) * p
-                        t += (np.float64(img[r0, c1]) * a) * q
-                        t += (np.float64(img[r1, c0]) * b) * p
-                        t += (np.float64(img[r1, c1]) * b) * q
-                    if kind == 0:  # float image: the sample as map_coordinates returns it
-                        cast[0] = t
-                        cur = np.float64(cast[0])
-                    elif kind == 1:  # signed: round half away from zero, clip
-                        u = t + 0.5 if t > 0 else t - 0.5
-                        cur = np.trunc(min(max(u, lo), hi))
-                    else:  # unsigned
-                        u = t + 0.5 if t > 0 else 0.0
-                        cur = np.trunc(min(u, hi))
-                    # ndarray.max/argmax: first index of the max, the first NaN wins
-                    # (-inf at k = 0 keeps index 0, as best starts at -inf with index 0).
-                    if not (cur <= best[c]) and best[c] == best[c]:
-                        best[c] = cur
-                        best_k[c] = k
-            for c in range(cols):
-                out[r, c] = best[c] + 0.0
-                arg[r, c] = best_k[c]
+    jit = functools.partial(numba.njit, cache=True)
 
-    return loop
+    @jit(inline="always")
+    def sample(img, iy0, iy1, wy0, wy1, ix0, ix1, wx0, wx1, inside, order, cval):
+        """One sample, as scipy's map_coordinates forms it (float64, corners in C order)."""
+        if not inside:
+            return cval
+        if order == 0:
+            return 0.0 + np.float64(img[iy0, ix0])
+        t = 0.0 + (np.float64(img[iy0, ix0]) * wy0) * wx0
+        t += (np.float64(img[iy0, ix1]) * wy0) * wx1
+        t += (np.float64(img[iy1, ix0]) * wy1) * wx0
+        t += (np.float64(img[iy1, ix1]) * wy1) * wx1
+        return t
 
+    @jit(inline="always")
+    def as_output(t, kind, lo, hi, cast):
+        """The sample as map_coordinates returns it in the image dtype (as a float64 value)."""
+        if kind == 0:  # float image: its rounding, through a one-element array of its dtype
+            cast[0] = t
+            return np.float64(cast[0])
+        if kind == 1:  # signed: round half away from zero, clip
+            u = t + 0.5 if t > 0 else t - 0.5
+            return np.trunc(min(max(u, lo), hi))
+        u = t + 0.5 if t > 0 else 0.0  # unsigned
+        return np.trunc(min(u, hi))
 
-@functools.lru_cache(maxsize=None)
-def _dense_loop():
-    import numba
+    @jit(inline="always")
+    def better(cur, best):
+        """ndarray.max/argmax: first index of the max, the first NaN wins (best starts at -inf)."""
+        return not (cur <= best) and best == best
 
-    @numba.njit(cache=True, inline="always")
+    @jit(inline="always")
     def axis(start, stop, k, L, n, order, constant):
-        """One axis of sample k of the dense ray: np.linspace(start, stop, L + 1)[k], then
-        scipy's indices and weights (gpuvec.rays._axis_table's arithmetic)."""
+        """One axis of sample k of ``np.linspace(start, stop, L + 1)``: scipy's indices,
+        weights and inside flag (gpuvec.rays._axis_table's arithmetic, per point), and the position."""
         if k == L:
-            coord = stop
+            pos = stop
         else:
             delta = stop - start
             step = delta / L
-            coord = (k / L) * delta + start if step == 0.0 else k * step + start
+            pos = (k / L) * delta + start if step == 0.0 else k * step + start
+        coord = pos
         inside = True
         if constant:
             inside = coord >= 0.0 and coord <= n - 1
@@ -95,7 +81,7 @@ def _dense_loop():
         if order == 0:
             f = np.floor(coord + 0.5)
             i0 = 0 if f < 0 else (n - 1 if f > n - 1 else int(f))
-            return i0, i0, 0.0, 0.0, inside
+            return i0, i0, 0.0, 0.0, inside, pos
         fl = np.floor(coord)
         w0 = 1.0 - (coord - fl)
         w1 = 1.0 - w0
@@ -105,82 +91,73 @@ def _dense_loop():
             i1 = (n - 2 if n >= 2 else 0) if constant else n - 1
         else:
             i1 = 0 if f1 < 0 else int(f1)
-        return i0, i1, w0, w1, inside
+        return i0, i1, w0, w1, inside, pos
 
-    @numba.njit(parallel=True, cache=True)
-    def loop(img, orow, ocol, order, constant, kind, cval, lo, hi, out, arg, coords):
+    @jit(parallel=True)
+    def streaming(img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, order, kind, cval, lo, hi, out, arg):
+        """Fixed num: the host's axis tables, rows in parallel, a running max per cell."""
+        rows, cols = img.shape
+        for r in numba.prange(rows):
+            best = np.full(cols, -np.inf)
+            best_k = np.zeros(cols, np.int64)
+            cast = np.empty(1, img.dtype)
+            for k in range(yi0.shape[0]):
+                for c in range(cols):
+                    t = sample(img, yi0[k, r], yi1[k, r], yw0[k, r], yw1[k, r], xi0[k, c], xi1[k, c], xw0[k, c], xw1[k, c], yin[k, r] and xin[k, c], order, cval)
+                    cur = as_output(t, kind, lo, hi, cast)
+                    if better(cur, best[c]):
+                        best[c] = cur
+                        best_k[c] = k
+            for c in range(cols):
+                out[r, c] = best[c] + 0.0
+                arg[r, c] = best_k[c]
+
+    @jit(parallel=True)
+    def dense(img, orow, ocol, order, constant, kind, cval, lo, hi, out, arg, coords):
+        """num=None: each cell's own L + 1 samples, positions computed per point."""
         rows, cols = img.shape
         for r in numba.prange(rows):
             cast = np.empty(1, img.dtype)
             for c in range(cols):
                 L = int(np.ceil(max(abs(orow - r), abs(ocol - c))))
-                best, best_k, best_y, best_x = -np.inf, 0, 0.0, 0.0
+                best, best_k, best_y, best_x = -np.inf, 0, float(r), float(c)
                 for k in range(L + 1):
-                    iy0, iy1, wy0, wy1, yin = axis(float(r), orow, k, L, rows, order, constant)
-                    ix0, ix1, wx0, wx1, xin = axis(float(c), ocol, k, L, cols, order, constant)
-                    if not (yin and xin):
-                        t = cval
-                    elif order == 0:
-                        t = 0.0 + np.float64(img[iy0, ix0])
-                    else:
-                        t = 0.0 + (np.float64(img[iy0, ix0]) * wy0) * wx0
-                        t += (np.float64(img[iy0, ix1]) * wy0) * wx1
-                        t += (np.float64(img[iy1, ix0]) * wy1) * wx0
-                        t += (np.float64(img[iy1, ix1]) * wy1) * wx1
-                    if kind == 0:
-                        cast[0] = t
-                        cur = np.float64(cast[0])
-                    elif kind == 1:
-                        u = t + 0.5 if t > 0 else t - 0.5
-                        cur = np.trunc(min(max(u, lo), hi))
-                    else:
-                        u = t + 0.5 if t > 0 else 0.0
-                        cur = np.trunc(min(u, hi))
-                    if not (cur <= best) and best == best:
+                    iy0, iy1, wy0, wy1, yin, y = axis(float(r), orow, k, L, rows, order, constant)
+                    ix0, ix1, wx0, wx1, xin, x = axis(float(c), ocol, k, L, cols, order, constant)
+                    cur = as_output(sample(img, iy0, iy1, wy0, wy1, ix0, ix1, wx0, wx1, yin and xin, order, cval), kind, lo, hi, cast)
+                    if better(cur, best):
                         best, best_k = cur, k
+                        best_y, best_x = y, x
                 out[r, c] = best + 0.0
                 arg[r, c] = best_k
-                if L == 0:
-                    coords[0, r, c], coords[1, r, c] = float(r), float(c)
-                elif best_k == L:
-                    coords[0, r, c], coords[1, r, c] = orow, ocol
-                else:  # the max sample's position, recomputed as the loop computed it
-                    for d, (start, stop) in enumerate(((float(r), orow), (float(c), ocol))):
-                        delta = stop - start
-                        step = delta / L
-                        coords[d, r, c] = (best_k / L) * delta + start if step == 0.0 else best_k * step + start
+                coords[0, r, c], coords[1, r, c] = best_y, best_x
 
-    return loop
+    return streaming, dense
 
 
-def ray_max_dense(image, origin, order, mode, cval, arg_dtype):
-    """Dense rays on a 2-D image: every cell's own number of samples, rows in parallel."""
-    rows, cols = image.shape
-    dtype = image.dtype
-    kind = 0 if dtype.kind == "f" else 1 if dtype.kind == "i" else 2
-    lo, hi = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if kind else (0.0, 0.0)
-    out = np.empty((rows, cols), dtype)
-    arg = np.empty((rows, cols), arg_dtype)
-    coords = np.empty((2, rows, cols))
-    _dense_loop()(np.ascontiguousarray(image), float(origin[0]), float(origin[1]), order, mode == "constant", kind, float(cval), lo, hi, out, arg, coords)
-    return out, arg, coords
+def _outputs(image, arg_dtype):
+    from gpuvec.rays import _cast_rule
+
+    return (np.empty(image.shape, image.dtype), np.empty(image.shape, arg_dtype), *_cast_rule(image.dtype))
 
 
 def ray_max_streaming(image, ytab, xtab, num, order, cval, arg_dtype):
-    """The fused CPU loop: rows in parallel, a running max per cell, one write per output."""
-    rows, cols = image.shape
-    dtype = image.dtype
-    kind = 0 if dtype.kind == "f" else 1 if dtype.kind == "i" else 2
-    lo, hi = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if kind else (0.0, 0.0)
-    use_inside = ytab["inside"] is not None
+    """The fused CPU loop over the host's axis tables (fixed num)."""
+    out, arg, kind, lo, hi = _outputs(image, arg_dtype)
 
     def axis(tab):
         i0 = tab["i0"]
         w0 = tab.get("w0", np.zeros(i0.shape))
-        inside = tab["inside"] if use_inside else np.ones(i0.shape, bool)
+        inside = np.ones(i0.shape, bool) if tab["inside"] is None else tab["inside"]
         return i0, tab.get("i1", i0), w0, tab.get("w1", w0), inside
 
-    out = np.empty((rows, cols), dtype)
-    arg = np.empty((rows, cols), arg_dtype)
-    _ray_max_loop()(np.ascontiguousarray(image), *axis(ytab), *axis(xtab), use_inside, order, kind, float(cval), lo, hi, out, arg)
+    _kernels()[0](np.ascontiguousarray(image), *axis(ytab), *axis(xtab), order, kind, float(cval), lo, hi, out, arg)
     return out, arg
+
+
+def ray_max_dense(image, origin, order, mode, cval, arg_dtype):
+    """Dense rays on a 2-D image (num=None): every cell's own number of samples."""
+    out, arg, kind, lo, hi = _outputs(image, arg_dtype)
+    coords = np.empty((2,) + image.shape)
+    _kernels()[1](np.ascontiguousarray(image), float(origin[0]), float(origin[1]), order, mode == "constant", kind, float(cval), lo, hi, out, arg, coords)
+    return out, arg, coords

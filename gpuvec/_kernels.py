@@ -13,6 +13,8 @@ import functools
 import cupy
 import numpy as np
 
+from gpuvec.rays import _cast_rule
+
 # --------------------------------------------------------------------------- ray_max
 
 _RAY_MAX_PREAMBLE = r"""
@@ -123,10 +125,8 @@ def ray_max_streaming(image, origin, num, order, mode, cval, arg_dtype):
     the same operations, so all paths sample at bit-identical points.
     """
     rows, cols = image.shape
-    dtype = image.dtype
-    kind = 0 if dtype.kind == "f" else 1 if dtype.kind == "i" else 2
-    lo, hi = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if kind else (0.0, 0.0)
-    out = cupy.empty((rows, cols), dtype)
+    kind, lo, hi = _cast_rule(image.dtype)
+    out = cupy.empty((rows, cols), image.dtype)
     arg = cupy.empty((rows, cols), arg_dtype)
     _ray_max_kernel()(
         cupy.ascontiguousarray(image), rows, cols, float(origin[0]), float(origin[1]), num, order,

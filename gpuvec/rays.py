@@ -267,6 +267,15 @@ def _axis_table(n: int, stop: float, num: int, order: int, mode: str) -> dict[st
     return {"i0": i0, "i1": i1, "w0": w0, "w1": w1, "inside": inside}
 
 
+def _cast_rule(dtype: np.dtype) -> tuple[int, float, float]:
+    """How a float64 sample becomes the image dtype, for the compiled loops:
+    (kind, lo, hi), kind 0 float, 1 signed (round half away, clip), 2 unsigned."""
+    if dtype.kind == "f":
+        return 0, 0.0, 0.0
+    info = np.iinfo(dtype)
+    return (1 if dtype.kind == "i" else 2), float(info.min), float(info.max)
+
+
 def _round_like_scipy(t: Any, dtype: np.dtype) -> Any:
     """scipy's cast of float64 samples to an integer dtype, in place, before clipping:
     round half away from zero (unsigned: negatives become 0)."""
