@@ -613,7 +613,7 @@ class GaussianMixture:
             if bool((w < 0).any()) or bool((w > 1).any()):
                 raise ValueError("The parameter 'weights' should be in the range [0, 1]")
             if not bool((xp.abs(1.0 - w.sum(-1)) < 1e-6).all()):
-                raise ValueError(f"The parameter 'weights' should be normalized, but got sum(weights) = {to_float_list(w.sum(-1))}")
+                raise ValueError(f"The parameter 'weights' should be normalized, but got sum(weights) = {_float_list(w.sum(-1))}")
         if p is not None:
             if ct in ("full", "tied"):
                 symmetric = bool((xp.abs(p - xp.swapaxes(p, -1, -2)) <= 1e-10 * xp.abs(p).max()).all())
@@ -923,7 +923,7 @@ def _where_batch(xp, mask, new, old):
     return xp.where(mask.reshape(mask.shape + (1,) * (new.ndim - 1)), new, old)
 
 
-def to_float_list(a):
+def _float_list(a):
     return [round(float(v), 6) for v in a]
 
 

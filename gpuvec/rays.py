@@ -192,7 +192,7 @@ def _ray_max(xp, image, origin, num, order, mode, cval, return_coords):
     """ray_max on one channel, after validation."""
     if num is None:
         return _dense(xp, image, origin, order, mode, cval, return_coords)
-    arg_dtype = np.uint8 if num <= 256 else np.uint16 if num <= 65536 else np.uint32
+    arg_dtype = _arg_dtype(num)
     if order <= 1 and mode in STREAMING_MODES and (image.ndim == 2 or not is_cupy_namespace(xp)):
         if is_cupy_namespace(xp):
             from gpuvec import _kernels
@@ -216,6 +216,11 @@ def _ray_max(xp, image, origin, num, order, mode, cval, return_coords):
 
 
 # --------------------------------------------------------------------------- shared pieces
+
+
+def _arg_dtype(samples: int) -> type:
+    """The smallest unsigned dtype that holds every sample index (0 .. samples - 1)."""
+    return np.uint8 if samples <= 256 else np.uint16 if samples <= 65536 else np.uint32
 
 
 def _linspace_table(xp: types.ModuleType, n: int, stop: float, num: int) -> Any:
@@ -447,23 +452,22 @@ def _general(xp, image, origin, num, order, mode, cval, arg_dtype):
 def _dense(xp, image, origin, order, mode, cval, return_coords):
     """Every pixel on the ray: n(x) = ceil(max_d |origin[d] - x[d]|) + 1 samples from cell x.
 
-    Cells with the same n go through map_coordinates together, in chunks of
-    at most ``_GENERAL_CHUNK`` samples, so memory stays O(cells).
+    2-D images on the CPU with numba: a compiled loop. Otherwise cells with the
+    same n go through map_coordinates together, in chunks of at most
+    ``_GENERAL_CHUNK`` samples, so memory stays O(cells).
     """
     shape, ndim = image.shape, image.ndim
     if ndim == 2 and order <= 1 and mode in STREAMING_MODES and not is_cupy_namespace(xp) and _jit.enabled():
-        max_len = math.ceil(max(max(abs(o), abs(o - (n - 1))) for n, o in zip(shape, origin)))
-        arg_dtype = np.uint8 if max_len < 256 else np.uint16 if max_len < 65536 else np.uint32
-        best, arg, coords = _jit.ray_max_dense(image, origin, order, mode, cval, arg_dtype)
+        longest = math.ceil(max(max(abs(o), abs(o - (n - 1))) for n, o in zip(shape, origin)))  # at a corner
+        best, arg, coords = _jit.ray_max_dense(image, origin, order, mode, cval, _arg_dtype(longest + 1))
         return (best, arg, coords) if return_coords else (best, arg)
     ndimage = ndimage_for(xp)
     grid = xp.stack(xp.meshgrid(*(xp.arange(n, dtype=xp.float64) for n in shape), indexing="ij")).reshape(ndim, -1)
     stop = xp.asarray(origin, dtype=xp.float64)[:, None]
     length = xp.ceil(xp.abs(stop - grid).max(axis=0)).astype(xp.int64)  # L(x); n(x) = L + 1
     max_len = int(length.max())
-    arg_dtype = np.uint8 if max_len < 256 else np.uint16 if max_len < 65536 else np.uint32
     best = xp.empty(grid.shape[1], image.dtype)
-    arg = xp.empty(grid.shape[1], arg_dtype)
+    arg = xp.empty(grid.shape[1], _arg_dtype(max_len + 1))
     coords_out = xp.empty((ndim, grid.shape[1])) if return_coords else None
     order_cells = xp.argsort(length, kind="stable")
     counts = xp.bincount(length, minlength=max_len + 1)
