@@ -687,10 +687,8 @@ class GaussianMixture:
             best = xp.argmax(xp.where(xp.isnan(lower_bound), -xp.inf, lower_bound).reshape(B, n_init), axis=1) + xp.arange(B) * n_init
             params = MixtureParams(*(a[best] for a in params))
             lower_bound, n_iter, converged, history, reg = (a[best] for a in (lower_bound, n_iter, converged, history, reg))
-            Xs = X
         if not bool(converged.all()) and self.max_iter > 0:
-            bad = [int(i) for i in xp.nonzero(~converged)[0]]
-            where = f" (problems {bad[:10]}{'...' if len(bad) > 10 else ''})" if batched else ""
+            where = f" (problems {_first(xp.nonzero(~converged)[0])})" if batched else ""
             warnings.warn(
                 f"Best performing initialization did not converge{where}. Try different init parameters, or increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
@@ -734,7 +732,7 @@ class GaussianMixture:
         if bool(bad.any()):
             problems = sorted({int(i) // n_init for i in xp.nonzero(bad)[0]})
             warnings.warn(
-                f"GaussianMixture: problems {problems[:10]}{'...' if len(problems) > 10 else ''} start with identical components "
+                f"GaussianMixture: problems {_first(problems)} start with identical components "
                 "(the same means and precisions): that start is a fixed point of EM, which cannot separate them. "
                 "Use distinct means_init, or init_params='k-means++'.",
                 UserWarning,
@@ -762,27 +760,33 @@ class GaussianMixture:
         converged = xp.zeros(S, dtype=bool)
         history = xp.full((S, self.max_iter), xp.nan)
         active = xp.arange(S)
+        failed = xp.zeros(S, dtype=bool)
         Xa, swa, pa, rega = X, sw, params, reg
         for it in range(1, self.max_iter + 1):
             new, lb = em_pass(Xa, pa, rega, ct, swa)
-            # A problem whose covariance fails Cholesky keeps more regularisation (once per iteration).
+            # A problem whose covariance fails Cholesky gets 10x more regularisation and a retry;
+            # if it still fails it keeps its last good parameters and leaves the batch.
             bad = ~_params_ok(xp, new)
             if bool(bad.any()):
                 rega = xp.where(bad, xp.maximum(rega * 10, 1e-12), rega)
                 new, _ = em_pass(Xa, pa, rega, ct, swa)
+                bad = ~_params_ok(xp, new)
+                new = MixtureParams(*(_where_batch(xp, bad, old, part) for part, old in zip(new, pa)))
             change = lb - lower_bound[active]
             lower_bound[active] = lb
             history[active, it - 1] = lb
             n_iter[active] = it
-            done = xp.abs(change) < self.tol
+            done = (xp.abs(change) < self.tol) & ~bad
             for full_arr, part in zip(params, new):
                 full_arr[active] = part
             reg[active] = rega
             if self.verbose:
                 print(f"  Iteration {it}: {int(done.sum())} of {int(active.shape[0])} active problems converged")
-            if bool(done.any()):
+            leave = done | bad
+            if bool(leave.any()):
                 converged[active[done]] = True
-                keep = ~done
+                failed[active[bad]] = True
+                keep = ~leave
                 active = active[keep]
                 if active.shape[0] == 0:
                     break
@@ -792,6 +796,16 @@ class GaussianMixture:
                 rega = rega[keep]
             else:
                 pa = new
+        if bool(failed.any()):
+            warnings.warn(
+                "Fitting the mixture model failed because some components have ill-defined empirical covariance "
+                f"(for instance caused by singleton or collapsed samples) in problems {_first(xp.nonzero(failed)[0])}, "
+                "even with reg_covar raised; they keep their last parameters (NaN if their start already failed) "
+                "and converged_ False. "
+                "Try to decrease the number of components, increase reg_covar, or scale the input data.",
+                UserWarning,
+                stacklevel=4,
+            )
         return params, lower_bound, n_iter, converged, history[:, : max(1, int(n_iter.max()) if S else 1)]
 
     def _store(self, xp, params, lower_bound, n_iter, converged, history, reg, batched, B):
@@ -921,6 +935,12 @@ def _params_ok(xp, params):
 
 def _where_batch(xp, mask, new, old):
     return xp.where(mask.reshape(mask.shape + (1,) * (new.ndim - 1)), new, old)
+
+
+def _first(indices, most=10):
+    """A short printable list of problem indices."""
+    shown = [int(i) for i in indices[:most]]
+    return f"{shown}{'...' if len(indices) > most else ''}"
 
 
 def _float_list(a):

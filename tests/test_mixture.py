@@ -248,3 +248,14 @@ def test_sparse_and_complex_inputs_are_refused_clearly():
         gpuvec.GaussianMixture(1).fit(scipy.sparse.csr_matrix(np.eye(3)))
     with pytest.raises(ValueError, match="Complex data not supported"):
         gpuvec.GaussianMixture(1).fit(np.eye(3) + 1j)
+
+
+def test_problem_that_keeps_failing_leaves_the_batch_with_a_warning_that_says_how_to_fix():
+    rng = np.random.default_rng(13)
+    good = two_blobs(rng, 50, 2)
+    bad = good * 1e160  # its covariances overflow to inf: no regularisation rescues them
+    gm = gpuvec.GaussianMixture(2, random_state=0)
+    with pytest.warns(UserWarning, match=r"ill-defined empirical covariance.*problems \[1\].*increase reg_covar, or scale the input data"):
+        gm.fit(np.stack([good, bad]))
+    assert bool(gm.converged_[0]) and not bool(gm.converged_[1])
+    assert np.isfinite(gm.precisions_cholesky_[0]).all()  # the good problem is untouched
