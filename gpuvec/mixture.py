@@ -646,6 +646,7 @@ class GaussianMixture:
         self.fit_predict(X, y, sample_weight=sample_weight)
         return self
 
+    @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # failures are reported as warnings below
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
         """Fit, then return the component labels of X, shape (N,) or (B, N)."""
         self._check_parameters()
@@ -682,13 +683,13 @@ class GaussianMixture:
         if not warm:
             self._warn_identical_components(xp, params, n_init)
 
-        params, lower_bound, n_iter, converged, history = self._em(xp, Xs, params, reg, sws)
+        params, lower_bound, n_iter, converged, failed, history = self._em(xp, Xs, params, reg, sws)
         if n_init > 1:
             best = xp.argmax(xp.where(xp.isnan(lower_bound), -xp.inf, lower_bound).reshape(B, n_init), axis=1) + xp.arange(B) * n_init
             params = MixtureParams(*(a[best] for a in params))
-            lower_bound, n_iter, converged, history, reg = (a[best] for a in (lower_bound, n_iter, converged, history, reg))
-        if not bool(converged.all()) and self.max_iter > 0:
-            where = f" (problems {_first(xp.nonzero(~converged)[0])})" if batched else ""
+            lower_bound, n_iter, converged, failed, history, reg = (a[best] for a in (lower_bound, n_iter, converged, failed, history, reg))
+        if bool((~converged & ~failed).any()) and self.max_iter > 0:
+            where = f" (problems {_first(xp.nonzero(~converged & ~failed)[0])})" if batched else ""
             warnings.warn(
                 f"Best performing initialization did not converge{where}. Try different init parameters, or increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
@@ -806,7 +807,7 @@ class GaussianMixture:
                 UserWarning,
                 stacklevel=4,
             )
-        return params, lower_bound, n_iter, converged, history[:, : max(1, int(n_iter.max()) if S else 1)]
+        return params, lower_bound, n_iter, converged, failed, history[:, : max(1, int(n_iter.max()) if S else 1)]
 
     def _store(self, xp, params, lower_bound, n_iter, converged, history, reg, batched, B):
         ct = self.covariance_type
