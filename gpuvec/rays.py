@@ -211,7 +211,7 @@ def _ray_max(xp, image, origin, num, order, mode, cval, return_coords):
     coords = xp.empty((image.ndim,) + image.shape)
     for d, (n, o) in enumerate(zip(image.shape, origin)):
         along = xp.arange(n).reshape((n,) + (1,) * (image.ndim - 1 - d))
-        coords[d] = _linspace_table(xp, n, o, num)[arg, along]
+        coords[d] = _linspace_table(xp, n, o, num)[arg.astype(xp.intp), along]
     return best, arg, coords
 
 
@@ -469,7 +469,7 @@ def _dense(xp, image, origin, order, mode, cval, return_coords):
     best = xp.empty(grid.shape[1], image.dtype)
     arg = xp.empty(grid.shape[1], _arg_dtype(max_len + 1))
     coords_out = xp.empty((ndim, grid.shape[1])) if return_coords else None
-    order_cells = xp.argsort(length, kind="stable")
+    order_cells = xp.argsort(length)  # groups cells by ray length; order within a group does not matter
     counts = xp.bincount(length, minlength=max_len + 1)
     starts = np.concatenate([[0], np.cumsum(to_numpy(counts))])
     for L in range(max_len + 1):
