@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 
 import cupy
-import numpy as np
 
 from gpuvec.rays import _cast_rule
 

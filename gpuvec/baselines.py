@@ -86,7 +86,7 @@ def rays_second_answer(img, ctr):
         for _ in range(2):
             M, N, *d = i.shape
             widths = np.arange(1, M + 1, dtype=np.uint16).clip(None, N)
-            I = np.arange(M, dtype=np.uint16).repeat(widths)
+            I = np.arange(M, dtype=np.uint16).repeat(widths)  # noqa: E741 (the answer's own names)
             J = np.ones_like(I)
             J[0] = 0
             J[widths[:-1].cumsum()] -= widths[:-1]

@@ -6,8 +6,10 @@ import time
 import warnings
 
 import numpy as np
+
 import gpuvec
 from gpuvec.baselines import SEED_RAY_DIST, SEED_RAY_IMAGE, SEED_RAY_MAX, rays_accepted_answer, seed_em_data
+
 
 def _timed(fn, *args, **kwargs):
     fn(*args, **kwargs)  # warm-up (kernel compilation on the GPU)

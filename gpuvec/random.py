@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gpuvec._linalg import batched_cholesky
 from gpuvec._backend import _is_cupy_array, _is_numpy_array, default_name, is_cupy_namespace, use_backend
+from gpuvec._linalg import batched_cholesky
 
 __all__ = ["Generator", "default_rng"]
 

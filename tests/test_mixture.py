@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import gpuvec
-from gpuvec.baselines import seed_em_data
 from gpuvec import mixture
+from gpuvec.baselines import seed_em_data
 from tests.conftest import assert_namespace, to_np
 
 sklearn_mixture = pytest.importorskip("sklearn.mixture")

@@ -8,12 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gpuvec
+from gpuvec import _jit, rays
 from gpuvec.baselines import SEED_RAY_DIST as SEED_DIST
 from gpuvec.baselines import SEED_RAY_IMAGE as SEED_M
 from gpuvec.baselines import SEED_RAY_MAX as SEED_MAX
 from gpuvec.baselines import rays_accepted_answer, rays_seed_loop
-from gpuvec import _jit, rays
 from tests.conftest import assert_namespace, to_np
+
 
 @pytest.fixture(autouse=True, params=["jit", "nojit"])
 def cpu_impl(request, monkeypatch):
