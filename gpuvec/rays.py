@@ -441,8 +441,8 @@ def _general(xp, image, origin, num, order, mode, cval, arg_dtype):
                 best_b[...] = cur
                 continue
             better = (cur > best_b) | (xp.isnan(cur) & ~xp.isnan(best_b))
-            best_b[better] = cur[better]
-            arg_b[better] = k
+            best_b[...] = xp.where(better, cur, best_b)  # where(), not a mask: no device sync per step
+            arg_b[...] = xp.where(better, arg_b.dtype.type(k), arg_b)
     return best, arg
 
 
