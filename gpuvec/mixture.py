@@ -747,7 +747,7 @@ class GaussianMixture:
             bad = ~_params_ok(xp, params)
             if not bool(bad.any()):
                 break
-            reg = xp.where(bad, xp.maximum(reg * 10, 1e-12), reg)
+            reg = _more_regularisation(xp, reg, bad)
             refit = m_step(X, log_resp, reg, self.covariance_type, sw)
             params = MixtureParams(*(_where_batch(xp, bad, new, old) for new, old in zip(refit, params)))
         return params, reg
@@ -769,7 +769,7 @@ class GaussianMixture:
             # if it still fails it keeps its last good parameters and leaves the batch.
             bad = ~_params_ok(xp, new)
             if bool(bad.any()):
-                rega = xp.where(bad, xp.maximum(rega * 10, 1e-12), rega)
+                rega = _more_regularisation(xp, rega, bad)
                 new, _ = em_pass(Xa, pa, rega, ct, swa)
                 bad = ~_params_ok(xp, new)
                 new = MixtureParams(*(_where_batch(xp, bad, old, part) for part, old in zip(new, pa)))
@@ -932,6 +932,11 @@ def _covariances_from_cholesky(xp, P, covariance_type):
 def _params_ok(xp, params):
     P = params.precisions_cholesky
     return xp.isfinite(P.reshape(P.shape[0], -1)).all(-1)
+
+
+def _more_regularisation(xp, reg, bad):
+    """reg_covar for the next try: 10x for the failing problems (at least 1e-12 from 0)."""
+    return xp.where(bad, xp.maximum(reg * 10, 1e-12), reg)
 
 
 def _where_batch(xp, mask, new, old):

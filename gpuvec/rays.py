@@ -211,7 +211,7 @@ def _ray_max(xp, image, origin, num, order, mode, cval, return_coords):
     coords = xp.empty((image.ndim,) + image.shape)
     for d, (n, o) in enumerate(zip(image.shape, origin)):
         along = xp.arange(n).reshape((n,) + (1,) * (image.ndim - 1 - d))
-        coords[d] = _linspace_table(xp, n, o, num)[arg.astype(xp.intp), along]
+        coords[d] = _axis_positions(xp, n, o, num)[arg.astype(xp.intp), along]
     return best, arg, coords
 
 
@@ -223,24 +223,30 @@ def _arg_dtype(samples: int) -> type:
     return np.uint8 if samples <= 256 else np.uint16 if samples <= 65536 else np.uint32
 
 
-def _linspace_table(xp: types.ModuleType, n: int, stop: float, num: int) -> Any:
-    """``table[k, i] == np.linspace(i, stop, num)[k]`` bit for bit, shape (num, n).
+def _linspace(xp: types.ModuleType, start: Any, stop: Any, num: int) -> Any:
+    """``out[k] == np.linspace(start, stop, num)[k]`` element by element, bit for bit.
 
-    A vectorised ``np.linspace(arange(n), stop, num, axis=1)`` is *not* the
-    same: it switches every row to ``k / div * delta`` as soon as one row has a
-    zero step. This follows the scalar calls row by row, on either backend.
+    Shape ``(num,) + broadcast(start, stop).shape``. A vectorised
+    ``np.linspace(array_start, stop, num)`` is *not* the same: it switches every
+    element to ``k / div * delta`` as soon as one of them has a zero step. This
+    follows the scalar calls, on either backend.
     """
+    shape = np.broadcast_shapes(start.shape, np.shape(stop))
+    if num == 1:
+        return xp.broadcast_to(start, shape)[None].copy()
     div = num - 1
-    start = xp.arange(n, dtype=xp.float64)
     delta = stop - start
     step = delta / div
-    k = xp.arange(num, dtype=xp.float64)[:, None]
-    table = k * step
-    zero = step == 0
-    table = xp.where(zero, (k / div) * delta, table)
+    k = xp.arange(num, dtype=xp.float64).reshape((num,) + (1,) * len(shape))
+    table = xp.where(step == 0, (k / div) * delta, k * step)
     table += start
     table[-1] = stop
     return table
+
+
+def _axis_positions(xp: types.ModuleType, n: int, stop: float, num: int) -> Any:
+    """``table[k, i] == np.linspace(i, stop, num)[k]``, shape (num, n): one axis of every ray."""
+    return _linspace(xp, xp.arange(n, dtype=xp.float64), stop, num)
 
 
 def _axis_table(n: int, stop: float, num: int, order: int, mode: str) -> dict[str, Any]:
@@ -251,7 +257,7 @@ def _axis_table(n: int, stop: float, num: int, order: int, mode: str) -> dict[st
     rounds with ``floor(c + 0.5)``. The CuPy kernel recomputes these per thread
     with the same operations (``ray_axis`` in ``gpuvec/_kernels.py``).
     """
-    coord = _linspace_table(np, n, stop, num)
+    coord = _axis_positions(np, n, stop, num)
     inside = None
     if mode == "constant":
         inside = (coord >= 0) & (coord <= n - 1)
@@ -334,7 +340,10 @@ def _stream_numpy(image, tabs, num, order, cval, arg_dtype):
                 acc = _sample_block(image, tabs, k, rs, order, buf)
                 if is_int:
                     _round_like_scipy(acc, dtype)
-                cur = acc if work_dtype == np.float64 else np.copyto(buf["cur"], acc) or buf["cur"]
+                cur = acc
+                if work_dtype != np.float64:  # the cast to a float32 image's dtype
+                    cur = buf["cur"]
+                    cur[...] = acc
                 if tabs[0]["inside"] is not None:
                     outside = np.logical_not(_inside_mask(tabs, k, rs, buf["mask"]), out=buf["mask"])
                     cur[outside] = cval_sample
@@ -425,7 +434,7 @@ def _general(xp, image, origin, num, order, mode, cval, arg_dtype):
     """Any order and mode, any number of axes: map_coordinates on blocks of axis 0, per sample index."""
     ndimage = ndimage_for(xp)
     shape = image.shape
-    lins = [_linspace_table(xp, n, o, num) for n, o in zip(shape, origin)]
+    lins = [_axis_positions(xp, n, o, num) for n, o in zip(shape, origin)]
     best = xp.empty(shape, image.dtype)
     arg = xp.zeros(shape, arg_dtype)
     block = max(1, min(shape[0], _GENERAL_CHUNK // math.prod(shape[1:])))
@@ -477,7 +486,7 @@ def _dense(xp, image, origin, order, mode, cval, return_coords):
         per_chunk = max(1, _GENERAL_CHUNK // (L + 1))
         for c0 in range(0, cells_all.shape[0], per_chunk):
             cells = cells_all[c0 : c0 + per_chunk]
-            pts = _cell_linspace(xp, grid[:, cells], stop, L)  # (ndim, cells, L + 1)
+            pts = xp.moveaxis(_linspace(xp, grid[:, cells], stop, L + 1), 0, -1)  # (ndim, cells, L + 1)
             samples = ndimage.map_coordinates(image, pts.reshape(ndim, -1), order=order, mode=mode, cval=cval)
             samples = samples.reshape(cells.shape[0], L + 1)
             k = samples.argmax(axis=1)
@@ -487,16 +496,3 @@ def _dense(xp, image, origin, order, mode, cval, return_coords):
                 coords_out[:, cells] = xp.take_along_axis(pts, k[None, :, None], axis=2)[..., 0]
     out = (best.reshape(shape), arg.reshape(shape))
     return out + (coords_out.reshape((ndim,) + shape),) if return_coords else out
-
-
-def _cell_linspace(xp, start, stop, L):
-    """``pts[d, i, k] == np.linspace(start[d, i], stop[d], L + 1)[k]``, bit for bit."""
-    k = xp.arange(L + 1, dtype=xp.float64)
-    if L == 0:
-        return start[:, :, None] + 0 * k
-    delta = stop - start  # (ndim, cells)
-    step = delta / L
-    pts = xp.where((step == 0)[..., None], (k / L) * delta[..., None], k * step[..., None])
-    pts += start[..., None]
-    pts[..., -1] = stop
-    return pts

@@ -53,7 +53,7 @@ def test_seed_loop_agrees_with_accepted_answer_on_6x6():
 
 def test_linspace_table_is_numpys_scalar_linspace():
     for n, stop, num in [(7, 3, 5), (5, 2.5, 4), (6, -3.7, 9), (4, 10.25, 2), (1, 0, 3), (9, 1e-3, 50)]:
-        table = rays._linspace_table(np, n, float(stop), num)
+        table = rays._axis_positions(np, n, float(stop), num)
         want = np.array([np.linspace(i, stop, num) for i in range(n)]).T
         assert np.array_equal(table.view(np.uint64), want.view(np.uint64))
 
