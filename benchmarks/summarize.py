@@ -1,25 +1,34 @@
-"""Print a short table (group, case, median) from pytest-benchmark JSON files: ``python -m benchmarks.summarize a.json ...``."""
+"""The table of ``gpuvec bench`` from pytest-benchmark JSON files: ``python -m benchmarks.summarize a.json ...``."""
 
 from __future__ import annotations
 
 import json
 import sys
 
+from gpuvec import bench
 
-def main(paths):
-    rows = []
+
+def records(paths):
+    """gpuvec.bench records from the JSON that benchmarks/test_bench.py writes."""
+    out = []
     for path in paths:
         with open(path) as f:
             data = json.load(f)
         for b in data["benchmarks"]:
             extra = b.get("extra_info", {})
-            rate = f"{extra['samples_per_s']:.3g} samples/s" if "samples_per_s" in extra else ""
-            rows.append((b["group"] or "", b["name"], b["stats"]["median"], rate))
-    rows.sort()
-    width = max((len(r[0]) for r in rows), default=10)
-    for group, name, median, rate in rows:
-        print(f"{group:<{width}}  {name:<48} {median * 1e3:12.3f} ms  {rate}")
+            median = b["stats"]["median"]
+            out.append(
+                {
+                    "group": b["group"] or "",
+                    "method": extra.get("method", b["name"]),
+                    "backend": extra.get("backend", "?"),
+                    "reference": extra.get("reference", False),
+                    "median_s": median,
+                    "items": extra.get("items_per_s", 0) * median,
+                }
+            )
+    return bench.add_speedups(out)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    print(bench.format_table(records(sys.argv[1:])))

@@ -328,6 +328,11 @@ def run_cases(selected: list[Case], progress=None) -> list[dict[str, Any]]:
             fn()
             times.append(time.perf_counter() - t)
         records.append({"algorithm": case.algorithm, "group": case.group, "method": case.method, "backend": case.backend, "reference": case.reference, "median_s": statistics.median(times), "rounds": case.rounds, "items": case.items})
+    return add_speedups(records)
+
+
+def add_speedups(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Set each record's ``speedup_vs_reference`` (None where its group has no reference)."""
     for group in {r["group"] for r in records}:
         ref = [r for r in records if r["group"] == group and r["reference"]]
         for r in records:
