@@ -388,6 +388,69 @@ def to_numpy(x: Any) -> Any:
     return np.asarray(x)
 
 
+# --------------------------------------------------------------------------- per-backend tuning
+
+# Elements per chunk, by (what, backend). The algorithm modules ask :func:`chunk_elements`
+# and never branch on the backend for a size. Each figure was measured (benchmarks/RESULTS.md):
+_CHUNK_ELEMENTS: dict[str, tuple[int, int]] = {
+    #                      numpy     cupy
+    # Largest per-chunk temporary of the EM pass (B x n x max(K, D) x D elements): ~8 MB keeps a
+    # 2-core CPU's temporaries in cache; the GPU wants few launches (2**20 was 2x slower on an H200).
+    "mixture": (1 << 20, 1 << 24),
+    # Matrices per chunk of the rotation checks: the nine entry rows of a CPU chunk stay in cache.
+    "rotations": (1 << 12, 1 << 20),
+    # Rows x columns per block of the ray loops: the blocked numpy loop keeps a dozen float64 rows
+    # of the image width in cache (256 KiB); the GPU fallbacks take large blocks.
+    "rays_block": (1 << 15, 1 << 24),
+    # Points per map_coordinates call on the general ray paths (any order, any mode, dense rays).
+    "rays_points": (1 << 21, 1 << 21),
+}
+
+
+def chunk_elements(xp: types.ModuleType, what: str) -> int:
+    """How many elements one chunk of ``what`` should hold on the backend of ``xp``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> chunk_elements(np, "rotations")
+    4096
+    """
+    numpy_size, cupy_size = _CHUNK_ELEMENTS[what]
+    return cupy_size if is_cupy_namespace(xp) else numpy_size
+
+
+_JIT_OFF = {"0", "false", "off", "no"}
+_JIT_ON = {"", "1", "true", "on", "yes"}
+
+
+def compiled_enabled() -> bool:
+    """Whether compiled implementations run (numba loops on numpy data, CUDA kernels on cupy data).
+
+    ``GPUVEC_JIT=0`` (or ``false``/``off``/``no``) turns every one of them off, so the namespace
+    reference runs instead, on either backend; ``1``/``true``/``on``/``yes`` or unset turns them on.
+    Read on every call, so tests and benchmarks can switch it.
+
+    Raises
+    ------
+    ValueError
+        If ``GPUVEC_JIT`` holds anything else.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ.get("GPUVEC_JIT", "1") in ("0", "false", "off", "no") or compiled_enabled()
+    True
+    """
+    value = os.environ.get("GPUVEC_JIT", "").strip().lower()
+    if value in _JIT_OFF:
+        return False
+    if value in _JIT_ON:
+        return True
+    msg = f"GPUVEC_JIT must be one of 0, false, off, no (compiled paths off) or 1, true, on, yes (on); got {value!r}"
+    raise ValueError(msg)
+
+
 def sync() -> None:
     """Wait until the GPU has finished all queued work; a no-op without cupy.
 
