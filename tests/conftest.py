@@ -1,4 +1,4 @@
-"""The ``xp`` fixture: every algorithm test runs on numpy, and on cupy where a GPU answers.
+"""Fixtures: ``xp`` (every algorithm test runs on numpy, and on cupy where a GPU answers) and ``impl``.
 
 ``GPUVEC_REQUIRE_GPU=1`` makes a missing GPU a failure instead of a skip.
 """
@@ -42,15 +42,15 @@ def cp():
     return _cupy_or_skip()
 
 
-def to_np(a):
-    """Host copy of an array of either backend (tests only)."""
-    return a.get() if type(a).__module__.startswith("cupy") else np.asarray(a)
+@pytest.fixture(params=["compiled", "reference"])
+def impl(request):
+    """Which implementation runs: the compiled one (numba on numpy data, CUDA on cupy data; skipped
+    where numba is missing on the CPU) or the namespace reference (GPUVEC_JIT=0)."""
+    import importlib.util
 
+    from tests.helpers import compiled_paths
 
-def assert_namespace(a, xp, dtype=None, shape=None):
-    """The result lives in xp (no silent numpy fallback), with the expected dtype and shape."""
-    assert type(a).__module__.split(".")[0] == xp.__name__, f"result is {type(a)}, expected an {xp.__name__} array"
-    if dtype is not None:
-        assert a.dtype == np.dtype(dtype), f"dtype {a.dtype}, expected {np.dtype(dtype)}"
-    if shape is not None:
-        assert a.shape == tuple(shape), f"shape {a.shape}, expected {tuple(shape)}"
+    if request.param == "compiled" and importlib.util.find_spec("numba") is None:
+        pytest.skip("numba is not installed: only the reference implementation runs on the CPU")
+    with compiled_paths(request.param == "compiled"):
+        yield request.param

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 import gpuvec
-from tests.conftest import assert_namespace, to_np
+from tests.helpers import assert_namespace, to_np
 
 
 def backend_of(xp):

@@ -9,7 +9,7 @@ import pytest
 
 import gpuvec
 from gpuvec import rotations
-from tests.conftest import assert_namespace, to_np
+from tests.helpers import assert_namespace, to_np
 
 PERMUTATION = np.array([[0, 0, 1], [1, 0, 0], [0, 1, 0]])
 REFLECTION = np.diag([-1, 1, 1])
