@@ -165,34 +165,84 @@ class _Backend:
     reason: str
 
 
-def _resolve(requested: str, require_gpu: bool, source: str) -> _Backend:
+def _resolve(requested: object, require_gpu: bool, source: str) -> _Backend:
+    """The backend ``requested`` names; ``source`` is what messages call it ('GPUVEC_BACKEND' or 'name')."""
+    choices = ", ".join(map(repr, BACKENDS))
+    from_env = source == "GPUVEC_BACKEND"
+    if not isinstance(requested, str):
+        msg = f"{source} must be a str, one of {choices}; got {requested!r} of type {type(requested).__name__}"
+        raise TypeError(msg)
     choice = requested.strip().lower() or "auto"
     if choice not in BACKENDS:
-        msg = f"{source} must be one of {', '.join(map(repr, BACKENDS))}; got {requested!r}"
+        fix = "unset it or set one of these" if from_env else "pass one of these"
+        msg = f"{source} must be one of {choices} (case-insensitive); got {requested!r}: {fix}"
         raise ValueError(msg)
+    asked = f"{source}={requested!r}" if from_env else f"use_backend({requested!r})"
     if choice == "numpy":
-        return _Backend("numpy", f"{source}={requested!r} asks for numpy")
+        return _Backend("numpy", f"{asked} asks for numpy")
     probe = _probe_cupy()
     if probe.usable:
-        why = f"{source}={requested!r} asks for cupy" if choice == "cupy" else "auto"
+        why = f"{asked} asks for cupy" if choice == "cupy" else "auto"
         return _Backend("cupy", f"{probe.reason} ({why})")
+    install = " (pip install 'gpuvec[cuda12]' or 'gpuvec[cuda13]')" if probe.reason == "cupy is not installed" else ""
     if choice == "cupy":
-        msg = f"{source}={requested!r} asks for cupy, but {probe.reason}"
+        other = "unset GPUVEC_BACKEND" if from_env else "use 'auto' or 'numpy'"
+        fix = f"run where a CUDA device answers{install}, or {other}"
+        msg = f"{asked} asks for cupy, but {probe.reason}: {fix}"
         raise BackendUnavailableError(msg)
     if require_gpu:
-        msg = f"GPUVEC_REQUIRE_GPU=1 forbids falling back to numpy, but {probe.reason}"
+        msg = (
+            f"GPUVEC_REQUIRE_GPU=1 forbids falling back to numpy, but {probe.reason}: "
+            f"run where a CUDA device answers{install}, or unset GPUVEC_REQUIRE_GPU"
+        )
         raise BackendUnavailableError(msg)
     return _Backend("numpy", f"{probe.reason}; using numpy")
 
 
 def _require_gpu() -> bool:
-    return os.environ.get("GPUVEC_REQUIRE_GPU", "").strip().lower() in {"1", "true", "yes"}
+    """GPUVEC_REQUIRE_GPU as a flag: 1/true/yes/on, or 0/false/no/off/empty; anything else is an error."""
+    value = os.environ.get("GPUVEC_REQUIRE_GPU", "").strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"", "0", "false", "no", "off"}:
+        return False
+    msg = (
+        "GPUVEC_REQUIRE_GPU must be one of 1, true, yes, on (a GPU is required) or 0, false, no, off or "
+        f"empty (numpy may be the fallback); got {value!r}"
+    )
+    raise ValueError(msg)
 
 
-_default: contextvars.ContextVar[_Backend] = contextvars.ContextVar(
-    "gpuvec_backend",
-    default=_resolve(os.environ.get("GPUVEC_BACKEND", ""), _require_gpu(), "GPUVEC_BACKEND"),
-)
+class _DefaultBackend:
+    """The default backend: a :func:`use_backend` override, else ``GPUVEC_BACKEND`` read at first use.
+
+    Read at first use, not at import, so that ``import gpuvec`` (and with it the ``gpuvec`` command)
+    never fails on a bad ``GPUVEC_BACKEND`` or a missing GPU: the first call that needs the default
+    raises instead (ValueError, or :class:`BackendUnavailableError` for an explicit cupy request or
+    ``GPUVEC_REQUIRE_GPU=1``), and every later one, until the setting is fixed. Arrays never need the
+    default: they run where they live.
+    """
+
+    def __init__(self) -> None:
+        self._override: contextvars.ContextVar[_Backend | None] = contextvars.ContextVar("gpuvec_backend", default=None)
+        self._from_env: _Backend | None = None
+
+    def get(self) -> _Backend:
+        override = self._override.get()
+        if override is not None:
+            return override
+        if self._from_env is None:  # an error is not cached: it is raised again on every use
+            self._from_env = _resolve(os.environ.get("GPUVEC_BACKEND", ""), _require_gpu(), "GPUVEC_BACKEND")
+        return self._from_env
+
+    def set(self, backend: _Backend) -> contextvars.Token:
+        return self._override.set(backend)
+
+    def reset(self, token: contextvars.Token) -> None:
+        self._override.reset(token)
+
+
+_default = _DefaultBackend()
 
 
 def default_name() -> BackendName:
@@ -200,20 +250,30 @@ def default_name() -> BackendName:
     return _default.get().name
 
 
-@contextlib.contextmanager
-def use_backend(name: Literal["auto", "numpy", "cupy"]) -> Iterator[types.ModuleType]:
+def use_backend(name: Literal["auto", "numpy", "cupy"]) -> contextlib.AbstractContextManager[types.ModuleType]:
     """Switch the default backend inside a ``with`` block.
 
     Parameters
     ----------
     name : {'auto', 'numpy', 'cupy'}
-        The backend to use; ``'cupy'`` raises :class:`BackendUnavailableError`
+        The backend to use (case-insensitive); ``'cupy'`` raises :class:`BackendUnavailableError`
         where no device answers.
 
-    Yields
+    Returns
+    -------
+    context : context manager
+        Entering it yields ``xp``, the array namespace of that backend; leaving it restores the
+        previous default.
+
+    Raises
     ------
-    xp : module
-        The array namespace of that backend.
+    TypeError
+        If ``name`` is not a str.
+    ValueError
+        If ``name`` is not one of the choices.
+    BackendUnavailableError
+        If ``name`` is ``'cupy'`` (or ``'auto'`` under ``GPUVEC_REQUIRE_GPU=1``) and no CUDA device
+        answers. All three are raised by the call itself, before any ``with``.
 
     Examples
     --------
@@ -222,11 +282,17 @@ def use_backend(name: Literal["auto", "numpy", "cupy"]) -> Iterator[types.Module
     ...     xp.__name__
     'numpy'
     """
-    token = _default.set(_resolve(name, _require_gpu(), "backend"))
-    try:
-        yield default_xp()
-    finally:
-        _default.reset(token)
+    backend = _resolve(name, _require_gpu(), "name")
+
+    @contextlib.contextmanager
+    def switch() -> Iterator[types.ModuleType]:
+        token = _default.set(backend)
+        try:
+            yield default_xp()
+        finally:
+            _default.reset(token)
+
+    return switch()
 
 
 def _namespaces(name: BackendName) -> tuple[types.ModuleType, types.ModuleType]:
