@@ -1,0 +1,264 @@
+"""Covariance types of the Gaussian mixtures: one table row each, and the formulas that differ by type.
+
+The lowest mixture module (it imports no other): :mod:`gpuvec._mixture_em` and
+:mod:`gpuvec.mixture` read the table and call the formulas. Adding a covariance
+type means one :class:`CovarianceSpec` row in :data:`COVARIANCE_TYPES` and a
+branch in each formula function below:
+
+=====================================  ================================================
+:func:`log_det_and_mahalanobis`        the two terms of the log density (E-step)
+:func:`covariances_from_statistics`    the M-step's covariance from shifted moments
+:func:`precision_cholesky`             covariance -> precision Cholesky factor
+:func:`covariances_from_cholesky`      precision Cholesky factor -> covariance
+:func:`precisions_from_cholesky`       precision Cholesky factor -> precision
+:func:`cholesky_from_precisions`       a user's precisions -> precision Cholesky factor
+=====================================  ================================================
+
+Shapes (B problems, K components, D features): 'full' (B, K, D, D), 'tied'
+(B, D, D), 'diag' (B, K, D), 'spherical' (B, K), for covariances, precisions
+and precision Cholesky factors alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+
+from gpuvec._linalg import batched_cholesky
+
+__all__ = [
+    "COVARIANCE_TYPES",
+    "EPS",
+    "CovarianceSpec",
+    "CovarianceType",
+    "cholesky_from_precisions",
+    "covariances_from_cholesky",
+    "covariances_from_statistics",
+    "log_det_and_mahalanobis",
+    "precision_cholesky",
+    "precisions_from_cholesky",
+]
+
+CovarianceType = Literal["full", "tied", "diag", "spherical"]
+EPS = 10 * np.finfo(np.float64).eps  # sklearn's guard on empty components
+
+
+@dataclasses.dataclass(frozen=True)
+class CovarianceSpec:
+    """One covariance type: its shapes and parameter count.
+
+    Attributes
+    ----------
+    name : {'full', 'tied', 'diag', 'spherical'}
+    precision_shape : callable (K, D) -> tuple
+        Shape of one problem's covariances (and precisions, and their Cholesky factors).
+    shared : bool
+        One covariance for all components ('tied').
+    n_parameters : callable (K, D) -> int
+        Free parameters of the covariances (for BIC and AIC).
+    full_matrix : bool
+        Stored as D x D matrices ('full', 'tied'), not as variances.
+
+    Examples
+    --------
+    >>> COVARIANCE_TYPES["diag"].precision_shape(3, 2)
+    (3, 2)
+    """
+
+    name: str
+    precision_shape: Callable[[int, int], tuple[int, ...]]
+    shared: bool
+    n_parameters: Callable[[int, int], int]
+    full_matrix: bool
+
+
+COVARIANCE_TYPES: dict[str, CovarianceSpec] = {
+    "full": CovarianceSpec("full", lambda K, D: (K, D, D), False, lambda K, D: K * D * (D + 1) // 2, True),
+    "tied": CovarianceSpec("tied", lambda K, D: (D, D), True, lambda K, D: D * (D + 1) // 2, True),
+    "diag": CovarianceSpec("diag", lambda K, D: (K, D), False, lambda K, D: K * D, False),
+    "spherical": CovarianceSpec("spherical", lambda K, D: (K,), False, lambda K, D: K, False),
+}
+
+
+def sum_last(xp: Any, a: Any) -> Any:
+    """Sum over a short last axis as a matrix-vector product (numpy's reduce is slow there)."""
+    return xp.matmul(a, xp.ones(a.shape[-1], dtype=a.dtype))
+
+
+def log_det_and_mahalanobis(xp: Any, X: Any, means: Any, P: Any, covariance_type: str) -> tuple[Any, Any]:
+    """The log-determinant of each precision Cholesky factor and each sample's squared Mahalanobis distance.
+
+    Parameters
+    ----------
+    xp : module
+    X : array, shape (B, N, D)
+    means : array, shape (B, K, D)
+    P : array
+        Precision Cholesky factors, shaped by covariance_type.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    Returns
+    -------
+    log_det : array, shape (B, K), or (B, 1) for 'tied'
+        ``sum(log(diag(P)))``, i.e. half the log-determinant of the precision.
+    maha : array, shape (B, N, K)
+        ``|(x - mu_k) P_k|^2``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> log_det, maha = log_det_and_mahalanobis(np, np.ones((1, 1, 2)), np.zeros((1, 1, 2)), np.ones((1, 1)), "spherical")
+    >>> float(log_det[0, 0]), float(maha[0, 0, 0])
+    (0.0, 2.0)
+    """
+    B, N, D = X.shape
+    K = means.shape[1]
+    if covariance_type == "full":
+        # One GEMM for all components: column block k of P_all is P_k (sklearn: X @ P_k - mu_k @ P_k).
+        log_det = xp.log(xp.diagonal(P, axis1=-2, axis2=-1)).sum(-1)  # (B, K)
+        mu_p = xp.matmul(means[:, :, None, :], P)[:, :, 0, :]  # (B, K, D)
+        y = xp.matmul(X, xp.swapaxes(P, 1, 2).reshape(B, D, K * D))
+        y -= mu_p.reshape(B, 1, K * D)
+        y *= y
+        return log_det, sum_last(xp, y.reshape(B, N, K, D))
+    if covariance_type == "tied":
+        log_det = xp.log(xp.diagonal(P, axis1=-2, axis2=-1)).sum(-1)[:, None]  # (B, 1)
+        mu_p = xp.matmul(means, P)  # (B, K, D)
+        y = xp.matmul(X, P)[:, :, None, :] - mu_p[:, None, :, :]  # (B, N, K, D)
+        y *= y
+        return log_det, sum_last(xp, y)
+    if covariance_type == "diag":
+        prec = P * P
+        maha = (
+            (means**2 * prec).sum(-1)[:, None, :]
+            - 2.0 * xp.matmul(X, xp.swapaxes(means * prec, 1, 2))
+            + xp.matmul(X**2, xp.swapaxes(prec, 1, 2))
+        )
+        return xp.log(P).sum(-1), maha
+    prec = P * P  # spherical
+    maha = (
+        (means**2).sum(-1)[:, None, :] * prec[:, None, :]
+        - 2.0 * xp.matmul(X, xp.swapaxes(means, 1, 2)) * prec[:, None, :]
+        + (X**2).sum(-1)[:, :, None] * prec[:, None, :]
+    )
+    return D * xp.log(P), maha
+
+
+def covariances_from_statistics(xp: Any, nk: Any, sx: Any, sxx: Any, d: Any, reg_covar: Any, covariance_type: str, n_total: Any) -> Any:
+    """sklearn's covariance estimates from moments about a shift, plus ``reg_covar`` on the diagonals.
+
+    With ``z = x - shift`` and ``d = mean - shift``, the scatter about the mean is
+    ``sum r (x-m)(x-m)^T = sxx - d sx^T - sx d^T + R d d^T`` (R the raw weight sum).
+
+    Parameters
+    ----------
+    xp : module
+    nk : array, shape (B, K)
+        Weighted responsibility sums, without sklearn's ``EPS`` (added here).
+    sx : array, shape (B, K, D)
+    sxx : array, shape (B, K, D, D) for 'full' and 'tied', else (B, K, D)
+    d : array, shape (B, K, D)
+        Means minus the shift.
+    reg_covar : array, shape (B,)
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    n_total : array, shape (B,)
+        The total weight, the divisor of the 'tied' covariance.
+
+    Returns
+    -------
+    covariances : array, shaped by covariance_type
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nk, sx, sxx = np.array([[2.0]]), np.zeros((1, 1, 1)), np.array([[[2.0]]])
+    >>> covariances_from_statistics(np, nk, sx, sxx, np.zeros((1, 1, 1)), np.zeros(1), "diag", np.array([2.0]))
+    array([[[1.]]])
+    """
+    R = nk[..., None]
+    nk = nk + EPS
+    if COVARIANCE_TYPES[covariance_type].full_matrix:
+        outer = d[..., :, None] * sx[..., None, :]
+        scatter = sxx - outer - xp.swapaxes(outer, -1, -2) + R[..., None] * d[..., :, None] * d[..., None, :]
+        eye = xp.eye(d.shape[-1])
+        if covariance_type == "full":
+            return scatter / nk[..., None, None] + reg_covar[:, None, None, None] * eye
+        return scatter.sum(1) / n_total[:, None, None] + reg_covar[:, None, None] * eye  # tied
+    scatter = sxx - 2 * d * sx + R * d * d
+    cov = scatter / nk[..., None] + reg_covar[:, None, None]
+    return cov.mean(-1) if covariance_type == "spherical" else cov
+
+
+def precision_cholesky(xp: Any, cov: Any, covariance_type: str) -> Any:
+    """sklearn's ``_compute_precision_cholesky``, batched; NaN where Cholesky fails (never raises).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> precision_cholesky(np, np.array([[4.0, 0.0]]), "spherical")
+    array([[0.5, nan]])
+    """
+    if not COVARIANCE_TYPES[covariance_type].full_matrix:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return xp.where(cov > 0, 1.0 / xp.sqrt(xp.where(cov > 0, cov, 1.0)), xp.nan)
+    L, ok = batched_cholesky(xp, cov)
+    P = xp.swapaxes(xp.linalg.inv(L), -1, -2)
+    return xp.where(ok[..., None, None], P, xp.nan)
+
+
+def covariances_from_cholesky(xp: Any, P: Any, covariance_type: str) -> Any:
+    """Covariances from precision Cholesky factors: inv(P P^T), or 1 / P**2 for 'diag' and 'spherical'.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> covariances_from_cholesky(np, np.array([[0.5]]), "spherical")
+    array([[4.]])
+    """
+    if COVARIANCE_TYPES[covariance_type].full_matrix:
+        return xp.linalg.inv(xp.matmul(P, xp.swapaxes(P, -1, -2)))
+    return 1.0 / (P * P)
+
+
+def precisions_from_cholesky(xp: Any, P: Any, covariance_type: str) -> Any:
+    """Precisions from their Cholesky factors: P P^T, or P**2 for 'diag' and 'spherical'.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> precisions_from_cholesky(np, np.array([[0.5]]), "spherical")
+    array([[0.25]])
+    """
+    if COVARIANCE_TYPES[covariance_type].full_matrix:
+        return xp.matmul(P, xp.swapaxes(P, -1, -2))
+    return P * P
+
+
+def cholesky_from_precisions(xp: Any, precisions: Any, covariance_type: str) -> tuple[Any, Any]:
+    """Precision Cholesky factors from precisions, and which problems' factors are valid.
+
+    Returns
+    -------
+    P : array, shaped as ``precisions``
+        The lower Cholesky factor (``P P^T`` = precision) for 'full' and
+        'tied'; the square root for 'diag' and 'spherical'.
+    ok : array of bool, shape (B,)
+        Every matrix positive definite (or every value positive).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> P, ok = cholesky_from_precisions(np, np.array([[4.0, 9.0]]), "spherical")
+    >>> P.tolist(), ok.tolist()
+    ([[2.0, 3.0]], [True])
+    """
+    B = precisions.shape[0]
+    if COVARIANCE_TYPES[covariance_type].full_matrix:
+        P, ok = batched_cholesky(xp, precisions)
+        return P, ok.reshape(B, -1).all(-1)
+    ok = (precisions > 0).reshape(B, -1).all(-1)
+    with np.errstate(invalid="ignore"):
+        return xp.sqrt(precisions), ok

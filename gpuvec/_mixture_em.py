@@ -1,0 +1,633 @@
+"""The functional core of the Gaussian mixtures: batched E-step, M-step, sufficient statistics, EM loop.
+
+Everything here works on batches: ``X`` of shape (B, N, D), parameters with a
+leading B axis (:class:`MixtureParams`). Re-exported by :mod:`gpuvec.mixture`,
+whose :class:`~gpuvec.mixture.GaussianMixture` is the sklearn adapter around
+:func:`fit_em`. The per-covariance-type formulas live in
+:mod:`gpuvec._mixture_cov`.
+
+One EM iteration is split in two halves that meet in :class:`SufficientStats`:
+
+- :func:`sufficient_statistics`: one chunked pass over the samples; each
+  chunk's E-step responsibilities go straight into weighted sums of
+  ``z = x - shift`` and ``z z^T`` (three GEMMs per chunk, no (B, K, N, D)
+  temporary). Statistics of disjoint sample sets with the same ``shift`` add
+  up (:func:`merge_statistics`, or ``a + b``), so a dataset split in blocks
+  needs one pass per block and a sum.
+- :func:`params_from_statistics`: sklearn's M-step from the sums.
+
+:func:`em_pass` is their composition, :func:`fit_em` the batched EM loop
+(active set, convergence test, regularisation retry, history).
+
+Sums over samples run in float64 whatever the input dtype; centring on
+``shift`` (the data's mean) keeps the second moments from cancelling.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from gpuvec._backend import chunk_elements, get_namespace
+from gpuvec._mixture_cov import (
+    COVARIANCE_TYPES,
+    EPS,
+    CovarianceType,
+    covariances_from_statistics,
+    log_det_and_mahalanobis,
+    precision_cholesky,
+    sum_last,
+)
+
+__all__ = [
+    "EMResult",
+    "MixtureParams",
+    "SufficientStats",
+    "e_step",
+    "em_pass",
+    "estimate_log_prob",
+    "fit_em",
+    "m_step",
+    "merge_statistics",
+    "params_from_statistics",
+    "regularisation_retry",
+    "sufficient_statistics",
+]
+
+
+class MixtureParams(NamedTuple):
+    """Parameters of a batch of Gaussian mixtures (B problems, K components, D features).
+
+    Attributes
+    ----------
+    weights : array, shape (B, K)
+    means : array, shape (B, K, D)
+    covariances : array
+        (B, K, D, D) full, (B, D, D) tied, (B, K, D) diag, (B, K) spherical.
+    precisions_cholesky : array
+        Same shape as covariances: ``P`` with ``P P^T`` the precision
+        (sklearn's ``precisions_cholesky_``).
+    """
+
+    weights: Any
+    means: Any
+    covariances: Any
+    precisions_cholesky: Any
+
+
+# --------------------------------------------------------------------------- E-step
+
+
+def estimate_log_prob(X: Any, means: Any, precisions_cholesky: Any, covariance_type: CovarianceType = "full") -> Any:
+    """Log density of every sample under every component, batched.
+
+    Parameters
+    ----------
+    X : array, shape (B, N, D)
+    means : array, shape (B, K, D)
+    precisions_cholesky : array
+        (B, K, D, D), (B, D, D), (B, K, D) or (B, K) by covariance_type.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    Returns
+    -------
+    log_prob : array, shape (B, N, K)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpuvec.mixture import estimate_log_prob
+    >>> lp = estimate_log_prob(np.zeros((1, 1, 2)), np.zeros((1, 1, 2)), np.eye(2)[None, None])
+    >>> bool(np.isclose(lp[0, 0, 0], -np.log(2 * np.pi)))
+    True
+    """
+    xp = get_namespace(X, means, precisions_cholesky)
+    D = X.shape[-1]
+    log_det, maha = log_det_and_mahalanobis(xp, X, means, precisions_cholesky, covariance_type)
+    return -0.5 * (D * math.log(2 * math.pi) + maha) + log_det[:, None, :]
+
+
+def _logsumexp_last(xp, a):
+    """log(sum(exp(a))) over the last axis, shifted by the max as scipy's logsumexp is."""
+    amax = a[..., 0].copy()
+    for k in range(1, a.shape[-1]):  # K passes over (B, N): faster than a reduce over K
+        xp.maximum(amax, a[..., k], out=amax)
+    amax = xp.where(xp.isfinite(amax), amax, 0.0)
+    with np.errstate(divide="ignore"):
+        return xp.log(sum_last(xp, xp.exp(a - amax[..., None]))) + amax
+
+
+def e_step(X: Any, weights: Any, means: Any, precisions_cholesky: Any, covariance_type: CovarianceType = "full") -> tuple[Any, Any]:
+    """The E-step: log-responsibilities and per-sample log-likelihood, batched.
+
+    Parameters
+    ----------
+    X : array, shape (B, N, D)
+    weights : array, shape (B, K)
+    means : array, shape (B, K, D)
+    precisions_cholesky : array
+        See :class:`MixtureParams`.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    Returns
+    -------
+    log_resp : array, shape (B, N, K)
+    log_prob_norm : array, shape (B, N)
+        ``log p(x_n)``; its mean over N is sklearn's lower bound.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpuvec.mixture import e_step
+    >>> X = np.array([[[0.0], [10.0]]])
+    >>> log_resp, _ = e_step(X, np.array([[0.5, 0.5]]), np.array([[[0.0], [10.0]]]), np.ones((1, 2, 1)), "diag")
+    >>> np.exp(log_resp).round(3)[0]
+    array([[1., 0.],
+           [0., 1.]])
+    """
+    xp = get_namespace(X, weights, means, precisions_cholesky)
+    with np.errstate(divide="ignore"):
+        weighted = estimate_log_prob(X, means, precisions_cholesky, covariance_type) + xp.log(weights)[:, None, :]
+    log_prob_norm = _logsumexp_last(xp, weighted)
+    return weighted - log_prob_norm[..., None], log_prob_norm
+
+
+# --------------------------------------------------------------------------- sufficient statistics
+
+
+class SufficientStats(NamedTuple):
+    """Weighted sums over samples that the M-step needs, for a batch of B problems.
+
+    Statistics of disjoint sets of samples of the same problems add up when they
+    share ``shift``: ``merge_statistics(a, b)``, or ``a + b``.
+
+    Attributes
+    ----------
+    nk : array, shape (B, K)
+        Sum of the (sample-weighted) responsibilities ``r``.
+    sx : array, shape (B, K, D)
+        Sum of ``r z`` with ``z = x - shift``.
+    sxx : array, shape (B, K, D, D) for 'full' and 'tied', else (B, K, D)
+        Sum of ``r z z^T``, or its diagonal.
+    log_likelihood : array, shape (B,)
+        Sum of ``w log p(x)`` under the parameters the statistics were taken with.
+    weight_sum : array, shape (B,)
+        Sum of the sample weights (the number of samples without weights).
+    shift : array, shape (B, 1, D)
+        The centre the moments are taken about (any point; the data's mean loses least).
+    """
+
+    nk: Any
+    sx: Any
+    sxx: Any
+    log_likelihood: Any
+    weight_sum: Any
+    shift: Any
+
+    def __add__(self, other: Any) -> SufficientStats:  # type: ignore[override]
+        """``merge_statistics(self, other)`` (not tuple concatenation)."""
+        return merge_statistics(self, other)
+
+    @property
+    def lower_bound(self) -> Any:
+        """The (sample-weighted) mean log-likelihood, shape (B,): sklearn's lower bound."""
+        return self.log_likelihood / self.weight_sum
+
+
+def merge_statistics(a: SufficientStats, b: SufficientStats) -> SufficientStats:
+    """The statistics of the union of two disjoint sample sets of the same problems.
+
+    Parameters
+    ----------
+    a, b : SufficientStats
+        Taken with the same ``shift`` (and the same parameters, for the
+        log-likelihood to mean anything).
+
+    Returns
+    -------
+    SufficientStats
+
+    Raises
+    ------
+    ValueError
+        If the shapes or the shifts differ.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpuvec.mixture import MixtureParams, merge_statistics, sufficient_statistics
+    >>> X = np.array([[[0.0], [1.0], [2.0], [3.0]]])
+    >>> p = MixtureParams(np.ones((1, 1)), np.zeros((1, 1, 1)), None, np.ones((1, 1, 1)))
+    >>> shift = np.full((1, 1, 1), 1.5)
+    >>> halves = [sufficient_statistics(X[:, s], p, "diag", shift=shift) for s in (slice(0, 2), slice(2, 4))]
+    >>> merged = merge_statistics(*halves)
+    >>> bool(np.allclose(merged.sxx, sufficient_statistics(X, p, "diag", shift=shift).sxx))
+    True
+    """
+    if a.sxx.shape != b.sxx.shape or a.shift.shape != b.shift.shape:
+        msg = f"statistics to merge must have the same shapes; got sxx {tuple(a.sxx.shape)} and {tuple(b.sxx.shape)}"
+        raise ValueError(msg)
+    xp = get_namespace(a.shift, b.shift)
+    if a.shift is not b.shift and not bool(xp.array_equal(a.shift, b.shift)):
+        msg = "statistics to merge must be taken about the same shift; pass one shift= to sufficient_statistics for every part"
+        raise ValueError(msg)
+    return SufficientStats(a.nk + b.nk, a.sx + b.sx, a.sxx + b.sxx, a.log_likelihood + b.log_likelihood, a.weight_sum + b.weight_sum, a.shift)
+
+
+def data_shift(X: Any, sample_weight: Any = None) -> Any:
+    """A centre of each problem's data, shape (B, 1, D): the (sample-weighted) mean."""
+    xp = get_namespace(X, sample_weight)
+    if sample_weight is None:
+        return X.mean(1, keepdims=True)
+    total = sample_weight.sum(1)[:, None, None]
+    weighted = xp.matmul(sample_weight[:, None, :], X)
+    return xp.where(total > 0, weighted / xp.where(total > 0, total, 1.0), X.mean(1, keepdims=True))
+
+
+def _chunks(n: int, per_sample: int, budget: int):
+    step = max(1, budget // max(1, per_sample))
+    for s in range(0, n, step):
+        yield slice(s, min(n, s + step))
+
+
+def _moments(xp, X, resp, shift, full_matrix):
+    """One chunk's nk, sx, sxx: three GEMMs over the chunk, no (B, K, n, D) temporary."""
+    B, n, D = X.shape
+    Z = X - shift
+    rT = xp.swapaxes(resp, 1, 2)  # (B, K, n)
+    nk = resp.sum(1)
+    sx = xp.matmul(rT, Z)
+    if full_matrix:
+        outer = (Z[..., :, None] * Z[..., None, :]).reshape(B, n, D * D)
+        sxx = xp.matmul(rT, outer).reshape(B, -1, D, D)
+    else:
+        sxx = xp.matmul(rT, Z * Z)
+    return nk, sx, sxx
+
+
+def sufficient_statistics(X: Any, params: MixtureParams, covariance_type: CovarianceType = "full", sample_weight: Any = None, shift: Any = None) -> SufficientStats:
+    """E-step and M-step sums in one chunked pass over the samples.
+
+    Parameters
+    ----------
+    X : array, shape (B, N, D)
+    params : MixtureParams
+        The parameters of the E-step (``covariances`` is not used).
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    sample_weight : array, shape (B, N), optional
+    shift : array, shape (B, 1, D), optional
+        The centre of the moments; by default the (weighted) mean of X. Pass
+        one shift for every part of a dataset whose statistics are to be merged.
+
+    Returns
+    -------
+    SufficientStats
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpuvec.mixture import MixtureParams, sufficient_statistics
+    >>> X = np.array([[[0.0], [2.0]]])
+    >>> p = MixtureParams(np.ones((1, 1)), np.zeros((1, 1, 1)), None, np.ones((1, 1, 1)))
+    >>> s = sufficient_statistics(X, p, "diag")
+    >>> s.nk.tolist(), s.sxx.tolist(), s.weight_sum.tolist()
+    ([[2.0]], [[[2.0]]], [2.0])
+    """
+    xp = get_namespace(X)
+    B, N, D = X.shape
+    per_sample = max(params.means.shape[1], D) * D  # widest per-sample temporary
+    full_matrix = COVARIANCE_TYPES[covariance_type].full_matrix
+    shift = data_shift(X, sample_weight) if shift is None else shift
+    budget = chunk_elements(xp, "mixture")
+    ll_sum = xp.zeros(B)
+    weight_sum = xp.zeros(B)
+    groups = []
+    # Groups of whole problems while a problem fits the budget, else slices of one problem's samples:
+    # either way the temporaries stay cache-sized.
+    for bs in _chunks(B, N * per_sample, budget):
+        group = None
+        part = MixtureParams(*(None if a is None else a[bs] for a in params))
+        for s in _chunks(N, (bs.stop - bs.start) * per_sample, budget):
+            Xc = X[bs, s]
+            log_resp, log_norm = e_step(Xc, part.weights, part.means, part.precisions_cholesky, covariance_type)
+            resp = xp.exp(log_resp)
+            if sample_weight is not None:
+                sw = sample_weight[bs, s]
+                resp *= sw[..., None]
+                ll_sum[bs] += sum_last(xp, xp.where(sw > 0, log_norm, 0.0) * sw)
+                weight_sum[bs] += sum_last(xp, sw)
+            else:
+                ll_sum[bs] += sum_last(xp, log_norm)
+                weight_sum[bs] += s.stop - s.start
+            sums = _moments(xp, Xc, resp, shift[bs], full_matrix)
+            group = sums if group is None else tuple(g + c for g, c in zip(group, sums))
+        groups.append(group)
+    nk, sx, sxx = (xp.concatenate(parts) for parts in zip(*groups))
+    return SufficientStats(nk, sx, sxx, ll_sum, weight_sum, shift)
+
+
+# --------------------------------------------------------------------------- M-step
+
+
+def params_from_statistics(stats: SufficientStats, reg_covar: Any, covariance_type: CovarianceType = "full") -> MixtureParams:
+    """sklearn's M-step from sufficient statistics: weights, means, covariances, precision Cholesky.
+
+    Parameters
+    ----------
+    stats : SufficientStats
+    reg_covar : float or array, shape (B,)
+        Added to the covariance diagonals.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    Returns
+    -------
+    MixtureParams
+        ``precisions_cholesky`` is NaN for a problem whose covariance is not
+        positive definite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpuvec.mixture import MixtureParams, params_from_statistics, sufficient_statistics
+    >>> X = np.array([[[0.0], [2.0]]])
+    >>> p = MixtureParams(np.ones((1, 1)), np.zeros((1, 1, 1)), None, np.ones((1, 1, 1)))
+    >>> new = params_from_statistics(sufficient_statistics(X, p, "diag"), 0.0, "diag")
+    >>> new.means.round(9).tolist(), new.covariances.round(9).tolist()
+    ([[[1.0]]], [[[1.0]]])
+    """
+    xp = get_namespace(stats.nk)
+    B = stats.nk.shape[0]
+    reg = xp.broadcast_to(xp.asarray(reg_covar, dtype=xp.float64), (B,))
+    nk = stats.nk + EPS
+    means = stats.shift + stats.sx / nk[..., None]
+    d = means - stats.shift
+    cov = covariances_from_statistics(xp, stats.nk, stats.sx, stats.sxx, d, reg, covariance_type, stats.weight_sum)
+    weights = nk / nk.sum(-1, keepdims=True)
+    return MixtureParams(weights, means, cov, precision_cholesky(xp, cov, covariance_type))
+
+
+def m_step(X: Any, log_resp: Any, reg_covar: Any = 1e-6, covariance_type: CovarianceType = "full", sample_weight: Any = None) -> MixtureParams:
+    """The M-step: mixture parameters from responsibilities, batched.
+
+    Parameters
+    ----------
+    X : array, shape (B, N, D)
+    log_resp : array, shape (B, N, K)
+    reg_covar : float or array of shape (B,)
+        Added to the covariance diagonals.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    sample_weight : array, shape (B, N), optional
+
+    Returns
+    -------
+    params : MixtureParams
+        ``precisions_cholesky`` is NaN for a problem whose covariance is not
+        positive definite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpuvec.mixture import m_step
+    >>> X = np.array([[[0.0], [2.0]]])
+    >>> params = m_step(X, np.log(np.array([[[1.0], [1.0]]])), reg_covar=0.0, covariance_type="diag")
+    >>> round(float(params.means[0, 0, 0]), 9), round(float(params.covariances[0, 0, 0]), 9)
+    (1.0, 1.0)
+    """
+    xp = get_namespace(X, log_resp)
+    resp = xp.exp(log_resp)
+    if sample_weight is not None:
+        resp = resp * sample_weight[..., None]
+    shift = data_shift(X, sample_weight)
+    nk, sx, sxx = _moments(xp, X, resp, shift, COVARIANCE_TYPES[covariance_type].full_matrix)
+    # The total weight is that of the responsibilities (a start's rows need not sum to 1).
+    stats = SufficientStats(nk, sx, sxx, xp.zeros(X.shape[0]), resp.sum((1, 2)), shift)
+    return params_from_statistics(stats, reg_covar, covariance_type)
+
+
+def em_pass(X: Any, params: MixtureParams, reg_covar: Any, covariance_type: CovarianceType, sample_weight: Any = None, shift: Any = None) -> tuple[MixtureParams, Any]:
+    """One EM iteration in one chunked pass over the samples.
+
+    ``params_from_statistics(sufficient_statistics(...))``: each chunk's E-step
+    responsibilities go straight into the M-step sums, so memory is O(chunk),
+    not O(N K D).
+
+    Parameters
+    ----------
+    X : array, shape (B, N, D)
+    params : MixtureParams
+        The current parameters.
+    reg_covar : array, shape (B,)
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    sample_weight : array, shape (B, N), optional
+    shift : array, shape (B, 1, D), optional
+        See :func:`sufficient_statistics`; by default the data's mean.
+
+    Returns
+    -------
+    new_params : MixtureParams
+    lower_bound : array, shape (B,)
+        The (sample-weighted) mean log-likelihood under ``params``, before the update.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpuvec.mixture import MixtureParams, em_pass
+    >>> X = np.array([[[0.0], [0.2], [10.0], [10.2]]])
+    >>> start = MixtureParams(np.array([[0.5, 0.5]]), np.array([[[1.0], [9.0]]]), None, np.ones((1, 2, 1)))
+    >>> new, lb = em_pass(X, start, np.array([1e-6]), "diag")
+    >>> new.means[0, :, 0].round(2)
+    array([ 0.1, 10.1])
+    """
+    stats = sufficient_statistics(X, params, covariance_type, sample_weight, shift)
+    return params_from_statistics(stats, reg_covar, covariance_type), stats.lower_bound
+
+
+# --------------------------------------------------------------------------- the EM loop
+
+
+def params_ok(params: MixtureParams) -> Any:
+    """Which problems have finite precision Cholesky factors, shape (B,)."""
+    xp = get_namespace(params.precisions_cholesky)
+    P = params.precisions_cholesky
+    return xp.isfinite(P.reshape(P.shape[0], -1)).all(-1)
+
+
+def _where_batch(xp, mask, new, old):
+    return xp.where(mask.reshape(mask.shape + (1,) * (new.ndim - 1)), new, old)
+
+
+def _more_regularisation(xp, reg, bad):
+    """reg_covar for the next try: 10x for the failing problems (at least 1e-12 from 0)."""
+    return xp.where(bad, xp.maximum(reg * 10, 1e-12), reg)
+
+
+def regularisation_retry(step: Callable[[Any], MixtureParams], params: MixtureParams, reg_covar: Any, max_tries: int) -> tuple[MixtureParams, Any, Any]:
+    """Redo an M-step with ten times more ``reg_covar`` for the problems whose covariance failed.
+
+    Parameters
+    ----------
+    step : callable reg_covar (B,) -> MixtureParams
+        The M-step to redo (for every problem; only the failing ones' results are kept).
+    params : MixtureParams
+        ``step(reg_covar)``, already computed.
+    reg_covar : array, shape (B,)
+    max_tries : int
+        How many times a failing problem's ``reg_covar`` may grow tenfold.
+
+    Returns
+    -------
+    params : MixtureParams
+        The failing problems' last try; the others' ``params`` unchanged.
+    reg_covar : array, shape (B,)
+    failed : array of bool, shape (B,)
+        Still not positive definite after ``max_tries``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpuvec.mixture import m_step
+    >>> X = np.zeros((1, 3, 1))  # every sample equal: zero variance
+    >>> step = lambda reg: m_step(X, np.zeros((1, 3, 1)), reg, "diag")
+    >>> params, reg, failed = regularisation_retry(step, step(np.zeros(1)), np.zeros(1), 6)
+    >>> reg.tolist(), failed.tolist()
+    ([1e-12], [False])
+    """
+    xp = get_namespace(reg_covar)
+    bad = ~params_ok(params)
+    for _ in range(max_tries):
+        if not bool(bad.any()):
+            break
+        reg_covar = _more_regularisation(xp, reg_covar, bad)
+        refit = step(reg_covar)
+        params = MixtureParams(*(_where_batch(xp, bad, new, old) for new, old in zip(refit, params)))
+        bad = ~params_ok(params)
+    return params, reg_covar, bad
+
+
+class EMResult(NamedTuple):
+    """What :func:`fit_em` returns, for a batch of B problems.
+
+    Attributes
+    ----------
+    params : MixtureParams
+        The final parameters (a failed problem keeps its last good ones).
+    lower_bound : array, shape (B,)
+        The last lower bound (mean log-likelihood before the last update, as sklearn).
+    n_iter : array of int, shape (B,)
+    converged : array of bool, shape (B,)
+    failed : array of bool, shape (B,)
+        A covariance stayed singular even with ``reg_covar`` raised; the
+        problem left the batch at that iteration.
+    history : array, shape (B, max(1, max(n_iter)))
+        The lower bound after each iteration, NaN past a problem's ``n_iter``.
+    reg_covar : array, shape (B,)
+        The regularisation each problem ended with.
+    """
+
+    params: MixtureParams
+    lower_bound: Any
+    n_iter: Any
+    converged: Any
+    failed: Any
+    history: Any
+    reg_covar: Any
+
+
+def fit_em(
+    X: Any,
+    params: MixtureParams,
+    reg_covar: Any = 1e-6,
+    covariance_type: CovarianceType = "full",
+    sample_weight: Any = None,
+    *,
+    tol: float = 1e-3,
+    max_iter: int = 100,
+    verbose: int = 0,
+) -> EMResult:
+    """Batched EM from a start: each problem iterates until its lower bound settles, then leaves the batch.
+
+    Every iteration is one :func:`em_pass` over the problems still active. A
+    problem whose lower bound changed by less than ``tol`` is converged. A
+    problem whose new covariance fails Cholesky gets ten times more
+    ``reg_covar`` and its M-step is redone once from the same statistics; if
+    it still fails it keeps its last good parameters, is marked ``failed`` and
+    leaves the batch. Nothing is warned: the caller reads ``failed``,
+    ``converged`` and ``reg_covar``.
+
+    Parameters
+    ----------
+    X : array, shape (B, N, D)
+        float64.
+    params : MixtureParams
+        The start (``covariances`` and ``precisions_cholesky`` must be set).
+    reg_covar : float or array, shape (B,)
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    sample_weight : array, shape (B, N), optional
+    tol : float
+    max_iter : int
+    verbose : int
+        Print one line per iteration when > 0.
+
+    Returns
+    -------
+    EMResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpuvec.mixture import MixtureParams, fit_em
+    >>> X = np.array([[[0.0], [0.2], [10.0], [10.2]]])
+    >>> start = MixtureParams(np.array([[0.5, 0.5]]), np.array([[[1.0], [9.0]]]), np.ones((1, 2, 1)), np.ones((1, 2, 1)))
+    >>> result = fit_em(X, start, 1e-6, "diag", tol=1e-6)
+    >>> result.params.means[0, :, 0].round(2), bool(result.converged[0])
+    (array([ 0.1, 10.1]), True)
+    """
+    xp = get_namespace(X)
+    S = X.shape[0]
+    ct = covariance_type
+    params = MixtureParams(*(xp.asarray(a, dtype=xp.float64).copy() for a in params))  # filled in place below
+    reg = xp.array(xp.broadcast_to(xp.asarray(reg_covar, dtype=xp.float64), (S,)), copy=True)
+    shift = data_shift(X, sample_weight)  # once per fit: the same centre on every pass
+    lower_bound = xp.full(S, -xp.inf)
+    n_iter = xp.zeros(S, dtype=xp.int64)
+    converged = xp.zeros(S, dtype=bool)
+    failed = xp.zeros(S, dtype=bool)
+    history = xp.full((S, max_iter), xp.nan)
+    active = xp.arange(S)
+    Xa, swa, shifta, pa, rega = X, sample_weight, shift, params, reg
+    for it in range(1, max_iter + 1):
+        stats = sufficient_statistics(Xa, pa, ct, swa, shifta)
+        lb = stats.lower_bound
+        new = params_from_statistics(stats, rega, ct)
+        # One retry from the same statistics; a problem that still fails keeps its last parameters.
+        new, rega, bad = regularisation_retry(lambda r, stats=stats: params_from_statistics(stats, r, ct), new, rega, max_tries=1)
+        if bool(bad.any()):
+            new = MixtureParams(*(_where_batch(xp, bad, old, part) for part, old in zip(new, pa)))
+        change = lb - lower_bound[active]
+        lower_bound[active] = lb
+        history[active, it - 1] = lb
+        n_iter[active] = it
+        done = (xp.abs(change) < tol) & ~bad
+        for full_arr, part in zip(params, new):
+            full_arr[active] = part
+        reg[active] = rega
+        if verbose:
+            print(f"  Iteration {it}: {int(done.sum())} of {int(active.shape[0])} active problems converged")
+        leave = done | bad
+        if bool(leave.any()):
+            converged[active[done]] = True
+            failed[active[bad]] = True
+            keep = ~leave
+            active = active[keep]
+            if active.shape[0] == 0:
+                break
+            Xa, shifta, rega = Xa[keep], shifta[keep], rega[keep]
+            swa = None if swa is None else swa[keep]
+            pa = MixtureParams(*(a[keep] for a in new))
+        else:
+            pa = new
+    history = history[:, : max(1, int(n_iter.max()) if S else 1)]
+    return EMResult(params, lower_bound, n_iter, converged, failed, history, reg)
