@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import os
 import statistics
@@ -24,9 +25,9 @@ import numpy as np
 
 import gpuvec
 from gpuvec import baselines
-from gpuvec._backend import ndimage_for
+from gpuvec._backend import compiled_enabled, ndimage_for
 
-__all__ = ["Case", "cases", "main", "run_cases"]
+__all__ = ["Case", "cases", "check_algorithms", "check_output_path", "check_plot_path", "main", "run_cases", "skipped_references"]
 
 # The accepted ray answer's (2, rows*cols*num) float64 coordinates: skip it past 4 GB.
 _ACCEPTED_LIMIT = 4 << 30
@@ -240,18 +241,20 @@ def _mixture(shape: tuple[int, ...], method: str, backend: str = "numpy") -> Cal
     """Setups of the mixture cases, all from the same explicit starts (5 iterations for the big one)."""
 
     def make():
-        from sklearn.mixture import GaussianMixture as SkGM  # only the sklearn cases reach this
-
         if len(shape) == 3:
             X, start = _big_mixture(*shape)
             K, fixed = shape[2], dict(max_iter=5, tol=0)
             if method == "sklearn":
+                from sklearn.mixture import GaussianMixture as SkGM  # an extra: only the sklearn cases import it
+
                 return _quiet(lambda: SkGM(K, **fixed, **start).fit(X))
             a = _xp(backend).asarray(X)
             return _quiet(lambda: gpuvec.GaussianMixture(K, **fixed, **start).fit(a))
         X, start = _small_mixtures(*shape)
         B, K = shape[0], shape[3]
         if method == "sklearn":
+            from sklearn.mixture import GaussianMixture as SkGM
+
             return _quiet(lambda: [SkGM(K, **{k: v[b] for k, v in start.items()}).fit(X[b]) for b in range(B)])
         a = _xp(backend).asarray(X)
         return _quiet(lambda: gpuvec.GaussianMixture(K, **start).fit(a))
@@ -259,10 +262,12 @@ def _mixture(shape: tuple[int, ...], method: str, backend: str = "numpy") -> Cal
     return make
 
 
-def _mixture_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
-    import importlib.util
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
-    has_sklearn = importlib.util.find_spec("sklearn") is not None
+
+def _mixture_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
+    has_sklearn = _installed("sklearn")
     for shape, label in (
         ((5_000 if quick else 1_000_000, 8, 16), "gmm N={} D={} K={}, 5 iterations"),
         ((20 if quick else 1000, 500, 3, 4), "gmm {} problems N={} D={} K={}"),
@@ -275,6 +280,92 @@ def _mixture_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
 
 
 ALGORITHMS = {"rays": _ray_cases, "rotations": _rotation_cases, "random": _random_cases, "mixture": _mixture_cases}
+
+# References that come with an extra, by algorithm: (module, what it is, the extra that installs it).
+# Their cases are left out where the module is missing (the gpuvec cases still run, without a ratio).
+_OPTIONAL_REFERENCES = {"mixture": ("sklearn", "scikit-learn", "sklearn")}
+
+
+def skipped_references(algorithms: Iterable[str] | None = None) -> list[str]:
+    """One note per chosen algorithm whose reference cases are skipped because an extra is missing.
+
+    Examples
+    --------
+    >>> skipped_references(["rays"])
+    []
+    """
+    chosen = list(ALGORITHMS) if algorithms is None else check_algorithms(algorithms)
+    return [
+        f"note: {name}: skipping the reference cases timed against {what}, which is not installed (pip install 'gpuvec[{extra}]')"
+        for name, (module, what, extra) in _OPTIONAL_REFERENCES.items()
+        if name in chosen and not _installed(module)
+    ]
+
+
+def check_algorithms(algorithms: Iterable[str], name: str = "algorithms") -> list[str]:
+    """The chosen algorithm names, stripped, without blanks and repeats; raises unless they select some.
+
+    Examples
+    --------
+    >>> check_algorithms([" rays", "mixture", "rays", ""])
+    ['rays', 'mixture']
+    """
+    if isinstance(algorithms, str):
+        msg = f"{name} must be a list of names, e.g. ['rays', 'mixture']; got the str {algorithms!r}"
+        raise TypeError(msg)
+    valid = ", ".join(ALGORITHMS)
+    chosen = list(dict.fromkeys(a.strip() for a in algorithms if a.strip()))
+    unknown = [a for a in chosen if a not in ALGORITHMS]
+    if unknown:
+        msg = f"{name} must name algorithms among {valid}; got unknown {', '.join(map(repr, unknown))}"
+        raise ValueError(msg)
+    if not chosen:
+        msg = f"{name} selects no algorithm: give one or more of {valid} (comma-separated on the command line)"
+        raise ValueError(msg)
+    return chosen
+
+
+def check_output_path(path: str | os.PathLike, name: str = "path") -> None:
+    """Raise ValueError unless a file can be written at ``path`` (checked before any case runs)."""
+    text = os.fspath(path)
+    folder = os.path.dirname(text) or "."
+    if not text:
+        msg = f"{name} must be a file path; got an empty string"
+        raise ValueError(msg)
+    if os.path.isdir(text):
+        msg = f"{name} must be a file path; got the folder {text!r}: add a file name, e.g. {os.path.join(text, 'bench.json')!r}"
+        raise ValueError(msg)
+    if not os.path.isdir(folder):
+        state = "is a file, not a folder" if os.path.exists(folder) else "does not exist: create it first (mkdir -p {})"
+        msg = f"{name} must be a path in an existing folder; got {text!r}, whose folder {folder!r} {state.format(folder)}"
+        raise ValueError(msg)
+    if not os.access(folder, os.W_OK) or (os.path.exists(text) and not os.access(text, os.W_OK)):
+        msg = f"{name} must be a writable path; got {text!r}, which this user cannot write: choose another place"
+        raise ValueError(msg)
+
+
+def _pyplot(name: str = "plot_path"):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        msg = f"{name} needs matplotlib (pip install 'gpuvec[plot]'); importing it failed: {exc}"
+        raise ImportError(msg) from exc
+    return plt
+
+
+def check_plot_path(path: str | os.PathLike, name: str = "plot_path") -> None:
+    """Raise unless matplotlib imports and can write ``path``'s format (checked before any case runs)."""
+    _pyplot(name)
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    ext = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if ext and ext not in formats:
+        msg = f"{name} must end in a format matplotlib writes ({', '.join(sorted(formats))}); got {os.fspath(path)!r}: try a .png"
+        raise ValueError(msg)
 
 
 def available_backends() -> list[str]:
@@ -289,11 +380,7 @@ def available_backends() -> list[str]:
 def cases(quick: bool = False, algorithms: Iterable[str] | None = None, backends: list[str] | None = None) -> list[Case]:
     """The benchmark grid: every case of the chosen algorithms, quick (CI-sized) or full."""
     backends = available_backends() if backends is None else backends
-    chosen = list(ALGORITHMS) if algorithms is None else list(algorithms)
-    for name in chosen:
-        if name not in ALGORITHMS:
-            msg = f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}; got {name!r}"
-            raise ValueError(msg)
+    chosen = list(ALGORITHMS) if algorithms is None else check_algorithms(algorithms)
     return [case for name in chosen for case in ALGORITHMS[name](quick, backends)]
 
 
@@ -356,14 +443,7 @@ def format_table(records: list[dict[str, Any]]) -> str:
 
 def plot(records: list[dict[str, Any]], path: str) -> None:
     """A bar chart of speed-ups against each group's reference (needs matplotlib: gpuvec[plot])."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        msg = f"--plot needs matplotlib (pip install 'gpuvec[plot]'); importing it failed: {exc}"
-        raise ImportError(msg) from exc
+    plt = _pyplot()
     rows = [r for r in records if not r["reference"] and r.get("speedup_vs_reference")]
     fig, ax = plt.subplots(figsize=(9, 0.3 * len(rows) + 1.5))
     labels = [f"{r['group']}: {r['method']} [{r['backend']}]" for r in rows]
@@ -378,15 +458,30 @@ def plot(records: list[dict[str, Any]], path: str) -> None:
 
 
 def main(quick: bool = False, algorithms: list[str] | None = None, json_path: str | None = None, plot_path: str | None = None) -> int:
-    """``gpuvec bench``: run the grid, print the table, optionally save JSON and a PNG."""
+    """``gpuvec bench``: run the grid, print the table, optionally save JSON and a PNG.
+
+    Everything that could fail after the run is checked first: the settings (a bad
+    ``GPUVEC_BACKEND``, or ``GPUVEC_BACKEND=cupy`` with no GPU, raises rather than
+    timing numpy alone), the algorithm names, the output paths and matplotlib.
+    Reference cases whose library is not installed are skipped with a note on stderr.
+    """
+    gpuvec.backend_info()
+    compiled_enabled()
+    if json_path is not None:
+        check_output_path(json_path, "json_path")
+    if plot_path is not None:
+        check_output_path(plot_path, "plot_path")
+        check_plot_path(plot_path, "plot_path")
+    for note in skipped_references(algorithms):
+        print(note, file=sys.stderr)
     selected = cases(quick=quick, algorithms=algorithms)
     records = run_cases(selected)
     info = gpuvec.backend_info()
     print(f"\n{info.name} backend; {info.reason}; " + ", ".join(f"{k} {v}" for k, v in info.versions.items()))
     print(format_table(records))
-    if json_path:
+    if json_path is not None:
         with open(json_path, "w") as f:
             json.dump({"backend": info.name, "versions": info.versions, "device": info.device, "quick": quick, "cases": records}, f, indent=1)
-    if plot_path:
+    if plot_path is not None:
         plot(records, plot_path)
     return 0

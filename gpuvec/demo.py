@@ -11,6 +11,23 @@ import gpuvec
 from gpuvec.baselines import SEED_RAY_DIST, SEED_RAY_IMAGE, SEED_RAY_MAX, rays_accepted_answer, seed_em_data
 
 
+# The accepted ray answer builds (2, size*size*5) float64 coordinates: 4 GiB at most (as in gpuvec bench).
+MAX_SIZE = int(((4 << 30) / (2 * 8 * 5)) ** 0.5)  # 7327
+
+
+def check_size(size: object, name: str = "size") -> None:
+    """Raise unless ``size`` is an int from 1 to :data:`MAX_SIZE` (``name`` is what the message calls it)."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+        msg = f"{name} must be an integer from 1 to {MAX_SIZE}; got {size!r} of type {type(size).__name__}"
+        raise TypeError(msg)
+    if not 1 <= size <= MAX_SIZE:
+        msg = (
+            f"{name} must be an integer from 1 to {MAX_SIZE} (the accepted answer it is timed against "
+            f"builds 80*size**2 bytes of coordinates, 4 GiB at most); got {size}"
+        )
+        raise ValueError(msg)
+
+
 def _timed(fn, *args, **kwargs):
     fn(*args, **kwargs)  # warm-up (kernel compilation on the GPU)
     gpuvec.sync()
@@ -30,7 +47,12 @@ class _Report:
 
 
 def run(size: int = 1000) -> int:
-    """Run the demo on the default backend; returns 0 if every answer is right, 1 otherwise."""
+    """Run the demo on the default backend; returns 0 if every answer is right, 1 otherwise.
+
+    ``size`` (1 to :data:`MAX_SIZE`) is the image side of the timed ray comparison; it is checked,
+    and the default backend chosen, before anything is printed.
+    """
+    check_size(size)
     xp = gpuvec.xp
     info = gpuvec.backend_info()
     print(f"gpuvec demo on {info.name} ({info.reason})\n")
