@@ -3,19 +3,38 @@
 Same seed, same backend, same shapes: the same numbers. Across backends the
 streams differ (numpy's PCG64 and cupy's generator are different algorithms);
 what is the same is the distribution.
+
+Every sampler checks its arguments before it draws (so a bad call leaves the
+generator's state as it was), never changes its inputs, and returns arrays of
+the generator's namespace in the requested dtype.
 """
 
 from __future__ import annotations
 
+import operator
 import types
+import warnings
 from typing import Any, Literal
 
 import numpy as np
 
 from gpuvec._backend import _is_cupy_array, _is_numpy_array, default_name, is_cupy_namespace, use_backend
+from gpuvec._checks import check_choice, check_real
 from gpuvec._linalg import batched_cholesky
 
 __all__ = ["Generator", "default_rng"]
+
+MvnMethod = Literal["cholesky", "eigh", "svd"]
+CheckValid = Literal["warn", "raise", "ignore"]
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_MVN_METHODS = ("cholesky", "eigh", "svd")
+_CHECK_VALID = ("warn", "raise", "ignore")
+_NOT_PSD = "covariance is not symmetric positive-semidefinite."  # numpy's words, so numpy's filters match
+_SEEDS = (
+    "None, a non-negative int, a sequence of non-negative ints, a numpy.random.SeedSequence, "
+    "a numpy Generator, BitGenerator or RandomState, or a gpuvec Generator"
+)
 
 
 def default_rng(seed: Any = None, *, backend: Literal["numpy", "cupy"] | None = None) -> Generator:
@@ -24,14 +43,24 @@ def default_rng(seed: Any = None, *, backend: Literal["numpy", "cupy"] | None = 
     Parameters
     ----------
     seed : None, int, array_like of int, numpy.random.SeedSequence or Generator
-        As numpy's ``default_rng`` takes it; a gpuvec :class:`Generator` is
-        returned as it is (its backend must match ``backend`` if given).
+        As numpy's ``default_rng`` takes it (ints must be non-negative). A
+        gpuvec :class:`Generator` is returned as it is (its backend must match
+        ``backend`` if given). A numpy Generator, BitGenerator or RandomState
+        is used as numpy uses it on the numpy backend; on cupy, a 63-bit seed
+        is drawn from it.
     backend : {'numpy', 'cupy'}, optional
         Default: the default backend (see :func:`gpuvec.backend_info`).
 
     Returns
     -------
     rng : Generator
+
+    Raises
+    ------
+    TypeError
+        For a seed of a kind not listed above (a float, a string, ...).
+    ValueError
+        For a negative seed, or a backend other than 'numpy' and 'cupy'.
 
     Examples
     --------
@@ -64,11 +93,10 @@ class Generator:
         if backend not in ("numpy", "cupy"):
             msg = f"backend must be 'numpy' or 'cupy'; got {backend!r}"
             raise ValueError(msg)
+        seed = _checked_seed(seed, backend)
         with use_backend(backend) as xp:
             self.xp: types.ModuleType = xp
         self.backend = backend
-        if is_cupy_namespace(xp) and isinstance(seed, np.random.SeedSequence):
-            seed = int(seed.generate_state(1, np.uint64)[0])
         self._rng = xp.random.default_rng(seed)
 
     def __repr__(self) -> str:
@@ -82,9 +110,23 @@ class Generator:
         Parameters
         ----------
         size : int or tuple of int, optional
+            Output shape; must equal ``out.shape`` when both are given.
         dtype : {float64, float32}
         out : array, optional
-            Filled in place (same namespace as the generator).
+            Filled in place: the generator's namespace, dtype ``dtype``. A
+            non-contiguous ``out`` gets the numbers a fresh array would.
+
+        Returns
+        -------
+        samples : array, shape size (or out.shape)
+
+        Raises
+        ------
+        TypeError
+            For a dtype other than float32/float64, or an ``out`` of another
+            dtype or namespace.
+        ValueError
+            When ``size`` and ``out.shape`` differ.
 
         Examples
         --------
@@ -92,11 +134,24 @@ class Generator:
         >>> gpuvec.random.default_rng(1, backend="numpy").standard_normal(3).shape
         (3,)
         """
-        self._check_arrays(out=out)
-        return self._rng.standard_normal(size=size, dtype=dtype, out=out)
+        dtype = _float_dtype(dtype, "standard_normal")
+        size = self._check_out(out, dtype, _shape(size))
+        return self._draw(self._rng.standard_normal, size, dtype, out)
 
     def random(self, size: Any = None, dtype: Any = np.float64, out: Any = None) -> Any:
         """Uniform samples in [0, 1), as numpy's ``Generator.random``.
+
+        Parameters
+        ----------
+        size : int or tuple of int, optional
+            Output shape; must equal ``out.shape`` when both are given.
+        dtype : {float64, float32}
+        out : array, optional
+            Filled in place: the generator's namespace, dtype ``dtype``.
+
+        Returns
+        -------
+        samples : array, shape size (or out.shape)
 
         Examples
         --------
@@ -105,11 +160,28 @@ class Generator:
         >>> bool(((0 <= x) & (x < 1)).all())
         True
         """
-        self._check_arrays(out=out)
-        return self._rng.random(size=size, dtype=dtype, out=out)
+        dtype = _float_dtype(dtype, "random")
+        size = self._check_out(out, dtype, _shape(size))
+        return self._draw(self._rng.random, size, dtype, out)
 
-    def integers(self, low: int, high: int | None = None, size: Any = None, dtype: Any = np.int64, endpoint: bool = False) -> Any:
+    def integers(
+        self, low: int, high: int | None = None, size: Any = None, dtype: Any = np.int64, endpoint: bool = False
+    ) -> Any:
         """Random integers in [low, high), as numpy's ``Generator.integers``.
+
+        Parameters
+        ----------
+        low, high : int
+            ``integers(high)`` draws from [0, high).
+        size : int or tuple of int, optional
+        dtype : integer dtype
+            Default int64.
+        endpoint : bool
+            Draw from [low, high] instead.
+
+        Returns
+        -------
+        samples : array of dtype, shape size
 
         Examples
         --------
@@ -117,11 +189,20 @@ class Generator:
         >>> int(gpuvec.random.default_rng(1, backend="numpy").integers(5, 6))
         5
         """
-        return self._rng.integers(low, high, size=size, dtype=dtype, endpoint=endpoint)
+        try:
+            kind = np.dtype(dtype).kind
+        except TypeError:
+            kind = None
+        if kind not in ("i", "u", "b"):
+            msg = f"dtype must be an integer dtype for integers (int8 ... uint64, bool); got {_dtype_name(dtype)}"
+            raise TypeError(msg)
+        return self._rng.integers(low, high, size=_shape(size), dtype=dtype, endpoint=endpoint)
 
     # ------------------------------------------------------------------ batched samplers
 
-    def normal(self, loc: Any = 0.0, scale: Any = 1.0, size: Any = None, *, dtype: Any = np.float64, out: Any = None) -> Any:
+    def normal(
+        self, loc: Any = 0.0, scale: Any = 1.0, size: Any = None, *, dtype: Any = np.float64, out: Any = None
+    ) -> Any:
         """Normal samples with numpy's broadcasting rules, without a Python loop.
 
         Fills with ``standard_normal`` then scales and shifts in place: on numpy
@@ -130,18 +211,33 @@ class Generator:
 
         Parameters
         ----------
-        loc, scale : float or array_like
+        loc, scale : float or array_like of float
             Means and standard deviations; they broadcast with each other and
-            with ``size``. A negative scale is a ValueError.
+            with ``size``. Real only (complex is a TypeError, as in numpy). As in
+            numpy, a scale with its sign bit set is a ValueError (-0.0 included)
+            and NaN passes through to the samples.
         size : int or tuple of int, optional
-            Output shape; default: the broadcast shape of loc and scale.
+            Output shape; default: the broadcast shape of loc and scale (or
+            ``out.shape``). Must equal ``out.shape`` when both are given.
         dtype : {float64, float32}
         out : array, optional
-            Filled in place; its shape is the output shape.
+            Filled in place; the generator's namespace, dtype ``dtype``. It may
+            share memory with loc or scale (``rng.normal(x, 1.0, out=x)``): they
+            are read before out is written, so the numbers are those of a call
+            without aliasing.
 
         Returns
         -------
         samples : array, shape size (or broadcast(loc, scale))
+
+        Raises
+        ------
+        TypeError
+            For complex loc/scale, a dtype other than float32/float64, or an
+            ``out`` of another dtype or namespace.
+        ValueError
+            For a negative scale, loc and scale that do not broadcast (to
+            ``size``), or ``size`` and ``out.shape`` that differ.
 
         Examples
         --------
@@ -155,42 +251,96 @@ class Generator:
         (1000, 2, 3)
         """
         xp = self.xp
-        self._check_arrays(loc=loc, scale=scale, out=out)
-        loc = xp.asarray(loc, dtype=dtype)
-        scale = xp.asarray(scale, dtype=dtype)
-        if bool((scale < 0).any()):  # the one value check, up front
-            msg = "scale must be non-negative everywhere; got a negative standard deviation"
+        self._check_arrays(loc=loc, scale=scale)
+        dtype = _float_dtype(dtype, "normal")
+        size = self._check_out(out, dtype, _shape(size))
+        loc = _real_array(xp, "loc", loc, dtype, out)
+        scale = _real_array(xp, "scale", scale, dtype, out)
+        negative = xp.signbit(scale) & ~xp.isnan(scale)  # numpy's rule: -0.0 is negative, NaN is not
+        if bool(negative.any()):
+            where = _first(xp, negative)
+            msg = (
+                f"scale must be non-negative everywhere; got scale{list(where) if where else ''} = "
+                f"{float(scale[where])!r} (as in numpy, any value with its sign bit set counts, -0.0 too)"
+            )
             raise ValueError(msg)
-        shape = np.broadcast_shapes(loc.shape, scale.shape)
-        if out is not None:
-            size = out.shape
+        try:
+            shape = np.broadcast_shapes(loc.shape, scale.shape)
+        except ValueError:
+            msg = (
+                f"loc and scale must broadcast together; got loc of shape {loc.shape} and scale of shape {scale.shape}"
+            )
+            raise ValueError(msg) from None
         if size is not None:
-            size = (size,) if np.ndim(size) == 0 else tuple(size)
             try:
                 fits = np.broadcast_shapes(size, shape) == size
             except ValueError:
                 fits = False
             if not fits:
-                msg = f"size {size} does not broadcast with loc {loc.shape} and scale {scale.shape}"
+                what = "size" if out is None else "out.shape"
+                msg = (
+                    f"{what} {size} does not broadcast with loc {loc.shape} and scale {scale.shape}: "
+                    f"loc and scale must broadcast to {what} (numpy's rule)"
+                )
                 raise ValueError(msg)
             shape = size
-        samples = self._rng.standard_normal(size=shape, dtype=dtype, out=out)
+        samples = self._draw(
+            self._rng.standard_normal, shape, dtype, None if out is None or not out.flags.c_contiguous else out
+        )
         samples *= scale
         samples += loc
+        if out is not None and samples is not out:
+            out[...] = samples
+            return out
         return samples
 
-    def multivariate_normal(self, mean: Any, cov: Any, size: Any = None, *, dtype: Any = np.float64) -> Any:
+    def multivariate_normal(
+        self,
+        mean: Any,
+        cov: Any,
+        size: Any = None,
+        check_valid: CheckValid = "warn",
+        tol: float = 1e-8,
+        *,
+        method: MvnMethod = "cholesky",
+        dtype: Any = np.float64,
+    ) -> Any:
         """Multivariate normal samples for a batch of distributions.
+
+        numpy's ``Generator.multivariate_normal`` arguments, with a batch:
+        the leading axes of mean and cov broadcast into one batch shape.
 
         Parameters
         ----------
         mean : array_like, shape (..., d)
         cov : array_like, shape (..., d, d)
-            Symmetric positive (semi-)definite; the leading axes broadcast with
-            mean's into the batch shape.
+            Symmetric positive (semi-)definite, finite; the leading axes
+            broadcast with mean's into the batch shape. Real only.
         size : int or tuple of int, optional
             Number of draws per distribution.
+        check_valid : {'warn', 'raise', 'ignore'}
+            What a covariance that fails the check (see ``tol``) does: numpy's
+            default 'warn' warns RuntimeWarning "covariance is not symmetric
+            positive-semidefinite." (and names the batch index) and still
+            samples; 'raise' makes it a ValueError; 'ignore' skips the check.
+            Non-finite mean or cov is a ValueError whatever this says.
+        tol : float
+            numpy's tolerance, 1e-8, applied as numpy applies it: 'svd' checks
+            that ``vh.T * s @ vh`` reproduces cov within ``rtol=atol=tol``
+            (``np.allclose``); 'eigh' that no eigenvalue is below ``-tol``.
+            'cholesky' and 'eigh' also check symmetry the same way
+            (``allclose(cov, cov.T, rtol=tol, atol=tol)``), and a covariance
+            that 'cholesky' cannot factor must have no eigenvalue below
+            ``-tol * (1 + max|cov|)`` (the scale ``allclose`` allows).
+        method : {'cholesky', 'eigh', 'svd'}
+            How cov is factored. 'cholesky' (default, the fast one) factors
+            each positive-definite covariance by Cholesky and the others
+            (semi-definite, or invalid ones let through by check_valid) by a
+            symmetric eigendecomposition. numpy's default is 'svd'; its
+            'cholesky' raises LinAlgError for a semi-definite cov, gpuvec's
+            does not. 'eigh' and 'svd' are numpy's.
         dtype : {float64, float32}
+            The result's dtype (the arithmetic is float64).
 
         Returns
         -------
@@ -198,14 +348,26 @@ class Generator:
 
         Raises
         ------
+        TypeError
+            For complex mean or cov (as numpy), or a dtype other than
+            float32/float64.
         ValueError
-            For a covariance that is not symmetric positive semi-definite,
-            naming its batch index.
+            For shapes that do not fit or broadcast, non-finite entries (naming
+            the batch index), a bad method/check_valid/tol, or (with
+            ``check_valid='raise'``) a covariance that is not symmetric positive
+            semi-definite within tol, naming its batch index.
 
         Notes
         -----
-        Cholesky factors where every covariance is positive definite; otherwise
-        a symmetric eigendecomposition, which also handles semi-definite ones.
+        Where numpy and gpuvec differ: numpy takes one distribution (1-D mean),
+        gpuvec a batch; numpy's 'cholesky' and 'eigh' read only the lower
+        triangle of cov, so an asymmetric cov passes silently, while gpuvec's
+        check symmetry and factor the symmetric part ``(cov + cov.T) / 2``
+        ('svd' factors cov as it is, as numpy does). An invalid covariance let
+        through by 'warn' or 'ignore' is sampled with the absolute value of its
+        eigenvalues (what numpy's 'svd' and 'eigh' do for a symmetric one).
+        For one symmetric covariance on numpy, each method gives numpy's
+        numbers for the same seed and method, to rounding.
 
         Examples
         --------
@@ -215,43 +377,125 @@ class Generator:
         >>> cov = np.stack([np.eye(2), [[2.0, 0.5], [0.5, 1.0]]])
         >>> rng.multivariate_normal(mean, cov, size=200000).shape
         (200000, 2, 2)
+        >>> rng.multivariate_normal([0.0, 0.0], [[1.0, 1.0], [1.0, 1.0]], size=3, method="svd").shape
+        (3, 2)
         """
         xp = self.xp
         self._check_arrays(mean=mean, cov=cov)
-        mean = xp.asarray(mean, dtype=xp.float64)
-        cov = xp.asarray(cov, dtype=xp.float64)
+        check_choice("method", method, _MVN_METHODS)
+        check_choice("check_valid", check_valid, _CHECK_VALID)
+        tol = check_real("tol", tol)
+        if tol < 0:
+            msg = f"tol must be non-negative; got {tol}"
+            raise ValueError(msg)
+        dtype = _float_dtype(dtype, "multivariate_normal")
+        size = _shape(size) or ()
+        complex_msg = "mean and cov must not be complex (as in numpy)"
+        mean = _real_array(xp, "mean", mean, np.float64, complex_msg=complex_msg)
+        cov = _real_array(xp, "cov", cov, np.float64, complex_msg=complex_msg)
         if mean.ndim < 1 or cov.ndim < 2 or cov.shape[-2:] != (mean.shape[-1],) * 2:
             msg = f"cov must have shape (..., d, d) matching mean (..., d); got mean {mean.shape} and cov {cov.shape}"
             raise ValueError(msg)
         d = mean.shape[-1]
-        batch = np.broadcast_shapes(mean.shape[:-1], cov.shape[:-2])
-        size = () if size is None else (size,) if np.ndim(size) == 0 else tuple(size)
-        factor = self._cov_factor(xp.broadcast_to(cov, batch + (d, d)))
+        try:
+            batch = np.broadcast_shapes(mean.shape[:-1], cov.shape[:-2])
+        except ValueError:
+            msg = (
+                f"the batch axes of mean (..., d) and cov (..., d, d) must broadcast together; got mean of shape "
+                f"{mean.shape} (batch {mean.shape[:-1]}) and cov of shape {cov.shape} (batch {cov.shape[:-2]})"
+            )
+            raise ValueError(msg) from None
+        _check_finite(xp, "mean", mean, 1)
+        _check_finite(xp, "cov", cov, 2)
+        factor = self._cov_factor(cov, method, check_valid, tol)  # on cov's own batch; matmul broadcasts it
         z = self._rng.standard_normal(size=size + batch + (d, 1))
         samples = xp.matmul(factor, z)[..., 0]
         samples += mean
         return samples.astype(dtype, copy=False)
 
-    def _cov_factor(self, cov: Any) -> Any:
+    # ------------------------------------------------------------------ helpers
+
+    def _cov_factor(self, cov: Any, method: str, check_valid: str, tol: float) -> Any:
+        """A (..., d, d) factor A of each covariance with ``A @ A.T == cov``, after numpy's validity check."""
+        xp = self.xp
+        if cov.size == 0:
+            return cov
+        if method == "svd":  # numpy's method and check, as numpy does them
+            u, s, vh = xp.linalg.svd(cov)
+            invalid = ~_svd_reproduces(xp, u, s, vh, cov, tol)
+            problems = [(invalid, "is not reproduced by its SVD within tol (asymmetric, or a negative eigenvalue)")]
+            factor = u * xp.sqrt(s)[..., None, :]
+        else:
+            asym = ~_allclose_each(xp, cov, xp.swapaxes(cov, -1, -2), tol)
+            sym = (cov + xp.swapaxes(cov, -1, -2)) / 2
+            if method == "eigh":  # numpy's rule (no eigenvalue below -tol), plus the symmetry check
+                s, u = xp.linalg.eigh(sym)
+                problems = [
+                    (asym, "is not symmetric within tol"),
+                    ((s < -tol).any(axis=-1), "has a negative eigenvalue below -tol"),
+                ]
+                factor = u * xp.sqrt(xp.abs(s))[..., None, :]
+            else:
+                factor, ok = batched_cholesky(xp, sym)
+                invalid = xp.zeros(ok.shape, dtype=bool)
+                if bool(asym.any()) or not bool(ok.all()):  # the rare path
+                    factor, invalid = self._factor_suspects(cov, sym, factor, asym | ~ok, tol)
+                problems = [
+                    (invalid & asym, "is not symmetric within tol"),
+                    (invalid & ~asym, "has a negative eigenvalue"),
+                ]
+        if check_valid != "ignore":
+            _report_invalid(xp, problems, check_valid, method, tol)
+        return factor
+
+    def _factor_suspects(self, cov: Any, sym: Any, factor: Any, suspect: Any, tol: float) -> tuple[Any, Any]:
+        """For method='cholesky': judge the asymmetric or non-positive-definite covariances by numpy's
+        default ('svd') check, and factor them by a symmetric eigendecomposition.
+
+        Returns the factors (Cholesky's elsewhere) and which covariances numpy's check rejects.
+        """
         xp = self.xp
         d = cov.shape[-1]
-        scale = xp.abs(cov).max(axis=(-1, -2), keepdims=True) if cov.size else cov
-        tol = 10 * d * np.finfo(np.float64).eps
-        asym = xp.abs(cov - xp.swapaxes(cov, -1, -2)) > tol * scale
-        if bool(asym.any()):
-            bad = tuple(int(i) for i in xp.argwhere(asym.any(axis=(-1, -2)))[0])
-            msg = f"cov must be symmetric; {_batch_name(bad)} is not"
+        idx = xp.nonzero(suspect.reshape(-1))[0]
+        c, sy = cov.reshape(-1, d, d)[idx], sym.reshape(-1, d, d)[idx]
+        bad = ~_svd_reproduces(xp, *xp.linalg.svd(c), c, tol)
+        s, u = xp.linalg.eigh(sy)
+        # Valid: clip rounding below zero. Invalid: |s|, what numpy's 'svd' and 'eigh' sample from.
+        s = xp.where(bad[:, None], xp.abs(s), xp.clip(s, 0, None))
+        flat = factor.reshape(-1, d, d).copy()
+        flat[idx] = u * xp.sqrt(s)[..., None, :]
+        invalid = xp.zeros(suspect.size, dtype=bool)
+        invalid[idx] = bad
+        return flat.reshape(factor.shape), invalid.reshape(suspect.shape)
+
+    def _draw(self, method: Any, size: Any, dtype: Any, out: Any) -> Any:
+        """``method(size, dtype, out)``, through a fresh array where out is not C-contiguous."""
+        if out is None:
+            return method(size=size, dtype=dtype)
+        if out.flags.c_contiguous:
+            return method(size=size, dtype=dtype, out=out)
+        out[...] = method(size=size, dtype=dtype)  # same numbers as a fresh array, in out's layout
+        return out
+
+    def _check_out(self, out: Any, dtype: np.dtype, size: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        """Check ``out`` against the generator, dtype and size; return the output shape."""
+        if out is None:
+            return size
+        xp_name = "cupy" if is_cupy_namespace(self.xp) else "numpy"
+        on_gpu = _is_cupy_array(out)
+        if not (on_gpu or (_is_numpy_array(out) and not isinstance(out, np.generic))) or on_gpu != (xp_name == "cupy"):
+            msg = f"out must be a {xp_name}.ndarray (this generator is on {self.backend}); got {type(out).__module__}.{type(out).__name__}"
+            raise TypeError(msg)
+        if out.dtype != dtype:
+            msg = f"out has dtype {out.dtype} but dtype={dtype.name} was asked for; they must be the same"
+            raise TypeError(msg)
+        if not getattr(out.flags, "writeable", True):
+            msg = "out is read-only; pass a writeable array"
             raise ValueError(msg)
-        factor, ok = batched_cholesky(xp, cov)
-        if bool(ok.all()):
-            return factor
-        w, V = xp.linalg.eigh(cov)
-        negative = w < -tol * scale[..., 0]
-        if bool(negative.any()):
-            bad = tuple(int(i) for i in xp.argwhere(negative.any(axis=-1))[0])
-            msg = f"cov must be positive semi-definite; {_batch_name(bad)} has a negative eigenvalue"
+        if size is not None and size != out.shape:
+            msg = f"size {size} and out.shape {out.shape} must agree when both are given"
             raise ValueError(msg)
-        return V * xp.sqrt(xp.clip(w, 0, None))[..., None, :]
+        return out.shape
 
     def _check_arrays(self, **arrays: Any) -> None:
         """Inputs must live where the generator does: no silent copies."""
@@ -266,5 +510,133 @@ class Generator:
                 raise TypeError(msg)
 
 
-def _batch_name(index: tuple[int, ...]) -> str:
-    return f"cov{list(index)}" if index else "cov"
+# --------------------------------------------------------------------------- argument helpers
+
+
+def _checked_seed(seed: Any, backend: str) -> Any:
+    """``seed`` as the backend's ``default_rng`` takes it, or a TypeError/ValueError naming seed."""
+    if isinstance(seed, np.random.SeedSequence):
+        return int(seed.generate_state(1, np.uint64)[0]) if backend == "cupy" else seed
+    if isinstance(seed, (np.random.Generator, np.random.BitGenerator, np.random.RandomState)):
+        return seed if backend == "numpy" else int(np.random.default_rng(seed).integers(2**63))
+    if type(seed).__module__.split(".")[0] == "cupy" and not _is_cupy_array(seed):  # a cupy Generator/BitGenerator
+        if backend == "cupy":
+            return seed
+        msg = f"seed is a {type(seed).__module__}.{type(seed).__name__}, which cannot seed a numpy generator; pass {_SEEDS}"
+        raise TypeError(msg)
+    if _is_cupy_array(seed):
+        seed = seed.get()
+    if seed is not None:
+        try:
+            np.random.SeedSequence(seed)
+        except (TypeError, ValueError) as exc:
+            shown = repr(seed)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            msg = f"seed must be {_SEEDS}; got {type(seed).__name__} {shown}"
+            raise type(exc)(msg) from None
+    return seed
+
+
+def _float_dtype(dtype: Any, where: str) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in _FLOAT_DTYPES:
+        msg = f"dtype must be float32 or float64 (native byte order) for {where}; got {_dtype_name(dtype)}"
+        raise TypeError(msg)
+    return dt
+
+
+def _dtype_name(dtype: Any) -> str:
+    try:
+        return str(np.dtype(dtype))
+    except TypeError:
+        return repr(dtype)
+
+
+def _shape(size: Any) -> tuple[int, ...] | None:
+    """``size`` as a tuple of non-negative ints (None stays None)."""
+    if size is None:
+        return None
+    try:
+        shape = (operator.index(size),)
+    except TypeError:
+        try:
+            shape = tuple(operator.index(n) for n in size)
+        except TypeError:
+            msg = f"size must be None, an int or a tuple of ints; got {size!r}"
+            raise TypeError(msg) from None
+    if any(n < 0 for n in shape):
+        msg = f"size must not have negative entries; got {shape}"
+        raise ValueError(msg)
+    return shape
+
+
+def _real_array(xp: Any, name: str, value: Any, dtype: Any, out: Any = None, complex_msg: str | None = None) -> Any:
+    """``value`` as a real ``xp`` array of ``dtype``, never a view of ``out``."""
+    try:
+        a = xp.asarray(value)
+    except (TypeError, ValueError) as exc:
+        msg = f"{name} must be a real number or an array_like of real numbers; got {type(value).__name__} ({exc})"
+        raise type(exc)(msg) from None
+    if a.dtype.kind == "c":
+        msg = complex_msg or f"{name} must not be complex (as in numpy)"
+        msg += f"; got {name} of dtype {a.dtype}. Pass {name}.real if the imaginary part is meant to be dropped"
+        raise TypeError(msg)
+    if a.dtype.kind not in "biuf":
+        msg = f"{name} must be real numbers; got an array of dtype {a.dtype}"
+        raise TypeError(msg)
+    if out is not None and xp.may_share_memory(a, out):
+        return a.astype(dtype, copy=True)  # out is written before a would be read
+    return a.astype(dtype, copy=False)
+
+
+def _first(xp: Any, mask: Any) -> tuple[int, ...]:
+    """The first True index of ``mask`` (``()`` for a 0-d mask)."""
+    if mask.ndim == 0:
+        return ()
+    return tuple(int(i) for i in xp.argwhere(mask)[0])
+
+
+def _batch_name(name: str, index: tuple[int, ...]) -> str:
+    return f"{name}{list(index)}" if index else name
+
+
+def _check_finite(xp: Any, name: str, a: Any, core_ndim: int) -> None:
+    """ValueError naming the first batch index of ``a`` whose core holds NaN or inf."""
+    bad = ~xp.isfinite(a)
+    bad = bad.any(axis=tuple(range(-core_ndim, 0))) if a.size else xp.zeros(a.shape[:-core_ndim], dtype=bool)
+    if bool(bad.any()):
+        where = _batch_name(name, _first(xp, bad))
+        msg = f"{name} must be finite; {where} holds NaN or inf (samples from it would be NaN)"
+        raise ValueError(msg)
+
+
+def _allclose_each(xp: Any, a: Any, b: Any, tol: float) -> Any:
+    """``np.allclose(a[i], b[i], rtol=tol, atol=tol)`` for every matrix of a (..., d, d) stack."""
+    return (xp.abs(a - b) <= tol + tol * xp.abs(b)).all(axis=(-1, -2))
+
+
+def _svd_reproduces(xp: Any, u: Any, s: Any, vh: Any, cov: Any, tol: float) -> Any:
+    """numpy's check for method='svd', per matrix: ``allclose(vh.T * s @ vh, cov, rtol=tol, atol=tol)``."""
+    return _allclose_each(xp, xp.matmul(xp.swapaxes(vh, -1, -2) * s[..., None, :], vh), cov, tol)
+
+
+def _report_invalid(xp: Any, problems: list[tuple[Any, str]], check_valid: str, method: str, tol: float) -> None:
+    """numpy's warning or error for invalid covariances, naming the first one and what is wrong."""
+    details = []
+    for bad, what in problems:
+        n = int(bad.sum())
+        if n:
+            first = _batch_name("cov", _first(xp, bad))
+            details.append(f"{first} {what}" + (f" ({n} of {bad.size} covariances)" if bad.ndim else ""))
+    if not details:
+        return
+    msg = (
+        f"{_NOT_PSD} {'; '.join(details)} (method={method!r}, tol={tol:g}). Fix cov, raise tol, or pass "
+        f"check_valid='ignore' to sample anyway (from the absolute value of its eigenvalues)"
+    )
+    if check_valid == "raise":
+        raise ValueError(msg)
+    warnings.warn(msg, RuntimeWarning, stacklevel=4)
