@@ -70,7 +70,7 @@ def _compiled_line() -> str:
     if not _backend.compiled_enabled():
         return f"off (GPUVEC_JIT={os.environ.get('GPUVEC_JIT', '')!r}): the reference implementations run"
     if importlib.util.find_spec("numba") is None:
-        return "on for cupy data; numba is not installed, so numpy data uses the numpy loops (pip install 'gpuvec[jit]')"
+        return "on (CUDA kernels for cupy data); numba is not installed, so numpy data runs the numpy loops (pip install 'gpuvec[jit]')"
     return "on (CUDA kernels for cupy data, numba loops for numpy data; GPUVEC_JIT=0 turns them off)"
 
 
