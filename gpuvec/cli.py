@@ -33,7 +33,7 @@ def _checked(check, option: str):
         try:
             return check(text, option)
         except (ValueError, TypeError, ImportError) as exc:
-            msg = str(exc).removeprefix(f"{option} ")  # argparse says "argument --size: " already
+            msg = " ".join(str(exc).split()).removeprefix(f"{option} ")  # argparse says "argument --size: " already
             raise argparse.ArgumentTypeError(msg) from None
 
     convert.__name__ = option.lstrip("-")  # argparse's fallback message names the type
