@@ -7,8 +7,6 @@ where it runs (numpy in, numpy out; cupy in, cupy out). ``gpuvec.xp`` and
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from gpuvec import random
 from gpuvec._backend import (
     BackendInfo,
@@ -20,6 +18,7 @@ from gpuvec._backend import (
     to_numpy,
     use_backend,
 )
+from gpuvec._version import __version__
 from gpuvec.mixture import GaussianMixture
 from gpuvec.rays import ray_max
 from gpuvec.rotations import is_rotation, nearest_rotation, rotation_residuals

@@ -328,7 +328,7 @@ def backend_info() -> BackendInfo:
     """
     import scipy
 
-    from gpuvec import __version__
+    from gpuvec._version import __version__
 
     current = _default.get()
     versions = {"gpuvec": __version__, "numpy": np.__version__, "scipy": scipy.__version__}

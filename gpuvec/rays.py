@@ -10,36 +10,41 @@ How it stays exact and small: for a fixed sample index ``k`` every cell's
 sample point is ``(r + (orow - r) t_k, c + (ocol - c) t_k)``, an axis-aligned
 grid, so all interpolation indices and weights come from two 1-D tables (one
 per axis) and the work streams over ``k`` holding O(rows x cols) memory.
-The samples are formed with scipy's arithmetic (weights ``w0 = 1 - f``,
-``w1 = 1 - w0``, the four terms ``(m * wy) * wx`` summed in scipy's order in
-float64, each sample cast to the image dtype with scipy's rounding), so the
-results are bit-identical to ``map_coordinates`` followed by max/argmax.
+Every implementation follows scipy's arithmetic, written once in
+:mod:`gpuvec._rays_rules`, so the results are bit-identical to
+``map_coordinates`` followed by max/argmax.
+
+This module validates the input and chooses the implementation
+(:func:`_select_impl`); the implementations live one per module:
+``_rays_numba`` (compiled CPU loop), ``_rays_numpy`` (blocked numpy loop, the
+reference), ``_rays_cuda`` (fused CuPy kernel) and ``_rays_xp``
+(``map_coordinates`` on either backend), all with the same function names
+(``streaming``, ``dense``) and signatures.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import numbers
 import types
 from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from gpuvec import _jit
-from gpuvec._backend import get_namespace, is_cupy_namespace, ndimage_for, to_numpy
+from gpuvec._backend import compiled_enabled, get_namespace, is_cupy_namespace
 from gpuvec._checks import check_choice, check_int, check_real
+from gpuvec._rays_rules import STREAMING_MODES, Window, arg_dtype, axis_positions
 
 __all__ = ["ray_max"]
 
 Mode = Literal["nearest", "constant", "reflect", "grid-mirror", "mirror", "grid-wrap", "wrap", "grid-constant"]
 MODES = ("nearest", "constant", "reflect", "grid-mirror", "mirror", "grid-wrap", "wrap", "grid-constant")
-STREAMING_MODES = ("nearest", "constant")
-
-# Rows per block on the CPU streaming path: each block's working set (about a
-# dozen float64 rows of the image width) stays in cache while the loop runs
-# over the samples.
-_BLOCK_BYTES = 1 << 18
-# Coordinates per map_coordinates call on the general (any order, any mode) path.
-_GENERAL_CHUNK = 1 << 21
+# Dense rays cost one sample per pixel crossed: more than this many samples in one call
+# (minutes of work on a CPU) is refused up front, saying what it would cost.
+DENSE_SAMPLE_LIMIT = 1 << 34
+# The largest num: the argmax is stored as uint32.
+NUM_LIMIT = 1 << 32
 
 
 def ray_max(
@@ -156,6 +161,8 @@ def ray_max(
     if image.dtype.kind not in "iuf" or image.dtype == np.float16:
         msg = f"image must have an integer, float32 or float64 dtype; got {image.dtype}"
         raise TypeError(msg)
+    if not image.dtype.isnative:  # big-endian data (FITS, np.fromfile('>f4')): results in native order, as scipy's
+        image = image.astype(image.dtype.newbyteorder("="))
     if channel_axis is not None:
         channel_axis = check_int("channel_axis", channel_axis, minimum=-image.ndim, maximum=image.ndim - 1) % image.ndim
     spatial = image.ndim - (channel_axis is not None)
@@ -169,330 +176,112 @@ def ray_max(
             f"origin has {len(origin)} values: {origin!r}"
         )
         raise ValueError(msg)
-    origin = tuple(check_real(f"origin[{i}]", float(v) if hasattr(v, "dtype") else v) for i, v in enumerate(origin))
+    origin = tuple(check_real(f"origin[{i}]", _scalar(v)) for i, v in enumerate(origin))
     if num is not None:
-        num = check_int("num", num, minimum=2)
+        num = check_int("num", num, minimum=2, maximum=NUM_LIMIT)
     order = check_int("order", order, minimum=0, maximum=5)
     check_choice("mode", mode, MODES)
-    cval = check_real("cval", cval, finite=image.dtype.kind != "f")
+    cval = check_real("cval", _scalar(cval), finite=image.dtype.kind != "f")
     if 0 in image.shape:
         msg = f"image must have at least one element along every axis; got shape {image.shape}"
         raise ValueError(msg)
+    shape = tuple(n for d, n in enumerate(image.shape) if d != channel_axis)
+    if num is None:
+        _check_dense_cost(shape, origin, image.shape[channel_axis] if channel_axis is not None else 1)
 
     if channel_axis is not None:
-        channels = [_ray_max(xp, xp.take(image, c, axis=channel_axis), origin, num, order, mode, cval, return_coords) for c in range(image.shape[channel_axis])]
+        channels = [ray_max_window(xp.take(image, c, axis=channel_axis), origin, num, order, mode, cval, return_coords) for c in range(image.shape[channel_axis])]
         out = [xp.stack([r[i] for r in channels], axis=channel_axis) for i in (0, 1)]
         if return_coords:  # coords keep their leading axis of spatial dimensions
             out.append(xp.stack([r[2] for r in channels], axis=channel_axis + 1))
         return tuple(out)
-    return _ray_max(xp, image, origin, num, order, mode, cval, return_coords)
+    return ray_max_window(image, origin, num, order, mode, cval, return_coords)
 
 
-def _ray_max(xp, image, origin, num, order, mode, cval, return_coords):
-    """ray_max on one channel, after validation."""
+def _scalar(v: Any) -> Any:
+    """A numpy/cupy 0-d array or scalar as a Python number (complex stays complex, so check_real rejects it)."""
+    if hasattr(v, "dtype") and getattr(v, "ndim", 0) == 0 and not isinstance(v, numbers.Number):
+        return v.item()
+    return v
+
+
+def _check_dense_cost(shape: tuple[int, ...], origin: tuple[float, ...], channels: int) -> None:
+    """Refuse dense rays that would take more than DENSE_SAMPLE_LIMIT samples, before any work."""
+    # sum over cells of L(x) + 1, L(x) = ceil(max_d |origin[d] - x[d]|), on a grid of at most ~1e6 cells
+    axes = [np.unique(np.linspace(0, n - 1, min(n, int(1e6 ** (1 / len(shape)))), dtype=np.int64)) for n in shape]
+    lengths = np.zeros(())
+    for d, (a, o) in enumerate(zip(axes, origin)):
+        lengths = np.maximum(lengths, np.abs(o - a.astype(float)).reshape((-1,) + (1,) * (len(shape) - 1 - d)))
+    samples = channels * math.prod(shape) * float(np.mean(np.ceil(lengths) + 1))
+    if samples > DENSE_SAMPLE_LIMIT:
+        msg = (
+            f"num=None (dense rays) from origin {origin} over an image of shape {shape} would take about "
+            f"{samples:.2g} samples (one per pixel each ray crosses), more than the {DENSE_SAMPLE_LIMIT:.2g} "
+            "gpuvec runs in one call (minutes of work); pass a fixed num, or an origin nearer the image"
+        )
+        raise ValueError(msg)
+
+
+def ray_max_window(image: Any, origin: tuple[float, ...], num: int | None, order: int, mode: str, cval: float, return_coords: bool, window: Window | None = None) -> tuple[Any, ...]:
+    """ray_max of one channel for the cells of ``window``, after validation.
+
+    ``image`` is the whole image, or (for ``order <= 1`` with 'nearest' or
+    'constant' and a fixed ``num``) any region of it that holds
+    :func:`gpuvec._rays_rules.input_box` of the window, placed by
+    ``window.offset``. Results have shape ``window.out_shape`` and are
+    bit-identical to the same cells of the whole-image call.
+    """
+    xp = get_namespace(image)
+    window = Window.whole(tuple(image.shape)) if window is None else window
     if num is None:
-        return _dense(xp, image, origin, order, mode, cval, return_coords)
-    arg_dtype = _arg_dtype(num)
-    if order <= 1 and mode in STREAMING_MODES and (image.ndim == 2 or not is_cupy_namespace(xp)):
-        if is_cupy_namespace(xp):
-            from gpuvec import _kernels
-
-            best, arg = _kernels.ray_max_streaming(image, origin, num, order, mode, cval, arg_dtype)
-        else:
-            tabs = [_axis_table(n, o, num, order, mode) for n, o in zip(image.shape, origin)]
-            if image.ndim == 2 and _jit.enabled():
-                best, arg = _jit.ray_max_streaming(image, *tabs, num, order, cval, arg_dtype)
-            else:
-                best, arg = _stream_numpy(image, tabs, num, order, cval, arg_dtype)
-    else:
-        best, arg = _general(xp, image, origin, num, order, mode, cval, arg_dtype)
+        longest = math.ceil(max(max(abs(o), abs(o - (n - 1))) for n, o in zip(window.shape, origin)))  # at a corner
+        best, arg, coords = _select_impl(xp, image.ndim, None, order, mode).dense(image, origin, order, mode, cval, arg_dtype(longest + 1), window)
+        return (best, arg, coords) if return_coords else (best, arg)
+    impl = _select_impl(xp, image.ndim, num, order, mode)
+    best, arg = impl.streaming(image, origin, num, order, mode, cval, arg_dtype(num), window)
     if not return_coords:
         return best, arg
-    coords = xp.empty((image.ndim,) + image.shape)
-    for d, (n, o) in enumerate(zip(image.shape, origin)):
-        along = xp.arange(n).reshape((n,) + (1,) * (image.ndim - 1 - d))
-        coords[d] = _axis_positions(xp, n, o, num)[arg.astype(xp.intp), along]
+    out_shape = window.out_shape
+    coords = xp.empty((image.ndim,) + out_shape)
+    for d, (a, b, o) in enumerate(zip(window.start, window.stop, origin)):
+        along = xp.arange(b - a).reshape((b - a,) + (1,) * (image.ndim - 1 - d))
+        coords[d] = axis_positions(xp, range(a, b), o, num)[arg.astype(xp.intp), along]
     return best, arg, coords
 
 
-# --------------------------------------------------------------------------- shared pieces
+def _select_impl(xp: types.ModuleType, ndim: int, num: int | None, order: int, mode: str) -> types.ModuleType:
+    """The one place that decides which implementation runs.
 
+    ====================================  ===========  ==============================  ==========================
+    input                                 backend      compiled paths on (default)     ``GPUVEC_JIT=0``
+    ====================================  ===========  ==============================  ==========================
+    2-D, order 0/1, nearest/constant      numpy        ``_rays_numba`` (numba loop)    ``_rays_numpy``
+    any ndim, order 0/1, nearest/constant numpy        ``_rays_numpy`` (3-D and up)    ``_rays_numpy``
+    2-D, order 0/1, nearest/constant      cupy         ``_rays_cuda`` (fused kernel)   ``_rays_xp`` (cupyx)
+    volumes, order 0/1, nearest/constant  cupy         ``_rays_xp`` (cupyx)            ``_rays_xp``
+    any other order or mode               either       ``_rays_xp`` (map_coordinates)  ``_rays_xp``
+    dense rays (``num=None``), 2-D,       numpy        ``_rays_numba``                 ``_rays_xp``
+    order 0/1, nearest/constant
+    every other dense case                either       ``_rays_xp``                    ``_rays_xp``
+    ====================================  ===========  ==============================  ==========================
 
-def _arg_dtype(samples: int) -> type:
-    """The smallest unsigned dtype that holds every sample index (0 .. samples - 1)."""
-    return np.uint8 if samples <= 256 else np.uint16 if samples <= 65536 else np.uint32
-
-
-def _linspace(xp: types.ModuleType, start: Any, stop: Any, num: int) -> Any:
-    """``out[k] == np.linspace(start, stop, num)[k]`` element by element, bit for bit.
-
-    Shape ``(num,) + broadcast(start, stop).shape``. A vectorised
-    ``np.linspace(array_start, stop, num)`` is *not* the same: it switches every
-    element to ``k / div * delta`` as soon as one of them has a zero step. This
-    follows the scalar calls, on either backend.
+    The numba loops run where numba is installed. Every row is bit-identical to
+    scipy except cupyx's map_coordinates (``_rays_xp`` on cupy), whose arithmetic
+    can differ from scipy's in the last bit.
     """
-    shape = np.broadcast_shapes(start.shape, np.shape(stop))
-    if num == 1:
-        return xp.broadcast_to(start, shape)[None].copy()
-    div = num - 1
-    delta = stop - start
-    step = delta / div
-    k = xp.arange(num, dtype=xp.float64).reshape((num,) + (1,) * len(shape))
-    table = xp.where(step == 0, (k / div) * delta, k * step)
-    table += start
-    table[-1] = stop
-    return table
-
-
-def _axis_positions(xp: types.ModuleType, n: int, stop: float, num: int) -> Any:
-    """``table[k, i] == np.linspace(i, stop, num)[k]``, shape (num, n): one axis of every ray."""
-    return _linspace(xp, xp.arange(n, dtype=xp.float64), stop, num)
-
-
-def _axis_table(n: int, stop: float, num: int, order: int, mode: str) -> dict[str, Any]:
-    """Indices and weights along one axis for every sample index, shape (num, n) each.
-
-    Follows scipy's ni_interpolation: 'constant' marks points outside
-    [0, n-1]; order 1 weights are ``w0 = 1 - f``, ``w1 = 1 - w0``; order 0
-    rounds with ``floor(c + 0.5)``. The CuPy kernel recomputes these per thread
-    with the same operations (``ray_axis`` in ``gpuvec/_kernels.py``).
-    """
-    coord = _axis_positions(np, n, stop, num)
-    inside = None
-    if mode == "constant":
-        inside = (coord >= 0) & (coord <= n - 1)
-        coord = np.where(inside, coord, 0.0)
-    if order == 0:
-        i0 = np.clip(np.floor(coord + 0.5), 0, n - 1).astype(np.int32)
-        return {"i0": i0, "inside": inside}
-    floor = np.floor(coord)
-    w0 = 1.0 - (coord - floor)
-    w1 = 1.0 - w0
-    # 'nearest' clamps the two neighbours' indices (the weights come from the
-    # unclamped coordinate); 'constant' mirrors the upper neighbour of a point
-    # at exactly n - 1.
-    i0 = np.clip(floor, 0, n - 1).astype(np.int32)
-    i1 = floor + 1
-    edge = n - 1 if mode == "nearest" else max(n - 2, 0)
-    i1 = np.where(i1 > n - 1, edge, np.clip(i1, 0, None)).astype(np.int32)
-    return {"i0": i0, "i1": i1, "w0": w0, "w1": w1, "inside": inside}
-
-
-def _cast_rule(dtype: np.dtype) -> tuple[int, float, float]:
-    """How a float64 sample becomes the image dtype, for the compiled loops:
-    (kind, lo, hi), kind 0 float, 1 signed (round half away, clip), 2 unsigned."""
-    if dtype.kind == "f":
-        return 0, 0.0, 0.0
-    info = np.iinfo(dtype)
-    return (1 if dtype.kind == "i" else 2), float(info.min), float(info.max)
-
-
-def _round_like_scipy(t: Any, dtype: np.dtype) -> Any:
-    """scipy's cast of float64 samples to an integer dtype, in place, before clipping:
-    round half away from zero (unsigned: negatives become 0)."""
-    if dtype.kind == "u":
-        np.maximum(t, 0.0, out=t)
-        t += 0.5
+    streaming_case = order <= 1 and mode in STREAMING_MODES
+    compiled = compiled_enabled()
+    # Lazy imports: numba and cupy load only when their implementation is chosen.
+    if is_cupy_namespace(xp) and streaming_case and ndim == 2 and num is not None and compiled:
+        from gpuvec import _rays_cuda as impl
+    elif not is_cupy_namespace(xp) and streaming_case and ndim == 2 and compiled and _numba_installed():
+        from gpuvec import _rays_numba as impl
+    elif not is_cupy_namespace(xp) and streaming_case and num is not None:
+        from gpuvec import _rays_numpy as impl
     else:
-        t += np.copysign(0.5, t)
-    return np.trunc(t, out=t)
+        from gpuvec import _rays_xp as impl
+    return impl
 
 
-# --------------------------------------------------------------------------- CPU streaming path
-
-
-def _stream_numpy(image, tabs, num, order, cval, arg_dtype):
-    """The blocked numpy loop: blocks along axis 0 that stay in cache, streaming over the samples."""
-    shape, dtype = image.shape, image.dtype
-    is_int = dtype.kind in "iu"
-    # Samples are compared as map_coordinates would return them: in the image's
-    # float dtype, or for integer images as their rounded float64 values.
-    work_dtype = np.dtype(np.float64) if is_int else dtype
-    cval_sample = np.array([cval])
-    if is_int:
-        _round_like_scipy(cval_sample, dtype)
-    cval_sample = cval_sample.astype(work_dtype)[0]
-    # ndarray.max's NaN rule costs three more passes; only NaN, inf (inf * 0) or a NaN cval need it.
-    nan_aware = not is_int and not (math.isfinite(cval) and bool(np.isfinite(image).all()))
-
-    best = np.empty(shape, work_dtype)
-    arg = np.empty(shape, arg_dtype)
-    inner = math.prod(shape[1:])
-    block = max(1, min(shape[0], _BLOCK_BYTES // (8 * inner)))
-    bshape = (block,) + shape[1:]
-    buffers = {
-        "acc": np.empty(bshape),
-        "src": np.empty(bshape, dtype),
-        "levels": [np.empty(bshape) for _ in shape],
-        "cur": np.empty(bshape, work_dtype),
-        "mask": np.empty(bshape, bool),
-        "nan": np.empty(bshape, bool),
-        "best": np.empty(bshape, work_dtype),
-        "arg": np.empty(bshape, arg_dtype),
-        "argk": np.empty(bshape, arg_dtype),
-    }
-    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN in scipy too, silently
-        for r0 in range(0, shape[0], block):
-            rs = slice(r0, min(shape[0], r0 + block))
-            n = rs.stop - r0
-            buf = {name: [b[:n] for b in v] if name == "levels" else v[:n] for name, v in buffers.items()}
-            for k in range(num):
-                acc = _sample_block(image, tabs, k, rs, order, buf)
-                if is_int:
-                    _round_like_scipy(acc, dtype)
-                cur = acc
-                if work_dtype != np.float64:  # the cast to a float32 image's dtype
-                    cur = buf["cur"]
-                    cur[...] = acc
-                if tabs[0]["inside"] is not None:
-                    outside = np.logical_not(_inside_mask(tabs, k, rs, buf["mask"]), out=buf["mask"])
-                    cur[outside] = cval_sample
-                _update_max(buf["best"], buf["arg"], cur, k, nan_aware, buf)
-            # The running max lives in cache-sized buffers; the outputs are written once.
-            best[rs] = buf["best"]
-            arg[rs] = buf["arg"]
-    if is_int:
-        info = np.iinfo(dtype)
-        return np.clip(best, info.min, info.max).astype(dtype), arg
-    best += 0.0  # scipy's sums start at 0.0, so a sample is never -0.0
-    return best, arg
-
-
-def _axis_slice(tabs, name, d, k, rs, ndim):
-    """Table ``name`` of axis d at step k (rows ``rs`` for axis 0), shaped to broadcast along axis d."""
-    values = tabs[d][name][k, rs] if d == 0 else tabs[d][name][k]
-    return values.reshape((-1,) + (1,) * (ndim - 1 - d))
-
-
-def _inside_mask(tabs, k, rs, out):
-    out[...] = True
-    for d in range(len(tabs)):
-        out &= _axis_slice(tabs, "inside", d, k, rs, len(tabs))
-    return out
-
-
-def _sample_block(image, tabs, k, rs, order, buf):
-    """Step k's samples for the block ``rs`` of axis 0, in float64, with scipy's arithmetic.
-
-    scipy sums the 2**ndim corner terms ``((m * w_0) * w_1) * ...`` in C order
-    of the corners. Scaling whole slabs by each axis' weight before taking the
-    next axis' indices makes the same products with fewer multiplications.
-    """
-    ndim, acc = image.ndim, buf["acc"]
-    if order == 0:
-        picked = np.take(image, tabs[0]["i0"][k, rs], axis=0, out=buf["src"], mode="wrap")
-        for d in range(1, ndim):
-            picked = np.take(picked, tabs[d]["i0"][k], axis=d, mode="wrap")
-        np.copyto(acc, picked)
-        return acc
-    terms = _corner_terms(image, tabs, k, rs, 0, buf)
-    np.copyto(acc, next(terms))
-    for term in terms:
-        acc += term
-    return acc
-
-
-def _corner_terms(src, tabs, k, rs, d, buf):
-    ndim = len(tabs)
-    level = buf["levels"][d]
-    for j in (0, 1):
-        if d == 0:
-            taken = np.take(src, tabs[0][f"i{j}"][k, rs], axis=0, out=buf["src"], mode="wrap")
-        else:
-            taken = np.take(src, tabs[d][f"i{j}"][k], axis=d, out=level, mode="wrap")
-        part = np.multiply(taken, _axis_slice(tabs, f"w{j}", d, k, rs, ndim), out=level)
-        if d == ndim - 1:
-            yield part
-        else:
-            yield from _corner_terms(part, tabs, k, rs, d + 1, buf)
-
-
-def _update_max(best, arg, cur, k, nan_aware, buf):
-    """Fold step k into the running max and first argmax (ndarray.max/argmax's rules).
-
-    Branch-free: masked copies run several times slower on the unpredictable
-    masks that real images give.
-    """
-    if k == 0:
-        best[...] = cur
-        arg[...] = 0
-        return
-    better = np.greater(cur, best, out=buf["mask"])
-    if nan_aware:  # the first NaN wins and stays
-        isnan = np.isnan(cur, out=buf["nan"])
-        better |= isnan
-        better &= ~np.isnan(best, out=buf["nan"])
-    np.maximum(best, cur, out=best)  # propagates NaN, as ndarray.max does
-    # arg < k everywhere, so max(arg, k * better) sets exactly the improved cells to k.
-    np.maximum(arg, np.multiply(better, arg.dtype.type(k), out=buf["argk"]), out=arg)
-
-
-# --------------------------------------------------------------------------- any order, any mode
-
-
-def _general(xp, image, origin, num, order, mode, cval, arg_dtype):
-    """Any order and mode, any number of axes: map_coordinates on blocks of axis 0, per sample index."""
-    ndimage = ndimage_for(xp)
-    shape = image.shape
-    lins = [_axis_positions(xp, n, o, num) for n, o in zip(shape, origin)]
-    best = xp.empty(shape, image.dtype)
-    arg = xp.zeros(shape, arg_dtype)
-    block = max(1, min(shape[0], _GENERAL_CHUNK // math.prod(shape[1:])))
-    for r0 in range(0, shape[0], block):
-        rs = slice(r0, min(shape[0], r0 + block))
-        coords = xp.empty((image.ndim, rs.stop - r0) + shape[1:])
-        best_b, arg_b = best[rs], arg[rs]
-        for k in range(num):
-            for d, lin in enumerate(lins):
-                coords[d] = (lin[k, rs] if d == 0 else lin[k]).reshape((-1,) + (1,) * (image.ndim - 1 - d))
-            cur = ndimage.map_coordinates(image, coords, order=order, mode=mode, cval=cval)
-            if k == 0:
-                best_b[...] = cur
-                continue
-            better = (cur > best_b) | (xp.isnan(cur) & ~xp.isnan(best_b))
-            best_b[...] = xp.where(better, cur, best_b)  # where(), not a mask: no device sync per step
-            arg_b[...] = xp.where(better, arg_b.dtype.type(k), arg_b)
-    return best, arg
-
-
-# --------------------------------------------------------------------------- dense rays
-
-
-def _dense(xp, image, origin, order, mode, cval, return_coords):
-    """Every pixel on the ray: n(x) = ceil(max_d |origin[d] - x[d]|) + 1 samples from cell x.
-
-    2-D images on the CPU with numba: a compiled loop. Otherwise cells with the
-    same n go through map_coordinates together, in chunks of at most
-    ``_GENERAL_CHUNK`` samples, so memory stays O(cells).
-    """
-    shape, ndim = image.shape, image.ndim
-    if ndim == 2 and order <= 1 and mode in STREAMING_MODES and not is_cupy_namespace(xp) and _jit.enabled():
-        longest = math.ceil(max(max(abs(o), abs(o - (n - 1))) for n, o in zip(shape, origin)))  # at a corner
-        best, arg, coords = _jit.ray_max_dense(image, origin, order, mode, cval, _arg_dtype(longest + 1))
-        return (best, arg, coords) if return_coords else (best, arg)
-    ndimage = ndimage_for(xp)
-    grid = xp.stack(xp.meshgrid(*(xp.arange(n, dtype=xp.float64) for n in shape), indexing="ij")).reshape(ndim, -1)
-    stop = xp.asarray(origin, dtype=xp.float64)[:, None]
-    length = xp.ceil(xp.abs(stop - grid).max(axis=0)).astype(xp.int64)  # L(x); n(x) = L + 1
-    max_len = int(length.max())
-    best = xp.empty(grid.shape[1], image.dtype)
-    arg = xp.empty(grid.shape[1], _arg_dtype(max_len + 1))
-    coords_out = xp.empty((ndim, grid.shape[1])) if return_coords else None
-    order_cells = xp.argsort(length)  # groups cells by ray length; order within a group does not matter
-    counts = xp.bincount(length, minlength=max_len + 1)
-    starts = np.concatenate([[0], np.cumsum(to_numpy(counts))])
-    for L in range(max_len + 1):
-        cells_all = order_cells[starts[L] : starts[L + 1]]
-        per_chunk = max(1, _GENERAL_CHUNK // (L + 1))
-        for c0 in range(0, cells_all.shape[0], per_chunk):
-            cells = cells_all[c0 : c0 + per_chunk]
-            pts = xp.moveaxis(_linspace(xp, grid[:, cells], stop, L + 1), 0, -1)  # (ndim, cells, L + 1)
-            samples = ndimage.map_coordinates(image, pts.reshape(ndim, -1), order=order, mode=mode, cval=cval)
-            samples = samples.reshape(cells.shape[0], L + 1)
-            k = samples.argmax(axis=1)
-            best[cells] = samples.max(axis=1)
-            arg[cells] = k
-            if return_coords:
-                coords_out[:, cells] = xp.take_along_axis(pts, k[None, :, None], axis=2)[..., 0]
-    out = (best.reshape(shape), arg.reshape(shape))
-    return out + (coords_out.reshape((ndim,) + shape),) if return_coords else out
+def _numba_installed() -> bool:
+    return importlib.util.find_spec("numba") is not None

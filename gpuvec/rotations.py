@@ -14,15 +14,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gpuvec._backend import get_namespace, is_cupy_namespace
+from gpuvec._backend import chunk_elements, compiled_enabled, get_namespace, is_cupy_namespace
 from gpuvec._checks import check_real
 
 __all__ = ["RotationResiduals", "default_atol", "is_rotation", "nearest_rotation", "rotation_residuals"]
-
-# Matrices per chunk on the CPU: the nine entry rows of a chunk (9 x 4096 x 8
-# bytes) and the temporaries stay in cache.
-_CHUNK = 4096
-
 
 class RotationResiduals(NamedTuple):
     """How far each matrix is from a rotation.
@@ -56,7 +51,8 @@ def default_atol(n: int, dtype: Any) -> float:
     return float(n * np.finfo(dtype).eps ** 0.75)
 
 
-def _prepare(R: Any, name: str) -> tuple[Any, Any]:
+def _prepare(R: Any, name: str) -> tuple[Any, Any, Any]:
+    """Namespace, the stack in its computation dtype, and the dtype whose precision sets the tolerance."""
     xp = get_namespace(R)
     R = xp.asarray(R)
     if R.ndim < 2 or R.shape[-1] != R.shape[-2]:
@@ -65,9 +61,14 @@ def _prepare(R: Any, name: str) -> tuple[Any, Any]:
     if R.dtype.kind not in "biuf":
         msg = f"{name} must have a real dtype; got {R.dtype}"
         raise TypeError(msg)
-    if R.dtype.kind != "f" or R.dtype.itemsize < 4:
+    precision = R.dtype if R.dtype.kind == "f" else np.dtype(np.float64)
+    if R.dtype.kind != "f":
         R = R.astype(xp.float64)  # integers and bools are checked exactly, in float64
-    return xp, R
+    elif R.dtype.itemsize < 4:
+        R = R.astype(xp.float32)  # float16 is computed in float32, judged at float16's precision
+    if not R.dtype.isnative:
+        R = R.astype(R.dtype.newbyteorder("="))
+    return xp, R, precision
 
 
 def rotation_residuals(R: Any) -> RotationResiduals:
@@ -91,7 +92,7 @@ def rotation_residuals(R: Any) -> RotationResiduals:
     >>> float(res.orthogonality), float(res.det)
     (0.0, -1.0)
     """
-    xp, R = _prepare(R, "R")
+    xp, R, _ = _prepare(R, "R")
     batch = R.shape[:-2]
     err = xp.empty(batch, R.dtype).reshape(-1)
     det = xp.empty_like(err)
@@ -109,16 +110,21 @@ def _residual_chunks(xp, R):
     """
     n = R.shape[-1]
     flat = R.reshape((-1, n, n))
-    if is_cupy_namespace(xp) and n == 3:
-        from gpuvec import _kernels
+    if is_cupy_namespace(xp) and n == 3 and compiled_enabled():  # the one implementation choice
+        from gpuvec import _rotations_cuda
 
-        yield (slice(None), *_kernels.rotation_residuals_3x3(flat, R.dtype))
+        yield (slice(None), *_rotations_cuda.residuals_3x3(flat, R.dtype))
         return
-    chunk = _CHUNK if not is_cupy_namespace(xp) else 1 << 20
-    residuals = {2: _closed_form_2x2, 3: _closed_form_3x3}.get(n, _general)
+    chunk = chunk_elements(xp, "rotations")
+    residuals = {0: _empty_matrices, 2: _closed_form_2x2, 3: _closed_form_3x3}.get(n, _general)
     with np.errstate(invalid="ignore", over="ignore"):
         for s in range(0, flat.shape[0], chunk):
             yield (slice(s, s + chunk), *residuals(xp, flat[s : s + chunk]))
+
+
+def _empty_matrices(xp, M):
+    """0x0 matrices: R R^T = I (both empty) and det R = 1 (the empty product), as numpy's det gives."""
+    return xp.zeros(M.shape[0], M.dtype), xp.ones(M.shape[0], M.dtype)
 
 
 def _entries(xp, M):
@@ -170,8 +176,10 @@ def is_rotation(R: Any, *, atol: float | None = None, proper: bool = True) -> An
         numpy or cupy stack of square matrices, any n >= 1.
     atol : float, optional
         Absolute tolerance on both ``max|R R^T - I|`` and ``|det R - 1|``;
-        default :func:`default_atol` of n and the computation dtype
-        (``n * eps ** 0.75``: 5.5e-12 for float64 3x3, 1.9e-5 for float32).
+        default :func:`default_atol` of n and the input's precision
+        (``n * eps ** 0.75``: 5.5e-12 for float64 3x3, 1.9e-5 for float32,
+        1.7e-2 for float16, which is computed in float32; integers are exact
+        and judged as float64).
     proper : bool, default True
         False also accepts reflections (orthogonal with ``det R = -1``).
 
@@ -193,9 +201,9 @@ def is_rotation(R: Any, *, atol: float | None = None, proper: bool = True) -> An
     >>> gpuvec.is_rotation(np.stack([np.eye(3), 1.000002 * np.eye(3)]))
     array([ True, False])
     """
-    xp, R = _prepare(R, "R")
+    xp, R, precision = _prepare(R, "R")
     n = R.shape[-1]
-    atol = default_atol(n, R.dtype) if atol is None else check_real("atol", atol)
+    atol = default_atol(n, precision) if atol is None else check_real("atol", atol)
     if atol < 0:
         msg = f"atol must be >= 0; got {atol}"
         raise ValueError(msg)
@@ -219,7 +227,7 @@ def nearest_rotation(M: Any) -> Any:
     Returns
     -------
     R : array, shape (..., n, n)
-        Rotations, float64 (float32 for float32 input), in M's namespace.
+        Rotations, float64 (float32 for float32 and float16 input), in M's namespace.
 
     Examples
     --------
@@ -228,7 +236,7 @@ def nearest_rotation(M: Any) -> Any:
     >>> bool(gpuvec.is_rotation(R))
     True
     """
-    xp, M = _prepare(M, "M")
+    xp, M, _ = _prepare(M, "M")
     if not bool(xp.isfinite(M).all()):
         msg = "M must contain only finite values: the SVD of NaN or inf is undefined"
         raise ValueError(msg)

@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gpuvec
-from gpuvec import _jit, rays
+from gpuvec import _backend, _rays_rules
 from gpuvec.baselines import SEED_RAY_DIST as SEED_DIST
 from gpuvec.baselines import SEED_RAY_IMAGE as SEED_M
 from gpuvec.baselines import SEED_RAY_MAX as SEED_MAX
 from gpuvec.baselines import rays_accepted_answer, rays_seed_loop
-from tests.conftest import assert_namespace, to_np
-
-
-@pytest.fixture(autouse=True, params=["jit", "nojit"])
-def cpu_impl(request, monkeypatch):
-    """Every test runs on the compiled CPU loop (where numba is installed) and on the numpy reference."""
-    if request.param == "nojit":
-        monkeypatch.setenv("GPUVEC_JIT", "0")
-    elif not _jit.enabled():
-        pytest.skip("numba is not installed: the numpy reference runs under 'nojit'")
-    return request.param
-
-
-def assert_identical(got, want):
-    """Bit-identical values (NaN where NaN, same sign of zero) and dtype."""
-    got, want = to_np(got), np.asarray(want)
-    assert got.dtype == want.dtype and got.shape == want.shape
-    if got.dtype.kind == "f":
-        assert np.array_equal(np.isnan(got), np.isnan(want))
-        ok = ~np.isnan(want)
-        assert np.array_equal(got[ok].view(np.uint8), want[ok].view(np.uint8)), np.argwhere(got != want)[:5]
-    else:
-        assert np.array_equal(got, want)
+from tests.helpers import assert_identical, assert_namespace, compiled_paths, random_image, to_np
 
 
 def test_seed_6x6_example(xp):
@@ -53,7 +33,7 @@ def test_seed_loop_agrees_with_accepted_answer_on_6x6():
 
 def test_linspace_table_is_numpys_scalar_linspace():
     for n, stop, num in [(7, 3, 5), (5, 2.5, 4), (6, -3.7, 9), (4, 10.25, 2), (1, 0, 3), (9, 1e-3, 50)]:
-        table = rays._axis_positions(np, n, float(stop), num)
+        table = _rays_rules.axis_positions(np, range(n), float(stop), num)
         want = np.array([np.linspace(i, stop, num) for i in range(n)]).T
         assert np.array_equal(table.view(np.uint64), want.view(np.uint64))
 
@@ -61,18 +41,9 @@ def test_linspace_table_is_numpys_scalar_linspace():
 DTYPES = [np.float64, np.float32, np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.uint64, np.int64]
 
 
-def random_image(rng, shape, dtype):
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return (rng.normal(size=shape) * 50).astype(dtype)
-    info = np.iinfo(dtype)
-    lo, hi = max(info.min, -10_000), min(info.max, 10_000)
-    return rng.integers(lo, hi, size=shape, endpoint=True).astype(dtype)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (5, 6), (13, 4)])
-def test_bit_identical_to_accepted_answer(xp, dtype, shape):
+def test_bit_identical_to_accepted_answer(xp, impl, dtype, shape):
     rng = np.random.default_rng(abs(hash((np.dtype(dtype).str, shape))) % 2**32)
     img = random_image(rng, shape, dtype)
     for origin in [(0, 0), (shape[0] - 1, shape[1] - 1), (shape[0] // 2, shape[1] // 3)]:
@@ -83,7 +54,7 @@ def test_bit_identical_to_accepted_answer(xp, dtype, shape):
             assert np.array_equal(to_np(got[1]), want[1])
 
 
-def test_integer_rounding_ties_follow_scipy(xp):
+def test_integer_rounding_ties_follow_scipy(xp, impl):
     # Samples at exact .5 ties: half away from zero (scipy), not numpy's half to even.
     img = np.array([[0, 1, 2, 3, -1, -2, -3]], np.int16)
     got, _ = gpuvec.ray_max(xp.asarray(img), (0, 6), num=3)
@@ -93,7 +64,7 @@ def test_integer_rounding_ties_follow_scipy(xp):
 
 @pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_nan_and_inf_propagate_as_ndarray_max(xp, special, dtype):
+def test_nan_and_inf_propagate_as_ndarray_max(xp, impl, special, dtype):
     rng = np.random.default_rng(3)
     img = random_image(rng, (9, 8), dtype)
     img[2, 5] = special
@@ -107,7 +78,7 @@ def test_nan_and_inf_propagate_as_ndarray_max(xp, special, dtype):
 
 @pytest.mark.parametrize("order", [0, 1])
 @pytest.mark.parametrize("mode", ["nearest", "constant"])
-def test_streaming_modes_match_map_coordinates_with_outside_origins(xp, order, mode):
+def test_streaming_modes_match_map_coordinates_with_outside_origins(xp, impl, order, mode):
     rng = np.random.default_rng(order * 10 + len(mode))
     for dtype in (np.float64, np.float32, np.uint8, np.int32):
         img = random_image(rng, (7, 9), dtype)
@@ -152,9 +123,11 @@ def test_property_matches_accepted_answer(rows, cols, num, dtype, fy, fx, order,
     img = random_image(np.random.default_rng(seed), (rows, cols), dtype)
     origin = (fy * (rows - 1), fx * (cols - 1))
     want = rays_accepted_answer(img, *origin, num, order=order, mode=mode, cval=3.0)
-    got = gpuvec.ray_max(img, origin, num, order=order, mode=mode, cval=3.0)
-    assert_identical(got[0], want[0])
-    assert np.array_equal(got[1], want[1])
+    for compiled in (True, False):
+        with compiled_paths(compiled):
+            got = gpuvec.ray_max(img, origin, num, order=order, mode=mode, cval=3.0)
+        assert_identical(got[0], want[0])
+        assert np.array_equal(got[1], want[1])
 
 
 def test_argmax_dtype_grows_with_num():
@@ -164,7 +137,8 @@ def test_argmax_dtype_grows_with_num():
 
 
 def test_blocks_cover_tall_and_wide_images(monkeypatch):
-    monkeypatch.setattr(rays, "_BLOCK_BYTES", 64)  # several tiny row blocks, a short last one
+    monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "rays_block", (8, 8))  # several tiny row blocks, a short last one
+    monkeypatch.setenv("GPUVEC_JIT", "0")
     img = random_image(np.random.default_rng(1), (23, 5), np.float64)
     want = rays_accepted_answer(img, 11, 2, 5)
     got = gpuvec.ray_max(img, (11, 2), 5)
@@ -185,7 +159,7 @@ def test_blocks_cover_tall_and_wide_images(monkeypatch):
         (dict(origin=5), TypeError, "origin must be a sequence of 2 finite numbers"),
         (dict(origin=(np.nan, 1)), ValueError, r"origin\[0\] must be finite"),
         (dict(origin=("a", 1)), TypeError, r"origin\[0\] must be a real number"),
-        (dict(num=1), ValueError, r"num must be an integer in \[2, inf\]; got 1"),
+        (dict(num=1), ValueError, r"num must be an integer in \[2, 4294967296\]; got 1"),
         (dict(num=2.5), TypeError, "num must be an integer"),
         (dict(order=6), ValueError, r"order must be an integer in \[0, 5\]; got 6"),
         (dict(mode="edge"), ValueError, "mode must be one of .*'nearest'.*got 'edge'"),
@@ -217,7 +191,7 @@ def test_memory_does_not_grow_with_num_times_cells():
     assert peaks[50] < outputs + 100 * 50 * (rows + cols) + 2_000_000
 
 
-def test_gpu_kernel_matches_cpu_paths_on_a_medium_image(cp, cpu_impl):
+def test_gpu_kernel_matches_cpu_reference_on_a_medium_image(cp):
     rng = np.random.default_rng(11)
     for dtype in (np.float32, np.float64, np.uint8, np.int16, np.int64):
         img = random_image(rng, (157, 211), dtype)
@@ -225,7 +199,8 @@ def test_gpu_kernel_matches_cpu_paths_on_a_medium_image(cp, cpu_impl):
             img[rng.integers(0, 157, 20), rng.integers(0, 211, 20)] = np.nan
             img[rng.integers(0, 157, 5), rng.integers(0, 211, 5)] = np.inf
         for origin, order, mode in [((78, 100), 1, "nearest"), ((-20.5, 230.25), 1, "constant"), ((156, 0), 0, "nearest"), ((40.3, -7.9), 0, "constant")]:
-            want = gpuvec.ray_max(img, origin, 37, order=order, mode=mode, cval=-1.0)
+            with compiled_paths(False):
+                want = gpuvec.ray_max(img, origin, 37, order=order, mode=mode, cval=-1.0)
             got = gpuvec.ray_max(cp.asarray(img), origin, 37, order=order, mode=mode, cval=-1.0)
             assert_identical(got[0], want[0])
             assert np.array_equal(to_np(got[1]), want[1])
@@ -248,7 +223,7 @@ def accepted_answer_nd(m, origin, num, *, order=1, mode="nearest", cval=0.0):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.uint8, np.int16])
 @pytest.mark.parametrize("order,mode", [(1, "nearest"), (1, "constant"), (0, "nearest"), (0, "constant"), (3, "reflect")])
-def test_volume_matches_map_coordinates(xp, dtype, order, mode):
+def test_volume_matches_map_coordinates(xp, impl, dtype, order, mode):
     rng = np.random.default_rng(5)
     vol = random_image(rng, (5, 6, 4), dtype)
     if vol.dtype.kind == "f":
@@ -292,7 +267,7 @@ def test_channel_axis_gives_per_channel_results(xp, channel_axis):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.uint8, np.float32])
 @pytest.mark.parametrize("order,mode", [(0, "nearest"), (1, "nearest"), (1, "constant")])
-def test_dense_rays_match_brute_force(xp, dtype, order, mode):
+def test_dense_rays_match_brute_force(xp, impl, dtype, order, mode):
     from gpuvec.baselines import rays_dense_reference
 
     rng = np.random.default_rng(8)
@@ -328,9 +303,191 @@ def test_dense_rays_on_volume_and_channels():
 def test_dense_chunks_cover_long_rays(monkeypatch):
     from gpuvec.baselines import rays_dense_reference
 
-    monkeypatch.setattr(rays, "_GENERAL_CHUNK", 7)  # several chunks per ray length
+    monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "rays_points", (7, 7))  # several chunks per ray length
+    monkeypatch.setenv("GPUVEC_JIT", "0")
     img = random_image(np.random.default_rng(12), (6, 11), np.float64)
     got = gpuvec.ray_max(img, (0, 10), None)
     want = rays_dense_reference(img, (0, 10))
     assert_identical(got[0], want[0])
     assert np.array_equal(got[1], want[1])
+
+
+# --------------------------------------------------------------------------- known answers, by geometry
+
+
+def test_peak_on_the_diagonal_is_seen_from_every_cell_of_the_diagonal():
+    img = np.zeros((5, 5))
+    img[2, 2] = 9.0
+    best, arg = gpuvec.ray_max(img, (4, 4), num=5, order=0)
+    assert best[0, 0] == 9.0 and arg[0, 0] == 2  # (0,0) -> (4,4) passes (2,2) at the middle sample
+    assert best[1, 1] == 9.0 and best[0, 4] == 0.0  # the anti-diagonal corner's ray misses the peak
+
+
+def test_origin_cell_is_its_own_max_at_sample_zero():
+    img = np.arange(12.0).reshape(3, 4)
+    best, arg = gpuvec.ray_max(img, (1, 2), num=4)
+    assert best[1, 2] == img[1, 2] and arg[1, 2] == 0
+
+
+def test_ray_from_a_cell_looking_right_along_a_row():
+    img = np.array([[1.0, 2.0, 3.0, 4.0, 0.0]])
+    best, arg = gpuvec.ray_max(img, (0, 4), num=5, order=0)  # samples at 0..4 step (4 - c) / 4, rounded
+    np.testing.assert_array_equal(best[0], [4.0, 4.0, 4.0, 4.0, 0.0])
+    np.testing.assert_array_equal(arg[0], [3, 2, 1, 0, 0])
+
+
+def test_constant_mode_outside_origin_counts_cval():
+    img = np.zeros((3, 3))
+    best, arg = gpuvec.ray_max(img, (10, 1), num=3, mode="constant", cval=5.0)
+    assert (best == 5.0).all() and (arg >= 1).all()  # samples beyond the image are cval
+
+
+# --------------------------------------------------------------------------- block-level ray_max (output windows)
+
+
+def blocks(shape, sizes):
+    """Every block of a grid cut into pieces of ``sizes`` (ragged at the ends), as (start, stop) tuples."""
+    import itertools
+
+    cuts = [[(a, min(n, a + s)) for a in range(0, n, s)] for n, s in zip(shape, sizes)]
+    for box in itertools.product(*cuts):
+        yield tuple(a for a, _ in box), tuple(b for _, b in box)
+
+
+@pytest.mark.parametrize("shape,origin,sizes", [((13, 17), (6.5, 3.25), (4, 5)), ((9, 8), (-3.0, 11.5), (3, 8)), ((5, 6, 7), (2, 9.5, 3), (2, 4, 3))])
+@pytest.mark.parametrize("order,mode", [(1, "nearest"), (1, "constant"), (0, "nearest"), (0, "constant")])
+def test_any_block_from_its_input_box_is_bit_identical_to_the_whole_image(xp, impl, shape, origin, sizes, order, mode):
+    from gpuvec.rays import ray_max_window
+
+    img = random_image(np.random.default_rng(len(shape) + order), shape, np.float32)
+    img.flat[::7] = np.nan
+    whole = gpuvec.ray_max(xp.asarray(img), origin, 6, order=order, mode=mode, cval=-1.0)
+    for start, stop in blocks(shape, sizes):
+        window = _rays_rules.Window(shape, start, stop, (0,) * len(shape))
+        box = _rays_rules.input_box(window, origin, 6, order, mode)
+        region = img[tuple(slice(a, b) for a, b in box)]
+        assert region.size <= img.size
+        window = window._replace(offset=tuple(a for a, _ in box))
+        best, arg = ray_max_window(xp.asarray(region), origin, 6, order, mode, -1.0, False, window)
+        cells = tuple(slice(a, b) for a, b in zip(start, stop))
+        assert_identical(best, to_np(whole[0])[cells])
+        assert np.array_equal(to_np(arg), to_np(whole[1])[cells])
+
+
+def test_dense_block_matches_the_whole_image(impl):
+    from gpuvec.rays import ray_max_window
+
+    img = random_image(np.random.default_rng(4), (11, 9), np.float64)
+    whole = gpuvec.ray_max(img, (3.5, 7), None, return_coords=True)
+    window = _rays_rules.Window((11, 9), (4, 2), (9, 9), (0, 0))
+    got = ray_max_window(img, (3.5, 7), None, 1, "nearest", 0.0, True, window)
+    for g, w in zip(got, whole):
+        assert_identical(g, w[..., 4:9, 2:9])
+
+
+def test_input_box_never_misses_a_cell_read():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        shape = tuple(int(n) for n in rng.integers(1, 40, 2))
+        origin = tuple(float(v) for v in rng.uniform(-10, 50, 2).round(2))
+        num = int(rng.integers(2, 12))
+        a = tuple(int(rng.integers(0, n)) for n in shape)
+        b = tuple(int(rng.integers(lo + 1, n + 1)) for lo, n in zip(a, shape))
+        window = _rays_rules.Window(shape, a, b, (0, 0))
+        box = _rays_rules.input_box(window, origin, num, 1, "nearest")
+        for tab, (lo, hi) in zip(_rays_rules.axis_tables(window, origin, num, 1, "nearest"), box):
+            assert tab["i0"].min() >= lo and max(tab["i0"].max(), tab["i1"].max()) < hi
+
+
+# --------------------------------------------------------------------------- hard inputs
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64])
+def test_integer_extremes_clip_into_range_instead_of_wrapping(xp, impl, dtype):
+    info = np.iinfo(dtype)
+    img = np.array([[info.max, 0], [0, info.max - 5]], dtype)
+    best, _ = gpuvec.ray_max(xp.asarray(img), (1, 1), 2, order=0)
+    best = to_np(best)
+    hi = int(np.nextafter(float(info.max), 0.0))  # the largest float64 the dtype holds
+    assert best[0, 0] == hi and best[1, 1] == hi
+    assert (best >= 0).all() if dtype == np.uint64 else best[0, 0] > 0
+
+
+@pytest.mark.parametrize("volume", [False, True])
+def test_constant_cval_outside_the_dtype_range_is_cast_like_every_sample(xp, impl, volume):
+    from scipy.ndimage import map_coordinates
+
+    img = np.array([[3, 200, 7], [9, 255, 1], [4, 4, 4]], np.uint8)
+    img = img[:, :, None].repeat(2, axis=2) if volume else img
+    origin = (5.0, 1.0) + ((0.0,) if volume else ())
+    best, arg = gpuvec.ray_max(xp.asarray(img), origin, 4, mode="constant", cval=300.0)
+    # scipy casts the cval sample to uint8 (clipped to 255): a sample of 255 inside the image ties with it
+    lins = [np.array([np.linspace(i, o, 4) for i in range(n)]) for n, o in zip(img.shape, origin)]
+    pts = np.stack(np.broadcast_arrays(*(lin.reshape((1,) * d + (n,) + (1,) * (img.ndim - 1 - d) + (4,)) for d, (lin, n) in enumerate(zip(lins, img.shape)))))
+    samples = map_coordinates(img, pts.reshape(img.ndim, -1), order=1, mode="constant", cval=300.0).reshape(img.shape + (4,))
+    assert np.array_equal(to_np(best), samples.max(-1)) and np.array_equal(to_np(arg), samples.argmax(-1))
+
+
+def test_big_endian_images_give_native_results(impl):
+    img = random_image(np.random.default_rng(2), (6, 7), np.float32)
+    got = gpuvec.ray_max(img.astype(">f4"), (2, 3), 5)
+    want = gpuvec.ray_max(img, (2, 3), 5)
+    assert got[0].dtype == np.float32 and got[0].dtype.isnative
+    assert_identical(got[0], want[0])
+    assert np.array_equal(got[1], want[1])
+    dense = gpuvec.ray_max(img.astype(">f4"), (2, 3), None)
+    assert_identical(dense[0], gpuvec.ray_max(img, (2, 3), None)[0])
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(origin=(1 + 2j, 1)), TypeError, r"origin\[0\] must be a real number"),
+        (dict(origin=(np.complex128(1), 1)), TypeError, r"origin\[0\] must be a real number"),
+        (dict(origin=(np.array(1.5), np.int32(1))), None, None),
+        (dict(cval=1j, mode="constant"), TypeError, "cval must be a real number"),
+        (dict(num=2**70), ValueError, r"num must be an integer in \[2, 4294967296\]"),
+        (dict(num=None, origin=(1e10, 1e10)), ValueError, r"dense rays.*about 9e\+10 samples.*pass a fixed num"),
+        (dict(num=None, image=np.zeros((2000, 2000)), origin=(1e5, 0)), ValueError, "dense rays"),
+    ],
+)
+def test_hostile_inputs_are_refused_up_front(kwargs, exc, match):
+    args = dict(image=np.zeros((3, 3)), origin=(1, 1), num=5)
+    args.update(kwargs)
+    if exc is None:
+        assert gpuvec.ray_max(args.pop("image"), args.pop("origin"), **args)[0].shape == (3, 3)
+        return
+    with pytest.raises(exc, match=match):
+        gpuvec.ray_max(args.pop("image"), args.pop("origin"), **args)
+
+
+def test_inputs_are_not_mutated(impl):
+    img = random_image(np.random.default_rng(3), (5, 6), np.int16)
+    before = img.copy()
+    gpuvec.ray_max(img, (2, 2), 5, mode="constant", cval=-40000)
+    gpuvec.ray_max(img, (2, 2), None)
+    assert np.array_equal(img, before)
+
+
+def test_gpuvec_jit_rejects_a_value_it_does_not_know(monkeypatch):
+    monkeypatch.setenv("GPUVEC_JIT", "maybe")
+    with pytest.raises(ValueError, match="GPUVEC_JIT must be one of 0, false, off, no"):
+        gpuvec.ray_max(np.zeros((3, 3)), (1, 1), 5)
+    for off in ("false", "OFF", "no", "0"):
+        monkeypatch.setenv("GPUVEC_JIT", off)
+        assert not _backend.compiled_enabled()
+
+
+def test_numba_cache_is_loaded_by_a_new_process(tmp_path):
+    pytest.importorskip("numba")
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, gpuvec; from gpuvec import _rays_numba as m\n"
+        "gpuvec.ray_max(np.ones((4, 5), np.float32), (1, 2), 3); gpuvec.ray_max(np.ones((4, 5), np.float32), (1, 2), None)\n"
+        "print(sum(sum(f.stats.cache_hits.values()) for f in (m.streaming_loop, m.dense_loop)))\n"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), GPUVEC_JIT="1")
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout.strip() for _ in range(2)]
+    assert runs == ["0", "2"], runs  # the first process compiles and saves; the second loads both loops

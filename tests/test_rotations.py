@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import gpuvec
-from gpuvec import rotations
+from gpuvec import _backend, rotations
 from tests.helpers import assert_namespace, to_np
 
 PERMUTATION = np.array([[0, 0, 1], [1, 0, 0], [0, 1, 0]])
@@ -120,7 +120,7 @@ def test_atol_validated():
 
 
 def test_chunked_cpu_path_covers_partial_chunks(monkeypatch):
-    monkeypatch.setattr(rotations, "_CHUNK", 7)
+    monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "rotations", (7, 7))
     R = random_rotations(np.random.default_rng(2), (30,), 3)
     R[13, 0, 0] = 2
     assert to_np(gpuvec.is_rotation(R)).sum() == 29

@@ -1,0 +1,167 @@
+"""Compiled CPU loops for ray_max (numba): 2-D images, ``order`` 0/1, ``mode`` 'nearest'/'constant'.
+
+Module-level functions compiled with ``numba.njit(cache=True)``, so a new process
+loads the machine code from numba's on-disk cache instead of compiling (numba
+keys the cache on this file and the argument types). numba compiles without
+fast-math, so no multiply-add is contracted and the arithmetic is scipy's.
+
+Each scalar helper implements one rule of :mod:`gpuvec._rays_rules`:
+``axis_point`` the positions, indices and weights; ``sample`` the sample;
+``as_output`` the cast; ``better`` the max/NaN rule. ``streaming_loop`` reads the
+host's axis tables (:func:`gpuvec._rays_rules.axis_tables`); ``dense_loop``
+computes every position itself. Same public names and signatures as
+:mod:`gpuvec._rays_numpy` (the reference a test compares them with, bit for bit).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+from gpuvec._rays_rules import Window, axis_tables, cast_rule
+
+jit = numba.njit(cache=True, inline="always")
+
+
+@jit
+def sample(img, iy0, iy1, wy0, wy1, ix0, ix1, wx0, wx1, inside, order, cval):
+    """One sample, as scipy's map_coordinates forms it (float64, corners in C order)."""
+    if not inside:
+        return cval
+    if order == 0:
+        return 0.0 + np.float64(img[iy0, ix0])
+    t = 0.0 + (np.float64(img[iy0, ix0]) * wy0) * wx0
+    t += (np.float64(img[iy0, ix1]) * wy0) * wx1
+    t += (np.float64(img[iy1, ix0]) * wy1) * wx0
+    t += (np.float64(img[iy1, ix1]) * wy1) * wx1
+    return t
+
+
+@jit
+def as_output(t, kind, lo, hi, cast):
+    """The sample as the image dtype gives it back (as a float64 value): gpuvec._rays_rules.cast_rule."""
+    if kind == 0:  # float image: its rounding, through a one-element array of its dtype
+        cast[0] = t
+        return np.float64(cast[0])
+    if kind == 1:  # signed: round half away from zero, clip
+        u = t + 0.5 if t > 0 else t - 0.5
+        return np.trunc(min(max(u, lo), hi))
+    u = t + 0.5 if t > 0 else 0.0  # unsigned
+    return np.trunc(min(u, hi))
+
+
+@jit
+def better(cur, best):
+    """ndarray.max/argmax: first index of the max, the first NaN wins (best starts at -inf)."""
+    return not (cur <= best) and best == best
+
+
+@jit
+def axis_point(start, stop, k, L, n, order, constant):
+    """One axis of sample k of ``np.linspace(start, stop, L + 1)``: scipy's indices (into the
+    full axis of length n), weights and inside flag, and the position."""
+    if k == L:
+        pos = stop
+    else:
+        delta = stop - start
+        step = delta / L
+        pos = (k / L) * delta + start if step == 0.0 else k * step + start
+    coord = pos
+    inside = True
+    if constant:
+        inside = coord >= 0.0 and coord <= n - 1
+        if not inside:
+            coord = 0.0
+    if order == 0:
+        f = np.floor(coord + 0.5)
+        i0 = 0 if f < 0 else (n - 1 if f > n - 1 else int(f))
+        return i0, i0, 0.0, 0.0, inside, pos
+    fl = np.floor(coord)
+    w0 = 1.0 - (coord - fl)
+    w1 = 1.0 - w0
+    i0 = 0 if fl < 0 else (n - 1 if fl > n - 1 else int(fl))
+    f1 = fl + 1.0
+    if f1 > n - 1:
+        i1 = (n - 2 if n >= 2 else 0) if constant else n - 1
+    else:
+        i1 = 0 if f1 < 0 else int(f1)
+    return i0, i1, w0, w1, inside, pos
+
+
+@numba.njit(cache=True, parallel=True)
+def streaming_loop(img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, order, kind, cval, lo, hi, out, arg):
+    """Fixed num: the host's axis tables, rows in parallel, a running max per cell."""
+    rows, cols = out.shape
+    for r in numba.prange(rows):
+        best = np.full(cols, -np.inf)
+        best_k = np.zeros(cols, np.int64)
+        cast = np.empty(1, img.dtype)
+        for k in range(yi0.shape[0]):
+            for c in range(cols):
+                inside = yin[k, r] and xin[k, c]
+                t = sample(img, yi0[k, r], yi1[k, r], yw0[k, r], yw1[k, r], xi0[k, c], xi1[k, c], xw0[k, c], xw1[k, c], inside, order, cval)
+                cur = as_output(t, kind, lo, hi, cast)
+                if better(cur, best[c]):
+                    best[c] = cur
+                    best_k[c] = k
+        for c in range(cols):
+            out[r, c] = best[c] + 0.0
+            arg[r, c] = best_k[c]
+
+
+@numba.njit(cache=True, parallel=True)
+def dense_loop(img, rows, cols, r0, c0, roff, coff, orow, ocol, order, constant, kind, cval, lo, hi, out, arg, coords):
+    """num=None: each cell's own L + 1 samples, positions computed per point (cell (r0 + i, c0 + j))."""
+    out_rows, out_cols = out.shape
+    for i in numba.prange(out_rows):
+        cast = np.empty(1, img.dtype)
+        r = r0 + i
+        for j in range(out_cols):
+            c = c0 + j
+            L = int(np.ceil(max(abs(orow - r), abs(ocol - c))))
+            best, best_k, best_y, best_x = -np.inf, 0, float(r), float(c)
+            for k in range(L + 1):
+                iy0, iy1, wy0, wy1, yin, y = axis_point(float(r), orow, k, L, rows, order, constant)
+                ix0, ix1, wx0, wx1, xin, x = axis_point(float(c), ocol, k, L, cols, order, constant)
+                t = sample(img, iy0 - roff, iy1 - roff, wy0, wy1, ix0 - coff, ix1 - coff, wx0, wx1, yin and xin, order, cval)
+                cur = as_output(t, kind, lo, hi, cast)
+                if better(cur, best):
+                    best, best_k = cur, k
+                    best_y, best_x = y, x
+            out[i, j] = best + 0.0
+            arg[i, j] = best_k
+            coords[0, i, j], coords[1, i, j] = best_y, best_x
+
+
+def _outputs(image: Any, window: Window, arg_dtype: Any):
+    shape = window.out_shape
+    return (np.empty(shape, image.dtype), np.empty(shape, arg_dtype), *cast_rule(image.dtype))
+
+
+def streaming(image: Any, origin: tuple[float, ...], num: int, order: int, mode: str, cval: float, arg_dtype: Any, window: Window) -> tuple[Any, Any]:
+    """Fixed ``num`` on a 2-D image: the fused loop over the host's axis tables."""
+    out, arg, kind, lo, hi = _outputs(image, window, arg_dtype)
+
+    def axis(tab):
+        i0 = tab["i0"]
+        w0 = tab.get("w0", np.zeros(i0.shape))
+        inside = np.ones(i0.shape, bool) if tab["inside"] is None else tab["inside"]
+        return i0, tab.get("i1", i0), w0, tab.get("w1", w0), inside
+
+    ytab, xtab = axis_tables(window, origin, num, order, mode)
+    streaming_loop(np.ascontiguousarray(image), *axis(ytab), *axis(xtab), order, kind, float(cval), lo, hi, out, arg)
+    return out, arg
+
+
+def dense(image: Any, origin: tuple[float, ...], order: int, mode: str, cval: float, arg_dtype: Any, window: Window) -> tuple[Any, Any, Any]:
+    """Dense rays (num=None) on a 2-D image: every cell's own number of samples."""
+    out, arg, kind, lo, hi = _outputs(image, window, arg_dtype)
+    coords = np.empty((2,) + window.out_shape)
+    (rows, cols), (r0, c0), (roff, coff) = window.shape, window.start, window.offset
+    dense_loop(
+        np.ascontiguousarray(image), rows, cols, r0, c0, roff, coff, float(origin[0]), float(origin[1]),
+        order, mode == "constant", kind, float(cval), lo, hi, out, arg, coords,
+    )  # fmt: skip
+    return out, arg, coords

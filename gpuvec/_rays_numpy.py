@@ -1,0 +1,153 @@
+"""The blocked numpy loop for ray_max: the reference that the compiled loops are tested against.
+
+Follows the rules of :mod:`gpuvec._rays_rules` with whole-array numpy operations:
+for every block of rows along axis 0 (cache-sized), stream over the sample index
+``k``, form step ``k``'s samples from the 1-D axis tables, cast them and fold them
+into a running max. Any number of axes; ``order`` 0 or 1; ``mode`` 'nearest' or
+'constant'. Same names and signatures as :mod:`gpuvec._rays_numba` and
+:mod:`gpuvec._rays_cuda`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from gpuvec._backend import chunk_elements
+from gpuvec._rays_rules import Window, axis_tables, cast_value, round_like_scipy, to_dtype
+
+
+def streaming(image: Any, origin: tuple[float, ...], num: int, order: int, mode: str, cval: float, arg_dtype: Any, window: Window) -> tuple[Any, Any]:
+    """Fixed ``num``: the max and first argmax over each cell's ``num`` samples, for the cells of ``window``.
+
+    ``image`` is the region of the full image that ``window.offset`` places; the
+    results have shape ``window.out_shape``.
+    """
+    tabs = axis_tables(window, origin, num, order, mode)
+    shape, dtype = window.out_shape, image.dtype
+    is_int = dtype.kind in "iu"
+    # Samples are compared as map_coordinates would return them: in the image's
+    # float dtype, or for integer images as their rounded float64 values.
+    work_dtype = np.dtype(np.float64) if is_int else dtype
+    cval_sample = work_dtype.type(cast_value(cval, dtype))
+    # ndarray.max's NaN rule costs three more passes; only NaN, inf (inf * 0) or a NaN cval need it.
+    nan_aware = not is_int and not (math.isfinite(cval) and bool(np.isfinite(image).all()))
+
+    best = np.empty(shape, work_dtype)
+    arg = np.empty(shape, arg_dtype)
+    inner = math.prod(shape[1:])
+    block = max(1, min(shape[0], chunk_elements(np, "rays_block") // inner))
+    bshape = (block,) + shape[1:]
+    buffers = {
+        "acc": np.empty(bshape),
+        "src": np.empty((block,) + image.shape[1:], dtype),
+        "levels": [np.empty((block,) + shape[1 : d + 1] + image.shape[d + 1 :]) for d in range(len(shape))],
+        "cur": np.empty(bshape, work_dtype),
+        "mask": np.empty(bshape, bool),
+        "nan": np.empty(bshape, bool),
+        "best": np.empty(bshape, work_dtype),
+        "arg": np.empty(bshape, arg_dtype),
+        "argk": np.empty(bshape, arg_dtype),
+    }
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN in scipy too, silently
+        for r0 in range(0, shape[0], block):
+            rs = slice(r0, min(shape[0], r0 + block))
+            n = rs.stop - r0
+            buf = {name: [b[:n] for b in v] if name == "levels" else v[:n] for name, v in buffers.items()}
+            for k in range(num):
+                acc = sample_block(image, tabs, k, rs, order, buf)
+                if is_int:
+                    round_like_scipy(acc, dtype)
+                cur = acc
+                if work_dtype != np.float64:  # the cast to a float32 image's dtype
+                    cur = buf["cur"]
+                    cur[...] = acc
+                if tabs[0]["inside"] is not None:
+                    outside = np.logical_not(_inside_mask(tabs, k, rs, buf["mask"]), out=buf["mask"])
+                    cur[outside] = cval_sample
+                _update_max(buf["best"], buf["arg"], cur, k, nan_aware, buf)
+            # The running max lives in cache-sized buffers; the outputs are written once.
+            best[rs] = buf["best"]
+            arg[rs] = buf["arg"]
+    if is_int:
+        return to_dtype(best, dtype), arg
+    best += 0.0  # scipy's sums start at 0.0, so a sample is never -0.0
+    return best, arg
+
+
+def dense(image: Any, origin: tuple[float, ...], order: int, mode: str, cval: float, arg_dtype: Any, window: Window) -> tuple[Any, Any, Any]:
+    """Dense rays have no blocked numpy loop: the namespace-generic path (map_coordinates) serves numpy."""
+    from gpuvec import _rays_xp
+
+    return _rays_xp.dense(image, origin, order, mode, cval, arg_dtype, window)
+
+
+def _axis_slice(tabs, name, d, k, rs, ndim):
+    """Table ``name`` of axis d at step k (rows ``rs`` for axis 0), shaped to broadcast along axis d."""
+    values = tabs[d][name][k, rs] if d == 0 else tabs[d][name][k]
+    return values.reshape((-1,) + (1,) * (ndim - 1 - d))
+
+
+def _inside_mask(tabs, k, rs, out):
+    out[...] = True
+    for d in range(len(tabs)):
+        out &= _axis_slice(tabs, "inside", d, k, rs, len(tabs))
+    return out
+
+
+def sample_block(image, tabs, k, rs, order, buf):
+    """Step k's samples for the block ``rs`` of axis 0, in float64, with scipy's arithmetic.
+
+    scipy sums the 2**ndim corner terms ``((m * w_0) * w_1) * ...`` in C order
+    of the corners. Scaling whole slabs by each axis' weight before taking the
+    next axis' indices makes the same products with fewer multiplications.
+    """
+    ndim, acc = image.ndim, buf["acc"]
+    if order == 0:
+        picked = np.take(image, tabs[0]["i0"][k, rs], axis=0, out=buf["src"], mode="wrap")
+        for d in range(1, ndim):
+            picked = np.take(picked, tabs[d]["i0"][k], axis=d, mode="wrap")
+        np.copyto(acc, picked)
+        return acc
+    terms = _corner_terms(image, tabs, k, rs, 0, buf)
+    np.copyto(acc, next(terms))
+    for term in terms:
+        acc += term
+    return acc
+
+
+def _corner_terms(src, tabs, k, rs, d, buf):
+    ndim = len(tabs)
+    level = buf["levels"][d]
+    for j in (0, 1):
+        if d == 0:
+            taken = np.take(src, tabs[0][f"i{j}"][k, rs], axis=0, out=buf["src"], mode="wrap")
+        else:
+            taken = np.take(src, tabs[d][f"i{j}"][k], axis=d, out=level, mode="wrap")
+        part = np.multiply(taken, _axis_slice(tabs, f"w{j}", d, k, rs, ndim), out=level)
+        if d == ndim - 1:
+            yield part
+        else:
+            yield from _corner_terms(part, tabs, k, rs, d + 1, buf)
+
+
+def _update_max(best, arg, cur, k, nan_aware, buf):
+    """Fold step k into the running max and first argmax (:func:`gpuvec._rays_rules.better`, branch-free).
+
+    Masked copies run several times slower on the unpredictable masks that real
+    images give.
+    """
+    if k == 0:
+        best[...] = cur
+        arg[...] = 0
+        return
+    better = np.greater(cur, best, out=buf["mask"])
+    if nan_aware:  # the first NaN wins and stays
+        isnan = np.isnan(cur, out=buf["nan"])
+        better |= isnan
+        better &= ~np.isnan(best, out=buf["nan"])
+    np.maximum(best, cur, out=best)  # propagates NaN, as ndarray.max does
+    # arg < k everywhere, so max(arg, k * better) sets exactly the improved cells to k.
+    np.maximum(arg, np.multiply(better, arg.dtype.type(k), out=buf["argk"]), out=arg)

@@ -1,0 +1,114 @@
+"""Namespace-generic ray_max: ``map_coordinates`` (scipy's or cupyx's) on chunks of sample points.
+
+Serves every order and mode, any number of axes, dense rays, and the GPU where no
+fused kernel exists yet. On numpy it is bit-identical to the seed's accepted answer
+by construction (it *is* map_coordinates, on the positions of
+:func:`gpuvec._rays_rules.linspace`); on cupy, cupyx's arithmetic can differ from
+scipy's in the last bit. Same names and signatures as :mod:`gpuvec._rays_numpy`,
+:mod:`gpuvec._rays_numba` and :mod:`gpuvec._rays_cuda`; the image read must be the
+whole image here (``window.offset`` all zero), since the spline modes look past
+any region.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from gpuvec._backend import chunk_elements, get_namespace, ndimage_for, to_numpy
+from gpuvec._rays_rules import Window, axis_positions, better, cast_rule, linspace, to_dtype
+
+
+def _whole_image_only(image: Any, window: Window) -> None:
+    if tuple(image.shape) != tuple(window.shape) or any(window.offset):
+        msg = (
+            "this ray_max path (map_coordinates: orders above 1, modes other than 'nearest'/'constant', dense rays) "
+            f"reads the whole image; got a region of shape {tuple(image.shape)} at offset {window.offset} "
+            f"of an image of shape {window.shape}"
+        )
+        raise ValueError(msg)
+
+
+def _sampler(xp, image, order, mode, cval):
+    """map_coordinates at given points, returning each sample as the image dtype gives it back.
+
+    Float images: in their dtype. Integer images: as float64 values, rounded and clipped
+    by :func:`gpuvec._rays_rules.cast_rule` here rather than by map_coordinates, whose
+    own cast overflows near the int64/uint64 limits (and rounds half to even in cupyx).
+    """
+    ndimage = ndimage_for(xp)
+    kind, lo, hi = cast_rule(image.dtype)
+    if kind == 0:
+        return lambda pts: ndimage.map_coordinates(image, pts, order=order, mode=mode, cval=cval), image.dtype
+
+    def sample(pts):
+        t = ndimage.map_coordinates(image, pts, output=xp.float64, order=order, mode=mode, cval=cval)
+        t = xp.maximum(t, 0.0) + 0.5 if kind == 2 else t + xp.copysign(0.5, t)
+        return xp.clip(xp.trunc(t), lo, hi)
+
+    return sample, np.dtype(np.float64)
+
+
+def streaming(image: Any, origin: tuple[float, ...], num: int, order: int, mode: str, cval: float, arg_dtype: Any, window: Window) -> tuple[Any, Any]:
+    """Fixed ``num``, any order and mode: map_coordinates on blocks of axis 0, per sample index."""
+    _whole_image_only(image, window)
+    xp = get_namespace(image)
+    sample, work_dtype = _sampler(xp, image, order, mode, cval)
+    shape = window.out_shape
+    lins = [axis_positions(xp, range(a, b), o, num) for a, b, o in zip(window.start, window.stop, origin)]
+    best = xp.empty(shape, work_dtype)
+    arg = xp.zeros(shape, arg_dtype)
+    block = max(1, min(shape[0], chunk_elements(xp, "rays_points") // math.prod(shape[1:])))
+    for r0 in range(0, shape[0], block):
+        rs = slice(r0, min(shape[0], r0 + block))
+        coords = xp.empty((image.ndim, rs.stop - r0) + shape[1:])
+        best_b, arg_b = best[rs], arg[rs]
+        for k in range(num):
+            for d, lin in enumerate(lins):
+                coords[d] = (lin[k, rs] if d == 0 else lin[k]).reshape((-1,) + (1,) * (image.ndim - 1 - d))
+            cur = sample(coords)
+            if k == 0:
+                best_b[...] = cur
+                continue
+            step_better = better(xp, cur, best_b)
+            best_b[...] = xp.where(step_better, cur, best_b)  # where(), not a mask: no device sync per step
+            arg_b[...] = xp.where(step_better, arg_b.dtype.type(k), arg_b)
+    return to_dtype(best, image.dtype), arg
+
+
+def dense(image: Any, origin: tuple[float, ...], order: int, mode: str, cval: float, arg_dtype: Any, window: Window) -> tuple[Any, Any, Any]:
+    """Every pixel on the ray: n(x) = ceil(max_d |origin[d] - x[d]|) + 1 samples from cell x.
+
+    Cells with the same n go through map_coordinates together, in chunks of at
+    most ``chunk_elements(xp, 'rays_points')`` samples, so memory stays O(cells).
+    """
+    _whole_image_only(image, window)
+    xp = get_namespace(image)
+    sample, work_dtype = _sampler(xp, image, order, mode, cval)
+    shape, ndim = window.out_shape, image.ndim
+    axes = (xp.arange(a, b, dtype=xp.float64) for a, b in zip(window.start, window.stop))
+    grid = xp.stack(xp.meshgrid(*axes, indexing="ij")).reshape(ndim, -1)
+    stop = xp.asarray(origin, dtype=xp.float64)[:, None]
+    length = xp.ceil(xp.abs(stop - grid).max(axis=0)).astype(xp.int64)  # L(x); n(x) = L + 1
+    max_len = int(length.max())
+    best = xp.empty(grid.shape[1], work_dtype)
+    arg = xp.empty(grid.shape[1], arg_dtype)
+    coords_out = xp.empty((ndim, grid.shape[1]))
+    order_cells = xp.argsort(length)  # groups cells by ray length; order within a group does not matter
+    counts = xp.bincount(length, minlength=max_len + 1)
+    starts = np.concatenate([[0], np.cumsum(to_numpy(counts))])
+    budget = chunk_elements(xp, "rays_points")
+    for L in range(max_len + 1):
+        cells_all = order_cells[starts[L] : starts[L + 1]]
+        per_chunk = max(1, budget // (L + 1))
+        for c0 in range(0, cells_all.shape[0], per_chunk):
+            cells = cells_all[c0 : c0 + per_chunk]
+            pts = xp.moveaxis(linspace(xp, grid[:, cells], stop, L + 1), 0, -1)  # (ndim, cells, L + 1)
+            samples = sample(pts.reshape(ndim, -1)).reshape(cells.shape[0], L + 1)
+            k = samples.argmax(axis=1)
+            best[cells] = samples.max(axis=1)
+            arg[cells] = k
+            coords_out[:, cells] = xp.take_along_axis(pts, k[None, :, None], axis=2)[..., 0]
+    return to_dtype(best, image.dtype).reshape(shape), arg.reshape(shape), coords_out.reshape((ndim,) + shape)
