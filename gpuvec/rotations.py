@@ -10,6 +10,7 @@ rejects most float32 rotations at its default atol.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -109,7 +110,7 @@ def _residual_chunks(xp, R):
     through the fused kernel for 3x3.
     """
     n = R.shape[-1]
-    flat = R.reshape((-1, n, n))
+    flat = R.reshape((math.prod(R.shape[:-2]), n, n))  # not -1: a stack of 0x0 matrices has size 0
     if is_cupy_namespace(xp) and n == 3 and compiled_enabled():  # the one implementation choice
         from gpuvec import _rotations_cuda
 

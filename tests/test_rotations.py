@@ -162,3 +162,26 @@ def test_kernel_matches_xp_reference(cp):
     ref_err, ref_det = rotations._closed_form_3x3(np, M)
     np.testing.assert_allclose(to_np(err), ref_err, rtol=1e-13, equal_nan=True)
     np.testing.assert_allclose(to_np(det), ref_det, rtol=1e-12)
+
+
+def test_empty_0x0_matrices_are_rotations(xp):
+    R = xp.zeros((4, 0, 0))
+    res = gpuvec.rotation_residuals(R)
+    assert to_np(res.orthogonality).tolist() == [0.0] * 4 and to_np(res.det).tolist() == [1.0] * 4
+    assert to_np(gpuvec.is_rotation(R)).all()
+    assert gpuvec.nearest_rotation(R).shape == (4, 0, 0)
+
+
+def test_float16_rotations_are_judged_at_float16_precision(xp):
+    from scipy.spatial.transform import Rotation
+
+    R = Rotation.random(50, random_state=1).as_matrix()
+    R16 = xp.asarray(R.astype(np.float16))
+    assert to_np(gpuvec.is_rotation(R16)).all()  # float64's 5.5e-12 would reject every one
+    assert not to_np(gpuvec.is_rotation(xp.asarray((1.05 * R).astype(np.float16)))).any()
+    assert gpuvec.rotation_residuals(R16).det.dtype == np.float32
+
+
+def test_big_endian_stack_is_checked_like_native():
+    R = np.stack([np.eye(3), np.diag([1.0, 1.0, -1.0])])
+    assert gpuvec.is_rotation(R.astype(">f8")).tolist() == [True, False]
