@@ -390,7 +390,7 @@ class Generator:
             raise ValueError(msg)
         dtype = _float_dtype(dtype, "multivariate_normal")
         size = _shape(size) or ()
-        complex_msg = "mean and cov must not be complex (as in numpy)"
+        complex_msg = "mean and cov must not be complex"  # numpy's words
         mean = _real_array(xp, "mean", mean, np.float64, complex_msg=complex_msg)
         cov = _real_array(xp, "cov", cov, np.float64, complex_msg=complex_msg)
         if mean.ndim < 1 or cov.ndim < 2 or cov.shape[-2:] != (mean.shape[-1],) * 2:
@@ -581,7 +581,7 @@ def _real_array(xp: Any, name: str, value: Any, dtype: Any, out: Any = None, com
         msg = f"{name} must be a real number or an array_like of real numbers; got {type(value).__name__} ({exc})"
         raise type(exc)(msg) from None
     if a.dtype.kind == "c":
-        msg = complex_msg or f"{name} must not be complex (as in numpy)"
+        msg = complex_msg or f"{name} must not be complex"
         msg += f"; got {name} of dtype {a.dtype}. Pass {name}.real if the imaginary part is meant to be dropped"
         raise TypeError(msg)
     if a.dtype.kind not in "biuf":
