@@ -323,22 +323,25 @@ class Generator:
             default 'warn' warns RuntimeWarning "covariance is not symmetric
             positive-semidefinite." (and names the batch index) and still
             samples; 'raise' makes it a ValueError; 'ignore' skips the check.
-            Non-finite mean or cov is a ValueError whatever this says.
+            The default is numpy's, so that gpuvec's defaults do what numpy's
+            do; pass 'raise' to make a bad covariance an error. Non-finite
+            mean or cov is a ValueError whatever this says.
         tol : float
             numpy's tolerance, 1e-8, applied as numpy applies it: 'svd' checks
             that ``vh.T * s @ vh`` reproduces cov within ``rtol=atol=tol``
-            (``np.allclose``); 'eigh' that no eigenvalue is below ``-tol``.
-            'cholesky' and 'eigh' also check symmetry the same way
-            (``allclose(cov, cov.T, rtol=tol, atol=tol)``), and a covariance
-            that 'cholesky' cannot factor must have no eigenvalue below
-            ``-tol * (1 + max|cov|)`` (the scale ``allclose`` allows).
+            (``np.allclose``); 'eigh' that no eigenvalue is below ``-tol``,
+            and also symmetry, ``allclose(cov, cov.T, rtol=tol, atol=tol)``.
+            'cholesky' judges a covariance that is asymmetric by that test, or
+            that Cholesky cannot factor, by the 'svd' check: so with the
+            defaults gpuvec warns exactly where numpy's defaults do.
         method : {'cholesky', 'eigh', 'svd'}
-            How cov is factored. 'cholesky' (default, the fast one) factors
-            each positive-definite covariance by Cholesky and the others
-            (semi-definite, or invalid ones let through by check_valid) by a
-            symmetric eigendecomposition. numpy's default is 'svd'; its
-            'cholesky' raises LinAlgError for a semi-definite cov, gpuvec's
-            does not. 'eigh' and 'svd' are numpy's.
+            How cov is factored. 'cholesky' (gpuvec's default, the fast one)
+            factors each positive-definite covariance by Cholesky and the
+            others (semi-definite, or invalid ones let through by check_valid)
+            by a symmetric eigendecomposition. numpy's default is 'svd' (an SVD
+            of every covariance); numpy's 'cholesky' raises LinAlgError for a
+            semi-definite cov and checks nothing, gpuvec's samples it and
+            checks as above. 'eigh' and 'svd' are numpy's.
         dtype : {float64, float32}
             The result's dtype (the arithmetic is float64).
 
@@ -461,7 +464,7 @@ class Generator:
         bad = ~_svd_reproduces(xp, *xp.linalg.svd(c), c, tol)
         s, u = xp.linalg.eigh(sy)
         # Valid: clip rounding below zero. Invalid: |s|, what numpy's 'svd' and 'eigh' sample from.
-        s = xp.where(bad[:, None], xp.abs(s), xp.clip(s, 0, None))
+        s = xp.where(bad[:, None], xp.abs(s), xp.maximum(s, 0.0))
         flat = factor.reshape(-1, d, d).copy()
         flat[idx] = u * xp.sqrt(s)[..., None, :]
         invalid = xp.zeros(suspect.size, dtype=bool)
