@@ -518,6 +518,11 @@ class Generator:
 
 def _checked_seed(seed: Any, backend: str) -> Any:
     """``seed`` as the backend's ``default_rng`` takes it, or a TypeError/ValueError naming seed."""
+    if isinstance(seed, Generator):  # Generator(gpuvec_generator): share its stream, as default_rng would
+        if seed.backend != backend:
+            msg = f"seed is a gpuvec Generator on {seed.backend!r}, but backend={backend!r} was asked for"
+            raise ValueError(msg)
+        return seed._rng
     if isinstance(seed, np.random.SeedSequence):
         return int(seed.generate_state(1, np.uint64)[0]) if backend == "cupy" else seed
     if isinstance(seed, (np.random.Generator, np.random.BitGenerator, np.random.RandomState)):

@@ -6,6 +6,9 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from scipy import stats
 
 import gpuvec
@@ -595,3 +598,47 @@ def test_read_only_broadcast_inputs(xp):
     loc = xp.broadcast_to(xp.zeros(2), (3, 2))
     assert rng_for(xp).multivariate_normal(loc, cov, size=4).shape == (4, 3, 2)
     assert rng_for(xp).normal(loc, 1.0).shape == (3, 2)
+
+
+def test_generator_from_a_gpuvec_generator_shares_its_stream():
+    g = gpuvec.random.default_rng(4, backend="numpy")
+    h = gpuvec.random.Generator(g, "numpy")
+    both = np.concatenate([g.random(2), h.random(2)])
+    assert np.array_equal(both, np.random.default_rng(4).random(4))
+
+
+# -- properties
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4),
+    extra=st.lists(st.integers(0, 3), max_size=2),
+    seed=st.integers(0, 2**32),
+    use_size=st.booleans(),
+)
+def test_normal_bitwise_numpy_for_any_broadcast(shapes, extra, seed, use_size):
+    (loc_shape, scale_shape), result = shapes.input_shapes, shapes.result_shape
+    rs = np.random.default_rng(seed)
+    loc, scale = rs.standard_normal(loc_shape), rs.random(scale_shape) * 3
+    size = tuple(extra) + result if use_size else None
+    ours = gpuvec.random.default_rng(seed, backend="numpy").normal(loc, scale, size=size)
+    theirs = np.random.default_rng(seed).normal(loc, scale, size=size)
+    assert np.asarray(ours).shape == np.shape(theirs)
+    assert np.array_equal(ours, theirs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=5),
+    which=st.sampled_from(["loc", "scale", "both"]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_out_aliasing_never_changes_the_numbers(shape, which, dtype):
+    x = np.abs(np.random.default_rng(1).standard_normal(shape)).astype(dtype)
+    loc, scale = (x if which != "scale" else 0.5), (x if which != "loc" else 2.0)
+    expected = gpuvec.random.default_rng(2, backend="numpy").normal(
+        np.copy(loc), np.copy(scale), size=shape, dtype=dtype
+    )
+    got = gpuvec.random.default_rng(2, backend="numpy").normal(loc, scale, dtype=dtype, out=x)
+    assert got is x and np.array_equal(got, expected)
