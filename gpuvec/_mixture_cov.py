@@ -204,13 +204,19 @@ def precision_cholesky(xp: Any, cov: Any, covariance_type: str) -> Any:
     if not COVARIANCE_TYPES[covariance_type].full_matrix:
         with np.errstate(invalid="ignore", divide="ignore"):
             return xp.where(cov > 0, 1.0 / xp.sqrt(xp.where(cov > 0, cov, 1.0)), xp.nan)
-    L, ok = batched_cholesky(xp, cov)
+    # Cholesky reads the lower triangle; factor (and check against) the symmetric matrix it holds, so
+    # that rounding asymmetry of the scatter (~eps |x|^2) is not mistaken for a failure.
+    lower = xp.tril(cov)
+    L, ok = batched_cholesky(xp, lower + xp.swapaxes(xp.tril(cov, -1), -1, -2))
     P = xp.swapaxes(xp.linalg.inv(L), -1, -2)
     return xp.where(ok[..., None, None], P, xp.nan)
 
 
 def covariances_from_cholesky(xp: Any, P: Any, covariance_type: str) -> Any:
     """Covariances from precision Cholesky factors: inv(P P^T), or 1 / P**2 for 'diag' and 'spherical'.
+
+    Full matrices are symmetrised (``(C + C^T) / 2``), so that the inverse's
+    rounding does not make them fail a symmetry check (sampling does one).
 
     Examples
     --------
@@ -219,7 +225,8 @@ def covariances_from_cholesky(xp: Any, P: Any, covariance_type: str) -> Any:
     array([[4.]])
     """
     if COVARIANCE_TYPES[covariance_type].full_matrix:
-        return xp.linalg.inv(xp.matmul(P, xp.swapaxes(P, -1, -2)))
+        C = xp.linalg.inv(xp.matmul(P, xp.swapaxes(P, -1, -2)))
+        return 0.5 * (C + xp.swapaxes(C, -1, -2))
     return 1.0 / (P * P)
 
 
@@ -240,25 +247,34 @@ def precisions_from_cholesky(xp: Any, P: Any, covariance_type: str) -> Any:
 def cholesky_from_precisions(xp: Any, precisions: Any, covariance_type: str) -> tuple[Any, Any]:
     """Precision Cholesky factors from precisions, and which problems' factors are valid.
 
+    For 'full' and 'tied' this is sklearn's (>= 1.3, its issue 26415)
+    ``_compute_precision_cholesky_from_precisions``: the *upper* triangular
+    ``U`` with ``U U^T`` = precision, the same kind of factor that
+    :func:`precision_cholesky` gives from a covariance (``inv(L)^T``). It is
+    ``J chol(J A J) J`` with ``J`` the exchange matrix (rows and columns reversed).
+
     Returns
     -------
     P : array, shaped as ``precisions``
-        The lower Cholesky factor (``P P^T`` = precision) for 'full' and
-        'tied'; the square root for 'diag' and 'spherical'.
+        The upper factor for 'full' and 'tied'; the square root for 'diag' and 'spherical'.
     ok : array of bool, shape (B,)
         Every matrix positive definite (or every value positive).
 
     Examples
     --------
     >>> import numpy as np
+    >>> P, ok = cholesky_from_precisions(np, np.array([[[5.0, 2.0], [2.0, 1.0]]]), "tied")
+    >>> P.tolist(), ok.tolist()
+    ([[[1.0, 2.0], [0.0, 1.0]]], [True])
     >>> P, ok = cholesky_from_precisions(np, np.array([[4.0, 9.0]]), "spherical")
     >>> P.tolist(), ok.tolist()
     ([[2.0, 3.0]], [True])
     """
     B = precisions.shape[0]
     if COVARIANCE_TYPES[covariance_type].full_matrix:
-        P, ok = batched_cholesky(xp, precisions)
-        return P, ok.reshape(B, -1).all(-1)
+        flipped = xp.flip(precisions, axis=(-2, -1))
+        L, ok = batched_cholesky(xp, flipped)
+        return xp.ascontiguousarray(xp.flip(L, axis=(-2, -1))), ok.reshape(B, -1).all(-1)
     ok = (precisions > 0).reshape(B, -1).all(-1)
     with np.errstate(invalid="ignore"):
         return xp.sqrt(precisions), ok

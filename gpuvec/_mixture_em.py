@@ -26,6 +26,7 @@ Sums over samples run in float64 whatever the input dtype; centring on
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -43,6 +44,7 @@ from gpuvec._mixture_cov import (
 )
 
 __all__ = [
+    "REG_COVAR_TRIES",
     "EMResult",
     "MixtureParams",
     "SufficientStats",
@@ -56,6 +58,9 @@ __all__ = [
     "regularisation_retry",
     "sufficient_statistics",
 ]
+
+
+REG_COVAR_TRIES = 6  # tenfold reg_covar increases allowed to one M-step (the start's or an iteration's)
 
 
 class MixtureParams(NamedTuple):
@@ -460,12 +465,15 @@ def _where_batch(xp, mask, new, old):
 
 
 def _more_regularisation(xp, reg, bad):
-    """reg_covar for the next try: 10x for the failing problems (at least 1e-12 from 0)."""
-    return xp.where(bad, xp.maximum(reg * 10, 1e-12), reg)
+    """reg_covar for the next try: 10x for the failing problems whose reg_covar is > 0."""
+    return xp.where(bad, reg * 10, reg)
 
 
 def regularisation_retry(step: Callable[[Any], MixtureParams], params: MixtureParams, reg_covar: Any, max_tries: int) -> tuple[MixtureParams, Any, Any]:
     """Redo an M-step with ten times more ``reg_covar`` for the problems whose covariance failed.
+
+    Only problems with ``reg_covar > 0`` are retried: a problem given
+    ``reg_covar=0`` asked for no regularisation, and fails (as sklearn does).
 
     Parameters
     ----------
@@ -483,26 +491,28 @@ def regularisation_retry(step: Callable[[Any], MixtureParams], params: MixturePa
         The failing problems' last try; the others' ``params`` unchanged.
     reg_covar : array, shape (B,)
     failed : array of bool, shape (B,)
-        Still not positive definite after ``max_tries``.
+        Still not positive definite after ``max_tries`` (or at once, with ``reg_covar=0``).
 
     Examples
     --------
     >>> import numpy as np
     >>> from gpuvec.mixture import m_step
-    >>> X = np.zeros((1, 3, 1))  # every sample equal: zero variance
-    >>> step = lambda reg: m_step(X, np.zeros((1, 3, 1)), reg, "diag")
-    >>> params, reg, failed = regularisation_retry(step, step(np.zeros(1)), np.zeros(1), 6)
-    >>> reg.tolist(), failed.tolist()
-    ([1e-12], [False])
+    >>> X = np.array([[[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]] * 2)  # two equal features: singular covariance
+    >>> step = lambda reg: m_step(X, np.zeros((2, 3, 1)), reg, "full")
+    >>> reg = np.array([0.0, 2.0**-56])
+    >>> params, reg, failed = regularisation_retry(step, step(reg), reg, 6)
+    >>> (reg / 2.0**-56).tolist(), failed.tolist()
+    ([0.0, 10.0], [True, False])
     """
     xp = get_namespace(reg_covar)
     bad = ~params_ok(params)
     for _ in range(max_tries):
-        if not bool(bad.any()):
+        grow = bad & (reg_covar > 0)
+        if not bool(grow.any()):
             break
-        reg_covar = _more_regularisation(xp, reg_covar, bad)
+        reg_covar = _more_regularisation(xp, reg_covar, grow)
         refit = step(reg_covar)
-        params = MixtureParams(*(_where_batch(xp, bad, new, old) for new, old in zip(refit, params)))
+        params = MixtureParams(*(_where_batch(xp, grow, new, old) for new, old in zip(refit, params)))
         bad = ~params_ok(params)
     return params, reg_covar, bad
 
@@ -546,16 +556,21 @@ def fit_em(
     tol: float = 1e-3,
     max_iter: int = 100,
     verbose: int = 0,
+    verbose_interval: int = 10,
+    lower_bound: Any = None,
 ) -> EMResult:
     """Batched EM from a start: each problem iterates until its lower bound settles, then leaves the batch.
 
     Every iteration is one :func:`em_pass` over the problems still active. A
     problem whose lower bound changed by less than ``tol`` is converged. A
     problem whose new covariance fails Cholesky gets ten times more
-    ``reg_covar`` and its M-step is redone once from the same statistics; if
-    it still fails it keeps its last good parameters, is marked ``failed`` and
-    leaves the batch. Nothing is warned: the caller reads ``failed``,
-    ``converged`` and ``reg_covar``.
+    ``reg_covar`` (only if its ``reg_covar`` is > 0) and its M-step is redone
+    from the same statistics, up to ``REG_COVAR_TRIES`` (6) times. A problem that still fails, or whose lower
+    bound is not finite (NaN: the data overflows float64 arithmetic), keeps its
+    last good parameters, is marked ``failed`` and leaves the batch. Nothing is
+    warned or raised here: the caller reads ``failed``, ``converged`` and
+    ``reg_covar`` (:class:`~gpuvec.mixture.GaussianMixture` raises for failures
+    and warns when ``reg_covar`` changed).
 
     Parameters
     ----------
@@ -563,13 +578,20 @@ def fit_em(
         float64.
     params : MixtureParams
         The start (``covariances`` and ``precisions_cholesky`` must be set).
+        Not modified.
     reg_covar : float or array, shape (B,)
+        Not modified.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
     sample_weight : array, shape (B, N), optional
     tol : float
     max_iter : int
     verbose : int
-        Print one line per iteration when > 0.
+        1: print a line every ``verbose_interval`` iterations; 2: with the time
+        and the largest change of the lower bound among the active problems.
+    verbose_interval : int
+    lower_bound : float or array, shape (B,), optional
+        The lower bound before the first iteration (default -inf): a warm
+        start passes the previous fit's, so that one iteration can converge.
 
     Returns
     -------
@@ -589,21 +611,27 @@ def fit_em(
     S = X.shape[0]
     ct = covariance_type
     params = MixtureParams(*(xp.asarray(a, dtype=xp.float64).copy() for a in params))  # filled in place below
-    reg = xp.array(xp.broadcast_to(xp.asarray(reg_covar, dtype=xp.float64), (S,)), copy=True)
+    reg = xp.broadcast_to(xp.asarray(reg_covar, dtype=xp.float64), (S,)).copy()
     shift = data_shift(X, sample_weight)  # once per fit: the same centre on every pass
-    lower_bound = xp.full(S, -xp.inf)
+    previous = -xp.inf if lower_bound is None else lower_bound
+    lower_bound = xp.broadcast_to(xp.asarray(previous, dtype=xp.float64), (S,)).copy()
     n_iter = xp.zeros(S, dtype=xp.int64)
     converged = xp.zeros(S, dtype=bool)
     failed = xp.zeros(S, dtype=bool)
     history = xp.full((S, max_iter), xp.nan)
     active = xp.arange(S)
     Xa, swa, shifta, pa, rega = X, sample_weight, shift, params, reg
+    clock = time.perf_counter()
     for it in range(1, max_iter + 1):
         stats = sufficient_statistics(Xa, pa, ct, swa, shifta)
         lb = stats.lower_bound
         new = params_from_statistics(stats, rega, ct)
-        # One retry from the same statistics; a problem that still fails keeps its last parameters.
-        new, rega, bad = regularisation_retry(lambda r, stats=stats: params_from_statistics(stats, r, ct), new, rega, max_tries=1)
+        # Retries redo only the M-step, from the same statistics; a problem that still fails keeps its
+        # last parameters.
+        new, rega, bad = regularisation_retry(
+            lambda r, stats=stats: params_from_statistics(stats, r, ct), new, rega, REG_COVAR_TRIES
+        )
+        bad |= ~xp.isfinite(lb)
         if bool(bad.any()):
             new = MixtureParams(*(_where_batch(xp, bad, old, part) for part, old in zip(new, pa)))
         change = lb - lower_bound[active]
@@ -614,8 +642,14 @@ def fit_em(
         for full_arr, part in zip(params, new):
             full_arr[active] = part
         reg[active] = rega
-        if verbose:
-            print(f"  Iteration {it}: {int(done.sum())} of {int(active.shape[0])} active problems converged")
+        if verbose and it % verbose_interval == 0:
+            line = f"  Iteration {it}: {int(done.sum())} of {int(active.shape[0])} active problems converged"
+            if verbose >= 2:
+                now = time.perf_counter()
+                finite = xp.where(xp.isfinite(change), xp.abs(change), 0.0)
+                line += f"\t time lapse {now - clock:.5f}s\t largest ll change {float(finite.max()):.5f}"
+                clock = now
+            print(line)
         leave = done | bad
         if bool(leave.any()):
             converged[active[done]] = True

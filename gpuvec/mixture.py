@@ -43,6 +43,7 @@ from gpuvec._mixture_cov import (
     precisions_from_cholesky,
 )
 from gpuvec._mixture_em import (
+    REG_COVAR_TRIES,
     EMResult,
     MixtureParams,
     SufficientStats,
@@ -53,6 +54,7 @@ from gpuvec._mixture_em import (
     m_step,
     merge_statistics,
     params_from_statistics,
+    params_ok,
     regularisation_retry,
     sufficient_statistics,
 )
@@ -61,7 +63,7 @@ from gpuvec._mixture_init import INIT_PARAMS, initial_resp
 __all__ = [
     "COVARIANCE_TYPES",
     "INIT_PARAMS",
-    "ConvergenceWarning",
+    "ConvergenceWarning",  # noqa: F822 (made on first use, by __getattr__ below)
     "CovarianceType",
     "EMResult",
     "GaussianMixture",
@@ -77,11 +79,38 @@ __all__ = [
     "sufficient_statistics",
 ]
 
-_INIT_REG_TRIES = 6  # tenfold reg_covar increases allowed for the starting M-step
+_convergence_warning: type[UserWarning] | None = None
 
 
-class ConvergenceWarning(UserWarning):
-    """EM stopped at max_iter before the lower bound settled (sklearn's warning of the same name)."""
+def _convergence_warning_class() -> type[UserWarning]:
+    """``ConvergenceWarning``: made on first use, as a subclass of sklearn's when sklearn imports.
+
+    So that ``warnings.filterwarnings("ignore", category=sklearn.exceptions.ConvergenceWarning)``
+    silences gpuvec's too, without ``import gpuvec`` paying for importing sklearn (about a second).
+    """
+    global _convergence_warning
+    if _convergence_warning is None:
+        try:
+            from sklearn.exceptions import ConvergenceWarning as base
+        except ImportError:
+            base = UserWarning
+        _convergence_warning = type(
+            "ConvergenceWarning",
+            (base,),
+            {
+                "__module__": __name__,
+                "__doc__": "EM stopped at max_iter before the lower bound settled: a subclass of "
+                "sklearn.exceptions.ConvergenceWarning where sklearn imports, else of UserWarning.",
+            },
+        )
+    return _convergence_warning
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ConvergenceWarning":
+        return _convergence_warning_class()
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
 # --------------------------------------------------------------------------- estimator
@@ -102,11 +131,18 @@ class GaussianMixture:
     tol : float, default 1e-3
         Convergence threshold on the change of the lower bound.
     reg_covar : float, default 1e-6
-        Added to the covariance diagonals. A problem whose covariance still
-        fails Cholesky gets ten times more, up to six times (see ``reg_covar_``).
+        Added to the covariance diagonals. Where it is > 0, a problem whose
+        covariance still fails Cholesky gets ten times more, up to six times
+        (for the start, and in any EM iteration), with a UserWarning naming the
+        problems and the new value (see ``reg_covar_``). With ``reg_covar=0``
+        there is no retry: a failing covariance raises ValueError, as in sklearn.
     max_iter : int, default 100
     n_init : int, default 1
-        Starts per problem, run as one more batch axis; the best lower bound wins.
+        Starts per problem, run as one more batch axis; the best lower bound
+        wins. The first start of each problem is the one ``n_init=1`` makes
+        with the same ``random_state``, so more starts never end worse (up to
+        rounding). A start that failed loses to any that did not; a problem
+        raises only if all its starts failed.
     init_params : {'k-means++', 'kmeans', 'random', 'random_from_data'}, default 'k-means++'
         'k-means++' seeds centres by D^2 sampling and assigns every sample to
         its nearest centre; 'kmeans' adds 10 Lloyd iterations. (sklearn's
@@ -119,7 +155,20 @@ class GaussianMixture:
     random_state : None, int or Generator
         Seed for :func:`gpuvec.random.default_rng` on the data's backend.
     warm_start : bool, default False
+        Start from the previous fit's parameters *and lower bound* (as sklearn),
+        so that fits with a small ``max_iter`` can detect convergence:
+        ``while not gm.converged_: gm.fit(X)`` ends (batched: ``.all()``).
     verbose : int, default 0
+        1: print a line every ``verbose_interval`` iterations; 2: with timing.
+    verbose_interval : int, default 10
+
+    Raises
+    ------
+    ValueError
+        From fit, for a problem whose covariance cannot be made positive
+        definite (with ``reg_covar=0``, or even after raising it), or whose lower
+        bound is NaN (the data's scale overflows float64): the message names the
+        problems of a batch. sklearn raises for the same failures.
 
     Attributes
     ----------
@@ -127,6 +176,9 @@ class GaussianMixture:
     means_ : array, shape ([B,] K, D)
     covariances_, precisions_, precisions_cholesky_ : array
         Shaped by covariance_type, with the leading B axis for batches.
+        ``precisions_cholesky_`` is upper triangular for 'full' and 'tied',
+        as sklearn's. All five are float32 for float32 X (as sklearn), though
+        EM runs in float64.
     converged_ : bool or array, shape (B,)
     n_iter_ : int or array, shape (B,)
     lower_bound_ : float or array, shape (B,)
@@ -163,6 +215,7 @@ class GaussianMixture:
         random_state: Any = None,
         warm_start: bool = False,
         verbose: int = 0,
+        verbose_interval: int = 10,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -177,6 +230,7 @@ class GaussianMixture:
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
+        self.verbose_interval = verbose_interval
 
     # ------------------------------------------------------------------ sklearn protocol
 
@@ -221,8 +275,11 @@ class GaussianMixture:
             raise ValueError(f"reg_covar must be >= 0; got {self.reg_covar}")
         check_int("max_iter", self.max_iter, minimum=0)
         check_int("n_init", self.n_init, minimum=1)
+        check_int("verbose", self.verbose, minimum=0)
+        check_int("verbose_interval", self.verbose_interval, minimum=1)
 
-    def _validate_X(self, X: Any, *, fitting: bool) -> tuple[types.ModuleType, Any, bool]:
+    def _validate_X(self, X: Any, *, fitting: bool) -> tuple[types.ModuleType, Any, bool, Any]:
+        """(xp, X as a float64 (B, N, D) copy, whether X was batched, the dtype of results: float32 or float64)."""
         if type(X).__module__.split(".sparse")[0] in ("scipy", "cupyx.scipy") and hasattr(X, "toarray"):
             raise TypeError("Sparse data was passed for X, but dense data is required. Use X.toarray() to convert to a dense array.")
         xp = get_namespace(X)
@@ -241,6 +298,7 @@ class GaussianMixture:
             if X.shape[axis] == 0:
                 raise ValueError(f"Found array with 0 {what} (shape={X.shape}) while a minimum of 1 is required.")
         batched = X.ndim == 3
+        dtype = xp.float32 if X.dtype == xp.float32 else xp.float64  # as sklearn's validate_data
         X = (X if batched else X[None]).astype(xp.float64)
         if not bool(xp.isfinite(X).all()):  # once, up front
             kind = "NaN" if bool(xp.isnan(X).any()) else "infinity or a value too large for dtype('float64')"
@@ -255,7 +313,7 @@ class GaussianMixture:
             if batched != self._batched or (batched and X.shape[0] != self._B):
                 expected = f"(B={self._B}, N, D)" if self._batched else "(N, D)"
                 raise ValueError(f"X must have shape {expected} as in fit; got shape {X.shape}")
-        return xp, X, batched
+        return xp, X, batched, dtype
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "means_"):
@@ -263,11 +321,16 @@ class GaussianMixture:
             raise _not_fitted_error()(msg)
 
     @staticmethod
-    def _batched_init(xp, value, label, B, tail):
-        """A user's initial parameter, shaped ``tail`` or ``(B,) + tail``, as a (B,) + tail array."""
+    def _batched_init(xp, value, name, label, B, tail):
+        """A user's initial parameter, shaped ``tail`` or ``(B,) + tail``, as a (B,) + tail array (never a copy to write)."""
         if value is None:
             return None
         value = xp.asarray(value, dtype=xp.float64)
+        if not bool(xp.isfinite(value).all()):
+            where = xp.nonzero(~xp.isfinite(value).reshape(value.shape[0], -1).all(-1))[0] if value.ndim > len(tail) else None
+            problems = "" if where is None else f" (problems {_first(where)})"
+            msg = f"{name} must be finite: the parameter '{label}' contains NaN or infinity{problems}"
+            raise ValueError(msg)
         if tuple(value.shape) == tail:
             return xp.broadcast_to(value, (B,) + tail)
         if tuple(value.shape) != (B,) + tail:
@@ -278,9 +341,9 @@ class GaussianMixture:
     def _user_init(self, xp, B, K, D):
         ct = self.covariance_type
         prec_tail = COVARIANCE_TYPES[ct].precision_shape(K, D)
-        w = self._batched_init(xp, self.weights_init, "weights", B, (K,))
-        m = self._batched_init(xp, self.means_init, "means", B, (K, D))
-        p = self._batched_init(xp, self.precisions_init, f"{ct} precision", B, prec_tail)
+        w = self._batched_init(xp, self.weights_init, "weights_init", "weights", B, (K,))
+        m = self._batched_init(xp, self.means_init, "means_init", "means", B, (K, D))
+        p = self._batched_init(xp, self.precisions_init, "precisions_init", f"{ct} precision", B, prec_tail)
         if w is not None:
             if bool((w < 0).any()) or bool((w > 1).any()):
                 raise ValueError("The parameter 'weights' should be in the range [0, 1]")
@@ -314,72 +377,103 @@ class GaussianMixture:
         self.fit_predict(X, y, sample_weight=sample_weight)
         return self
 
-    @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # failures are reported as warnings below
+    @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # failures are reported below instead
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
         """Fit, then return the component labels of X, shape (N,) or (B, N)."""
         self._check_parameters()
-        xp, X, batched = self._validate_X(X, fitting=True)
+        xp, X, batched, dtype = self._validate_X(X, fitting=True)
         B, N, D = X.shape
-        K, n_init = self.n_components, self.n_init
-        sw = self._validate_sample_weight(xp, sample_weight, B, N)
-        rng = gv_random.default_rng(self.random_state, backend="cupy" if is_cupy_namespace(xp) else "numpy")
-        w_init, m_init, p_init = self._user_init(xp, B, K, D)
-
-        warm = self.warm_start and hasattr(self, "means_") and getattr(self, "_B", None) == B and self.means_.shape[-1] == D
-        if warm:
-            n_init = 1
-        S = B * n_init  # every start of every problem is one problem of the batch
+        sw = self._validate_sample_weight(xp, sample_weight, B, N, batched)
+        w_init, m_init, p_init = self._user_init(xp, B, self.n_components, D)
+        warm = self.warm_start and hasattr(self, "converged_") and self._B == B and self.means_.shape[-1] == D
+        n_init = 1 if warm else self.n_init
+        # Every start of every problem is one problem of the batch: start i of problem b is b * n_init + i.
         Xs = xp.repeat(X, n_init, axis=0) if n_init > 1 else X
-        sws = None if sw is None else (xp.repeat(sw, n_init, axis=0) if n_init > 1 else sw)
-        reg = xp.full(S, float(self.reg_covar))
-
-        rep = (lambda a: xp.repeat(a, n_init, axis=0)) if n_init > 1 else (lambda a: a)
+        sws = sw if sw is None or n_init == 1 else xp.repeat(sw, n_init, axis=0)
         if warm:
-            params = MixtureParams(*(self._batch_attr(xp, a) for a in (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)))
-        elif w_init is not None and m_init is not None and p_init is not None:
-            # A complete explicit start: EM's first E-step needs nothing else.
-            P = rep(p_init)
-            params = MixtureParams(rep(w_init), rep(m_init), covariances_from_cholesky(xp, P, self.covariance_type), P)
+            attrs = (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
+            params = MixtureParams(*(self._batch_attr(xp, a) for a in attrs))
+            reg = xp.full(B, float(self.reg_covar))
+            previous = self._batch_attr(xp, xp.asarray(self.lower_bound_, dtype=xp.float64))
         else:
-            log_resp = _safe_log(xp, initial_resp(xp, Xs, K, self.init_params, rng, sws))
-            step = lambda r: m_step(Xs, log_resp, r, self.covariance_type, sws)
-            params, reg, _ = regularisation_retry(step, step(reg), reg, _INIT_REG_TRIES)
-            params = params._replace(
-                weights=params.weights if w_init is None else rep(w_init),
-                means=params.means if m_init is None else rep(m_init),
-                precisions_cholesky=params.precisions_cholesky if p_init is None else rep(p_init),
-            )
-        if not warm:
+            params, reg = self._starts(xp, X, sw, n_init, w_init, m_init, p_init)
             self._warn_identical_components(xp, params, n_init)
+            previous = None
 
-        params, lower_bound, n_iter, converged, failed, history, reg = fit_em(
-            Xs, params, reg, self.covariance_type, sws, tol=self.tol, max_iter=self.max_iter, verbose=self.verbose
+        # A start whose covariance failed (reg_covar=0, or overflow) fails at once; overflow is told apart
+        # by non-finite covariances at the start, or by a NaN lower bound from finite parameters.
+        start_failed = ~params_ok(params)
+        start_overflow = ~xp.isfinite(params.covariances.reshape(params.covariances.shape[0], -1)).all(-1)
+        result = fit_em(
+            Xs, params, reg, self.covariance_type, sws, tol=self.tol, max_iter=self.max_iter,
+            verbose=self.verbose, verbose_interval=self.verbose_interval, lower_bound=previous,
         )
+        params, lower_bound, n_iter, converged, failed, history, reg = result
+        overflow = xp.where(start_failed, start_overflow, failed & ~xp.isfinite(lower_bound))
+        failed = failed | start_failed | ~params_ok(params)
         if n_init > 1:
-            best = xp.argmax(xp.where(xp.isnan(lower_bound), -xp.inf, lower_bound).reshape(B, n_init), axis=1) + xp.arange(B) * n_init
+            score = xp.where(failed | xp.isnan(lower_bound), -xp.inf, lower_bound).reshape(B, n_init)
+            best = xp.argmax(score, axis=1) + xp.arange(B) * n_init  # ties: the first start, n_init=1's
             params = MixtureParams(*(a[best] for a in params))
-            lower_bound, n_iter, converged, failed, history, reg = (a[best] for a in (lower_bound, n_iter, converged, failed, history, reg))
-        self._warn_failed(xp, failed, batched)
-        if bool((~converged & ~failed).any()) and self.max_iter > 0:
-            where = f" (problems {_first(xp.nonzero(~converged & ~failed)[0])})" if batched else ""
+            lower_bound, n_iter, converged, failed, overflow, history, reg = (
+                a[best] for a in (lower_bound, n_iter, converged, failed, overflow, history, reg)
+            )
+        self._raise_failures(xp, failed, overflow, reg, batched)
+        self._warn_regularisation(xp, reg, batched)
+        if bool((~converged).any()) and self.max_iter > 0:
+            where = f" (problems {_first(xp.nonzero(~converged)[0])})" if batched else ""
             warnings.warn(
-                f"Best performing initialization did not converge{where}. Try different init parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
+                f"Best performing initialization did not converge{where}. Try different init parameters, "
+                "or increase max_iter, tol, or check for degenerate data.",
+                _convergence_warning_class(),
                 stacklevel=3,
             )
-        self._store(xp, params, lower_bound, n_iter, converged, history, reg, batched, B)
+        self._store(xp, params, lower_bound, n_iter, converged, history, reg, batched, B, dtype)
         log_resp, _ = e_step(X, params.weights, params.means, params.precisions_cholesky, self.covariance_type)
         labels = log_resp.argmax(-1)
         return labels if batched else labels[0]
 
-    def _validate_sample_weight(self, xp, sample_weight, B, N):
+    def _starts(self, xp, X, sw, n_init, w_init, m_init, p_init):
+        """Starting parameters and reg_covar of the B * n_init starts (start i of problem b at b * n_init + i)."""
+        B, N, _ = X.shape
+        K, ct = self.n_components, self.covariance_type
+        rep = (lambda a: xp.repeat(a, n_init, axis=0)) if n_init > 1 else (lambda a: a)
+        reg = xp.full(B * n_init, float(self.reg_covar))
+        if w_init is not None and m_init is not None and p_init is not None:
+            # A complete explicit start: EM's first E-step needs nothing else.
+            P = rep(p_init)
+            return MixtureParams(rep(w_init), rep(m_init), covariances_from_cholesky(xp, P, ct), P), reg
+        rng = gv_random.default_rng(self.random_state, backend="cupy" if is_cupy_namespace(xp) else "numpy")
+        # One draw over the B problems per start, in order: start 0 draws what n_init=1 draws.
+        resp = [initial_resp(xp, X, K, self.init_params, rng, sw) for _ in range(n_init)]
+        resp = resp[0] if n_init == 1 else xp.stack(resp, axis=1).reshape(B * n_init, N, K)
+        Xs = rep(X)
+        sws = None if sw is None else rep(sw)
+        log_resp = _safe_log(xp, resp)
+
+        def step(r):
+            return m_step(Xs, log_resp, r, ct, sws)
+
+        params, reg, _ = regularisation_retry(step, step(reg), reg, REG_COVAR_TRIES)
+        params = params._replace(
+            weights=params.weights if w_init is None else rep(w_init),
+            means=params.means if m_init is None else rep(m_init),
+            precisions_cholesky=params.precisions_cholesky if p_init is None else rep(p_init),
+        )
+        return params, reg
+
+    def _validate_sample_weight(self, xp, sample_weight, B, N, batched):
         if sample_weight is None:
             return None
-        sw = xp.asarray(sample_weight, dtype=xp.float64)
-        if sw.ndim == 1:
-            sw = xp.broadcast_to(sw, (B, N))
-        if sw.shape != (B, N):
-            raise ValueError(f"sample_weight must have shape (N,) = ({N},) or (B, N) = ({B}, {N}); got {tuple(sw.shape)}")
+        if type(sample_weight).__module__.split(".sparse")[0] in ("scipy", "cupyx.scipy"):
+            raise TypeError("sample_weight must be a dense array; got a sparse matrix (use .toarray())")
+        sw = xp.asarray(sample_weight)
+        if sw.dtype.kind not in "biuf":
+            raise TypeError(f"sample_weight must be a real numeric array; got dtype {sw.dtype}")
+        expected = f"(n_samples,) = ({N},)" + (f" or (B, n_samples) = ({B}, {N})" if batched else "")
+        if tuple(sw.shape) not in ((N,), (B, N)) or (not batched and sw.ndim != 1):
+            raise ValueError(f"sample_weight must have shape {expected} to match X; got shape {tuple(sw.shape)}")
+        sw = xp.broadcast_to(sw.astype(xp.float64), (B, N))
         if not bool(xp.isfinite(sw).all()) or bool((sw < 0).any()):
             raise ValueError("sample_weight must be finite and non-negative")
         if bool((sw.sum(1) == 0).any()):
@@ -412,31 +506,57 @@ class GaussianMixture:
                 stacklevel=4,
             )
 
-    def _warn_failed(self, xp, failed, batched):
-        if bool(failed.any()):
-            where = f" in problems {_first(xp.nonzero(failed)[0])}" if batched else ""
-            warnings.warn(
+    def _raise_failures(self, xp, failed, overflow, reg, batched):
+        """sklearn raises where EM cannot go on; so does gpuvec, naming the problems of a batch."""
+        if not bool(failed.any()):
+            return
+        parts = []
+        ill = failed & ~overflow
+        if bool(ill.any()):
+            where = f" in problems {_first(xp.nonzero(ill)[0])}" if batched else ""
+            raised = "" if bool((reg[ill] == 0).all()) else f" (reg_covar raised to {_g_list(reg[ill])})"
+            parts.append(
                 "Fitting the mixture model failed because some components have ill-defined empirical covariance "
-                f"(for instance caused by singleton or collapsed samples){where}, "
-                "even with reg_covar raised; they keep their last parameters (NaN if their start already failed) "
-                "and converged_ False. "
-                "Try to decrease the number of components, increase reg_covar, or scale the input data.",
-                UserWarning,
-                stacklevel=4,
+                f"(for instance caused by singleton or collapsed samples){where}{raised}."
             )
+        if bool(overflow.any()):
+            where = f" in problems {_first(xp.nonzero(overflow)[0])}" if batched else ""
+            parts.append(
+                f"Fitting the mixture model failed because the covariances or the log-likelihood overflow{where}: "
+                "the data's scale is too large for float64 arithmetic (samples of zero sample_weight too, which "
+                "must be of a modest scale, e.g. zeros)."
+            )
+        parts.append("Try to decrease the number of components, increase reg_covar, or scale the input data.")
+        raise ValueError(" ".join(parts))
 
-    def _store(self, xp, params, lower_bound, n_iter, converged, history, reg, batched, B):
+    def _warn_regularisation(self, xp, reg, batched):
+        changed = reg != float(self.reg_covar)
+        if not bool(changed.any()):
+            return
+        if batched:
+            what = f"to {_g_list(reg[changed])} in problems {_first(xp.nonzero(changed)[0])}"
+        else:
+            what = f"to {float(reg[0]):g}"
+        warnings.warn(
+            f"GaussianMixture: reg_covar raised from {float(self.reg_covar):g} {what}, because a covariance was "
+            "not positive definite (reg_covar_ holds the value used). Pass a larger reg_covar, or scale the "
+            "input data, to fit without the retry; reg_covar=0 turns the retry off (a failure then raises).",
+            UserWarning,
+            stacklevel=4,
+        )
+
+    def _store(self, xp, params, lower_bound, n_iter, converged, history, reg, batched, B, dtype):
         ct = self.covariance_type
         P = params.precisions_cholesky
-        precisions = precisions_from_cholesky(xp, P, ct)
-        one = (lambda a: a) if batched else (lambda a: a[0])
+        one = (lambda a: a.astype(dtype, copy=False)) if batched else (lambda a: a[0].astype(dtype, copy=False))
         self.weights_ = one(params.weights)
         self.means_ = one(params.means)
         self.covariances_ = one(params.covariances)
         self.precisions_cholesky_ = one(P)
-        self.precisions_ = one(precisions)
+        self.precisions_ = one(precisions_from_cholesky(xp, P, ct))
         if batched:
-            self.converged_, self.n_iter_, self.lower_bound_, self.lower_bounds_, self.reg_covar_ = converged, n_iter, lower_bound, history, reg
+            self.converged_, self.n_iter_, self.reg_covar_ = converged, n_iter, reg
+            self.lower_bound_, self.lower_bounds_ = lower_bound, history
         else:
             self.converged_ = bool(converged[0])
             self.n_iter_ = int(n_iter[0])
@@ -455,28 +575,35 @@ class GaussianMixture:
         return tuple(self._batch_attr(xp, a) for a in (self.weights_, self.means_, self.precisions_cholesky_))
 
     def _estimate(self, X):
-        xp, X, batched = self._validate_X(X, fitting=False)
+        """(xp, log_resp, log_prob_norm, batched, N), in X's float dtype, without a batch axis for (N, D) input."""
+        xp, X, batched, dtype = self._validate_X(X, fitting=False)
         w, m, p = self._params(xp)
-        log_resp, log_norm = e_step(X, w, m, p, self.covariance_type)
-        one = (lambda a: a) if batched else (lambda a: a[0])
-        return xp, one(log_resp), one(log_norm)
+        with np.errstate(divide="ignore"):
+            log_resp, log_norm = e_step(X, w, m, p, self.covariance_type)
+        one = (lambda a: a.astype(dtype, copy=False)) if batched else (lambda a: a[0].astype(dtype, copy=False))
+        return xp, one(log_resp), one(log_norm), batched, X.shape[1]
 
     def score_samples(self, X: Any) -> Any:
-        """Log-likelihood of each sample, shape (N,) or (B, N)."""
+        """Log-likelihood of each sample, shape (N,) or (B, N) (float32 for float32 X)."""
         return self._estimate(X)[2]
+
+    def _score(self, X):
+        """(mean log-likelihood: float or (B,) float64, the number of samples N of the validated X)."""
+        _, _, log_norm, batched, N = self._estimate(X)
+        s = log_norm.mean(-1, dtype=np.float64)
+        return (s if batched else float(s)), N
 
     def score(self, X: Any, y: Any = None) -> Any:
         """Mean log-likelihood: a float, or an array of shape (B,) for a batch."""
-        s = self.score_samples(X).mean(-1)
-        return float(s) if s.ndim == 0 else s
+        return self._score(X)[0]
 
     def predict(self, X: Any) -> Any:
         """Component labels, shape (N,) or (B, N)."""
         return self._estimate(X)[1].argmax(-1)
 
     def predict_proba(self, X: Any) -> Any:
-        """Responsibilities, shape (N, K) or (B, N, K)."""
-        xp, log_resp, _ = self._estimate(X)
+        """Responsibilities, shape (N, K) or (B, N, K) (float32 for float32 X)."""
+        xp, log_resp = self._estimate(X)[:2]
         return xp.exp(log_resp)
 
     def _n_parameters(self) -> int:
@@ -484,14 +611,17 @@ class GaussianMixture:
         return COVARIANCE_TYPES[self.covariance_type].n_parameters(K, D) + K * D + K - 1
 
     def bic(self, X: Any) -> Any:
-        """Bayesian information criterion (lower is better): float or shape (B,)."""
-        n = (X.shape[-2]) if hasattr(X, "shape") else len(X)
-        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
+        """Bayesian information criterion (lower is better): float or shape (B,).
+
+        N is the number of samples of the validated X (axis -2), also for nested lists.
+        """
+        score, n = self._score(X)
+        return -2 * score * n + self._n_parameters() * math.log(n)
 
     def aic(self, X: Any) -> Any:
         """Akaike information criterion (lower is better): float or shape (B,)."""
-        n = (X.shape[-2]) if hasattr(X, "shape") else len(X)
-        return -2 * self.score(X) * n + 2 * self._n_parameters()
+        score, n = self._score(X)
+        return -2 * score * n + 2 * self._n_parameters()
 
     def sample(self, n_samples: int = 1) -> tuple[Any, Any]:
         """Draw samples from the fitted mixture (sklearn's semantics).
@@ -542,6 +672,12 @@ def _first(indices, most=10):
 
 def _float_list(a):
     return [round(float(v), 6) for v in a]
+
+
+def _g_list(a, most=10):
+    """A short printable list of values of any magnitude."""
+    shown = ", ".join(f"{float(v):g}" for v in a[:most])
+    return f"[{shown}{', ...' if len(a) > most else ''}]"
 
 
 def _not_fitted_error():

@@ -131,17 +131,27 @@ def test_float32_input_accumulates_in_float64(xp):
     assert abs(a.lower_bound_ - b.lower_bound_) <= 1e-6 * abs(a.lower_bound_)
 
 
-def test_degenerate_problem_gets_more_regularisation_not_abort():
+def test_degenerate_problem_gets_more_regularisation_with_a_warning():
     rng = np.random.default_rng(6)
     good = two_blobs(rng, 50, 2)
-    bad = np.zeros_like(good)
-    bad[:, 0] = rng.normal(size=len(bad))  # second feature constant: singular covariance
-    gm = gpuvec.GaussianMixture(2, reg_covar=0.0, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    bad = good.copy()
+    bad[:, 1] = bad[:, 0]  # two equal features: a singular covariance, below 1e-15 of regularisation
+    gm = gpuvec.GaussianMixture(2, reg_covar=1e-16, random_state=0)
+    with pytest.warns(UserWarning, match=r"reg_covar raised from 1e-16 to \[1e-15\] in problems \[1\]"):
         gm.fit(np.stack([good, bad]))
     assert np.isfinite(gm.means_).all()
-    assert gm.reg_covar_[1] > 0 and gm.reg_covar_[0] == 0
+    assert gm.reg_covar_[1] == 1e-15 and gm.reg_covar_[0] == 1e-16
+
+
+def test_reg_covar_zero_on_degenerate_data_raises_as_sklearn():
+    rng = np.random.default_rng(6)
+    X = two_blobs(rng, 50, 2)
+    X[:, 1] = 0.0  # a constant feature
+    with pytest.raises(ValueError, match="ill-defined empirical covariance") as sk_error:
+        sklearn_mixture.GaussianMixture(2, reg_covar=0.0, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="ill-defined empirical covariance") as ours:
+        gpuvec.GaussianMixture(2, reg_covar=0.0, random_state=0).fit(X)
+    assert str(ours.value) == str(sk_error.value)  # unbatched: sklearn's words exactly
 
 
 def test_sample_shapes_and_labels(xp):
@@ -250,12 +260,11 @@ def test_sparse_and_complex_inputs_are_refused_clearly():
         gpuvec.GaussianMixture(1).fit(np.eye(3) + 1j)
 
 
-def test_problem_that_keeps_failing_leaves_the_batch_with_a_warning_that_says_how_to_fix():
+def test_problem_that_overflows_raises_naming_it_and_saying_how_to_fix():
     rng = np.random.default_rng(13)
     good = two_blobs(rng, 50, 2)
     bad = good * 1e160  # its covariances overflow to inf: no regularisation rescues them
     gm = gpuvec.GaussianMixture(2, random_state=0)
-    with pytest.warns(UserWarning, match=r"ill-defined empirical covariance.*problems \[1\].*increase reg_covar, or scale the input data"):
+    with pytest.raises(ValueError, match=r"problems \[1\].*scale the input data"):
         gm.fit(np.stack([good, bad]))
-    assert bool(gm.converged_[0]) and not bool(gm.converged_[1])
-    assert np.isfinite(gm.precisions_cholesky_[0]).all()  # the good problem is untouched
+    assert not hasattr(gm, "means_")  # nothing half-fitted to predict with

@@ -167,18 +167,22 @@ def test_fit_em_chunking_does_not_change_the_answer(monkeypatch):
     assert_params_close(chunked.params, whole.params, rtol=1e-10, atol=1e-13)
 
 
-def test_regularisation_retry_raises_reg_covar_only_where_needed():
-    X = np.zeros((2, 4, 2))
-    X[0] = [[0, 0], [1, 2], [2, 1], [3, 3]]  # a proper covariance
-    X[1, :, 0] = [0, 1, 2, 3]  # second feature constant: singular without regularisation
-    log_resp = np.zeros((2, 4, 1))
+def test_regularisation_retry_raises_reg_covar_only_where_needed_and_positive():
+    X = np.zeros((3, 3, 2))
+    X[0] = [[0, 0], [1, 2], [2, 1]]  # a proper covariance
+    X[1:, :, 0] = X[1:, :, 1] = [0, 1, 2]  # two equal features: singular without regularisation
+    log_resp = np.zeros((3, 3, 1))
 
     def step(reg):
         return mixture.m_step(X, log_resp, reg, "full")
 
-    params, reg, failed = regularisation_retry(step, step(np.zeros(2)), np.zeros(2), 6)
-    assert reg[0] == 0 and reg[1] > 0 and not failed.any()
-    assert np.isfinite(params.precisions_cholesky).all()
+    tiny = 2.0**-60
+    reg0 = np.array([tiny, tiny, 0.0])
+    params, reg, failed = regularisation_retry(step, step(reg0), reg0, 6)
+    assert reg[0] == tiny and reg[1] > tiny and reg[2] == 0  # reg_covar=0: no retry
+    assert failed.tolist() == [False, False, True]
+    assert np.isfinite(params.precisions_cholesky[:2]).all()
+    np.testing.assert_array_equal(reg0, [tiny, tiny, 0.0])  # not modified
 
 
 def test_covariance_table_row_per_type():

@@ -1,0 +1,395 @@
+"""GaussianMixture hardening (issue 13): no silent wrong answer, every bad input named, sklearn's behaviour."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import gpuvec
+from gpuvec import mixture
+from tests.helpers import assert_namespace, to_np
+
+sklearn_mixture = pytest.importorskip("sklearn.mixture")
+COV_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def two_blobs(rng, n=60, d=2):
+    return np.concatenate([rng.normal(0, 1, (n, d)), rng.normal(4, 1.5, (n, d))])
+
+
+def batch(seed=0, B=3, n=30, d=2):
+    rng = np.random.default_rng(seed)
+    return np.stack([two_blobs(rng, n, d) for _ in range(B)])
+
+
+def quiet_fit(gm, X, **kw):
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # sklearn's, and gpuvec's subclass of it
+        return gm.fit(X, **kw)
+
+
+# --------------------------------------------------------------------------- bic / aic take N from the validated X
+
+
+@pytest.mark.parametrize("criterion", ["bic", "aic"])
+def test_criteria_of_nested_list_batch_equal_those_of_the_array(criterion):
+    Xb = batch()  # (3, 60, 2)
+    gm = gpuvec.GaussianMixture(2, random_state=0).fit(Xb)
+    want = getattr(gm, criterion)(Xb)
+    np.testing.assert_allclose(getattr(gm, criterion)(Xb.tolist()), want, rtol=1e-12)
+    np.testing.assert_allclose(getattr(gm, criterion)(list(Xb)), want, rtol=1e-12)  # a list of arrays
+
+
+@pytest.mark.parametrize("criterion", ["bic", "aic"])
+def test_criteria_of_nested_list_equal_sklearn(criterion):
+    X = two_blobs(np.random.default_rng(1))
+    sk = sklearn_mixture.GaussianMixture(2, random_state=0).fit(X)
+    start = {"weights_init": sk.weights_, "means_init": sk.means_, "precisions_init": sk.precisions_}
+    gm = gpuvec.GaussianMixture(2, max_iter=0, **start).fit(X)
+    sk0 = quiet_fit(sklearn_mixture.GaussianMixture(2, max_iter=1, **start), X)  # one step from the same start
+    gm1 = quiet_fit(gpuvec.GaussianMixture(2, max_iter=1, **start), X)
+    np.testing.assert_allclose(getattr(gm1, criterion)(X.tolist()), getattr(sk0, criterion)(X), rtol=1e-10)
+    assert np.isfinite(getattr(gm, criterion)(X.tolist()))
+
+
+# --------------------------------------------------------------------------- non-finite starts and fits
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("name", ["weights_init", "means_init", "precisions_init"])
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_non_finite_initial_parameter_is_refused_by_name(name, bad, ct):
+    X = two_blobs(np.random.default_rng(2))
+    K, D = 2, 2
+    good = {
+        "weights_init": np.full(K, 0.5),
+        "means_init": np.zeros((K, D)),
+        "precisions_init": {"full": np.stack([np.eye(D)] * K), "tied": np.eye(D), "diag": np.ones((K, D)), "spherical": np.ones(K)}[ct],
+    }
+    value = good[name].copy()
+    value.flat[-1] = bad
+    with pytest.raises(ValueError, match=rf"{name} must be finite"):
+        gpuvec.GaussianMixture(K, covariance_type=ct, **{name: value}).fit(X)
+
+
+def test_non_finite_initial_means_in_a_batch_name_the_problem():
+    Xb = batch(B=4)
+    means = np.zeros((4, 2, 2))
+    means[2, 1, 0] = np.inf
+    with pytest.raises(ValueError, match=r"means_init must be finite.*problems \[2\]"):
+        gpuvec.GaussianMixture(2, means_init=means).fit(Xb)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+@pytest.mark.parametrize("scale", [1e160, 1e200])
+def test_data_that_overflows_raises_instead_of_predicting(ct, scale):
+    X = two_blobs(np.random.default_rng(3)) * scale
+    gm = gpuvec.GaussianMixture(2, covariance_type=ct, random_state=0)
+    with pytest.raises(ValueError, match="overflow.*scale the input data"):
+        gm.fit(X)
+    with pytest.raises(Exception, match="not fitted"):
+        gm.predict(X)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_zero_weight_padding_row_that_overflows_raises_naming_the_problem(ct):
+    Xb = batch(B=3)
+    Xb[1, -1] = 1e200  # a padding row of problem 1
+    sw = np.ones(Xb.shape[:2])
+    sw[1, -1] = 0
+    with pytest.raises(ValueError, match=r"problems \[1\]"):
+        gpuvec.GaussianMixture(2, covariance_type=ct, random_state=0).fit(Xb, sample_weight=sw)
+
+
+def test_overflow_from_an_explicit_start_also_raises():
+    X = two_blobs(np.random.default_rng(4))
+    X[0] = 1e200
+    start = {"weights_init": [0.5, 0.5], "means_init": [[0.0, 0.0], [4.0, 4.0]], "precisions_init": [np.eye(2)] * 2}
+    with pytest.raises(ValueError, match="overflow"):
+        gpuvec.GaussianMixture(2, **start).fit(X)
+
+
+# --------------------------------------------------------------------------- reg_covar: sklearn's error at 0, a warning when it changes
+
+
+@pytest.mark.parametrize("ct", ["full", "tied", "diag"])
+def test_reg_covar_zero_with_a_constant_feature_raises_like_sklearn(ct):
+    X = two_blobs(np.random.default_rng(5))
+    X[:, 1] = 3.0
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+        sklearn_mixture.GaussianMixture(2, covariance_type=ct, reg_covar=0, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+        gpuvec.GaussianMixture(2, covariance_type=ct, reg_covar=0, random_state=0).fit(X)
+
+
+def test_reg_covar_zero_failure_in_a_batch_names_only_the_failing_problems():
+    Xb = batch(B=4)
+    Xb[[1, 3], :, 1] = 0.0
+    with pytest.raises(ValueError, match=r"ill-defined empirical covariance.*in problems \[1, 3\]"):
+        gpuvec.GaussianMixture(2, reg_covar=0, random_state=0).fit(Xb)
+
+
+def test_reg_covar_zero_on_good_data_fits_without_warning():
+    X = two_blobs(np.random.default_rng(6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gm = gpuvec.GaussianMixture(2, reg_covar=0, random_state=0, tol=1e-6, max_iter=500).fit(X)
+    assert gm.reg_covar_ == 0
+
+
+def test_raised_reg_covar_is_warned_with_the_new_value_unbatched():
+    X = two_blobs(np.random.default_rng(7))
+    X[:, 1] = X[:, 0]  # a singular covariance below 1e-15 of regularisation
+    with pytest.warns(UserWarning, match=r"reg_covar raised from 1e-16 to 1e-15\b"):
+        gm = gpuvec.GaussianMixture(2, reg_covar=1e-16, random_state=0).fit(X)
+    assert gm.reg_covar_ == 1e-15
+
+
+def test_unchanged_reg_covar_is_not_warned():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gm = gpuvec.GaussianMixture(2, random_state=0, tol=1e-6, max_iter=500).fit(batch())
+    assert (gm.reg_covar_ == 1e-6).all()
+
+
+# --------------------------------------------------------------------------- warm starts keep the lower bound
+
+
+def test_warm_start_one_iteration_at_a_time_converges():
+    X = two_blobs(np.random.default_rng(8))
+    gm = gpuvec.GaussianMixture(2, warm_start=True, max_iter=1, random_state=0)
+    fits = 0
+    while not (fits and gm.converged_):
+        quiet_fit(gm, X)
+        fits += 1
+        assert fits < 100
+    assert gm.n_iter_ == 1 and len(gm.lower_bounds_) == 1
+
+
+def test_warm_start_one_iteration_at_a_time_converges_batched():
+    gm = gpuvec.GaussianMixture(2, warm_start=True, max_iter=1, random_state=0)
+    Xb = batch(B=4)
+    bounds = []
+    fits = 0
+    while not (fits and bool(gm.converged_.all())):
+        quiet_fit(gm, Xb)
+        bounds.append(gm.lower_bound_.copy())
+        fits += 1
+        assert fits < 100
+    assert np.all(np.diff(np.array(bounds), axis=0) >= -1e-9)  # EM across fits: never decreasing
+
+
+def test_warm_start_in_steps_matches_one_long_fit():
+    X = two_blobs(np.random.default_rng(9))
+    one = gpuvec.GaussianMixture(2, random_state=0, max_iter=100, tol=1e-4).fit(X)
+    warm = gpuvec.GaussianMixture(2, random_state=0, warm_start=True, max_iter=1, tol=1e-4)
+    for _ in range(one.n_iter_):
+        quiet_fit(warm, X)
+    assert warm.converged_
+    np.testing.assert_allclose(warm.means_, one.means_, rtol=1e-12)
+
+
+def test_fit_em_previous_lower_bound_decides_convergence_of_the_first_iteration():
+    X = batch(B=2)
+    gm = gpuvec.GaussianMixture(2, random_state=0, tol=1e-8, max_iter=500).fit(X)
+    start = mixture.MixtureParams(gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_)
+    cold = mixture.fit_em(X, start, 1e-6, "full", tol=1e-6, max_iter=1)
+    warm = mixture.fit_em(X, start, 1e-6, "full", tol=1e-6, max_iter=1, lower_bound=gm.lower_bound_)
+    assert not cold.converged.any() and warm.converged.all()
+
+
+# --------------------------------------------------------------------------- float32 keeps float32 attributes
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_float32_input_gives_float32_attributes_as_sklearn(xp, ct):
+    X = two_blobs(np.random.default_rng(10)).astype(np.float32)
+    sk = sklearn_mixture.GaussianMixture(2, covariance_type=ct, random_state=0).fit(X)
+    gm = gpuvec.GaussianMixture(2, covariance_type=ct, random_state=0).fit(xp.asarray(X))
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        assert_namespace(getattr(gm, name), xp, getattr(sk, name).dtype, getattr(sk, name).shape)
+    assert_namespace(gm.predict_proba(xp.asarray(X)), xp, np.float32, (120, 2))
+    assert_namespace(gm.score_samples(xp.asarray(X)), xp, np.float32, (120,))
+    assert_namespace(gm.score_samples(xp.asarray(X, dtype=np.float64)), xp, np.float64, (120,))
+    g64 = gpuvec.GaussianMixture(2, covariance_type=ct, random_state=0).fit(xp.asarray(X, dtype=np.float64))
+    assert abs(gm.lower_bound_ - g64.lower_bound_) <= 1e-9 * abs(g64.lower_bound_)  # EM ran in float64
+
+
+def test_float32_batch_keeps_float32_and_warm_refit_works():
+    Xb = batch().astype(np.float32)
+    gm = gpuvec.GaussianMixture(2, random_state=0, warm_start=True).fit(Xb)
+    assert gm.means_.dtype == np.float32 and gm.lower_bound_.dtype == np.float64
+    gm.fit(Xb)
+    assert gm.means_.dtype == np.float32 and gm.converged_.all()
+
+
+# --------------------------------------------------------------------------- ConvergenceWarning is sklearn's
+
+
+def test_convergence_warning_is_caught_by_sklearn_filters():
+    from sklearn.exceptions import ConvergenceWarning
+
+    assert issubclass(mixture.ConvergenceWarning, ConvergenceWarning)
+    assert mixture.ConvergenceWarning is mixture.ConvergenceWarning
+    X = two_blobs(np.random.default_rng(11))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning, match="did not converge"):
+            gpuvec.GaussianMixture(3, max_iter=1, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        gpuvec.GaussianMixture(3, max_iter=1, random_state=0).fit(X)
+
+
+def test_convergence_warning_is_importable_by_name():
+    from gpuvec.mixture import ConvergenceWarning
+
+    assert issubclass(ConvergenceWarning, UserWarning) and ConvergenceWarning.__module__ == "gpuvec.mixture"
+    with pytest.raises(AttributeError, match="no attribute 'Bogus'"):
+        mixture.Bogus  # noqa: B018
+
+
+# --------------------------------------------------------------------------- precisions_cholesky_ from precisions_init
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_precisions_cholesky_from_precisions_init_is_sklearns(xp, ct):
+    from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky_from_precisions
+
+    rng = np.random.default_rng(12)
+    X = two_blobs(rng, d=3)
+    A = rng.normal(size=(2, 3, 3))
+    full = A @ np.swapaxes(A, 1, 2) + np.eye(3)
+    prec = {"full": full, "tied": full[0], "diag": rng.random((2, 3)) + 0.5, "spherical": rng.random(2) + 0.5}[ct]
+    want = _compute_precision_cholesky_from_precisions(prec, ct, xp=np)
+    gm = gpuvec.GaussianMixture(2, covariance_type=ct, precisions_init=xp.asarray(prec), max_iter=0, random_state=0)
+    gm.fit(xp.asarray(X))
+    got = to_np(gm.precisions_cholesky_)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(to_np(gm.precisions_), prec, rtol=1e-12)
+    if ct in ("full", "tied"):
+        assert np.allclose(got, np.triu(got))  # upper triangular, like the factors EM computes
+
+
+def test_sample_after_a_fit_from_precisions_init():
+    rng = np.random.default_rng(13)
+    X = two_blobs(rng, d=3)
+    A = rng.normal(size=(2, 3, 3))
+    prec = A @ np.swapaxes(A, 1, 2) + np.eye(3)
+    for max_iter in (0, 5):
+        gm = gpuvec.GaussianMixture(2, precisions_init=prec, means_init=[[0, 0, 0], [4, 4, 4]], weights_init=[0.5, 0.5])
+        quiet_fit(gm.set_params(max_iter=max_iter), X)
+        S, _ = gm.sample(50)
+        assert S.shape == (50, 3) and np.isfinite(S).all()
+    np.testing.assert_allclose(gm.covariances_, np.swapaxes(gm.covariances_, 1, 2), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- n_init contains the n_init=1 start
+
+
+@pytest.mark.parametrize("init", mixture.INIT_PARAMS)
+def test_more_starts_never_end_worse_than_one(init):
+    Xb = batch(seed=14, B=5, n=40)
+    for seed in range(3):
+        kw = {"init_params": init, "random_state": seed, "max_iter": 10, "tol": 1e-8}
+        one = quiet_fit(gpuvec.GaussianMixture(3, **kw), Xb)
+        many = quiet_fit(gpuvec.GaussianMixture(3, n_init=4, **kw), Xb)
+        assert np.all(many.lower_bound_ >= one.lower_bound_ - 1e-9 * np.abs(one.lower_bound_))
+
+
+def test_first_of_n_init_starts_is_the_single_start():
+    X = two_blobs(np.random.default_rng(15))
+    one = quiet_fit(gpuvec.GaussianMixture(3, init_params="random", random_state=7, max_iter=0), X)
+    many = quiet_fit(gpuvec.GaussianMixture(3, init_params="random", random_state=7, max_iter=0, n_init=5), X)
+    # With max_iter=0 every lower bound is -inf: the tie goes to the first start, the n_init=1 one.
+    np.testing.assert_array_equal(many.means_, one.means_)
+
+
+# --------------------------------------------------------------------------- verbose_interval
+
+
+def test_verbose_interval_prints_every_nth_iteration(capsys):
+    X = two_blobs(np.random.default_rng(16))
+    quiet_fit(gpuvec.GaussianMixture(2, verbose=1, verbose_interval=3, max_iter=7, tol=0.0, random_state=0), X)
+    lines = [ln.strip() for ln in capsys.readouterr().out.splitlines() if "Iteration" in ln]
+    assert [ln.split(":")[0] for ln in lines] == ["Iteration 3", "Iteration 6"]
+
+
+def test_verbose_two_prints_timing(capsys):
+    X = two_blobs(np.random.default_rng(16))
+    quiet_fit(gpuvec.GaussianMixture(2, verbose=2, verbose_interval=1, max_iter=2, tol=0.0, random_state=0), X)
+    out = capsys.readouterr().out
+    assert out.count("time lapse") == 2 and "ll change" in out
+
+
+def test_verbose_interval_is_a_parameter_and_checked():
+    from sklearn.base import clone
+
+    gm = gpuvec.GaussianMixture(2, verbose_interval=5)
+    assert gm.get_params()["verbose_interval"] == 5 and clone(gm).verbose_interval == 5
+    assert "verbose_interval" in sklearn_mixture.GaussianMixture().get_params()
+    with pytest.raises(ValueError, match=r"verbose_interval must be an integer in \[1, inf\]"):
+        gpuvec.GaussianMixture(2, verbose_interval=0).fit(two_blobs(np.random.default_rng(0)))
+
+
+# --------------------------------------------------------------------------- sample_weight of the wrong shape
+
+
+@pytest.mark.parametrize(
+    "shape,batched,match",
+    [
+        ((119,), False, r"sample_weight must have shape \(n_samples,\) = \(120,\) to match X; got shape \(119,\)"),
+        ((1, 120), False, r"\(n_samples,\) = \(120,\) to match X; got shape \(1, 120\)"),
+        ((121,), True, r"\(n_samples,\) = \(60,\) or \(B, n_samples\) = \(3, 60\) to match X; got shape \(121,\)"),
+        ((2, 60), True, r"\(B, n_samples\) = \(3, 60\) to match X; got shape \(2, 60\)"),
+        ((3, 60, 1), True, r"got shape \(3, 60, 1\)"),
+    ],
+)
+def test_sample_weight_of_wrong_shape_is_named_with_both_shapes(shape, batched, match):
+    X = batch() if batched else two_blobs(np.random.default_rng(17))
+    with pytest.raises(ValueError, match=match):
+        gpuvec.GaussianMixture(2).fit(X, sample_weight=np.ones(shape))
+
+
+def test_sample_weight_of_strings_is_a_type_error():
+    with pytest.raises(TypeError, match="sample_weight must be a real numeric array"):
+        gpuvec.GaussianMixture(2).fit(two_blobs(np.random.default_rng(17)), sample_weight=["a"] * 120)
+
+
+# --------------------------------------------------------------------------- nothing mutates its inputs
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fit_and_predict_leave_their_inputs_unchanged(ct, dtype):
+    rng = np.random.default_rng(18)
+    Xb = batch(B=2).astype(dtype)
+    sw = rng.random(Xb.shape[:2])
+    K, D = 2, 2
+    prec = {"full": np.stack([np.eye(D)] * K), "tied": np.eye(D), "diag": np.ones((K, D)), "spherical": np.ones(K)}[ct]
+    inits = {"weights_init": np.full(K, 0.5), "means_init": np.array([[0.0, 0.0], [4.0, 4.0]]), "precisions_init": prec}
+    inputs = [Xb, sw, *inits.values()]
+    before = [a.copy() for a in inputs]
+    gm = gpuvec.GaussianMixture(K, covariance_type=ct, warm_start=True, **inits)
+    quiet_fit(gm, Xb, sample_weight=sw)
+    quiet_fit(gm, Xb, sample_weight=sw)  # the warm refit
+    gm.predict_proba(Xb), gm.score(Xb), gm.bic(Xb)
+    for a, b in zip(inputs, before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    gm.means_[...] = 99  # the fitted attributes are not views of the inputs
+    np.testing.assert_array_equal(inits["means_init"], before[3])
+
+
+def test_one_dimensional_sample_weight_and_explicit_batch_start_unchanged():
+    Xb = batch(B=3)
+    sw = np.ones(Xb.shape[1])
+    means = np.stack([[[0.0, 0.0], [4.0, 4.0]]] * 3)
+    before = means.copy(), sw.copy()
+    quiet_fit(gpuvec.GaussianMixture(2, means_init=means, n_init=2, random_state=0), Xb, sample_weight=sw)
+    np.testing.assert_array_equal(means, before[0])
+    np.testing.assert_array_equal(sw, before[1])
