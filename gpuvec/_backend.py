@@ -6,7 +6,8 @@ This module decides which pair is the default, finds the namespace of the
 arrays a caller passes, and moves arrays between host and device only when
 asked to.
 
-The default is read from ``GPUVEC_BACKEND`` when gpuvec is imported:
+The default is read from ``GPUVEC_BACKEND`` at its first use (not at import, so a bad
+setting never breaks ``import gpuvec``):
 
 ``auto`` (or empty, or unset)
     cupy when it imports *and* a CUDA device answers a small computation,

@@ -12,7 +12,7 @@ import pytest
 
 from gpuvec import _backend
 
-REQUIRE_GPU = os.environ.get("GPUVEC_REQUIRE_GPU", "").strip().lower() in {"1", "true", "yes"}
+REQUIRE_GPU = _backend._require_gpu()
 
 
 def _cupy_or_skip():
