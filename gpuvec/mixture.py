@@ -321,34 +321,50 @@ class GaussianMixture:
             raise _not_fitted_error()(msg)
 
     @staticmethod
-    def _batched_init(xp, value, name, label, B, tail):
-        """A user's initial parameter, shaped ``tail`` or ``(B,) + tail``, as a (B,) + tail array (never a copy to write)."""
+    def _batched_init(xp, value, name, label, B, tail, batched):
+        """A user's initial parameter, shaped ``tail`` or ``(B,) + tail``, as a (B,) + tail array (read-only use).
+
+        ``name`` is the constructor parameter, ``label`` sklearn's word for it in its messages.
+        """
         if value is None:
             return None
-        value = xp.asarray(value, dtype=xp.float64)
-        if not bool(xp.isfinite(value).all()):
-            where = xp.nonzero(~xp.isfinite(value).reshape(value.shape[0], -1).all(-1))[0] if value.ndim > len(tail) else None
+        try:
+            value = xp.asarray(value, dtype=xp.float64)
+        except (TypeError, ValueError) as exc:
+            msg = f"{name} must be an array of real numbers; got {type(value).__name__} ({exc})"
+            raise ValueError(msg) from None
+        shape = tuple(value.shape)
+        if shape != tail and shape != (B,) + tail:
+            batch = f", or {(B,) + tail} for a batch" if batched else ""
+            msg = f"The parameter '{label}' should have the shape of {tail}{batch}, but got {shape}"
+            raise ValueError(msg)
+        finite = xp.isfinite(value)
+        if not bool(finite.all()):
+            where = xp.nonzero(~finite.reshape(B, -1).all(-1))[0] if shape != tail else None
             problems = "" if where is None else f" (problems {_first(where)})"
             msg = f"{name} must be finite: the parameter '{label}' contains NaN or infinity{problems}"
             raise ValueError(msg)
-        if tuple(value.shape) == tail:
-            return xp.broadcast_to(value, (B,) + tail)
-        if tuple(value.shape) != (B,) + tail:
-            msg = f"The parameter '{label}' should have the shape of {tail}, or {(B,) + tail} for a batch, but got {tuple(value.shape)}"
-            raise ValueError(msg)
-        return value
+        return xp.broadcast_to(value, (B,) + tail)
 
-    def _user_init(self, xp, B, K, D):
+    def _user_init(self, xp, B, K, D, batched):
         ct = self.covariance_type
         prec_tail = COVARIANCE_TYPES[ct].precision_shape(K, D)
-        w = self._batched_init(xp, self.weights_init, "weights_init", "weights", B, (K,))
-        m = self._batched_init(xp, self.means_init, "means_init", "means", B, (K, D))
-        p = self._batched_init(xp, self.precisions_init, "precisions_init", f"{ct} precision", B, prec_tail)
+        w = self._batched_init(xp, self.weights_init, "weights_init", "weights", B, (K,), batched)
+        m = self._batched_init(xp, self.means_init, "means_init", "means", B, (K, D), batched)
+        p = self._batched_init(xp, self.precisions_init, "precisions_init", f"{ct} precision", B, prec_tail, batched)
         if w is not None:
             if bool((w < 0).any()) or bool((w > 1).any()):
-                raise ValueError("The parameter 'weights' should be in the range [0, 1]")
-            if not bool((xp.abs(1.0 - w.sum(-1)) < 1e-6).all()):
-                raise ValueError(f"The parameter 'weights' should be normalized, but got sum(weights) = {_float_list(w.sum(-1))}")
+                lo, hi = float(w.min()), float(w.max())
+                # sklearn's words (its test matches them), which label the minimum "max" and the maximum "min".
+                msg = (
+                    f"The parameter 'weights' should be in the range [0, 1], but got max value {lo:.5f}, "
+                    f"min value {hi:.5f} (that is, the smallest weight is {lo:.5f} and the largest {hi:.5f})"
+                )
+                raise ValueError(msg)
+            total = w.sum(-1)
+            if not bool((xp.abs(1.0 - total) < 1e-6).all()):
+                got = _g_list(total) if batched else f"{float(total[0]):.5f}"
+                raise ValueError(f"The parameter 'weights' should be normalized, but got sum(weights) = {got}")
         if p is not None:
             full_matrix = COVARIANCE_TYPES[ct].full_matrix
             symmetric = not full_matrix or bool((xp.abs(p - xp.swapaxes(p, -1, -2)) <= 1e-10 * xp.abs(p).max()).all())
@@ -384,7 +400,7 @@ class GaussianMixture:
         xp, X, batched, dtype = self._validate_X(X, fitting=True)
         B, N, D = X.shape
         sw = self._validate_sample_weight(xp, sample_weight, B, N, batched)
-        w_init, m_init, p_init = self._user_init(xp, B, self.n_components, D)
+        w_init, m_init, p_init = self._user_init(xp, B, self.n_components, D, batched)
         warm = self.warm_start and hasattr(self, "converged_") and self._B == B and self.means_.shape[-1] == D
         n_init = 1 if warm else self.n_init
         # Every start of every problem is one problem of the batch: start i of problem b is b * n_init + i.
@@ -393,9 +409,13 @@ class GaussianMixture:
         if warm:
             attrs = (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
             params = MixtureParams(*(self._batch_attr(xp, a) for a in attrs))
-            reg = xp.full(B, float(self.reg_covar))
+            # Go on with a reg_covar the previous fit had to raise (unless the retry is off: reg_covar=0).
+            reg_before = self._batch_attr(xp, xp.asarray(self.reg_covar_, dtype=xp.float64))
+            reg = xp.maximum(reg_before, float(self.reg_covar)) if self.reg_covar > 0 else xp.zeros(B)
             previous = self._batch_attr(xp, xp.asarray(self.lower_bound_, dtype=xp.float64))
+            start_reg = reg
         else:
+            start_reg = xp.full(B * n_init, float(self.reg_covar))
             params, reg = self._starts(xp, X, sw, n_init, w_init, m_init, p_init)
             self._warn_identical_components(xp, params, n_init)
             previous = None
@@ -415,11 +435,11 @@ class GaussianMixture:
             score = xp.where(failed | xp.isnan(lower_bound), -xp.inf, lower_bound).reshape(B, n_init)
             best = xp.argmax(score, axis=1) + xp.arange(B) * n_init  # ties: the first start, n_init=1's
             params = MixtureParams(*(a[best] for a in params))
-            lower_bound, n_iter, converged, failed, overflow, history, reg = (
-                a[best] for a in (lower_bound, n_iter, converged, failed, overflow, history, reg)
+            lower_bound, n_iter, converged, failed, overflow, history, reg, start_reg = (
+                a[best] for a in (lower_bound, n_iter, converged, failed, overflow, history, reg, start_reg)
             )
         self._raise_failures(xp, failed, overflow, reg, batched)
-        self._warn_regularisation(xp, reg, batched)
+        self._warn_regularisation(xp, reg, start_reg, batched)
         if bool((~converged).any()) and self.max_iter > 0:
             where = f" (problems {_first(xp.nonzero(~converged)[0])})" if batched else ""
             warnings.warn(
@@ -529,18 +549,18 @@ class GaussianMixture:
         parts.append("Try to decrease the number of components, increase reg_covar, or scale the input data.")
         raise ValueError(" ".join(parts))
 
-    def _warn_regularisation(self, xp, reg, batched):
-        changed = reg != float(self.reg_covar)
+    def _warn_regularisation(self, xp, reg, start_reg, batched):
+        changed = reg != start_reg
         if not bool(changed.any()):
             return
         if batched:
-            what = f"to {_g_list(reg[changed])} in problems {_first(xp.nonzero(changed)[0])}"
+            what = f"from {_g_list(start_reg[changed])} to {_g_list(reg[changed])} in problems {_first(xp.nonzero(changed)[0])}"
         else:
-            what = f"to {float(reg[0]):g}"
+            what = f"from {float(start_reg[0]):g} to {float(reg[0]):g}"
         warnings.warn(
-            f"GaussianMixture: reg_covar raised from {float(self.reg_covar):g} {what}, because a covariance was "
-            "not positive definite (reg_covar_ holds the value used). Pass a larger reg_covar, or scale the "
-            "input data, to fit without the retry; reg_covar=0 turns the retry off (a failure then raises).",
+            f"GaussianMixture: reg_covar raised {what}, because a covariance was not positive definite "
+            "(reg_covar_ holds the value used). Pass a larger reg_covar, or scale the input data, to fit without "
+            "the retry; reg_covar=0 turns the retry off (a failure then raises).",
             UserWarning,
             stacklevel=4,
         )
@@ -588,9 +608,12 @@ class GaussianMixture:
         return self._estimate(X)[2]
 
     def _score(self, X):
-        """(mean log-likelihood: float or (B,) float64, the number of samples N of the validated X)."""
+        """(mean log-likelihood: float or shape (B,), the number of samples N of the validated X).
+
+        As sklearn: the mean of :meth:`score_samples`, in its dtype (float32 for float32 X).
+        """
         _, _, log_norm, batched, N = self._estimate(X)
-        s = log_norm.mean(-1, dtype=np.float64)
+        s = log_norm.mean(-1)
         return (s if batched else float(s)), N
 
     def score(self, X: Any, y: Any = None) -> Any:
@@ -632,7 +655,10 @@ class GaussianMixture:
         y : array, shape (n_samples,) or (B, n_samples): component labels, sorted
         """
         self._check_fitted()
-        n_samples = check_int("n_samples", n_samples, minimum=1)
+        n_samples = check_int("n_samples", n_samples)
+        if n_samples < 1:
+            msg = f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample."
+            raise ValueError(msg)  # sklearn's words
         xp = get_namespace(self.means_)
         rng = gv_random.default_rng(self.random_state, backend="cupy" if is_cupy_namespace(xp) else "numpy")
         w, m, _ = self._params(xp)
@@ -668,10 +694,6 @@ def _first(indices, most=10):
     """A short printable list of problem indices."""
     shown = [int(i) for i in indices[:most]]
     return f"{shown}{'...' if len(indices) > most else ''}"
-
-
-def _float_list(a):
-    return [round(float(v), 6) for v in a]
 
 
 def _g_list(a, most=10):

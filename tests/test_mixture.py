@@ -137,7 +137,7 @@ def test_degenerate_problem_gets_more_regularisation_with_a_warning():
     bad = good.copy()
     bad[:, 1] = bad[:, 0]  # two equal features: a singular covariance, below 1e-15 of regularisation
     gm = gpuvec.GaussianMixture(2, reg_covar=1e-16, random_state=0)
-    with pytest.warns(UserWarning, match=r"reg_covar raised from 1e-16 to \[1e-15\] in problems \[1\]"):
+    with pytest.warns(UserWarning, match=r"reg_covar raised from \[1e-16\] to \[1e-15\] in problems \[1\]"):
         gm.fit(np.stack([good, bad]))
     assert np.isfinite(gm.means_).all()
     assert gm.reg_covar_[1] == 1e-15 and gm.reg_covar_[0] == 1e-16

@@ -149,6 +149,18 @@ def test_raised_reg_covar_is_warned_with_the_new_value_unbatched():
     assert gm.reg_covar_ == 1e-15
 
 
+def test_warm_refit_goes_on_with_the_raised_reg_covar_without_warning_again():
+    X = two_blobs(np.random.default_rng(7))
+    X[:, 1] = X[:, 0]
+    gm = gpuvec.GaussianMixture(2, reg_covar=1e-16, random_state=0, warm_start=True)
+    with pytest.warns(UserWarning, match="reg_covar raised"):
+        gm.fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gm.fit(X)
+    assert gm.reg_covar_ == 1e-15
+
+
 def test_unchanged_reg_covar_is_not_warned():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -393,3 +405,42 @@ def test_one_dimensional_sample_weight_and_explicit_batch_start_unchanged():
     quiet_fit(gpuvec.GaussianMixture(2, means_init=means, n_init=2, random_state=0), Xb, sample_weight=sw)
     np.testing.assert_array_equal(means, before[0])
     np.testing.assert_array_equal(sw, before[1])
+
+
+# --------------------------------------------------------------------------- sklearn's own messages and semantics
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"weights_init": np.full((2, 1), 0.5)}, r"The parameter 'weights' should have the shape of \(2,\), but got \(2, 1\)$"),
+        ({"weights_init": [1.2, 1.5]}, r"should be in the range \[0, 1\], but got max value 1\.20000, min value 1\.50000"),
+        ({"weights_init": [0.2, 0.3]}, r"should be normalized, but got sum\(weights\) = 0\.50000$"),
+        ({"means_init": "abc"}, r"means_init must be an array of real numbers; got str"),
+        ({"precisions_init": [[1.0, 2.0], [0.0, 1.0]], "covariance_type": "tied"}, "should be symmetric, positive-definite"),
+        ({"precisions_init": [1.0, -1.0], "covariance_type": "spherical"}, "'spherical precision' should be positive"),
+    ],
+)
+def test_initial_parameter_messages_are_sklearns(kwargs, match):
+    X = two_blobs(np.random.default_rng(19))
+    with pytest.raises(ValueError, match=match):
+        gpuvec.GaussianMixture(2, **kwargs).fit(X)
+
+
+def test_batched_shape_message_offers_the_batch_shape():
+    with pytest.raises(ValueError, match=r"shape of \(2, 2\), or \(3, 2, 2\) for a batch, but got \(4, 2, 2\)"):
+        gpuvec.GaussianMixture(2, means_init=np.zeros((4, 2, 2))).fit(batch())
+
+
+def test_sample_of_no_samples_says_so_as_sklearn():
+    gm = gpuvec.GaussianMixture(2, random_state=0).fit(two_blobs(np.random.default_rng(20)))
+    with pytest.raises(ValueError, match="Invalid value for 'n_samples': 0 . The sampling requires at least one sample"):
+        gm.sample(0)
+    with pytest.raises(TypeError, match="n_samples must be an integer"):
+        gm.sample(2.5)
+
+
+def test_score_of_float32_is_the_mean_of_score_samples_as_sklearn():
+    X = two_blobs(np.random.default_rng(21)).astype(np.float32)
+    gm = gpuvec.GaussianMixture(2, random_state=0).fit(X)
+    assert gm.score(X) == float(gm.score_samples(X).mean())
