@@ -276,6 +276,9 @@ class GaussianMixture:
         check_int("max_iter", self.max_iter, minimum=0)
         check_int("n_init", self.n_init, minimum=1)
         check_int("verbose", self.verbose, minimum=0)
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            msg = f"warm_start must be a bool; got {self.warm_start!r} of type {type(self.warm_start).__name__}"
+            raise TypeError(msg)
         check_int("verbose_interval", self.verbose_interval, minimum=1)
 
     def _validate_X(self, X: Any, *, fitting: bool) -> tuple[types.ModuleType, Any, bool, Any]:
@@ -314,6 +317,13 @@ class GaussianMixture:
                 expected = f"(B={self._B}, N, D)" if self._batched else "(N, D)"
                 raise ValueError(f"X must have shape {expected} as in fit; got shape {X.shape}")
         return xp, X, batched, dtype
+
+    def _rng(self, xp):
+        """A generator on the data's backend from random_state (a fresh one per call, as sklearn's)."""
+        try:
+            return gv_random.default_rng(self.random_state, backend="cupy" if is_cupy_namespace(xp) else "numpy")
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"random_state is not a valid seed: {exc}") from None
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "means_"):
@@ -400,6 +410,7 @@ class GaussianMixture:
         xp, X, batched, dtype = self._validate_X(X, fitting=True)
         B, N, D = X.shape
         sw = self._validate_sample_weight(xp, sample_weight, B, N, batched)
+        self._rng(xp)  # a bad random_state is refused up front, even where no start is drawn
         w_init, m_init, p_init = self._user_init(xp, B, self.n_components, D, batched)
         warm = self.warm_start and hasattr(self, "converged_") and self._B == B and self.means_.shape[-1] == D
         n_init = 1 if warm else self.n_init
@@ -416,7 +427,7 @@ class GaussianMixture:
             start_reg = reg
         else:
             start_reg = xp.full(B * n_init, float(self.reg_covar))
-            params, reg = self._starts(xp, X, sw, n_init, w_init, m_init, p_init)
+            params, reg = self._starts(xp, X, sw, self._rng(xp), n_init, w_init, m_init, p_init)
             self._warn_identical_components(xp, params, n_init)
             previous = None
 
@@ -449,11 +460,12 @@ class GaussianMixture:
                 stacklevel=3,
             )
         self._store(xp, params, lower_bound, n_iter, converged, history, reg, batched, B, dtype)
-        log_resp, _ = e_step(X, params.weights, params.means, params.precisions_cholesky, self.covariance_type)
+        # From the stored attributes (float32 for float32 X), so that fit_predict(X) == fit(X).predict(X).
+        log_resp, _ = e_step(X, *self._params(xp), self.covariance_type)
         labels = log_resp.argmax(-1)
         return labels if batched else labels[0]
 
-    def _starts(self, xp, X, sw, n_init, w_init, m_init, p_init):
+    def _starts(self, xp, X, sw, rng, n_init, w_init, m_init, p_init):
         """Starting parameters and reg_covar of the B * n_init starts (start i of problem b at b * n_init + i)."""
         B, N, _ = X.shape
         K, ct = self.n_components, self.covariance_type
@@ -463,7 +475,6 @@ class GaussianMixture:
             # A complete explicit start: EM's first E-step needs nothing else.
             P = rep(p_init)
             return MixtureParams(rep(w_init), rep(m_init), covariances_from_cholesky(xp, P, ct), P), reg
-        rng = gv_random.default_rng(self.random_state, backend="cupy" if is_cupy_namespace(xp) else "numpy")
         # One draw over the B problems per start, in order: start 0 draws what n_init=1 draws.
         resp = [initial_resp(xp, X, K, self.init_params, rng, sw) for _ in range(n_init)]
         resp = resp[0] if n_init == 1 else xp.stack(resp, axis=1).reshape(B * n_init, N, K)
@@ -660,7 +671,7 @@ class GaussianMixture:
             msg = f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample."
             raise ValueError(msg)  # sklearn's words
         xp = get_namespace(self.means_)
-        rng = gv_random.default_rng(self.random_state, backend="cupy" if is_cupy_namespace(xp) else "numpy")
+        rng = self._rng(xp)
         w, m, _ = self._params(xp)
         cov = self._batch_attr(xp, self.covariances_)
         B, K, D = m.shape

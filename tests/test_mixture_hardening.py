@@ -444,3 +444,28 @@ def test_score_of_float32_is_the_mean_of_score_samples_as_sklearn():
     X = two_blobs(np.random.default_rng(21)).astype(np.float32)
     gm = gpuvec.GaussianMixture(2, random_state=0).fit(X)
     assert gm.score(X) == float(gm.score_samples(X).mean())
+
+
+@pytest.mark.parametrize("random_state,error", [("abc", TypeError), (-1, ValueError), (1.5, TypeError)])
+def test_bad_random_state_is_named_even_with_an_explicit_start(random_state, error):
+    X = two_blobs(np.random.default_rng(22))
+    start = {"weights_init": [0.5, 0.5], "means_init": [[0.0, 0.0], [4.0, 4.0]], "precisions_init": [np.eye(2)] * 2}
+    for kwargs in ({}, start):
+        with pytest.raises(error, match="random_state is not a valid seed"):
+            gpuvec.GaussianMixture(2, random_state=random_state, **kwargs).fit(X)
+
+
+def test_warm_start_must_be_a_bool():
+    with pytest.raises(TypeError, match="warm_start must be a bool; got 'yes'"):
+        gpuvec.GaussianMixture(2, warm_start="yes").fit(two_blobs(np.random.default_rng(23)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fit_predict_equals_fit_then_predict(dtype):
+    Xb = batch(seed=24, B=3, n=200).astype(dtype)
+    Xb[:, :, 0] *= 0.3  # overlapping blobs: many samples near a boundary
+    a = quiet_fit(gpuvec.GaussianMixture(2, random_state=0, max_iter=3), Xb).predict(Xb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        labels = gpuvec.GaussianMixture(2, random_state=0, max_iter=3).fit_predict(Xb)
+    np.testing.assert_array_equal(labels, a)
