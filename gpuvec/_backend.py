@@ -487,16 +487,18 @@ def chunk_elements(xp: types.ModuleType, what: str) -> int:
     return cupy_size if is_cupy_namespace(xp) else numpy_size
 
 
-_JIT_OFF = {"0", "false", "off", "no"}
-_JIT_ON = {"", "1", "true", "on", "yes"}
+_JIT_WORDS = {"": "auto", "auto": "auto", "1": "on", "true": "on", "on": "on", "yes": "on", "0": "off", "false": "off", "off": "off", "no": "off"}
 
 
-def compiled_enabled() -> bool:
-    """Whether compiled implementations run (numba loops on numpy data, CUDA kernels on cupy data).
+def compiled_setting() -> Literal["auto", "on", "off"]:
+    """``GPUVEC_JIT`` as one of three settings for the compiled implementations.
 
-    ``GPUVEC_JIT=0`` (or ``false``/``off``/``no``) turns every one of them off, so the namespace
-    reference runs instead, on either backend; ``1``/``true``/``on``/``yes`` or unset turns them on.
-    Read on every call, so tests and benchmarks can switch it.
+    ``auto`` (unset or empty): compiled code runs where it pays; on the CPU the
+    numba loops take work large enough to repay numba's one-time load in a new
+    process (about half a second), or any work once they are loaded. ``on``
+    (``1``/``true``/``yes``): always, where an implementation exists. ``off``
+    (``0``/``false``/``no``): never; the namespace reference runs, on either
+    backend. Read on every call, so tests and benchmarks can switch it.
 
     Raises
     ------
@@ -505,17 +507,28 @@ def compiled_enabled() -> bool:
 
     Examples
     --------
-    >>> import os
-    >>> os.environ.get("GPUVEC_JIT", "1") in ("0", "false", "off", "no") or compiled_enabled()
+    >>> compiled_setting() in ("auto", "on", "off")
     True
     """
     value = os.environ.get("GPUVEC_JIT", "").strip().lower()
-    if value in _JIT_OFF:
-        return False
-    if value in _JIT_ON:
-        return True
-    msg = f"GPUVEC_JIT must be one of 0, false, off, no (compiled paths off) or 1, true, on, yes (on); got {value!r}"
+    if value in _JIT_WORDS:
+        return _JIT_WORDS[value]  # type: ignore[return-value]
+    msg = (
+        "GPUVEC_JIT must be one of auto or empty (compiled paths where they pay), 1, true, on, yes (always) "
+        f"or 0, false, off, no (never); got {value!r}"
+    )
     raise ValueError(msg)
+
+
+def compiled_enabled() -> bool:
+    """Whether compiled implementations may run at all (``GPUVEC_JIT`` is not off); see :func:`compiled_setting`.
+
+    Examples
+    --------
+    >>> compiled_enabled() == (compiled_setting() != "off")
+    True
+    """
+    return compiled_setting() != "off"
 
 
 def sync() -> None:

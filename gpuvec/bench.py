@@ -100,6 +100,11 @@ def _ray_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
     yield Case("rays", group, "seed's second answer", "numpy", _dense_rgb(h, w, "second"), reference=True, rounds=1)
     for backend in backends:
         yield Case("rays", group, "gpuvec num=None order=0", backend, _dense_rgb(h, w, "gpuvec", backend), rounds=1)
+    n = 500 if quick else 3000
+    group = f"rays {n}x{n} num=5, a new process per call (imports included)"
+    yield Case("rays", group, "accepted answer script", "numpy", _cold_process(n, 5, "accepted"), reference=True, rounds=2)
+    yield Case("rays", group, "gpuvec script", "numpy", _cold_process(n, 5, "gpuvec"), rounds=2)
+    yield Case("rays", group, "gpuvec script, GPUVEC_JIT=0", "numpy", _cold_process(n, 5, "gpuvec", jit=False), rounds=2)
     group = "rays seed loop 40x40 num=5"
     yield Case("rays", group, "seed loop", "numpy", _rays(40, 5, "loop"), reference=True, rounds=1)
     for backend in backends:
@@ -122,6 +127,27 @@ def _rays(n: int, num: int, method: str, backend: str = "numpy") -> Callable[[],
         if method == "streaming":
             return lambda: _streaming(a, (orow, ocol), num)
         return lambda: gpuvec.ray_max(a, (orow, ocol), num)
+
+    return make
+
+
+def _cold_process(n: int, num: int, method: str, jit: bool = True) -> Callable[[], Callable[[], Any]]:
+    """A one-call script run as a new Python process, the way a user's script runs: the warm-up
+    run fills the caches (numba's on-disk cache among them), the timed runs start from scratch."""
+    import inspect
+    import subprocess
+
+    setup = f"import numpy as np\nimg = np.random.default_rng(0).random(({n}, {n}))\n"
+    if method == "accepted":
+        body = "from scipy.ndimage import map_coordinates\n" + inspect.getsource(baselines.rays_accepted_answer)
+        body += f"rays_accepted_answer(img, {n // 2}, {n // 3}, {num})\n"
+    else:
+        body = f"import gpuvec\ngpuvec.ray_max(img, ({n // 2}, {n // 3}), {num})\n"
+    env = {k: v for k, v in os.environ.items() if k != "GPUVEC_JIT"}  # the default: compiled where it pays
+    env.update(GPUVEC_BACKEND="numpy", **({} if jit else {"GPUVEC_JIT": "0"}))
+
+    def make():
+        return lambda: subprocess.run([sys.executable, "-c", setup + body], env=env, check=True)
 
     return make
 

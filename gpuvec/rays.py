@@ -27,12 +27,13 @@ from __future__ import annotations
 import importlib.util
 import math
 import numbers
+import sys
 import types
 from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from gpuvec._backend import compiled_enabled, get_namespace, is_cupy_namespace
+from gpuvec._backend import compiled_setting, get_namespace, is_cupy_namespace
 from gpuvec._checks import check_choice, check_int, check_real
 from gpuvec._rays_rules import STREAMING_MODES, Window, arg_dtype, axis_positions
 
@@ -45,6 +46,9 @@ MODES = ("nearest", "constant", "reflect", "grid-mirror", "mirror", "grid-wrap",
 DENSE_SAMPLE_LIMIT = 1 << 34
 # The largest num: the argmax is stored as uint32.
 NUM_LIMIT = 1 << 32
+# Samples (cells x num) from which the numba loop repays its first load in a new process (measured:
+# `gpuvec bench`, "a new process per call"; benchmarks/RESULTS.md).
+NUMBA_PAYS_SAMPLES = 1 << 25
 
 
 def ray_max(
@@ -237,7 +241,7 @@ def ray_max_window(image: Any, origin: tuple[float, ...], num: int | None, order
         longest = math.ceil(max(max(abs(o), abs(o - (n - 1))) for n, o in zip(window.shape, origin)))  # at a corner
         best, arg, coords = _select_impl(xp, image.ndim, None, order, mode).dense(image, origin, order, mode, cval, arg_dtype(longest + 1), window)
         return (best, arg, coords) if return_coords else (best, arg)
-    impl = _select_impl(xp, image.ndim, num, order, mode)
+    impl = _select_impl(xp, image.ndim, num, order, mode, samples=math.prod(window.out_shape) * num)
     best, arg = impl.streaming(image, origin, num, order, mode, cval, arg_dtype(num), window)
     if not return_coords:
         return best, arg
@@ -249,11 +253,11 @@ def ray_max_window(image: Any, origin: tuple[float, ...], num: int | None, order
     return best, arg, coords
 
 
-def _select_impl(xp: types.ModuleType, ndim: int, num: int | None, order: int, mode: str) -> types.ModuleType:
+def _select_impl(xp: types.ModuleType, ndim: int, num: int | None, order: int, mode: str, samples: int = 0) -> types.ModuleType:
     """The one place that decides which implementation runs.
 
     ====================================  ===========  ==============================  ==========================
-    input                                 backend      compiled paths on (default)     ``GPUVEC_JIT=0``
+    input                                 backend      ``GPUVEC_JIT`` unset or on      ``GPUVEC_JIT=0``
     ====================================  ===========  ==============================  ==========================
     2-D, order 0/1, nearest/constant      numpy        ``_rays_numba`` (numba loop)    ``_rays_numpy``
     any ndim, order 0/1, nearest/constant numpy        ``_rays_numpy`` (3-D and up)    ``_rays_numpy``
@@ -265,16 +269,25 @@ def _select_impl(xp: types.ModuleType, ndim: int, num: int | None, order: int, m
     every other dense case                either       ``_rays_xp``                    ``_rays_xp``
     ====================================  ===========  ==============================  ==========================
 
-    The numba loops run where numba is installed. Every row is bit-identical to
+    The numba loops run where numba is installed (a core dependency). With
+    ``GPUVEC_JIT`` unset, a fixed-``num`` call of under ``NUMBA_PAYS_SAMPLES``
+    samples takes ``_rays_numpy`` until the numba loops are loaded in the
+    process (see :func:`gpuvec._backend.compiled_setting`). Every row is bit-identical to
     scipy except cupyx's map_coordinates (``_rays_xp`` on cupy), whose arithmetic
     can differ from scipy's in the last bit.
     """
     streaming_case = order <= 1 and mode in STREAMING_MODES
-    compiled = compiled_enabled()
+    setting = compiled_setting()
+    # numba's first use in a process costs about 0.5 s (loading its cached machine code); the numpy
+    # loop does about 1e8 samples/s on a 2-core CPU, so under 'auto' small work stays with numpy
+    # until the loops are loaded. Dense rays always pay (their reference is map_coordinates).
+    numba_pays = setting == "on" or (
+        setting == "auto" and (num is None or samples >= NUMBA_PAYS_SAMPLES or "gpuvec._rays_numba" in sys.modules)
+    )
     # Lazy imports: numba and cupy load only when their implementation is chosen.
-    if is_cupy_namespace(xp) and streaming_case and ndim == 2 and num is not None and compiled:
+    if is_cupy_namespace(xp) and streaming_case and ndim == 2 and num is not None and setting != "off":
         from gpuvec import _rays_cuda as impl
-    elif not is_cupy_namespace(xp) and streaming_case and ndim == 2 and compiled and _numba_installed():
+    elif not is_cupy_namespace(xp) and streaming_case and ndim == 2 and numba_pays and _numba_installed():
         from gpuvec import _rays_numba as impl
     elif not is_cupy_namespace(xp) and streaming_case and num is not None:
         from gpuvec import _rays_numpy as impl

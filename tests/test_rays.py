@@ -471,11 +471,26 @@ def test_inputs_are_not_mutated(impl):
 
 def test_gpuvec_jit_rejects_a_value_it_does_not_know(monkeypatch):
     monkeypatch.setenv("GPUVEC_JIT", "maybe")
-    with pytest.raises(ValueError, match="GPUVEC_JIT must be one of 0, false, off, no"):
+    with pytest.raises(ValueError, match="GPUVEC_JIT must be one of auto .*got 'maybe'"):
         gpuvec.ray_max(np.zeros((3, 3)), (1, 1), 5)
     for off in ("false", "OFF", "no", "0"):
         monkeypatch.setenv("GPUVEC_JIT", off)
         assert not _backend.compiled_enabled()
+
+
+def test_small_work_stays_with_numpy_until_numba_is_loaded(monkeypatch):
+    from gpuvec import rays
+
+    monkeypatch.delenv("GPUVEC_JIT", raising=False)
+    monkeypatch.delitem(__import__("sys").modules, "gpuvec._rays_numba", raising=False)  # as in a new process
+    monkeypatch.delattr(gpuvec, "_rays_numba", raising=False)
+    assert rays._select_impl(np, 2, 5, 1, "nearest", samples=1000).__name__ == "gpuvec._rays_numpy"
+    assert rays._select_impl(np, 2, 5, 1, "nearest", samples=rays.NUMBA_PAYS_SAMPLES).__name__ == "gpuvec._rays_numba"
+    assert rays._select_impl(np, 2, 5, 1, "nearest", samples=1000).__name__ == "gpuvec._rays_numba"  # loaded now
+    assert rays._select_impl(np, 3, 5, 1, "nearest", samples=10**9).__name__ == "gpuvec._rays_numpy"
+    assert rays._select_impl(np, 2, 5, 3, "nearest").__name__ == "gpuvec._rays_xp"
+    monkeypatch.setenv("GPUVEC_JIT", "off")
+    assert rays._select_impl(np, 2, None, 1, "nearest").__name__ == "gpuvec._rays_xp"
 
 
 def test_numba_cache_is_loaded_by_a_new_process(tmp_path):
