@@ -49,6 +49,7 @@ __all__ = [
     "MixtureParams",
     "SufficientStats",
     "e_step",
+    "e_step_chunks",
     "em_pass",
     "estimate_log_prob",
     "fit_em",
@@ -158,6 +159,31 @@ def e_step(X: Any, weights: Any, means: Any, precisions_cholesky: Any, covarianc
         weighted = estimate_log_prob(X, means, precisions_cholesky, covariance_type) + xp.log(weights)[:, None, :]
     log_prob_norm = _logsumexp_last(xp, weighted)
     return weighted - log_prob_norm[..., None], log_prob_norm
+
+
+def e_step_chunks(X: Any, weights: Any, means: Any, precisions_cholesky: Any, covariance_type: CovarianceType = "full"):
+    """:func:`e_step` over cache-sized blocks: yields ``(problems, samples, log_resp, log_prob_norm)``.
+
+    ``problems`` and ``samples`` are slices of the B and N axes; the blocks
+    cover X once, with the same budget as :func:`sufficient_statistics`, so
+    that prediction never builds the (B, N, K * D) temporary of a whole-X
+    E-step. The caller keeps what it needs of each block (labels, sums).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.zeros((2, 5, 1))
+    >>> blocks = list(e_step_chunks(X, np.ones((2, 1)), np.zeros((2, 1, 1)), np.ones((2, 1, 1)), "diag"))
+    >>> [(b.start, b.stop, s.start, s.stop, lr.shape) for b, s, lr, _ in blocks]
+    [(0, 2, 0, 5, (2, 5, 1))]
+    """
+    B, N, D = X.shape
+    per_sample = max(means.shape[1], D) * D
+    budget = chunk_elements(get_namespace(X), "mixture")
+    for bs in _chunks(B, N * per_sample, budget):
+        for s in _chunks(N, (bs.stop - bs.start) * per_sample, budget):
+            log_resp, log_norm = e_step(X[bs, s], weights[bs], means[bs], precisions_cholesky[bs], covariance_type)
+            yield bs, s, log_resp, log_norm
 
 
 # --------------------------------------------------------------------------- sufficient statistics

@@ -48,6 +48,7 @@ from gpuvec._mixture_em import (
     MixtureParams,
     SufficientStats,
     e_step,
+    e_step_chunks,
     em_pass,
     estimate_log_prob,
     fit_em,
@@ -286,7 +287,10 @@ class GaussianMixture:
         if type(X).__module__.split(".sparse")[0] in ("scipy", "cupyx.scipy") and hasattr(X, "toarray"):
             raise TypeError("Sparse data was passed for X, but dense data is required. Use X.toarray() to convert to a dense array.")
         xp = get_namespace(X)
-        X = xp.asarray(X)
+        try:
+            X = xp.asarray(X)
+        except ValueError as exc:  # ragged nested lists
+            raise ValueError(f"X must be a rectangular (N, D) or (B, N, D) array; {exc}") from None
         if X.dtype.kind == "c":
             raise ValueError("Complex data not supported: X must be real")
         if X.dtype.kind == "O":
@@ -338,6 +342,7 @@ class GaussianMixture:
         """
         if value is None:
             return None
+        get_namespace(xp.zeros(0), value)  # TypeError for numpy with cupy: no silent copy
         try:
             value = xp.asarray(value, dtype=xp.float64)
         except (TypeError, ValueError) as exc:
@@ -461,8 +466,7 @@ class GaussianMixture:
             )
         self._store(xp, params, lower_bound, n_iter, converged, history, reg, batched, B, dtype)
         # From the stored attributes (float32 for float32 X), so that fit_predict(X) == fit(X).predict(X).
-        log_resp, _ = e_step(X, *self._params(xp), self.covariance_type)
-        labels = log_resp.argmax(-1)
+        labels = self._e_step_blocks(xp, X, "labels", dtype)
         return labels if batched else labels[0]
 
     def _starts(self, xp, X, sw, rng, n_init, w_init, m_init, p_init):
@@ -498,6 +502,7 @@ class GaussianMixture:
             return None
         if type(sample_weight).__module__.split(".sparse")[0] in ("scipy", "cupyx.scipy"):
             raise TypeError("sample_weight must be a dense array; got a sparse matrix (use .toarray())")
+        get_namespace(xp.zeros(0), sample_weight)  # TypeError for numpy with cupy: no silent copy
         sw = xp.asarray(sample_weight)
         if sw.dtype.kind not in "biuf":
             raise TypeError(f"sample_weight must be a real numeric array; got dtype {sw.dtype}")
@@ -605,25 +610,40 @@ class GaussianMixture:
     def _params(self, xp):
         return tuple(self._batch_attr(xp, a) for a in (self.weights_, self.means_, self.precisions_cholesky_))
 
-    def _estimate(self, X):
-        """(xp, log_resp, log_prob_norm, batched, N), in X's float dtype, without a batch axis for (N, D) input."""
-        xp, X, batched, dtype = self._validate_X(X, fitting=False)
-        w, m, p = self._params(xp)
+    def _e_step_blocks(self, xp, X, what, dtype):
+        """'labels' (B, N), 'proba' (B, N, K) or 'log_norm' (B, N) of a validated X, block by block (cache-sized
+        temporaries, see :func:`~gpuvec._mixture_em.e_step_chunks`); 'proba' and 'log_norm' in ``dtype``."""
+        B, N, _ = X.shape
+        if what == "labels":
+            out = xp.empty((B, N), dtype=xp.int64)
+        else:
+            out = xp.empty((B, N, self.n_components) if what == "proba" else (B, N), dtype=dtype)
         with np.errstate(divide="ignore"):
-            log_resp, log_norm = e_step(X, w, m, p, self.covariance_type)
-        one = (lambda a: a.astype(dtype, copy=False)) if batched else (lambda a: a[0].astype(dtype, copy=False))
-        return xp, one(log_resp), one(log_norm), batched, X.shape[1]
+            for bs, s, log_resp, log_norm in e_step_chunks(X, *self._params(xp), self.covariance_type):
+                if what == "labels":
+                    out[bs, s] = log_resp.argmax(-1)
+                elif what == "proba":
+                    out[bs, s] = xp.exp(log_resp)
+                else:
+                    out[bs, s] = log_norm
+        return out
+
+    def _estimate(self, X, what):
+        """(:meth:`_e_step_blocks` of X without the batch axis for (N, D) input, whether batched, N)."""
+        xp, X, batched, dtype = self._validate_X(X, fitting=False)
+        out = self._e_step_blocks(xp, X, what, dtype)
+        return (out if batched else out[0]), batched, X.shape[1]
 
     def score_samples(self, X: Any) -> Any:
         """Log-likelihood of each sample, shape (N,) or (B, N) (float32 for float32 X)."""
-        return self._estimate(X)[2]
+        return self._estimate(X, "log_norm")[0]
 
     def _score(self, X):
         """(mean log-likelihood: float or shape (B,), the number of samples N of the validated X).
 
         As sklearn: the mean of :meth:`score_samples`, in its dtype (float32 for float32 X).
         """
-        _, _, log_norm, batched, N = self._estimate(X)
+        log_norm, batched, N = self._estimate(X, "log_norm")
         s = log_norm.mean(-1)
         return (s if batched else float(s)), N
 
@@ -633,12 +653,11 @@ class GaussianMixture:
 
     def predict(self, X: Any) -> Any:
         """Component labels, shape (N,) or (B, N)."""
-        return self._estimate(X)[1].argmax(-1)
+        return self._estimate(X, "labels")[0]
 
     def predict_proba(self, X: Any) -> Any:
         """Responsibilities, shape (N, K) or (B, N, K) (float32 for float32 X)."""
-        xp, log_resp = self._estimate(X)[:2]
-        return xp.exp(log_resp)
+        return self._estimate(X, "proba")[0]
 
     def _n_parameters(self) -> int:
         K, D = self.n_components, self.means_.shape[-1]

@@ -200,3 +200,15 @@ def test_public_names_of_the_mixture_module():
         "SufficientStats", "sufficient_statistics", "params_from_statistics", "merge_statistics", "fit_em", "EMResult",
     ):
         assert name in mixture.__all__ and hasattr(mixture, name), name
+
+
+@pytest.mark.parametrize("budget", [30, 500, 1 << 20])  # slices of one problem's samples; groups; everything
+def test_prediction_in_blocks_equals_one_e_step(monkeypatch, budget):
+    rng = np.random.default_rng(29)
+    X = blobs(rng, B=3, n=50)
+    gm = mixture.GaussianMixture(3, random_state=0, tol=1e-2).fit(X)
+    log_resp, log_norm = mixture.e_step(X, gm.weights_, gm.means_, gm.precisions_cholesky_, "full")
+    monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "mixture", (budget, budget))
+    np.testing.assert_array_equal(gm.predict(X), log_resp.argmax(-1))
+    np.testing.assert_allclose(gm.score_samples(X), log_norm, rtol=1e-13)
+    np.testing.assert_allclose(gm.predict_proba(X), np.exp(log_resp), rtol=1e-12, atol=1e-300)

@@ -469,3 +469,16 @@ def test_fit_predict_equals_fit_then_predict(dtype):
         warnings.simplefilter("ignore")
         labels = gpuvec.GaussianMixture(2, random_state=0, max_iter=3).fit_predict(Xb)
     np.testing.assert_array_equal(labels, a)
+
+
+def test_ragged_x_is_named():
+    with pytest.raises(ValueError, match=r"X must be a rectangular \(N, D\) or \(B, N, D\) array"):
+        gpuvec.GaussianMixture(1).fit([[1.0, 2.0], [3.0]])
+
+
+def test_numpy_side_arrays_with_cupy_x_are_a_type_error(cp):
+    X = cp.asarray(two_blobs(np.random.default_rng(25)))
+    with pytest.raises(TypeError, match="gpuvec.asarray"):
+        gpuvec.GaussianMixture(2).fit(X, sample_weight=np.ones(120))
+    with pytest.raises(TypeError, match="gpuvec.asarray"):
+        gpuvec.GaussianMixture(2, means_init=np.zeros((2, 2))).fit(X)
