@@ -153,6 +153,9 @@ class GaussianMixture:
     means_init : array, shape (K, D) or (B, K, D), optional
     precisions_init : array, optional
         Shaped by covariance_type as sklearn's, with an optional leading B axis.
+        The three initial parameters (small: no N axis) may be numpy arrays or
+        lists with cupy X, as from a previous sklearn fit: they are copied to X's
+        device. ``sample_weight`` (one value per sample) must live where X lives.
     random_state : None, int or Generator
         Seed for :func:`gpuvec.random.default_rng` on the data's backend.
     warm_start : bool, default False
@@ -342,7 +345,6 @@ class GaussianMixture:
         """
         if value is None:
             return None
-        get_namespace(xp.zeros(0), value)  # TypeError for numpy with cupy: no silent copy
         try:
             value = xp.asarray(value, dtype=xp.float64)
         except (TypeError, ValueError) as exc:
