@@ -271,11 +271,12 @@ def merge_statistics(a: SufficientStats, b: SufficientStats) -> SufficientStats:
 def data_shift(X: Any, sample_weight: Any = None) -> Any:
     """A centre of each problem's data, shape (B, 1, D): the (sample-weighted) mean."""
     xp = get_namespace(X, sample_weight)
+    mean = X.mean(1, keepdims=True, dtype=xp.float64)
     if sample_weight is None:
-        return X.mean(1, keepdims=True)
+        return mean
     total = sample_weight.sum(1)[:, None, None]
-    weighted = xp.matmul(sample_weight[:, None, :], X)
-    return xp.where(total > 0, weighted / xp.where(total > 0, total, 1.0), X.mean(1, keepdims=True))
+    weighted = xp.matmul(sample_weight[:, None, :], X.astype(xp.float64, copy=False))
+    return xp.where(total > 0, weighted / xp.where(total > 0, total, 1.0), mean)
 
 
 def _chunks(n: int, per_sample: int, budget: int):
@@ -342,7 +343,7 @@ def sufficient_statistics(X: Any, params: MixtureParams, covariance_type: Covari
         group = None
         part = MixtureParams(*(None if a is None else a[bs] for a in params))
         for s in _chunks(N, (bs.stop - bs.start) * per_sample, budget):
-            Xc = X[bs, s]
+            Xc = X[bs, s].astype(xp.float64, copy=False)  # float32 data: float64 sums, one chunk at a time
             log_resp, log_norm = e_step(Xc, part.weights, part.means, part.precisions_cholesky, covariance_type)
             resp = xp.exp(log_resp)
             if sample_weight is not None:
@@ -428,6 +429,7 @@ def m_step(X: Any, log_resp: Any, reg_covar: Any = 1e-6, covariance_type: Covari
     (1.0, 1.0)
     """
     xp = get_namespace(X, log_resp)
+    X = X.astype(xp.float64, copy=False)
     resp = xp.exp(log_resp)
     if sample_weight is not None:
         resp = resp * sample_weight[..., None]
@@ -555,8 +557,9 @@ class EMResult(NamedTuple):
     n_iter : array of int, shape (B,)
     converged : array of bool, shape (B,)
     failed : array of bool, shape (B,)
-        A covariance stayed singular even with ``reg_covar`` raised; the
-        problem left the batch at that iteration.
+        A covariance stayed singular (with ``reg_covar=0``, or even with it
+        raised), or the lower bound was not finite; the problem left the batch
+        at that iteration. A start that is already singular fails at iteration 1.
     history : array, shape (B, max(1, max(n_iter)))
         The lower bound after each iteration, NaN past a problem's ``n_iter``.
     reg_covar : array, shape (B,)
@@ -601,7 +604,7 @@ def fit_em(
     Parameters
     ----------
     X : array, shape (B, N, D)
-        float64.
+        float64, or float32 (summed in float64 chunk by chunk).
     params : MixtureParams
         The start (``covariances`` and ``precisions_cholesky`` must be set).
         Not modified.

@@ -212,3 +212,18 @@ def test_prediction_in_blocks_equals_one_e_step(monkeypatch, budget):
     np.testing.assert_array_equal(gm.predict(X), log_resp.argmax(-1))
     np.testing.assert_allclose(gm.score_samples(X), log_norm, rtol=1e-13)
     np.testing.assert_allclose(gm.predict_proba(X), np.exp(log_resp), rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_float32_data_is_summed_in_float64(ct):
+    rng = np.random.default_rng(30)
+    X32 = (blobs(rng, B=2, n=40) + 1e3).astype(np.float32)  # an offset that float32 sums would lose
+    X64 = X32.astype(np.float64)
+    start = random_start(rng, X64, 2, ct)
+    s32 = mixture.sufficient_statistics(X32, start, ct)
+    s64 = mixture.sufficient_statistics(X64, start, ct)
+    for name, a, b in zip(mixture.SufficientStats._fields, s32, s64, strict=True):
+        assert a.dtype == np.float64, name
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9, err_msg=name)
+    m32 = mixture.m_step(X32, np.log(rng.dirichlet(np.ones(2), size=(2, 80))), 1e-6, ct)
+    assert m32.means.dtype == np.float64
