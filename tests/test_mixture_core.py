@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gpuvec import _backend, mixture
 from gpuvec._mixture_cov import COVARIANCE_TYPES, covariances_from_cholesky
@@ -227,3 +231,26 @@ def test_float32_data_is_summed_in_float64(ct):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9, err_msg=name)
     m32 = mixture.m_step(X32, np.log(rng.dirichlet(np.ones(2), size=(2, 80))), 1e-6, ct)
     assert m32.means.dtype == np.float64
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    ct=st.sampled_from(COV_TYPES),
+    cuts=st.lists(st.integers(1, 119), min_size=1, max_size=4, unique=True),
+    weighted=st.booleans(),
+)
+def test_statistics_of_any_split_merge_to_those_of_the_whole(ct, cuts, weighted):
+    rng = np.random.default_rng(31)
+    X = blobs(rng, B=2)
+    sw = rng.random(X.shape[:2]) if weighted else None
+    start = random_start(rng, X, 3, ct)
+    shift = X.mean(1, keepdims=True)
+    whole = mixture.sufficient_statistics(X, start, ct, sw, shift=shift)
+    edges = [0, *sorted(cuts), X.shape[1]]
+    parts = [
+        mixture.sufficient_statistics(X[:, a:b], start, ct, None if sw is None else sw[:, a:b], shift=shift)
+        for a, b in itertools.pairwise(edges)
+    ]
+    merged = functools.reduce(mixture.merge_statistics, parts)
+    for name, a, b in zip(mixture.SufficientStats._fields, merged, whole, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-10, err_msg=name)
