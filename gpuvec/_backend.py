@@ -419,11 +419,14 @@ def asarray(x: Any, dtype: Any = None, like: Any = None) -> Any:
     Parameters
     ----------
     x : array_like
-        numpy array, cupy array, scalar or nested sequence.
+        numpy array, cupy array, scalar, nested sequence, or an array of
+        another library that speaks DLPack (torch, JAX, ...: viewed without a
+        copy on its device, then moved only if ``like`` asks for the other one).
     dtype : dtype, optional
         Data type of the result.
     like : array, optional
-        Put the result in this array's namespace; default: the default backend.
+        Put the result in this array's namespace (a DLPack array counts as numpy
+        or cupy by its device); default: the default backend.
 
     Returns
     -------
@@ -435,10 +438,51 @@ def asarray(x: Any, dtype: Any = None, like: Any = None) -> Any:
     >>> gpuvec.asarray([1, 2], like=np.zeros(1)).dtype.name
     'int64'
     """
+    x = to_native(x) if _is_foreign(x) else x
+    like = to_native(like) if _is_foreign(like) else like
     xp = get_namespace(like) if like is not None else default_xp()
     if is_cupy_namespace(xp):
         return xp.asarray(x, dtype=dtype)
     return np.asarray(to_numpy(x), dtype=dtype)
+
+
+# __dlpack_device__()[0]: where the data is (the DLPack spec's DLDeviceType)
+_HOST_DEVICES = {1, 3}  # kDLCPU, kDLCUDAHost
+_CUDA_DEVICES = {2, 13}  # kDLCUDA, kDLCUDAManaged
+
+
+def _is_foreign(x: Any) -> bool:
+    """An array of another library that speaks DLPack (not numpy, cupy or dask)."""
+    if isinstance(x, (np.ndarray, np.generic)) or _is_cupy_array(x) or type(x).__module__.split(".")[0] == "dask":
+        return False
+    return hasattr(x, "__dlpack__") and hasattr(x, "__dlpack_device__") and not isinstance(x, type)
+
+
+def to_native(x: Any) -> Any:
+    """A DLPack array of another library (torch, JAX, ...) as numpy (host memory) or cupy (CUDA memory), without a copy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Producer:  # any object with the two DLPack methods
+    ...     def __init__(self, a): self.a = a
+    ...     def __dlpack__(self, **kw): return self.a.__dlpack__(**kw)
+    ...     def __dlpack_device__(self): return self.a.__dlpack_device__()
+    >>> from gpuvec._backend import to_native
+    >>> to_native(Producer(np.arange(3.0)))
+    array([0., 1., 2.])
+    """
+    device = int(x.__dlpack_device__()[0])
+    if device in _HOST_DEVICES:
+        return np.from_dlpack(x)
+    if device in _CUDA_DEVICES:
+        probe = _probe_cupy()
+        if not probe.usable:
+            msg = f"got a {type(x).__module__}.{type(x).__name__} on a CUDA device, but gpuvec cannot use cupy here: {probe.reason}"
+            raise TypeError(msg)
+        return sys.modules["cupy"].from_dlpack(x)
+    msg = f"got a {type(x).__module__}.{type(x).__name__} on DLPack device type {device}; gpuvec runs on host memory (numpy) or CUDA (cupy)"
+    raise TypeError(msg)
 
 
 def to_numpy(x: Any) -> Any:
@@ -450,6 +494,7 @@ def to_numpy(x: Any) -> Any:
     >>> gpuvec.to_numpy([1.5, 2.5])
     array([1.5, 2.5])
     """
+    x = to_native(x) if _is_foreign(x) else x
     if _is_cupy_array(x):
         return x.get()
     return np.asarray(x)

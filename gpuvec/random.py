@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gpuvec._backend import _is_cupy_array, _is_numpy_array, default_name, is_cupy_namespace, use_backend
+from gpuvec._dlpack import dlpack_io
 from gpuvec._checks import check_choice, check_real
 from gpuvec._linalg import batched_cholesky
 
@@ -104,6 +105,7 @@ class Generator:
 
     # ------------------------------------------------------------------ basic draws
 
+    @dlpack_io
     def standard_normal(self, size: Any = None, dtype: Any = np.float64, out: Any = None) -> Any:
         """Standard normal samples, as numpy's ``Generator.standard_normal``.
 
@@ -200,6 +202,7 @@ class Generator:
 
     # ------------------------------------------------------------------ batched samplers
 
+    @dlpack_io
     def normal(
         self, loc: Any = 0.0, scale: Any = 1.0, size: Any = None, *, dtype: Any = np.float64, out: Any = None
     ) -> Any:
@@ -294,6 +297,7 @@ class Generator:
             return out
         return samples
 
+    @dlpack_io
     def multivariate_normal(
         self,
         mean: Any,

@@ -35,6 +35,7 @@ import numpy as np
 
 from gpuvec._backend import compiled_setting, get_namespace, is_cupy_namespace
 from gpuvec._checks import check_choice, check_int, check_real
+from gpuvec._dlpack import dlpack_io
 from gpuvec._rays_rules import STREAMING_MODES, Window, arg_dtype, axis_positions
 
 __all__ = ["ray_max"]
@@ -51,6 +52,7 @@ NUM_LIMIT = 1 << 32
 NUMBA_PAYS_SAMPLES = 1 << 25
 
 
+@dlpack_io
 def ray_max(
     image: Any,
     origin: Sequence[float],

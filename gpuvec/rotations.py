@@ -17,6 +17,7 @@ import numpy as np
 
 from gpuvec._backend import chunk_elements, compiled_enabled, get_namespace, is_cupy_namespace
 from gpuvec._checks import check_real
+from gpuvec._dlpack import dlpack_io
 
 __all__ = ["RotationResiduals", "default_atol", "is_rotation", "nearest_rotation", "rotation_residuals"]
 
@@ -72,6 +73,7 @@ def _prepare(R: Any, name: str) -> tuple[Any, Any, Any]:
     return xp, R, precision
 
 
+@dlpack_io
 def rotation_residuals(R: Any) -> RotationResiduals:
     """Per matrix, the orthogonality error ``max|R R^T - I|`` and the determinant.
 
@@ -168,6 +170,7 @@ def _nan_if_not_finite(xp, err, det):
     return xp.where(xp.isfinite(err) & xp.isfinite(det), err, xp.nan), det
 
 
+@dlpack_io
 def is_rotation(R: Any, *, atol: float | None = None, proper: bool = True) -> Any:
     """Whether each matrix of a stack is a rotation: ``R R^T = I`` and ``det R = 1``.
 
@@ -215,6 +218,7 @@ def is_rotation(R: Any, *, atol: float | None = None, proper: bool = True) -> An
     return result.reshape(R.shape[:-2])
 
 
+@dlpack_io
 def nearest_rotation(M: Any) -> Any:
     """The proper rotation closest (in Frobenius norm) to each matrix.
 
