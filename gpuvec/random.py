@@ -651,4 +651,4 @@ def _report_invalid(xp: Any, problems: list[tuple[Any, str]], check_valid: str, 
     )
     if check_valid == "raise":
         raise ValueError(msg)
-    warnings.warn(msg, RuntimeWarning, stacklevel=4)
+    warnings.warn(msg, RuntimeWarning, stacklevel=5)  # caller, dlpack_io wrapper, multivariate_normal, _cov_factor, here
