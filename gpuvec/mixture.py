@@ -35,6 +35,7 @@ import numpy as np
 from gpuvec import random as gv_random
 from gpuvec._backend import get_namespace, is_cupy_namespace
 from gpuvec._checks import check_choice, check_int, check_real
+from gpuvec._dlpack import dlpack_io
 from gpuvec._mixture_cov import (
     COVARIANCE_TYPES,
     CovarianceType,
@@ -392,6 +393,7 @@ class GaussianMixture:
 
     # ------------------------------------------------------------------ fitting
 
+    @dlpack_io
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianMixture:
         """Fit by EM; X of shape (N, D), or (B, N, D) for B independent problems.
 
@@ -411,6 +413,7 @@ class GaussianMixture:
         return self
 
     @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # failures are reported below instead
+    @dlpack_io
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
         """Fit, then return the component labels of X, shape (N,) or (B, N)."""
         self._check_parameters()
@@ -636,6 +639,7 @@ class GaussianMixture:
         out = self._e_step_blocks(xp, X, what, dtype)
         return (out if batched else out[0]), batched, X.shape[1]
 
+    @dlpack_io
     def score_samples(self, X: Any) -> Any:
         """Log-likelihood of each sample, shape (N,) or (B, N) (float32 for float32 X)."""
         return self._estimate(X, "log_norm")[0]
@@ -649,14 +653,17 @@ class GaussianMixture:
         s = log_norm.mean(-1)
         return (s if batched else float(s)), N
 
+    @dlpack_io
     def score(self, X: Any, y: Any = None) -> Any:
         """Mean log-likelihood: a float, or an array of shape (B,) for a batch."""
         return self._score(X)[0]
 
+    @dlpack_io
     def predict(self, X: Any) -> Any:
         """Component labels, shape (N,) or (B, N)."""
         return self._estimate(X, "labels")[0]
 
+    @dlpack_io
     def predict_proba(self, X: Any) -> Any:
         """Responsibilities, shape (N, K) or (B, N, K) (float32 for float32 X)."""
         return self._estimate(X, "proba")[0]
@@ -665,6 +672,7 @@ class GaussianMixture:
         K, D = self.n_components, self.means_.shape[-1]
         return COVARIANCE_TYPES[self.covariance_type].n_parameters(K, D) + K * D + K - 1
 
+    @dlpack_io
     def bic(self, X: Any) -> Any:
         """Bayesian information criterion (lower is better): float or shape (B,).
 
@@ -673,6 +681,7 @@ class GaussianMixture:
         score, n = self._score(X)
         return -2 * score * n + self._n_parameters() * math.log(n)
 
+    @dlpack_io
     def aic(self, X: Any) -> Any:
         """Akaike information criterion (lower is better): float or shape (B,)."""
         score, n = self._score(X)

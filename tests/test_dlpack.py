@@ -96,3 +96,14 @@ def test_a_device_gpuvec_cannot_use_is_named():
 
     with pytest.raises(TypeError, match="DLPack device type 12"):
         gpuvec.is_rotation(OnTPU(np.eye(3)))
+
+
+def test_gaussian_mixture_methods_take_and_give_dlpack_arrays():
+    pytest.importorskip("sklearn")
+    X = np.concatenate([np.random.default_rng(0).normal(0, 1, (100, 2)), np.random.default_rng(1).normal(6, 1, (100, 2))])
+    gm = gpuvec.GaussianMixture(2, random_state=0).fit(aas.asarray(X))
+    ref = gpuvec.GaussianMixture(2, random_state=0).fit(X)
+    assert type(gm.means_) is np.ndarray and np.array_equal(gm.means_, ref.means_)  # fitted parameters: numpy
+    labels = gm.predict(aas.asarray(X))
+    assert type(labels) is type(aas.asarray(1)) and np.array_equal(np.from_dlpack(labels), ref.predict(X))
+    assert float(gm.score(aas.asarray(X))) == ref.score(X)
