@@ -107,3 +107,23 @@ def test_gaussian_mixture_methods_take_and_give_dlpack_arrays():
     labels = gm.predict(aas.asarray(X))
     assert type(labels) is type(aas.asarray(1)) and np.array_equal(np.from_dlpack(labels), ref.predict(X))
     assert float(gm.score(aas.asarray(X))) == ref.score(X)
+
+
+@pytest.mark.parametrize("lib", ["torch", "jax"])
+def test_torch_and_jax_in_their_own_kind_out(lib):
+    """Runs where torch or JAX is installed (the GPU check script's machine, or a laptop); CUDA tensors too where cupy has a GPU."""
+    mod = pytest.importorskip(lib)
+    img = np.random.default_rng(5).random((7, 8))
+    want = gpuvec.ray_max(img, (3, 2), 5)
+    if lib == "torch":
+        devices = ["cpu"] + (["cuda"] if mod.cuda.is_available() else [])
+        for device in devices:
+            best, arg = gpuvec.ray_max(mod.from_numpy(img).to(device), (3, 2), 5)
+            assert isinstance(best, mod.Tensor) and best.device.type == device
+            assert np.array_equal(best.cpu().numpy(), want[0]) and np.array_equal(arg.cpu().numpy(), want[1])
+    else:
+        import jax.numpy as jnp
+
+        mod.config.update("jax_enable_x64", True)
+        best, _ = gpuvec.ray_max(jnp.asarray(img), (3, 2), 5)
+        assert isinstance(best, mod.Array) and np.array_equal(np.asarray(best), want[0])
