@@ -431,6 +431,8 @@ def asarray(x: Any, dtype: Any = None, like: Any = None) -> Any:
     Returns
     -------
     array : numpy.ndarray or cupy.ndarray
+        ``x`` in the chosen namespace (not copied where it is already an
+        array of that namespace and dtype).
 
     Examples
     --------
@@ -487,6 +489,17 @@ def to_native(x: Any) -> Any:
 
 def to_numpy(x: Any) -> Any:
     """Return ``x`` as a numpy array, copying from the device for cupy arrays.
+
+    Parameters
+    ----------
+    x : array_like
+        numpy or cupy array, a DLPack array of another library, a scalar or a
+        nested sequence.
+
+    Returns
+    -------
+    array : numpy.ndarray
+        ``x`` itself for a numpy array; a host copy of a device array.
 
     Examples
     --------

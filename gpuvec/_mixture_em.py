@@ -93,14 +93,18 @@ def estimate_log_prob(X: Any, means: Any, precisions_cholesky: Any, covariance_t
     Parameters
     ----------
     X : array, shape (B, N, D)
+        B problems of N samples.
     means : array, shape (B, K, D)
+        The components' means.
     precisions_cholesky : array
         (B, K, D, D), (B, D, D), (B, K, D) or (B, K) by covariance_type.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
+        How ``precisions_cholesky`` is shaped.
 
     Returns
     -------
     log_prob : array, shape (B, N, K)
+        ``log N(x_n | mean_k, cov_k)``.
 
     Examples
     --------
@@ -132,15 +136,20 @@ def e_step(X: Any, weights: Any, means: Any, precisions_cholesky: Any, covarianc
     Parameters
     ----------
     X : array, shape (B, N, D)
+        B problems of N samples.
     weights : array, shape (B, K)
+        The mixture weights.
     means : array, shape (B, K, D)
+        The components' means.
     precisions_cholesky : array
         See :class:`MixtureParams`.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
+        How ``precisions_cholesky`` is shaped.
 
     Returns
     -------
     log_resp : array, shape (B, N, K)
+        Log of each component's responsibility for each sample.
     log_prob_norm : array, shape (B, N)
         ``log p(x_n)``; its mean over N is sklearn's lower bound.
 
@@ -240,6 +249,7 @@ def merge_statistics(a: SufficientStats, b: SufficientStats) -> SufficientStats:
     Returns
     -------
     SufficientStats
+        The sums of both, with their common ``shift``.
 
     Raises
     ------
@@ -306,10 +316,13 @@ def sufficient_statistics(X: Any, params: MixtureParams, covariance_type: Covari
     Parameters
     ----------
     X : array, shape (B, N, D)
+        B problems of N samples (or one part of their samples).
     params : MixtureParams
         The parameters of the E-step (``covariances`` is not used).
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
+        How the parameters are shaped.
     sample_weight : array, shape (B, N), optional
+        Non-negative weights (default: 1 for every sample).
     shift : array, shape (B, 1, D), optional
         The centre of the moments; by default the (weighted) mean of X. Pass
         one shift for every part of a dataset whose statistics are to be merged.
@@ -317,6 +330,7 @@ def sufficient_statistics(X: Any, params: MixtureParams, covariance_type: Covari
     Returns
     -------
     SufficientStats
+        The sums of these samples, taken about ``shift``.
 
     Examples
     --------
@@ -365,14 +379,16 @@ def sufficient_statistics(X: Any, params: MixtureParams, covariance_type: Covari
 
 
 def params_from_statistics(stats: SufficientStats, reg_covar: Any, covariance_type: CovarianceType = "full") -> MixtureParams:
-    """sklearn's M-step from sufficient statistics: weights, means, covariances, precision Cholesky.
+    """Compute sklearn's M-step from sufficient statistics: weights, means, covariances, precision Cholesky.
 
     Parameters
     ----------
     stats : SufficientStats
+        The statistics of all the samples (merged from parts where needed).
     reg_covar : float or array, shape (B,)
         Added to the covariance diagonals.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
+        How the parameters are shaped.
 
     Returns
     -------
@@ -407,11 +423,15 @@ def m_step(X: Any, log_resp: Any, reg_covar: Any = 1e-6, covariance_type: Covari
     Parameters
     ----------
     X : array, shape (B, N, D)
+        B problems of N samples.
     log_resp : array, shape (B, N, K)
+        Log-responsibilities, as :func:`e_step` returns them.
     reg_covar : float or array of shape (B,)
         Added to the covariance diagonals.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
+        How the parameters are shaped.
     sample_weight : array, shape (B, N), optional
+        Non-negative weights (default: 1 for every sample).
 
     Returns
     -------
@@ -450,17 +470,22 @@ def em_pass(X: Any, params: MixtureParams, reg_covar: Any, covariance_type: Cova
     Parameters
     ----------
     X : array, shape (B, N, D)
+        B problems of N samples.
     params : MixtureParams
         The current parameters.
     reg_covar : array, shape (B,)
+        Added to the covariance diagonals.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
+        How the parameters are shaped.
     sample_weight : array, shape (B, N), optional
+        Non-negative weights (default: 1 for every sample).
     shift : array, shape (B, 1, D), optional
         See :func:`sufficient_statistics`; by default the data's mean.
 
     Returns
     -------
     new_params : MixtureParams
+        The parameters after one E-step and M-step.
     lower_bound : array, shape (B,)
         The (sample-weighted) mean log-likelihood under ``params``, before the update.
 
@@ -611,13 +636,18 @@ def fit_em(
     reg_covar : float or array, shape (B,)
         Not modified.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
+        How the parameters are shaped.
     sample_weight : array, shape (B, N), optional
+        Non-negative weights (default: 1 for every sample).
     tol : float
+        A problem converges when its lower bound changes by less than this.
     max_iter : int
+        The most iterations.
     verbose : int
         1: print a line every ``verbose_interval`` iterations; 2: with the time
         and the largest change of the lower bound among the active problems.
     verbose_interval : int
+        Iterations between the lines that ``verbose`` prints.
     lower_bound : float or array, shape (B,), optional
         The lower bound before the first iteration (default -inf): a warm
         start passes the previous fit's, so that one iteration can converge.
@@ -625,6 +655,7 @@ def fit_em(
     Returns
     -------
     EMResult
+        The final parameters, lower bounds, iteration counts and flags.
 
     Examples
     --------

@@ -129,6 +129,7 @@ class GaussianMixture:
     Parameters
     ----------
     n_components : int, default 1
+        The number of mixture components K.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}, default 'full'
     tol : float, default 1e-3
         Convergence threshold on the change of the lower bound.
@@ -139,6 +140,7 @@ class GaussianMixture:
         problems and the new value (see ``reg_covar_``). With ``reg_covar=0``
         there is no retry: a failing covariance raises ValueError, as in sklearn.
     max_iter : int, default 100
+        The most EM iterations per start.
     n_init : int, default 1
         Starts per problem, run as one more batch axis; the best lower bound
         wins. The first start of each problem is the one ``n_init=1`` makes
@@ -151,7 +153,9 @@ class GaussianMixture:
         default is 'kmeans'; its 'k-means++' gives each centre only its own seed
         sample.)
     weights_init : array, shape (K,) or (B, K), optional
+        Starting weights (default: from ``init_params``).
     means_init : array, shape (K, D) or (B, K, D), optional
+        Starting means (default: from ``init_params``).
     precisions_init : array, optional
         Shaped by covariance_type as sklearn's, with an optional leading B axis.
         The three initial parameters (small: no N axis) may be numpy arrays or
@@ -166,14 +170,7 @@ class GaussianMixture:
     verbose : int, default 0
         1: print a line every ``verbose_interval`` iterations; 2: with timing.
     verbose_interval : int, default 10
-
-    Raises
-    ------
-    ValueError
-        From fit, for a problem whose covariance cannot be made positive
-        definite (with ``reg_covar=0``, or even after raising it), or whose lower
-        bound is NaN (the data's scale overflows float64): the message names the
-        problems of a batch. sklearn raises for the same failures.
+        Iterations between the lines that ``verbose`` prints.
 
     Attributes
     ----------
@@ -188,9 +185,17 @@ class GaussianMixture:
     n_iter_ : int or array, shape (B,)
     lower_bound_ : float or array, shape (B,)
     lower_bounds_ : list of float, or array, shape (B, n_iter)
-        The lower bound after each iteration (NaN-padded past a problem's n_iter_).
+        The lower bound after each iteration (NaN-padded past a problem's ``n_iter_``).
     reg_covar_ : float or array, shape (B,)
         The regularisation each problem ended with.
+
+    Raises
+    ------
+    ValueError
+        From fit, for a problem whose covariance cannot be made positive
+        definite (with ``reg_covar=0``, or even after raising it), or whose lower
+        bound is NaN (the data's scale overflows float64): the message names the
+        problems of a batch. sklearn raises for the same failures.
 
     Examples
     --------
@@ -244,11 +249,33 @@ class GaussianMixture:
         return sorted(p for p in inspect.signature(cls.__init__).parameters if p != "self")
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor parameters, as sklearn's ``BaseEstimator.get_params``."""
+        """The constructor parameters, as sklearn's ``BaseEstimator.get_params``.
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for sklearn's API; gpuvec's estimator has no sub-estimators.
+
+        Returns
+        -------
+        params : dict of str to object
+            Each constructor parameter's name and current value.
+        """
         return {name: getattr(self, name) for name in self._get_param_names()}
 
     def set_params(self, **params: Any) -> GaussianMixture:
-        """Set constructor parameters, as sklearn's ``BaseEstimator.set_params``."""
+        """Set constructor parameters, as sklearn's ``BaseEstimator.set_params``.
+
+        Parameters
+        ----------
+        **params : dict
+            Constructor parameters by name; an unknown name is a ValueError.
+
+        Returns
+        -------
+        self : GaussianMixture
+            The estimator, updated.
+        """
         valid = self._get_param_names()
         for name, value in params.items():
             if name not in valid:
@@ -400,7 +427,9 @@ class GaussianMixture:
         Parameters
         ----------
         X : array, shape (N, D) or (B, N, D)
+            The samples: one problem, or B problems of N samples each.
         y : ignored
+            Not used; present for sklearn's API.
         sample_weight : array, shape (N,) or (B, N), optional
             Non-negative weights; zero-weight rows let problems of different
             sizes share a batch.
@@ -408,6 +437,7 @@ class GaussianMixture:
         Returns
         -------
         self : GaussianMixture
+            The fitted estimator.
         """
         self.fit_predict(X, y, sample_weight=sample_weight)
         return self
@@ -415,7 +445,22 @@ class GaussianMixture:
     @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # failures are reported below instead
     @dlpack_io
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
-        """Fit, then return the component labels of X, shape (N,) or (B, N)."""
+        """Fit, then return the component labels of X, shape (N,) or (B, N).
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            The samples, as for :meth:`fit`.
+        y : ignored
+            Not used; present for sklearn's API.
+        sample_weight : array, shape (N,) or (B, N), optional
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        labels : array of int, shape (N,) or (B, N)
+            The most likely component of each sample under the fitted model.
+        """
         self._check_parameters()
         xp, X, batched, dtype = self._validate_X(X, fitting=True)
         B, N, D = X.shape
@@ -641,7 +686,18 @@ class GaussianMixture:
 
     @dlpack_io
     def score_samples(self, X: Any) -> Any:
-        """Log-likelihood of each sample, shape (N,) or (B, N) (float32 for float32 X)."""
+        """Log-likelihood of each sample, shape (N,) or (B, N) (float32 for float32 X).
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+
+        Returns
+        -------
+        log_prob : array, shape (N,) or (B, N)
+            ``log p(x)`` of each sample under the fitted mixture.
+        """
         return self._estimate(X, "log_norm")[0]
 
     def _score(self, X):
@@ -655,17 +711,52 @@ class GaussianMixture:
 
     @dlpack_io
     def score(self, X: Any, y: Any = None) -> Any:
-        """Mean log-likelihood: a float, or an array of shape (B,) for a batch."""
+        """Mean log-likelihood: a float, or an array of shape (B,) for a batch.
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+        y : ignored
+            Not used; present for sklearn's API.
+
+        Returns
+        -------
+        score : float or array, shape (B,)
+            The mean of :meth:`score_samples` over the samples.
+        """
         return self._score(X)[0]
 
     @dlpack_io
     def predict(self, X: Any) -> Any:
-        """Component labels, shape (N,) or (B, N)."""
+        """Component labels, shape (N,) or (B, N).
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+
+        Returns
+        -------
+        labels : array of int, shape (N,) or (B, N)
+            The most likely component of each sample.
+        """
         return self._estimate(X, "labels")[0]
 
     @dlpack_io
     def predict_proba(self, X: Any) -> Any:
-        """Responsibilities, shape (N, K) or (B, N, K) (float32 for float32 X)."""
+        """Responsibilities, shape (N, K) or (B, N, K) (float32 for float32 X).
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+
+        Returns
+        -------
+        resp : array, shape (N, K) or (B, N, K)
+            The posterior probability of each component for each sample.
+        """
         return self._estimate(X, "proba")[0]
 
     def _n_parameters(self) -> int:
@@ -677,23 +768,51 @@ class GaussianMixture:
         """Bayesian information criterion (lower is better): float or shape (B,).
 
         N is the number of samples of the validated X (axis -2), also for nested lists.
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+
+        Returns
+        -------
+        bic : float or array, shape (B,)
+            ``-2 N score(X) + n_parameters log(N)``.
         """
         score, n = self._score(X)
         return -2 * score * n + self._n_parameters() * math.log(n)
 
     @dlpack_io
     def aic(self, X: Any) -> Any:
-        """Akaike information criterion (lower is better): float or shape (B,)."""
+        """Akaike information criterion (lower is better): float or shape (B,).
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+
+        Returns
+        -------
+        aic : float or array, shape (B,)
+            ``-2 N score(X) + 2 n_parameters``.
+        """
         score, n = self._score(X)
         return -2 * score * n + 2 * self._n_parameters()
 
     def sample(self, n_samples: int = 1) -> tuple[Any, Any]:
         """Draw samples from the fitted mixture (sklearn's semantics).
 
+        Parameters
+        ----------
+        n_samples : int, default 1
+            The number of samples (per problem, for a batch).
+
         Returns
         -------
         X : array, shape (n_samples, D), or (B, n_samples, D) for a batch
-        y : array, shape (n_samples,) or (B, n_samples): component labels, sorted
+            The samples, grouped by component.
+        y : array, shape (n_samples,) or (B, n_samples)
+            The component of each sample, sorted.
         """
         self._check_fitted()
         n_samples = check_int("n_samples", n_samples)

@@ -55,6 +55,7 @@ def default_rng(seed: Any = None, *, backend: Literal["numpy", "cupy"] | None = 
     Returns
     -------
     rng : Generator
+        A generator whose draws are arrays of ``backend``.
 
     Raises
     ------
@@ -80,6 +81,13 @@ def default_rng(seed: Any = None, *, backend: Literal["numpy", "cupy"] | None = 
 
 class Generator:
     """A random generator on numpy (PCG64) or cupy, made by :func:`default_rng`.
+
+    Parameters
+    ----------
+    seed : None, int, array_like of int, numpy.random.SeedSequence or Generator
+        See :func:`default_rng`, which also accepts a gpuvec Generator.
+    backend : {'numpy', 'cupy'}, optional
+        Default: the default backend.
 
     Attributes
     ----------
@@ -121,6 +129,7 @@ class Generator:
         Returns
         -------
         samples : array, shape size (or out.shape)
+            Draws from N(0, 1) in ``dtype`` (``out`` itself when given).
 
         Raises
         ------
@@ -154,6 +163,7 @@ class Generator:
         Returns
         -------
         samples : array, shape size (or out.shape)
+            Draws from U[0, 1) in ``dtype`` (``out`` itself when given).
 
         Examples
         --------
@@ -176,7 +186,8 @@ class Generator:
         low, high : int
             ``integers(high)`` draws from [0, high).
         size : int or tuple of int, optional
-        dtype : integer dtype
+            Output shape; default: one number.
+        dtype : int dtype
             Default int64.
         endpoint : bool
             Draw from [low, high] instead.
@@ -184,6 +195,7 @@ class Generator:
         Returns
         -------
         samples : array of dtype, shape size
+            The drawn integers.
 
         Examples
         --------
@@ -232,6 +244,7 @@ class Generator:
         Returns
         -------
         samples : array, shape size (or broadcast(loc, scale))
+            Draws from N(loc, scale**2) in ``dtype`` (``out`` itself when given).
 
         Raises
         ------
@@ -317,6 +330,7 @@ class Generator:
         Parameters
         ----------
         mean : array_like, shape (..., d)
+            The distributions' means; the leading axes are batch axes.
         cov : array_like, shape (..., d, d)
             Symmetric positive (semi-)definite, finite; the leading axes
             broadcast with mean's into the batch shape. Real only.
@@ -352,6 +366,7 @@ class Generator:
         Returns
         -------
         samples : array, shape size + batch + (d,)
+            ``samples[i]`` holds draw i of every distribution of the batch.
 
         Raises
         ------

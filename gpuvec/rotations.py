@@ -44,6 +44,18 @@ def default_atol(n: int, dtype: Any) -> float:
     built through a few float operations, far below any real
     non-orthogonality.
 
+    Parameters
+    ----------
+    n : int
+        The matrices' size (n x n).
+    dtype : dtype
+        The floating dtype whose precision sets the tolerance.
+
+    Returns
+    -------
+    atol : float
+        The absolute tolerance on both residuals.
+
     Examples
     --------
     >>> import numpy as np, gpuvec.rotations as rot
