@@ -6,6 +6,8 @@ import math
 import numbers
 from typing import Any, Sequence
 
+import numpy as np
+
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
     """Raise ValueError naming ``name`` unless ``value`` is one of ``choices``."""
@@ -38,6 +40,14 @@ def check_real(name: str, value: Any, *, finite: bool = True) -> float:
         msg = f"{name} must be finite; got {value}"
         raise ValueError(msg)
     return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` as a bool, or raise TypeError naming ``name`` (a string such as 'no' is not a bool)."""
+    if not isinstance(value, (bool, np.bool_)):
+        msg = f"{name} must be True or False; got {value!r} of type {type(value).__name__}"
+        raise TypeError(msg)
+    return bool(value)
 
 
 def check_dtype_kind(name: str, dtype: Any, kinds: str, expected: str) -> None:

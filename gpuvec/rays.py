@@ -29,12 +29,13 @@ import math
 import numbers
 import sys
 import types
+from collections.abc import Mapping, Set
 from typing import Any, Literal, Sequence
 
 import numpy as np
 
 from gpuvec._backend import compiled_setting, get_namespace, is_cupy_namespace
-from gpuvec._checks import check_choice, check_int, check_real
+from gpuvec._checks import check_bool, check_choice, check_int, check_real
 from gpuvec._dlpack import dlpack_io
 from gpuvec._rays_rules import STREAMING_MODES, Window, arg_dtype, axis_positions
 
@@ -172,7 +173,7 @@ def ray_max(
     if channel_axis is not None:
         channel_axis = check_int("channel_axis", channel_axis, minimum=-image.ndim, maximum=image.ndim - 1) % image.ndim
     spatial = image.ndim - (channel_axis is not None)
-    if isinstance(origin, (str, bytes)) or not hasattr(origin, "__len__"):
+    if isinstance(origin, (str, bytes, Mapping, Set)) or not hasattr(origin, "__len__"):
         msg = f"origin must be a sequence of {spatial} finite numbers, one per spatial axis; got {origin!r}"
         raise TypeError(msg)
     if len(origin) != spatial or spatial < 1:
@@ -186,6 +187,7 @@ def ray_max(
     if num is not None:
         num = check_int("num", num, minimum=2, maximum=NUM_LIMIT)
     order = check_int("order", order, minimum=0, maximum=5)
+    return_coords = check_bool("return_coords", return_coords)
     check_choice("mode", mode, MODES)
     cval = check_real("cval", _scalar(cval), finite=image.dtype.kind != "f")
     if 0 in image.shape:

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from gpuvec._backend import chunk_elements, compiled_enabled, get_namespace, is_cupy_namespace
-from gpuvec._checks import check_real
+from gpuvec._checks import check_bool, check_real
 from gpuvec._dlpack import dlpack_io
 
 __all__ = ["RotationResiduals", "default_atol", "is_rotation", "nearest_rotation", "rotation_residuals"]
@@ -217,6 +217,7 @@ def is_rotation(R: Any, *, atol: float | None = None, proper: bool = True) -> An
     >>> gpuvec.is_rotation(np.stack([np.eye(3), 1.000002 * np.eye(3)]))
     array([ True, False])
     """
+    proper = check_bool("proper", proper)
     xp, R, precision = _prepare(R, "R")
     n = R.shape[-1]
     atol = default_atol(n, precision) if atol is None else check_real("atol", atol)

@@ -185,3 +185,8 @@ def test_float16_rotations_are_judged_at_float16_precision(xp):
 def test_big_endian_stack_is_checked_like_native():
     R = np.stack([np.eye(3), np.diag([1.0, 1.0, -1.0])])
     assert gpuvec.is_rotation(R.astype(">f8")).tolist() == [True, False]
+
+
+def test_proper_must_be_a_bool():
+    with pytest.raises(TypeError, match="proper must be True or False; got 'no'"):
+        gpuvec.is_rotation(np.eye(3), proper="no")
