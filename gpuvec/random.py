@@ -544,7 +544,9 @@ def _checked_seed(seed: Any, backend: str) -> Any:
         return seed._rng
     if isinstance(seed, np.random.SeedSequence):
         return int(seed.generate_state(1, np.uint64)[0]) if backend == "cupy" else seed
-    if isinstance(seed, (np.random.Generator, np.random.BitGenerator, np.random.RandomState)):
+    if isinstance(seed, np.random.RandomState):  # numpy < 1.25's default_rng does not take one: its bit generator
+        seed = seed._bit_generator
+    if isinstance(seed, (np.random.Generator, np.random.BitGenerator)):
         return seed if backend == "numpy" else int(np.random.default_rng(seed).integers(2**63))
     if type(seed).__module__.split(".")[0] == "cupy" and not _is_cupy_array(seed):  # a cupy Generator/BitGenerator
         if backend == "cupy":
