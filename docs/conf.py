@@ -24,11 +24,11 @@ sys.path.insert(0, str(ROOT))  # document the checkout, also without an editable
 os.environ["GPUVEC_BACKEND"] = "numpy"
 os.environ.pop("GPUVEC_REQUIRE_GPU", None)
 
-import gpuvec  # noqa: E402
+import gpuvec
 
 project = "gpuvec"
 author = "the gpuvec developers"
-copyright = "2026, the gpuvec developers"  # noqa: A001 (Sphinx's name)
+copyright = "2026, the gpuvec developers"
 release = gpuvec.__version__
 version = ".".join(release.split(".")[:2])
 
@@ -142,5 +142,43 @@ intersphinx_mapping = (
 )
 
 
+def _write_rays_table(app):
+    """Write the implementation table of ``gpuvec.rays._select_impl`` for the rays page.
+
+    The docstring of ``_select_impl`` is the one place that says which implementation runs; the
+    user guide includes it from there (``user_guide/rays_impl_table.inc``, generated), so the two
+    cannot drift apart. Lines whose later columns are empty continue the row above.
+    """
+    import inspect
+
+    from gpuvec.rays import _select_impl
+
+    lines = inspect.cleandoc(_select_impl.__doc__).splitlines()
+    rules = [i for i, line in enumerate(lines) if line.startswith("====")]
+    border = lines[rules[0]]
+    spans, start = [], 0
+    for i, ch in enumerate(border + " "):
+        if ch == " " and (i == 0 or border[i - 1] == "="):
+            spans.append((start, i))
+        elif ch == "=" and (i == 0 or border[i - 1] == " "):
+            start = i
+    def cells(line):
+        starts = [a for a, _ in spans] + [None]  # up to the next column (text may run into the gap)
+        return [line[starts[k] : starts[k + 1]].strip() for k in range(len(spans))]
+    header = cells(lines[rules[0] + 1])
+    rows = []
+    for line in lines[rules[1] + 1 : rules[2]]:
+        row = cells(line)
+        if rows and not any(row[1:]):
+            rows[-1][0] += " " + row[0]
+        else:
+            rows.append(row)
+    out = [".. list-table::", "   :header-rows: 1", "   :widths: 34 10 30 26", ""]
+    for row in [header, *rows]:
+        out += [f"   * - {row[0]}"] + [f"     - {c}" for c in row[1:]]
+    Path(app.srcdir, "user_guide", "rays_impl_table.inc").write_text("\n".join(out) + "\n")
+
+
 def setup(app):
     app.connect("autodoc-skip-member", _skip_record_fields)
+    app.connect("builder-inited", _write_rays_table)
