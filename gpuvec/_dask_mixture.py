@@ -1,0 +1,692 @@
+"""GaussianMixture on dask arrays: imported by :mod:`gpuvec.mixture` only for dask inputs.
+
+Two shapes, two patterns (``../shared/SCALEOUT.md`` sections 4.3 and 4.4):
+
+- **(B, N, D) chunked along B** (many problems): each block of problems is a
+  complete in-memory fit, run where the block lives (one task per block; no
+  communication between iterations). Each task returns its fitted parameters
+  as numpy, its warnings and its error, with problems named by their index in
+  the block; the client re-numbers them to the *global* index and warns or
+  raises once. The random starts of a block come from its own generator
+  (seeded from ``random_state``), so they differ from the in-memory fit's;
+  explicit starts give the in-memory result.
+- **(N, D) chunked along N** (one huge problem): the EM loop runs on the
+  client, the data stays on the workers. Each iteration is one pass: every
+  chunk returns its :class:`~gpuvec.mixture.SufficientStats` (packed in one
+  float64 row), ``sum(axis=0, split_every=8)`` adds them in a tree, and the
+  client runs :func:`~gpuvec.mixture.params_from_statistics`, the
+  regularisation retry and the convergence test exactly as
+  :func:`~gpuvec.mixture.fit_em` does. The data's shift is computed once per
+  fit, in the first pass (with the finiteness and ``sample_weight`` checks).
+  ``n_init`` starts are one more batch axis of the statistics: one pass serves
+  every start still running.
+
+Initialisation of an (N, D) fit reads the data in the first pass only: the
+random inits (k-means++, kmeans, random, random_from_data) run in memory on a
+uniform sample of at most :data:`INIT_SAMPLE_ROWS` rows gathered to the client
+(all rows when N is no larger: then the start is the in-memory fit's with the
+same ``random_state``). A complete explicit start reads nothing.
+
+Fitted parameters are small numpy arrays on the client whatever the chunk
+type (cupy chunks: the statistics and parameters come back as numpy, so the
+client needs no GPU); arrays that scale with the data (labels,
+responsibilities, log-likelihoods) are lazy dask arrays with the input's
+chunk type. gpuvec never starts a cluster: every compute goes to dask's
+current scheduler (the threaded one, or the active ``distributed.Client``),
+with BLAS limited to one thread per dask thread around it (unlimited, an EM
+pass was 3.5x slower).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import warnings
+from typing import Any
+
+import numpy as np
+
+from gpuvec._backend import chunk_elements, get_namespace, to_numpy
+from gpuvec._mixture_cov import COVARIANCE_TYPES
+from gpuvec._mixture_em import (
+    REG_COVAR_TRIES,
+    MixtureParams,
+    SufficientStats,
+    e_step,
+    params_from_statistics,
+    params_ok,
+    regularisation_retry,
+    sufficient_statistics,
+)
+
+try:
+    from gpuvec._backend import is_dask_array
+except ImportError:  # older _backend: the same test by the type's module, without importing dask
+
+    def is_dask_array(x: Any) -> bool:
+        return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "__dask_graph__") and hasattr(x, "chunks")
+
+
+__all__ = ["INIT_SAMPLE_ROWS", "aic", "bic", "fit", "fit_predict", "predict", "predict_proba", "score", "score_samples"]
+
+INIT_SAMPLE_ROWS = 100_000
+"""Rows of the uniform sample that an (N, D) dask fit's random initialisation runs on."""
+
+SPLIT_EVERY = 8
+"""Fan-in of the tree that adds the blocks' statistics."""
+
+
+def _dask():
+    try:
+        import dask
+        import dask.array as da
+    except ImportError:  # pragma: no cover - a dask array without dask cannot exist
+        msg = "GaussianMixture on dask arrays needs the extra: pip install 'gpuvec[dask]'"
+        raise TypeError(msg) from None
+    return dask, da
+
+
+@contextlib.contextmanager
+def _blas_one_thread():
+    """BLAS limited to one thread while dask's threads run gpuvec's chunk computes (process-wide, so it is
+    held around the whole compute: a per-task limit is undone by concurrent tasks)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(1, "blas"):
+        yield
+
+
+def _warn(text, category):
+    """``warnings.warn`` pointing at the first caller outside gpuvec (and numpy's errstate decorator)."""
+    import sys
+
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in ("gpuvec", "numpy", "contextlib"):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(text, category, stacklevel=level)
+
+
+def _compute(*collections):
+    dask, _ = _dask()
+    with _blas_one_thread():
+        return dask.compute(*collections)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _chunk_xp(X):
+    """numpy or cupy: the namespace of X's chunks (from its meta)."""
+    return get_namespace(X._meta)
+
+
+def _check_X(gm, X, *, fitting: bool) -> None:
+    if not is_dask_array(X):
+        msg = (
+            f"X is a {type(X).__module__}.{type(X).__name__} while sample_weight is a dask array: pass both as dask "
+            "arrays (dask.array.from_array(X, chunks=...)), or sample_weight in memory"
+        )
+        raise TypeError(msg)
+    if any(np.isnan(c) for c in X.shape):
+        raise ValueError(f"X has unknown chunk sizes (shape {X.shape}): call X.compute_chunk_sizes() first")
+    kind = np.dtype(X.dtype).kind
+    if kind == "c":
+        raise ValueError("Complex data not supported: X must be real")
+    if kind not in "biuf":
+        raise ValueError(f"X must be numeric; got dtype {X.dtype}")
+    if X.ndim == 1:
+        raise ValueError(f"Expected 2D array (n_samples, n_features) or 3D (batch, n_samples, n_features), got 1D array of shape {X.shape}.")
+    if X.ndim not in (2, 3):
+        raise ValueError(f"X must have shape (n_samples, n_features) or (batch, n_samples, n_features); got shape {X.shape}")
+    for axis, what in ((-2, "sample(s)"), (-1, "feature(s)"), (0, "problem(s)")):
+        if X.shape[axis] == 0:
+            raise ValueError(f"Found array with 0 {what} (shape={X.shape}) while a minimum of 1 is required.")
+    if fitting:
+        if X.shape[-2] < gm.n_components:
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = {gm.n_components}, n_samples = {X.shape[-2]}")
+        return
+    gm._check_fitted()
+    if X.shape[-1] != gm.means_.shape[-1]:
+        raise ValueError(f"X has {X.shape[-1]} features, but GaussianMixture is expecting {gm.means_.shape[-1]} features as input.")
+    batched = X.ndim == 3
+    if batched != gm._batched or (batched and X.shape[0] != gm._B):
+        expected = f"(B={gm._B}, N, D)" if gm._batched else "(N, D)"
+        raise ValueError(f"X must have shape {expected} as in fit; got shape {X.shape}")
+
+
+def _result_dtype(X):
+    return np.float32 if X.dtype == np.float32 else np.float64
+
+
+def _weight_as_dask(sample_weight, X, shape):
+    """sample_weight (dask or in memory) as a float64 dask array of ``shape`` chunked like X's leading axes."""
+    _, da = _dask()
+    if type(sample_weight).__module__.split(".sparse")[0] in ("scipy", "cupyx.scipy"):
+        raise TypeError("sample_weight must be a dense array; got a sparse matrix (use .toarray())")
+    sw = sample_weight if is_dask_array(sample_weight) else da.from_array(np.asarray(sample_weight), chunks=-1)
+    if np.dtype(sw.dtype).kind not in "biuf":
+        raise TypeError(f"sample_weight must be a real numeric array; got dtype {sw.dtype}")
+    if tuple(sw.shape) != shape:
+        raise ValueError(f"sample_weight must have shape {shape} to match X; got shape {tuple(sw.shape)}")
+    return sw.astype(np.float64).rechunk(X.chunks[: len(shape)])
+
+
+# --------------------------------------------------------------------------- (N, D): one problem, N split
+
+
+def _layout(S, K, D, covariance_type):
+    """Shapes of the packed statistics of S starts: nk, sx, sxx, log-likelihood, weight sum."""
+    tail = (K, D, D) if COVARIANCE_TYPES[covariance_type].full_matrix else (K, D)
+    return ((S, K), (S, K, D), (S,) + tail, (S,), (S,))
+
+
+def _unpack(vec, shapes):
+    out, at = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        out.append(vec[at : at + size].reshape(shape))
+        at += size
+    return out
+
+
+def _first_pass_block(x, w=None):
+    """One block's row of sums for the shift and the checks: sum x (D), rows, sum w x (D), sum w, non-finite x,
+    bad weights (non-finite or negative), positive weights."""
+    xp = get_namespace(x)
+    x64 = x.astype(xp.float64, copy=False)
+    D = x.shape[1]
+    row = xp.zeros(2 * D + 5)
+    row[:D] = x64.sum(0)
+    row[D] = x.shape[0]
+    row[2 * D + 2] = x.size - int(xp.isfinite(x64).sum())
+    if w is not None:
+        w = w.reshape(-1)
+        good = xp.isfinite(w) & (w >= 0)
+        wz = xp.where(good, w, 0.0)
+        row[D + 1 : 2 * D + 1] = xp.matmul(wz, xp.where(xp.isfinite(x64), x64, 0.0))
+        row[2 * D + 1] = wz.sum()
+        row[2 * D + 3] = w.size - int(good.sum())
+        row[2 * D + 4] = int((wz > 0).sum())
+    return to_numpy(row)[None]
+
+
+def _stats_block(x, w=None, *, params, shift, covariance_type):
+    """One block's :class:`SufficientStats` of every start, packed in one float64 numpy row."""
+    xp = get_namespace(x)
+    weights, means, P = (xp.asarray(a) for a in params)
+    S, n = weights.shape[0], x.shape[0]
+    X = xp.broadcast_to(x[None], (S,) + x.shape)  # every start reads the same rows (a view)
+    sw = None if w is None else xp.broadcast_to(w.reshape(1, n), (S, n))
+    stats = sufficient_statistics(X, MixtureParams(weights, means, None, P), covariance_type, sw, xp.asarray(shift))
+    parts = (stats.nk, stats.sx, stats.sxx, stats.log_likelihood, stats.weight_sum)
+    return to_numpy(xp.concatenate([a.reshape(-1) for a in parts]))[None]
+
+
+def _map_rows(func, X, sw, *, width, **kwargs):
+    """``func(x_block[, w_block], **kwargs)`` over the row blocks, each giving a (1, width) float64 row."""
+    _, da = _dask()
+    nb = X.numblocks[0]
+    args = (X,) if sw is None else (X, sw[:, None])
+    return da.map_blocks(func, *args, chunks=((1,) * nb, (width,)), dtype=np.float64, meta=np.empty((0, 0)), **kwargs)
+
+
+def _tree_sum(rows):
+    return rows.sum(axis=0, split_every=SPLIT_EVERY)
+
+
+def _rows_pass(X, sw, params, shift, covariance_type):
+    """One EM pass: the summed statistics of the starts in ``params`` (numpy, on the client)."""
+    dask, _ = _dask()
+    S, K, D = params.means.shape
+    shapes = _layout(S, K, D, covariance_type)
+    width = sum(int(np.prod(s)) for s in shapes)
+    packed = dask.delayed((params.weights, params.means, params.precisions_cholesky), pure=True)  # one key
+    rows = _map_rows(_stats_block, X, sw, width=width, params=packed, shift=shift, covariance_type=covariance_type)
+    (vec,) = _compute(_tree_sum(rows))
+    nk, sx, sxx, ll, wsum = _unpack(vec, shapes)
+    return SufficientStats(nk, sx, sxx, ll, wsum, np.broadcast_to(shift, (S, 1, D)))
+
+
+def _em_loop(pass_fn, params, reg_covar, covariance_type, *, tol, max_iter, verbose, verbose_interval, lower_bound=None):
+    """:func:`~gpuvec.mixture.fit_em`'s loop with the pass as a function: ``pass_fn(params) -> SufficientStats``.
+
+    The same steps in the same order (the M-step, the regularisation retry from the same statistics, the
+    convergence test, the active set of starts), so that the result is fit_em's up to the summation order
+    of the statistics.
+    """
+    import time
+
+    xp, ct = np, covariance_type
+    S = params.weights.shape[0]
+    params = MixtureParams(*(np.asarray(a, dtype=np.float64).copy() for a in params))
+    reg = np.broadcast_to(np.asarray(reg_covar, dtype=np.float64), (S,)).copy()
+    previous = -np.inf if lower_bound is None else lower_bound
+    lower_bound = np.broadcast_to(np.asarray(previous, dtype=np.float64), (S,)).copy()
+    n_iter = np.zeros(S, dtype=np.int64)
+    converged = np.zeros(S, dtype=bool)
+    failed = np.zeros(S, dtype=bool)
+    history = np.full((S, max_iter), np.nan)
+    active = np.arange(S)
+    pa, rega = params, reg
+    clock = time.perf_counter()
+    for it in range(1, max_iter + 1):
+        stats = pass_fn(pa)
+        lb = stats.lower_bound
+        new = params_from_statistics(stats, rega, ct)
+        new, rega, bad = regularisation_retry(
+            lambda r, stats=stats: params_from_statistics(stats, r, ct), new, rega, REG_COVAR_TRIES
+        )
+        bad |= ~np.isfinite(lb)
+        if bool(bad.any()):
+            new = MixtureParams(*(np.where(_batch_mask(bad, part), old, part) for part, old in zip(new, pa)))
+        change = lb - lower_bound[active]
+        lower_bound[active] = lb
+        history[active, it - 1] = lb
+        n_iter[active] = it
+        done = (np.abs(change) < tol) & ~bad
+        for full_arr, part in zip(params, new):
+            full_arr[active] = part
+        reg[active] = rega
+        if verbose and it % verbose_interval == 0:
+            line = f"  Iteration {it}: {int(done.sum())} of {int(active.shape[0])} active problems converged"
+            if verbose >= 2:
+                now = time.perf_counter()
+                finite = xp.where(xp.isfinite(change), xp.abs(change), 0.0)
+                line += f"\t time lapse {now - clock:.5f}s\t largest ll change {float(finite.max()):.5f}"
+                clock = now
+            print(line)
+        leave = done | bad
+        if bool(leave.any()):
+            converged[active[done]] = True
+            failed[active[bad]] = True
+            keep = ~leave
+            active = active[keep]
+            if active.shape[0] == 0:
+                break
+            rega = rega[keep]
+            pa = MixtureParams(*(a[keep] for a in new))
+        else:
+            pa = new
+    history = history[:, : max(1, int(n_iter.max()) if S else 1)]
+    return params, lower_bound, n_iter, converged, failed, history, reg
+
+
+def _batch_mask(mask, a):
+    return mask.reshape(mask.shape + (1,) * (a.ndim - 1))
+
+
+def _sample_starts(gm, sample, sample_weight, rng, n_init, K, D):
+    """The ``n_init`` starts, each by an in-memory ``max_iter=0`` fit (random init, user parameters, the
+    regularisation retry) of ``sample``; draws in turn from one generator, as the in-memory fit does.
+
+    Returns (params with S = n_init starts, reg_covar (S,), the ValueError of each failed start or None).
+    """
+    init = type(gm)(**{**gm.get_params(), "max_iter": 0, "n_init": 1, "warm_start": False, "verbose": 0, "random_state": rng})
+    starts, regs, errors = [], [], []
+    kept = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(n_init):
+            try:
+                init.fit(sample, sample_weight=sample_weight)
+            except ValueError as exc:
+                if n_init == 1:
+                    raise
+                errors.append(exc)
+                nan = np.full(1, np.nan)
+                shapes = [(1, K), (1, K, D)] + [(1,) + COVARIANCE_TYPES[gm.covariance_type].precision_shape(K, D)] * 2
+                starts.append(MixtureParams(*(np.broadcast_to(nan, s).reshape(s) for s in shapes)))
+                regs.append(float(gm.reg_covar))
+                continue
+            errors.append(None)
+            starts.append(MixtureParams(*(np.asarray(a, dtype=np.float64)[None] for a in (init.weights_, init.means_, init.covariances_, init.precisions_cholesky_))))
+            regs.append(float(init.reg_covar_))
+    for w in caught:  # the start's reg_covar raise is reported with the fit's; the others once each
+        text = str(w.message)
+        if "reg_covar raised" not in text and text not in kept:
+            kept.append(text)
+            _warn(text, w.category)
+    if all(e is not None for e in errors):
+        raise errors[0]
+    params = MixtureParams(*(np.concatenate(parts) for parts in zip(*starts)))
+    return params, np.asarray(regs), errors
+
+
+def _fit_rows(gm, X, sample_weight):
+    """Fit one problem whose N rows are split over X's chunks; stores gm's attributes; returns gm."""
+    K, ct = gm.n_components, gm.covariance_type
+    N, D = X.shape
+    dtype = _result_dtype(X)
+    X = X.rechunk({1: -1})
+    sw = None if sample_weight is None else _weight_as_dask(sample_weight, X, (N,))
+    rng = gm._rng(np)  # a bad random_state is refused up front
+    warm = gm.warm_start and hasattr(gm, "converged_") and not gm._batched and gm.means_.shape[-1] == D
+    n_init = 1 if warm else gm.n_init
+    explicit = all(v is not None for v in (gm.weights_init, gm.means_init, gm.precisions_init))
+
+    # First pass: the shift, the checks of X and sample_weight, and (for a random init) the sample.
+    first = _tree_sum(_map_rows(_first_pass_block, X, sw, width=2 * D + 5))
+    sample = sample_sw = None
+    if not warm and not explicit:
+        if N > INIT_SAMPLE_ROWS:
+            seed = int(to_numpy(rng.integers(0, 2**62)))
+            rows = np.sort(np.random.default_rng(seed).choice(N, INIT_SAMPLE_ROWS, replace=False))
+            sample = X[rows]
+            sample_sw = None if sw is None else sw[rows]
+        else:
+            sample, sample_sw = X, sw
+    sums, sample, sample_sw = _compute(first, sample, sample_sw)
+    if sums[2 * D + 2] > 0:
+        raise ValueError("Input X contains NaN or infinity (or a value too large for dtype('float64')).")
+    if sw is not None:
+        if sums[2 * D + 3] > 0:
+            raise ValueError("sample_weight must be finite and non-negative")
+        if sums[2 * D + 1] == 0:
+            raise ValueError("sample_weight is zero for every sample of a problem: sample weights must not all be zero")
+        if sums[2 * D + 4] < K:
+            raise ValueError(f"Expected n_samples >= n_components among samples of positive sample_weight in every problem, n_components = {K}")
+    total_w = sums[2 * D + 1]
+    shift = (sums[D + 1 : 2 * D + 1] / total_w if sw is not None else sums[:D] / sums[D]).reshape(1, 1, D)
+
+    if warm:
+        attrs = (gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_)
+        params = MixtureParams(*(np.asarray(a, dtype=np.float64)[None] for a in attrs))
+        reg = np.full(1, max(float(gm.reg_covar_), float(gm.reg_covar)) if gm.reg_covar > 0 else 0.0)
+        previous = np.full(1, float(gm.lower_bound_))
+        start_errors = [None]
+    else:
+        if explicit:  # a complete explicit start needs no data: the in-memory start, from the same parameters
+            sample, sample_sw = np.zeros((K, D)), None
+        else:
+            sample = to_numpy(sample).astype(np.float64)
+            sample_sw = None if sample_sw is None else to_numpy(sample_sw)
+        params, reg, start_errors = _sample_starts(gm, sample, sample_sw, rng, n_init, K, D)
+        previous = None
+    start_reg = np.full(n_init, float(gm.reg_covar)) if not warm else reg.copy()
+    start_failed = ~params_ok(params)
+    start_overflow = ~np.isfinite(params.covariances.reshape(n_init, -1)).all(-1)
+
+    def pass_fn(p):
+        return _rows_pass(X, sw, p, shift, ct)
+
+    result = _em_loop(
+        pass_fn, params, reg, ct, tol=gm.tol, max_iter=gm.max_iter, verbose=gm.verbose,
+        verbose_interval=gm.verbose_interval, lower_bound=previous,
+    )
+    params, lower_bound, n_iter, converged, failed, history, reg = result
+    overflow = np.where(start_failed, start_overflow, failed & ~np.isfinite(lower_bound))
+    failed = failed | start_failed | ~params_ok(params)
+    if n_init > 1:
+        score = np.where(failed | np.isnan(lower_bound), -np.inf, lower_bound)
+        best = int(np.argmax(score))  # ties: the first start, n_init=1's
+        if start_errors[best] is not None:
+            raise start_errors[best]
+        params = MixtureParams(*(a[best : best + 1] for a in params))
+        lower_bound, n_iter, converged, failed, overflow, history, reg, start_reg = (
+            a[best : best + 1] for a in (lower_bound, n_iter, converged, failed, overflow, history, reg, start_reg)
+        )
+    gm._raise_failures(np, failed, overflow, reg, False)
+    gm._warn_regularisation(np, reg, start_reg, False)
+    if bool((~converged).any()) and gm.max_iter > 0:
+        from gpuvec.mixture import _convergence_warning_class
+
+        _warn(
+            "Best performing initialization did not converge. Try different init parameters, "
+            "or increase max_iter, tol, or check for degenerate data.",
+            _convergence_warning_class(),
+        )
+    gm._store(np, params, lower_bound, n_iter, converged, history, reg, False, 1, dtype)
+    return gm
+
+
+# --------------------------------------------------------------------------- (B, N, D): problems split over B
+
+
+_LIST = re.compile(r"\[([^\[\]]*)\](\.\.\.)?")
+
+
+def _split_message(text: str, offset: int):
+    """(template, lists): every bracketed list of ``text`` cut out; lists after 'problems ' shifted by
+    ``offset`` (block index -> global index). Each list: (items, truncated, is_problem_list)."""
+    lists = []
+
+    def cut(match):
+        inner = [s for s in match.group(1).split(", ") if s]
+        truncated = bool(match.group(2)) or "..." in inner
+        inner = [s for s in inner if s != "..."]
+        is_problems = text[: match.start()].endswith("problems ")
+        if is_problems:
+            inner = [str(int(s) + offset) for s in inner]
+        lists.append((inner, truncated, is_problems))
+        return "\x00"
+
+    return _LIST.sub(cut, text), lists
+
+
+def _merge_messages(messages):
+    """[(template, lists)] of several blocks -> the distinct messages, lists of equal templates joined."""
+    merged: dict[str, list] = {}
+    for template, lists in messages:
+        if template not in merged:
+            merged[template] = [([], False, p) for _, _, p in lists]
+        merged[template] = [(a + b, ta or tb, p) for (a, ta, p), (b, tb, _) in zip(merged[template], lists)]
+    out = []
+    for template, lists in merged.items():
+        text = template
+        for items, truncated, is_problems in lists:
+            more = truncated or len(items) > 10
+            shown = ", ".join(items[:10])
+            if is_problems:
+                rendered = f"[{shown}]{'...' if more else ''}"
+            else:
+                rendered = f"[{shown}{', ...' if more else ''}]"
+            text = text.replace("\x00", rendered, 1)
+        out.append(text)
+    return out
+
+
+def _fit_problems(x, w, params, inits, seed, offset):
+    """A complete in-memory fit of one block of problems; its attributes as numpy, its warnings and error."""
+    import warnings as _warnings
+
+    from gpuvec.mixture import GaussianMixture
+
+    gm = GaussianMixture(**{**params, **inits, "random_state": seed, "warm_start": False})
+    out = {"offset": offset, "error": None, "warnings": [], "attrs": None}
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        try:
+            gm.fit(x, sample_weight=w)
+        except ValueError as exc:
+            out["error"] = str(exc)
+    out["warnings"] = [(w.category.__name__, str(w.message)) for w in caught]
+    if out["error"] is None:
+        names = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_", "reg_covar_")
+        out["attrs"] = {name: to_numpy(getattr(gm, name)) for name in names}
+    return out
+
+
+def _fit_batched(gm, X, sample_weight):
+    """Fit the B problems of X block by block where the blocks live; stores gm's attributes; returns gm."""
+    dask, _ = _dask()
+    from gpuvec.mixture import _convergence_warning_class
+
+    if gm.warm_start and hasattr(gm, "converged_"):
+        msg = (
+            "warm_start=True is not supported for a (B, N, D) dask X: fit a new GaussianMixture, or pass the previous "
+            "fit's weights_, means_ and precisions_ as weights_init, means_init and precisions_init"
+        )
+        raise NotImplementedError(msg)
+    B, N, D = X.shape
+    K, ct = gm.n_components, gm.covariance_type
+    X = X.rechunk({1: -1, 2: -1})
+    sizes = X.chunks[0]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+    sw = None
+    if sample_weight is not None:
+        shape = tuple(getattr(sample_weight, "shape", np.shape(sample_weight)))
+        if shape == (N,):
+            sw = _weight_as_dask(sample_weight, X, (N,)).rechunk(-1)
+        else:
+            sw = _weight_as_dask(sample_weight, X, (B, N)).rechunk({1: -1})
+    rng = gm._rng(np)
+    seeds = [int(s) for s in to_numpy(rng.integers(0, 2**62, size=len(sizes)))]
+    tails = {
+        "weights_init": (K,),
+        "means_init": (K, D),
+        "precisions_init": COVARIANCE_TYPES[ct].precision_shape(K, D),
+    }
+    params = {k: v for k, v in gm.get_params().items() if k not in tails and k not in ("random_state", "warm_start")}
+    x_blocks = X.to_delayed().ravel()
+    if sw is None:
+        w_blocks = [None] * len(sizes)
+    elif sw.ndim == 1:
+        w_blocks = [sw.to_delayed().ravel()[0]] * len(sizes)
+    else:
+        w_blocks = sw.to_delayed().ravel()
+    tasks = []
+    for i, (xb, wb, start, size) in enumerate(zip(x_blocks, w_blocks, offsets, sizes)):
+        inits = {}
+        for name, tail in tails.items():
+            value = getattr(gm, name)
+            if value is not None:
+                value = to_numpy(value) if not isinstance(value, (list, tuple)) else np.asarray(value)
+                if value.ndim == len(tail) + 1 and value.shape[0] == B:
+                    value = value[start : start + size]
+            inits[name] = value
+        tasks.append(dask.delayed(_fit_problems, pure=True)(xb, wb, params, inits, seeds[i], int(start)))
+    results = _compute(*tasks)
+
+    errors = [_split_message(r["error"], r["offset"]) for r in results if r["error"] is not None]
+    by_category: dict[str, list] = {}
+    for r in results:
+        for category, text in r["warnings"]:
+            if errors and "identical components" not in text:
+                continue  # as in memory: a failure raises before the fit's own warnings
+            by_category.setdefault(category, []).append(_split_message(text, r["offset"]))
+    for category, messages in by_category.items():
+        cls = _convergence_warning_class() if category == "ConvergenceWarning" else UserWarning
+        for text in _merge_messages(messages):
+            _warn(text, cls)
+    if errors:
+        raise ValueError("\n".join(_merge_messages(errors)))
+
+    attrs = {name: [r["attrs"][name] for r in results] for name in results[0]["attrs"]}
+    longest = max(h.shape[1] for h in attrs["lower_bounds_"])
+    attrs["lower_bounds_"] = [np.pad(h, ((0, 0), (0, longest - h.shape[1])), constant_values=np.nan) for h in attrs["lower_bounds_"]]
+    for name, parts in attrs.items():
+        setattr(gm, name, np.concatenate(parts))
+    gm.n_features_in_ = D
+    gm._batched, gm._B = True, B
+    return gm
+
+
+# --------------------------------------------------------------------------- public entry points
+
+
+def fit(gm, X, sample_weight=None):
+    """:meth:`GaussianMixture.fit` for a dask X (see the module docstring); returns gm."""
+    gm._check_parameters()
+    _check_X(gm, X, fitting=True)
+    if X.ndim == 3:
+        return _fit_batched(gm, X, sample_weight)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _fit_rows(gm, X, sample_weight)
+
+
+def fit_predict(gm, X, sample_weight=None):
+    """Fit, then the labels of X as a lazy dask array (of the fitted parameters, as :meth:`predict`)."""
+    fit(gm, X, sample_weight)
+    return predict(gm, X)
+
+
+def _predict_block(x, params=None, covariance_type="full", what="labels", out_dtype=np.float64, block_info=None):
+    """Labels, responsibilities or log-likelihoods of one block, in cache-sized row chunks."""
+    xp = get_namespace(x)
+    weights, means, P = (xp.asarray(a) for a in params)
+    batched = x.ndim == 3
+    if batched:  # this block's problems
+        b0, b1 = block_info[0]["array-location"][0]
+        weights, means, P = weights[b0:b1], means[b0:b1], P[b0:b1]
+    else:
+        x, weights, means, P = x[None], weights[None], means[None], P[None]
+    X = x.astype(xp.float64, copy=False)
+    if not bool(xp.isfinite(X).all()):
+        kind = "NaN" if bool(xp.isnan(X).any()) else "infinity or a value too large for dtype('float64')"
+        raise ValueError(f"Input X contains {kind}.")
+    B, N, D = X.shape
+    K = means.shape[1]
+    if what == "labels":
+        out = xp.empty((B, N), dtype=xp.int64)
+    else:
+        out = xp.empty((B, N, K) if what == "proba" else (B, N), dtype=out_dtype)
+    step = max(1, chunk_elements(xp, "mixture") // max(1, B * max(K, D) * D))
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        for s in range(0, N, step):
+            sl = slice(s, min(N, s + step))
+            log_resp, log_norm = e_step(X[:, sl], weights, means, P, covariance_type)
+            if what == "labels":
+                out[:, sl] = log_resp.argmax(-1)
+            elif what == "proba":
+                out[:, sl] = xp.exp(log_resp)
+            else:
+                out[:, sl] = log_norm
+    return out if batched else out[0]
+
+
+def _estimate(gm, X, what):
+    dask, _ = _dask()
+    _check_X(gm, X, fitting=False)
+    xp = _chunk_xp(X)
+    dtype = _result_dtype(X)
+    X = X.rechunk({-1: -1, -2: -1} if X.ndim == 3 else {-1: -1})
+    params = dask.delayed((gm.weights_, gm.means_, gm.precisions_cholesky_), pure=True)
+    out_dtype = np.int64 if what == "labels" else dtype
+    kwargs = {"params": params, "covariance_type": gm.covariance_type, "what": what, "out_dtype": out_dtype}
+    meta = xp.empty((0,) * (X.ndim - (0 if what == "proba" else 1)), dtype=out_dtype)
+    if what == "proba":
+        chunks = X.chunks[:-1] + ((gm.n_components,),)
+        return X.map_blocks(_predict_block, chunks=chunks, dtype=out_dtype, meta=meta, **kwargs)
+    return X.map_blocks(_predict_block, drop_axis=X.ndim - 1, dtype=out_dtype, meta=meta, **kwargs)
+
+
+def predict(gm, X):
+    """Component labels of a dask X: a lazy int64 dask array, shape (N,) or (B, N)."""
+    return _estimate(gm, X, "labels")
+
+
+def predict_proba(gm, X):
+    """Responsibilities of a dask X: a lazy dask array, shape (N, K) or (B, N, K)."""
+    return _estimate(gm, X, "proba")
+
+
+def score_samples(gm, X):
+    """Log-likelihood of each sample of a dask X: a lazy dask array, shape (N,) or (B, N)."""
+    return _estimate(gm, X, "log_norm")
+
+
+def _score(gm, X):
+    (s,) = _compute(score_samples(gm, X).mean(-1))
+    return (float(s) if X.ndim == 2 else np.asarray(s)), X.shape[-2]
+
+
+def score(gm, X):
+    """Mean log-likelihood of a dask X, computed: a float, or a numpy array of shape (B,)."""
+    return _score(gm, X)[0]
+
+
+def bic(gm, X):
+    """Bayesian information criterion of a dask X, computed: a float, or a numpy array of shape (B,)."""
+    import math
+
+    s, n = _score(gm, X)
+    return -2 * s * n + gm._n_parameters() * math.log(n)
+
+
+def aic(gm, X):
+    """Akaike information criterion of a dask X, computed: a float, or a numpy array of shape (B,)."""
+    s, n = _score(gm, X)
+    return -2 * s * n + 2 * gm._n_parameters()
