@@ -12,6 +12,9 @@ import gpuvec
 from gpuvec import _dlpack
 
 aas = pytest.importorskip("array_api_strict")
+# numpy < 2 marks what from_dlpack gives as read-only and cannot export it again, so these tests
+# cannot read array-api-strict results back there (gpuvec's own conversions work; see the Producer tests).
+needs_numpy2 = pytest.mark.skipif(np.__version__.startswith("1."), reason="numpy < 2 cannot re-export read-only arrays through DLPack")
 
 
 class Producer:
@@ -45,6 +48,7 @@ def test_ray_max_takes_a_producer_without_copying_and_returns_its_kind(tinylib):
     assert np.array_equal(best.a, want[0]) and np.array_equal(arg.a, want[1])
 
 
+@needs_numpy2
 def test_array_api_strict_in_array_api_strict_out():
     img = np.random.default_rng(1).random((5, 5)).astype(np.float32)
     best, arg, coords = gpuvec.ray_max(aas.asarray(img), (1, 4), 4, return_coords=True)
@@ -52,6 +56,7 @@ def test_array_api_strict_in_array_api_strict_out():
     assert np.array_equal(np.from_dlpack(best), gpuvec.ray_max(img, (1, 4), 4)[0])
 
 
+@needs_numpy2
 def test_named_tuple_results_keep_their_type():
     res = gpuvec.rotation_residuals(aas.asarray(np.stack([np.eye(3), -np.eye(3)])))
     assert isinstance(res, gpuvec.rotations.RotationResiduals)
@@ -59,6 +64,7 @@ def test_named_tuple_results_keep_their_type():
     assert np.from_dlpack(gpuvec.is_rotation(aas.asarray(np.eye(3)))).item() is True
 
 
+@needs_numpy2
 def test_sampling_with_dlpack_parameters_matches_numpy_parameters():
     loc = np.arange(6.0).reshape(2, 3)
     got = gpuvec.random.default_rng(4, backend="numpy").normal(aas.asarray(loc), 2.0, size=(10, 2, 3))
@@ -73,6 +79,7 @@ def test_mixing_kinds_is_a_type_error(tinylib):
         gpuvec.random.default_rng(0, backend="numpy").normal(Producer(np.zeros(3)), aas.asarray(np.ones(3)))
 
 
+@needs_numpy2
 def test_numpy_scalars_beside_a_dlpack_array_are_fine():
     best, _ = gpuvec.ray_max(aas.asarray(np.ones((3, 3))), (np.float64(1), np.int64(1)), 3, cval=np.float32(0))
     assert np.from_dlpack(best).sum() == 9
@@ -98,6 +105,7 @@ def test_a_device_gpuvec_cannot_use_is_named():
         gpuvec.is_rotation(OnTPU(np.eye(3)))
 
 
+@needs_numpy2
 def test_gaussian_mixture_methods_take_and_give_dlpack_arrays():
     pytest.importorskip("sklearn")
     X = np.concatenate([np.random.default_rng(0).normal(0, 1, (100, 2)), np.random.default_rng(1).normal(6, 1, (100, 2))])

@@ -137,6 +137,10 @@ def test_nearest_rotation_is_a_rotation_and_fixes_rotations(xp, n):
     np.testing.assert_allclose(to_np(gpuvec.nearest_rotation(xp.asarray(Q))), Q, atol=1e-12)
 
 
+@pytest.mark.skipif(
+    tuple(int(p) for p in __import__("scipy").__version__.split(".")[:2]) < (1, 15),
+    reason="scipy < 1.15's Rotation.from_matrix answers differently for non-orthogonal input (checked: 1.10-1.14)",
+)
 def test_nearest_rotation_agrees_with_scipy_rotation():
     from scipy.spatial.transform import Rotation
 
