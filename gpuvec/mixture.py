@@ -126,6 +126,20 @@ class GaussianMixture:
     gains a leading B axis and the B problems are fitted independently in one
     call; problems that have converged leave the active set.
 
+    Dask arrays (numpy or cupy chunks, extra ``gpuvec[dask]``) are never
+    computed into memory (see :mod:`gpuvec._dask_mixture`). A (B, N, D) X
+    chunked along B: each block of problems is fitted where it lives; warnings
+    and errors name problems by their global index. An (N, D) X chunked along
+    N: one pass over the chunks per EM iteration (their sufficient statistics
+    tree-summed), the M-step on the client; from the same start it gives the
+    in-memory result up to summation order. A random init runs on a uniform
+    sample of at most 100,000 rows gathered to the client (all rows when N is
+    smaller: then the in-memory start), so with a large N it differs from the
+    in-memory fit's for the same ``random_state``. Fitted parameters are numpy
+    on the client; predict, predict_proba and score_samples return lazy dask
+    arrays; score, bic and aic compute. gpuvec uses dask's current scheduler or
+    the active ``distributed.Client`` and never starts a cluster.
+
     Parameters
     ----------
     n_components : int, default 1
@@ -439,6 +453,10 @@ class GaussianMixture:
         self : GaussianMixture
             The fitted estimator.
         """
+        if _is_dask(X, sample_weight):
+            from gpuvec import _dask_mixture
+
+            return _dask_mixture.fit(self, X, sample_weight)
         self.fit_predict(X, y, sample_weight=sample_weight)
         return self
 
@@ -461,6 +479,10 @@ class GaussianMixture:
         labels : array of int, shape (N,) or (B, N)
             The most likely component of each sample under the fitted model.
         """
+        if _is_dask(X, sample_weight):
+            from gpuvec import _dask_mixture
+
+            return _dask_mixture.fit_predict(self, X, sample_weight)
         self._check_parameters()
         xp, X, batched, dtype = self._validate_X(X, fitting=True)
         B, N, D = X.shape
@@ -698,6 +720,10 @@ class GaussianMixture:
         log_prob : array, shape (N,) or (B, N)
             ``log p(x)`` of each sample under the fitted mixture.
         """
+        if _is_dask(X):
+            from gpuvec import _dask_mixture
+
+            return _dask_mixture.score_samples(self, X)
         return self._estimate(X, "log_norm")[0]
 
     def _score(self, X):
@@ -725,6 +751,10 @@ class GaussianMixture:
         score : float or array, shape (B,)
             The mean of :meth:`score_samples` over the samples.
         """
+        if _is_dask(X):
+            from gpuvec import _dask_mixture
+
+            return _dask_mixture.score(self, X)
         return self._score(X)[0]
 
     @dlpack_io
@@ -741,6 +771,10 @@ class GaussianMixture:
         labels : array of int, shape (N,) or (B, N)
             The most likely component of each sample.
         """
+        if _is_dask(X):
+            from gpuvec import _dask_mixture
+
+            return _dask_mixture.predict(self, X)
         return self._estimate(X, "labels")[0]
 
     @dlpack_io
@@ -757,6 +791,10 @@ class GaussianMixture:
         resp : array, shape (N, K) or (B, N, K)
             The posterior probability of each component for each sample.
         """
+        if _is_dask(X):
+            from gpuvec import _dask_mixture
+
+            return _dask_mixture.predict_proba(self, X)
         return self._estimate(X, "proba")[0]
 
     def _n_parameters(self) -> int:
@@ -779,6 +817,10 @@ class GaussianMixture:
         bic : float or array, shape (B,)
             ``-2 N score(X) + n_parameters log(N)``.
         """
+        if _is_dask(X):
+            from gpuvec import _dask_mixture
+
+            return _dask_mixture.bic(self, X)
         score, n = self._score(X)
         return -2 * score * n + self._n_parameters() * math.log(n)
 
@@ -796,6 +838,10 @@ class GaussianMixture:
         aic : float or array, shape (B,)
             ``-2 N score(X) + 2 n_parameters``.
         """
+        if _is_dask(X):
+            from gpuvec import _dask_mixture
+
+            return _dask_mixture.aic(self, X)
         score, n = self._score(X)
         return -2 * score * n + 2 * self._n_parameters()
 
@@ -843,6 +889,11 @@ class GaussianMixture:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _is_dask(*arrays):
+    """Whether an argument is a dask array (by its type's module: dask is never imported for the answer)."""
+    return any(type(a).__module__.split(".")[0] == "dask" and hasattr(a, "__dask_graph__") for a in arrays)
 
 
 def _safe_log(xp, resp):
