@@ -23,6 +23,10 @@ sys.path.insert(0, str(ROOT))  # document the checkout, also without an editable
 # the docs show numpy results and build the same in CI with or without a GPU.
 os.environ["GPUVEC_BACKEND"] = "numpy"
 os.environ.pop("GPUVEC_REQUIRE_GPU", None)
+# The numpy reference loops instead of numba's: bit-identical results, and no numba compilation in
+# a fresh CI checkout (cold, the ray picture took 13 s compiling against 3 s without; warm caches
+# make no difference). GPUVEC_JIT=auto python -m sphinx ... builds with them.
+os.environ.setdefault("GPUVEC_JIT", "0")
 
 import gpuvec
 
@@ -155,6 +159,9 @@ def _write_rays_table(app):
 
     lines = inspect.cleandoc(_select_impl.__doc__).splitlines()
     rules = [i for i, line in enumerate(lines) if line.startswith("====")]
+    if len(rules) != 3:
+        msg = "gpuvec.rays._select_impl's docstring no longer holds one simple table: update docs/conf.py"
+        raise RuntimeError(msg)
     border = lines[rules[0]]
     spans, start = [], 0
     for i, ch in enumerate(border + " "):
