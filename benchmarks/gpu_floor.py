@@ -32,13 +32,16 @@ def main():
     for dtype in (np.float32, np.float64):
         for num in (5, 50):
             img = cp.asarray(np.random.default_rng(0).random((3000, 3000)).astype(dtype))
-            t = timed(lambda: gpuvec.ray_max(img, (1500, 1000), num))
+            t = timed(lambda img=img, num=num: gpuvec.ray_max(img, (1500, 1000), num))
             moved = img.nbytes * 2 + img.size  # image read, max written, uint8 argmax written
-            print(f"ray_max 3000x3000 {np.dtype(dtype).name} num={num}: {t * 1e3:.3f} ms; floor {moved / bw * 1e3:.3f} ms ({t * bw / moved:.1f}x floor)")
+            name = f"ray_max 3000x3000 {np.dtype(dtype).name} num={num}"
+            print(f"{name}: {t * 1e3:.3f} ms; floor {moved / bw * 1e3:.3f} ms ({t * bw / moved:.1f}x floor)")
     R = cp.asarray(np.resize(np.linalg.qr(np.random.default_rng(0).normal(size=(1000, 3, 3)))[0], (10_000_000, 3, 3)))
     t = timed(lambda: gpuvec.is_rotation(R))
     moved = R.nbytes + R.shape[0]
-    print(f"is_rotation 10M 3x3 float64: {t * 1e3:.3f} ms; floor {moved / bw * 1e3:.3f} ms ({t * bw / moved:.1f}x floor)")
+    print(
+        f"is_rotation 10M 3x3 float64: {t * 1e3:.3f} ms; floor {moved / bw * 1e3:.3f} ms ({t * bw / moved:.1f}x floor)"
+    )
 
 
 if __name__ == "__main__":

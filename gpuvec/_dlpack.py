@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import functools
 import importlib
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
 from gpuvec._backend import _is_cupy_array, _is_foreign, to_native
 
 F = TypeVar("F", bound=Callable[..., Any])
+
 
 def is_foreign(x: Any) -> bool:
     """Whether ``x`` is an array of another library that speaks DLPack (not numpy, cupy or dask)."""
@@ -67,7 +69,10 @@ def _check_one_kind(args: list[Any]) -> str | None:
     libs = {library(a) for a in foreign}
     native = [a for a in args if (isinstance(a, np.ndarray) and a.ndim > 0) or _is_cupy_array(a)]
     if len(libs) > 1 or native:
-        first, other = foreign[0], next((a for a in foreign if library(a) != library(foreign[0])), native[0] if native else None)
+        first, other = (
+            foreign[0],
+            next((a for a in foreign if library(a) != library(foreign[0])), native[0] if native else None),
+        )
         msg = (
             f"got both a {_type_name(first)} and a {_type_name(other)}: gpuvec never converts between array libraries "
             "behind your back; pass arrays of one kind (convert with your library's from_dlpack, or gpuvec.asarray)"

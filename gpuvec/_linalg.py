@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -29,10 +30,8 @@ def batched_cholesky(xp: Any, A: Any) -> tuple[Any, Any]:
         flat = A.reshape(-1, d, d)
         L = xp.full_like(flat, xp.nan)
         for i in range(flat.shape[0]):
-            try:
+            with contextlib.suppress(np.linalg.LinAlgError):
                 L[i] = xp.linalg.cholesky(flat[i])
-            except np.linalg.LinAlgError:
-                pass
         L = L.reshape(A.shape)
     with np.errstate(invalid="ignore", over="ignore"):
         scale = xp.abs(A).max(axis=(-1, -2)) if A.size else xp.zeros(A.shape[:-2])

@@ -110,11 +110,12 @@ arg = (A)best_k;
 """
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ray_max_kernel() -> cupy.ElementwiseKernel:
     return cupy.ElementwiseKernel(
         "raw T img, int64 rows, int64 cols, int64 r0, int64 c0, int64 ocols, int64 roff, int64 coff, int64 icols, "
-        "float64 orow, float64 ocol, int32 num, int32 order, bool constant, int32 kind, float64 cval, float64 lo, float64 hi",
+        "float64 orow, float64 ocol, int32 num, int32 order, bool constant, int32 kind, "
+        "float64 cval, float64 lo, float64 hi",
         "T out, A arg",
         _RAY_MAX_BODY,
         name="gpuvec_ray_max",
@@ -122,7 +123,9 @@ def _ray_max_kernel() -> cupy.ElementwiseKernel:
     )
 
 
-def streaming(image: Any, origin: tuple[float, ...], num: int, order: int, mode: str, cval: float, arg_dtype: Any, window: Window) -> tuple[Any, Any]:
+def streaming(
+    image: Any, origin: tuple[float, ...], num: int, order: int, mode: str, cval: float, arg_dtype: Any, window: Window
+) -> tuple[Any, Any]:
     """Fixed ``num`` on a 2-D image: one thread per cell, sample positions in registers, one write.
 
     Nothing but the image is read: the per-axis indices and weights that the CPU
@@ -140,6 +143,8 @@ def streaming(image: Any, origin: tuple[float, ...], num: int, order: int, mode:
     return out, arg
 
 
-def dense(image: Any, origin: tuple[float, ...], order: int, mode: str, cval: float, arg_dtype: Any, window: Window) -> tuple[Any, Any, Any]:
+def dense(
+    image: Any, origin: tuple[float, ...], order: int, mode: str, cval: float, arg_dtype: Any, window: Window
+) -> tuple[Any, Any, Any]:
     """Dense rays have no fused kernel yet: cupyx's map_coordinates through :mod:`gpuvec._rays_xp`."""
     return _rays_xp.dense(image, origin, order, mode, cval, arg_dtype, window)

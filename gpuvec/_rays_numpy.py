@@ -19,7 +19,9 @@ from gpuvec._backend import chunk_elements
 from gpuvec._rays_rules import Window, axis_tables, cast_value, round_like_scipy, to_dtype
 
 
-def streaming(image: Any, origin: tuple[float, ...], num: int, order: int, mode: str, cval: float, arg_dtype: Any, window: Window) -> tuple[Any, Any]:
+def streaming(
+    image: Any, origin: tuple[float, ...], num: int, order: int, mode: str, cval: float, arg_dtype: Any, window: Window
+) -> tuple[Any, Any]:
     """Fixed ``num``: the max and first argmax over each cell's ``num`` samples, for the cells of ``window``.
 
     ``image`` is the region of the full image that ``window.offset`` places; the
@@ -77,7 +79,9 @@ def streaming(image: Any, origin: tuple[float, ...], num: int, order: int, mode:
     return best, arg
 
 
-def dense(image: Any, origin: tuple[float, ...], order: int, mode: str, cval: float, arg_dtype: Any, window: Window) -> tuple[Any, Any, Any]:
+def dense(
+    image: Any, origin: tuple[float, ...], order: int, mode: str, cval: float, arg_dtype: Any, window: Window
+) -> tuple[Any, Any, Any]:
     """Dense rays have no blocked numpy loop: the namespace-generic path (map_coordinates) serves numpy."""
     from gpuvec import _rays_xp
 

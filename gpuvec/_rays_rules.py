@@ -151,7 +151,9 @@ def axis_tables(window: Window, origin: tuple[float, ...], num: int, order: int,
     ]
 
 
-def input_box(window: Window, origin: tuple[float, ...], num: int, order: int, mode: str) -> tuple[tuple[int, int], ...]:
+def input_box(
+    window: Window, origin: tuple[float, ...], num: int, order: int, mode: str
+) -> tuple[tuple[int, int], ...]:
     """The box of the full image that the samples of ``window``'s cells read: ``(start, stop)`` per axis.
 
     Taken from the exact axis tables (the indices every implementation uses), so

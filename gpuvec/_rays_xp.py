@@ -51,7 +51,9 @@ def _sampler(xp, image, order, mode, cval):
     return sample, np.dtype(np.float64)
 
 
-def streaming(image: Any, origin: tuple[float, ...], num: int, order: int, mode: str, cval: float, arg_dtype: Any, window: Window) -> tuple[Any, Any]:
+def streaming(
+    image: Any, origin: tuple[float, ...], num: int, order: int, mode: str, cval: float, arg_dtype: Any, window: Window
+) -> tuple[Any, Any]:
     """Fixed ``num``, any order and mode: map_coordinates on blocks of axis 0, per sample index."""
     _whole_image_only(image, window)
     xp = get_namespace(image)
@@ -78,7 +80,9 @@ def streaming(image: Any, origin: tuple[float, ...], num: int, order: int, mode:
     return to_dtype(best, image.dtype), arg
 
 
-def dense(image: Any, origin: tuple[float, ...], order: int, mode: str, cval: float, arg_dtype: Any, window: Window) -> tuple[Any, Any, Any]:
+def dense(
+    image: Any, origin: tuple[float, ...], order: int, mode: str, cval: float, arg_dtype: Any, window: Window
+) -> tuple[Any, Any, Any]:
     """Every pixel on the ray: n(x) = ceil(max_d |origin[d] - x[d]|) + 1 samples from cell x.
 
     Cells with the same n go through map_coordinates together, in chunks of at

@@ -29,7 +29,7 @@ det = (F)d;
 """
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rot3_kernel() -> cupy.ElementwiseKernel:
     return cupy.ElementwiseKernel("raw T m", "F err, F det", _ROT3_BODY, name="gpuvec_rotation3")
 

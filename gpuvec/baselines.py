@@ -12,13 +12,34 @@ from scipy.ndimage import map_coordinates
 
 # The seed's 6x6 example, origin (3, 3), num=5, and the m_max/m_dist its question prints.
 SEED_RAY_IMAGE = np.array(
-    [[10, 10, 10, 10, 10, 10], [9, 9, 9, 10, 9, 9], [9, 8, 9, 10, 8, 9], [9, 7, 8, 0, 8, 9], [8, 7, 7, 8, 8, 9], [5, 6, 7, 7, 6, 7]]
+    [
+        [10, 10, 10, 10, 10, 10],
+        [9, 9, 9, 10, 9, 9],
+        [9, 8, 9, 10, 8, 9],
+        [9, 7, 8, 0, 8, 9],
+        [8, 7, 7, 8, 8, 9],
+        [5, 6, 7, 7, 6, 7],
+    ]
 )
 SEED_RAY_MAX = np.array(
-    [[10, 10, 10, 10, 10, 10], [9, 9, 10, 10, 9, 9], [9, 9, 9, 10, 8, 9], [9, 8, 8, 0, 8, 9], [8, 8, 7, 8, 8, 9], [7, 7, 8, 8, 8, 8]]
+    [
+        [10, 10, 10, 10, 10, 10],
+        [9, 9, 10, 10, 9, 9],
+        [9, 9, 9, 10, 8, 9],
+        [9, 8, 8, 0, 8, 9],
+        [8, 8, 7, 8, 8, 9],
+        [7, 7, 8, 8, 8, 8],
+    ]
 )
 SEED_RAY_DIST = np.array(
-    [[0, 0, 0, 0, 0, 0], [0, 0, 2, 0, 0, 0], [0, 2, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [0, 2, 0, 0, 0, 0], [1, 1, 2, 1, 2, 1]]
+    [
+        [0, 0, 0, 0, 0, 0],
+        [0, 0, 2, 0, 0, 0],
+        [0, 2, 0, 0, 0, 0],
+        [0, 1, 0, 0, 0, 0],
+        [0, 2, 0, 0, 0, 0],
+        [1, 1, 2, 1, 2, 1],
+    ]
 )
 
 
@@ -37,7 +58,9 @@ def rays_seed_loop(m, origin_row, origin_col, num=5):
     return m_max, m_dist
 
 
-def rays_accepted_answer(m, origin_row, origin_col, num=5, *, order=1, mode="nearest", cval=0.0, map_coordinates=map_coordinates, xp=np):
+def rays_accepted_answer(
+    m, origin_row, origin_col, num=5, *, order=1, mode="nearest", cval=0.0, map_coordinates=map_coordinates, xp=np
+):
     """The accepted answer: map_coordinates on a (2, rows*cols*num) array, then max/argmax.
 
     ``order``/``mode``/``cval`` are passed through (the answer hard-codes order=1,

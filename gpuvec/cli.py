@@ -11,7 +11,7 @@ import argparse
 import importlib.util
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from gpuvec import _backend, bench, demo
 
@@ -70,7 +70,7 @@ def _compiled_line() -> str:
     if not _backend.compiled_enabled():
         return f"off (GPUVEC_JIT={os.environ.get('GPUVEC_JIT', '')!r}): the reference implementations run"
     if importlib.util.find_spec("numba") is None:
-        return "on (CUDA kernels for cupy data); numba is not installed, so numpy data runs the numpy loops (pip install 'gpuvec[jit]')"
+        return "on (CUDA kernels for cupy data); numba is not installed, so numpy data runs the numpy loops"
     return "on (CUDA kernels for cupy data, numba loops for numpy data; GPUVEC_JIT=0 turns them off)"
 
 
@@ -91,9 +91,9 @@ def _bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gpuvec", description="Batched array algorithms on NVIDIA GPUs (CuPy) or the CPU (NumPy).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("info", help="print the backend, why it was chosen, the device, versions, compiled paths").set_defaults(
-        func=_info
-    )
+    sub.add_parser(
+        "info", help="print the backend, why it was chosen, the device, versions, compiled paths"
+    ).set_defaults(func=_info)
     demo_parser = sub.add_parser("demo", help="solve the seed questions with gpuvec and check the answers")
     demo_parser.add_argument(
         "--size",
@@ -102,14 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"image side for the timed ray comparison, 1 to {demo.MAX_SIZE} (default 1000)",
     )
     demo_parser.set_defaults(func=_demo)
-    bench_parser = sub.add_parser("bench", help="time the comparison grid: seed code, scipy/sklearn, gpuvec on numpy and cupy")
+    bench_parser = sub.add_parser(
+        "bench", help="time the comparison grid: seed code, scipy/sklearn, gpuvec on numpy and cupy"
+    )
     bench_parser.add_argument("--quick", action="store_true", help="CI-sized inputs (seconds)")
     bench_parser.add_argument(
-        "--only", metavar="ALGOS", type=_checked(_only, "--only"), help=f"comma-separated subset of: {', '.join(bench.ALGORITHMS)}"
+        "--only",
+        metavar="ALGOS",
+        type=_checked(_only, "--only"),
+        help=f"comma-separated subset of: {', '.join(bench.ALGORITHMS)}",
     )
-    bench_parser.add_argument("--json", metavar="PATH", type=_checked(_json_path, "--json"), help="save the results as JSON")
     bench_parser.add_argument(
-        "--plot", metavar="PATH", type=_checked(_plot_path, "--plot"), help="save a bar chart of the speed-ups (needs matplotlib)"
+        "--json", metavar="PATH", type=_checked(_json_path, "--json"), help="save the results as JSON"
+    )
+    bench_parser.add_argument(
+        "--plot",
+        metavar="PATH",
+        type=_checked(_plot_path, "--plot"),
+        help="save a bar chart of the speed-ups (needs matplotlib)",
     )
     bench_parser.set_defaults(func=_bench)
     return parser

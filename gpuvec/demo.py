@@ -10,7 +10,6 @@ import numpy as np
 import gpuvec
 from gpuvec.baselines import SEED_RAY_DIST, SEED_RAY_IMAGE, SEED_RAY_MAX, rays_accepted_answer, seed_em_data
 
-
 # The accepted ray answer builds (2, size*size*5) float64 coordinates: 4 GiB at most (as in gpuvec bench).
 MAX_SIZE = int(((4 << 30) / (2 * 8 * 5)) ** 0.5)  # 7327
 
@@ -62,18 +61,28 @@ def run(size: int = 1000) -> int:
     m_max, m_dist = gpuvec.ray_max(xp.asarray(SEED_RAY_IMAGE), (3, 3), num=5)
     m_max, m_dist = gpuvec.to_numpy(m_max), gpuvec.to_numpy(m_dist)
     print(f"m_max =\n{m_max}\nm_dist =\n{m_dist}")
-    report.check("the seed's 6x6 m_max and m_dist, exactly", np.array_equal(m_max, SEED_RAY_MAX) and np.array_equal(m_dist, SEED_RAY_DIST))
+    report.check(
+        "the seed's 6x6 m_max and m_dist, exactly",
+        np.array_equal(m_max, SEED_RAY_MAX) and np.array_equal(m_dist, SEED_RAY_DIST),
+    )
     img = np.random.default_rng(0).random((size, size))
     (want, want_arg), t_seed = _timed(rays_accepted_answer, img, size // 2, size // 3)
     (got, got_arg), t_ours = _timed(gpuvec.ray_max, xp.asarray(img), (size // 2, size // 3))
-    report.check(f"{size}x{size}: bit-identical to the accepted answer", np.array_equal(gpuvec.to_numpy(got), want) and np.array_equal(gpuvec.to_numpy(got_arg), want_arg))
+    report.check(
+        f"{size}x{size}: bit-identical to the accepted answer",
+        np.array_equal(gpuvec.to_numpy(got), want) and np.array_equal(gpuvec.to_numpy(got_arg), want_arg),
+    )
     print(f"  accepted answer {t_seed:.3f} s, gpuvec {t_ours:.4f} s: {t_seed / t_ours:.0f}x\n")
 
     print("2. Rotation matrices")
     perm = xp.asarray([[0, 0, 1], [1, 0, 0], [0, 1, 0]])
     refl = xp.asarray([[-1, 0, 0], [0, 1, 0], [0, 0, 1]])
-    print(f"  is_rotation(permutation) = {bool(gpuvec.is_rotation(perm))}, is_rotation(diag(-1, 1, 1)) = {bool(gpuvec.is_rotation(refl))}")
-    report.check("permutation is a rotation, reflection is not", bool(gpuvec.is_rotation(perm)) and not bool(gpuvec.is_rotation(refl)))
+    perm_ok, refl_ok = bool(gpuvec.is_rotation(perm)), bool(gpuvec.is_rotation(refl))
+    print(f"  is_rotation(permutation) = {perm_ok}, is_rotation(diag(-1, 1, 1)) = {refl_ok}")
+    report.check(
+        "permutation is a rotation, reflection is not",
+        bool(gpuvec.is_rotation(perm)) and not bool(gpuvec.is_rotation(refl)),
+    )
     R = gpuvec.nearest_rotation(xp.asarray(np.random.default_rng(1).normal(size=(200_000, 3, 3))))
     ok, t_ours = _timed(gpuvec.is_rotation, R)
     Rn = gpuvec.to_numpy(R)
@@ -90,7 +99,10 @@ def run(size: int = 1000) -> int:
     rng = gpuvec.random.default_rng(0)
     samples = gpuvec.to_numpy(rng.normal(xp.asarray(means), xp.asarray(stds), size=(1000, 2, 3)))
     print(f"  shape {samples.shape}; sample means {samples.mean(0).round(2).tolist()}")
-    report.check("shape (1000, 2, 3), moments within 4 standard errors", samples.shape == (1000, 2, 3) and bool((np.abs(samples.mean(0) - means) < 4 * stds / np.sqrt(1000)).all()))
+    report.check(
+        "shape (1000, 2, 3), moments within 4 standard errors",
+        samples.shape == (1000, 2, 3) and bool((np.abs(samples.mean(0) - means) < 4 * stds / np.sqrt(1000)).all()),
+    )
     print()
 
     print("4. Gaussian mixture on the seed's data (clusters at (0, 0) and (5, 5), identity covariances)")
@@ -98,12 +110,25 @@ def run(size: int = 1000) -> int:
     gm, t_ours = _timed(lambda: gpuvec.GaussianMixture(2, random_state=0).fit(xp.asarray(data)))
     means_fit = gpuvec.to_numpy(gm.means_)
     order = np.argsort(means_fit[:, 0])
-    print(f"  means =\n{means_fit[order].round(3)}\n  covariances =\n{gpuvec.to_numpy(gm.covariances_)[order].round(3)}")
-    report.check("means within 0.1 of (0,0), (5,5); covariances within 0.1 of I", bool(np.allclose(means_fit[order], [[0, 0], [5, 5]], atol=0.1) and np.allclose(gpuvec.to_numpy(gm.covariances_), np.eye(2), atol=0.1)))
+    print(
+        f"  means =\n{means_fit[order].round(3)}\n  covariances =\n{gpuvec.to_numpy(gm.covariances_)[order].round(3)}"
+    )
+    report.check(
+        "means within 0.1 of (0,0), (5,5); covariances within 0.1 of I",
+        bool(
+            np.allclose(means_fit[order], [[0, 0], [5, 5]], atol=0.1)
+            and np.allclose(gpuvec.to_numpy(gm.covariances_), np.eye(2), atol=0.1)
+        ),
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        gpuvec.GaussianMixture(2, weights_init=[0.5, 0.5], means_init=[[10, 10], [10, 10]], precisions_init=[np.eye(2) / 10] * 2).fit(xp.asarray(data))
-    report.check("the seed's start (identical components) is warned about", any("identical components" in str(w.message) for w in caught))
+        gpuvec.GaussianMixture(
+            2, weights_init=[0.5, 0.5], means_init=[[10, 10], [10, 10]], precisions_init=[np.eye(2) / 10] * 2
+        ).fit(xp.asarray(data))
+    report.check(
+        "the seed's start (identical components) is warned about",
+        any("identical components" in str(w.message) for w in caught),
+    )
     print(f"  fit in {t_ours:.3f} s\n")
 
     print("all answers right" if not report.failures else f"{report.failures} answer(s) WRONG")

@@ -38,7 +38,9 @@ def test_unknown_backend_is_a_value_error_at_first_use_not_at_import():
     r = run_python(
         """
         import gpuvec
-        for use in (gpuvec.backend_info, lambda: gpuvec.xp, lambda: gpuvec.asarray([1.0]), lambda: gpuvec.is_rotation([[1.0]])):
+        uses = (gpuvec.backend_info, lambda: gpuvec.xp, lambda: gpuvec.asarray([1.0]),
+                lambda: gpuvec.is_rotation([[1.0]]))
+        for use in uses:
             try:
                 use()
             except ValueError as exc:
@@ -50,7 +52,9 @@ def test_unknown_backend_is_a_value_error_at_first_use_not_at_import():
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 4  # every use of the default raises again: the error is not cached
     for line in lines:
-        assert "GPUVEC_BACKEND must be one of 'auto', 'numpy', 'cupy'" in line and "'tpu'" in line and "unset it" in line
+        assert (
+            "GPUVEC_BACKEND must be one of 'auto', 'numpy', 'cupy'" in line and "'tpu'" in line and "unset it" in line
+        )
 
 
 def test_bad_backend_setting_does_not_block_an_explicit_use_backend():
@@ -156,9 +160,8 @@ def test_use_backend_switches_default_and_restores():
 
 def test_use_backend_restores_after_an_error_in_the_block():
     before = gpuvec.backend_info()
-    with pytest.raises(KeyError):
-        with gpuvec.use_backend("numpy"):
-            raise KeyError("inside")
+    with pytest.raises(KeyError), gpuvec.use_backend("numpy"):
+        raise KeyError("inside")
     assert gpuvec.backend_info() == before
 
 
@@ -178,16 +181,17 @@ def test_use_backend_unknown_name_is_a_value_error(name):
 def test_use_backend_non_str_name_is_a_type_error(name):
     with pytest.raises(TypeError, match=r"name must be a str, one of 'auto', 'numpy', 'cupy'; got .* of type"):
         gpuvec.use_backend(name)
-    with pytest.raises(TypeError, match="name must be a str"):
-        with gpuvec.use_backend(name):
-            pass
+    with pytest.raises(TypeError, match="name must be a str"), gpuvec.use_backend(name):
+        pass
 
 
 def test_use_backend_cupy_without_gpu_raises_at_the_call():
     probe = _backend._probe_cupy()
     if probe.usable:
         pytest.skip("a GPU is present")
-    with pytest.raises(gpuvec.BackendUnavailableError, match=r"use_backend\('cupy'\) asks for cupy, but .*use 'auto' or 'numpy'"):
+    with pytest.raises(
+        gpuvec.BackendUnavailableError, match=r"use_backend\('cupy'\) asks for cupy, but .*use 'auto' or 'numpy'"
+    ):
         gpuvec.use_backend("cupy")
 
 
@@ -234,7 +238,7 @@ def test_public_names_sorted_and_present():
 
 
 def test_cupy_imports_only_in_backend_and_cuda_kernel_modules():
-    """cupy is imported by _backend.py and by the CUDA kernel modules (``_*_cuda.py``, imported only on the cupy path)."""
+    """cupy is imported by _backend.py and by the CUDA kernel modules (``_*_cuda.py``, only on the cupy path)."""
     import pathlib
     import re
 

@@ -14,7 +14,9 @@ from gpuvec import _dlpack
 aas = pytest.importorskip("array_api_strict")
 # numpy < 2 marks what from_dlpack gives as read-only and cannot export it again, so these tests
 # cannot read array-api-strict results back there (gpuvec's own conversions work; see the Producer tests).
-needs_numpy2 = pytest.mark.skipif(np.__version__.startswith("1."), reason="numpy < 2 cannot re-export read-only arrays through DLPack")
+needs_numpy2 = pytest.mark.skipif(
+    np.__version__.startswith("1."), reason="numpy < 2 cannot re-export read-only arrays through DLPack"
+)
 
 
 class Producer:
@@ -108,7 +110,9 @@ def test_a_device_gpuvec_cannot_use_is_named():
 @needs_numpy2
 def test_gaussian_mixture_methods_take_and_give_dlpack_arrays():
     pytest.importorskip("sklearn")
-    X = np.concatenate([np.random.default_rng(0).normal(0, 1, (100, 2)), np.random.default_rng(1).normal(6, 1, (100, 2))])
+    X = np.concatenate(
+        [np.random.default_rng(0).normal(0, 1, (100, 2)), np.random.default_rng(1).normal(6, 1, (100, 2))]
+    )
     gm = gpuvec.GaussianMixture(2, random_state=0).fit(aas.asarray(X))
     ref = gpuvec.GaussianMixture(2, random_state=0).fit(X)
     assert type(gm.means_) is np.ndarray and np.array_equal(gm.means_, ref.means_)  # fitted parameters: numpy
@@ -119,7 +123,7 @@ def test_gaussian_mixture_methods_take_and_give_dlpack_arrays():
 
 @pytest.mark.parametrize("lib", ["torch", "jax"])
 def test_torch_and_jax_in_their_own_kind_out(lib):
-    """Runs where torch or JAX is installed (the GPU check script's machine, or a laptop); CUDA tensors too where cupy has a GPU."""
+    """Where torch or JAX is installed (the GPU check's machine, a laptop); CUDA tensors where cupy has a GPU."""
     mod = pytest.importorskip(lib)
     img = np.random.default_rng(5).random((7, 8))
     want = gpuvec.ray_max(img, (3, 2), 5)

@@ -89,7 +89,9 @@ def test_streaming_modes_match_map_coordinates_with_outside_origins(xp, impl, or
             assert np.array_equal(to_np(got[1]), want[1])
 
 
-@pytest.mark.parametrize("order,mode", [(3, "nearest"), (2, "reflect"), (1, "wrap"), (0, "grid-constant"), (5, "mirror")])
+@pytest.mark.parametrize(
+    "order,mode", [(3, "nearest"), (2, "reflect"), (1, "wrap"), (0, "grid-constant"), (5, "mirror")]
+)
 def test_general_path_matches_map_coordinates(order, mode):
     rng = np.random.default_rng(order)
     img = random_image(rng, (8, 6), np.float64)
@@ -149,10 +151,18 @@ def test_blocks_cover_tall_and_wide_images(monkeypatch):
 @pytest.mark.parametrize(
     "kwargs,exc,match",
     [
-        (dict(image=np.zeros((2, 2, 2))), ValueError, r"origin must have one coordinate per spatial axis.*\(2, 2, 2\).*3 spatial axes"),
+        (
+            dict(image=np.zeros((2, 2, 2))),
+            ValueError,
+            r"origin must have one coordinate per spatial axis.*\(2, 2, 2\).*3 spatial axes",
+        ),
         (dict(image=np.zeros((0, 3))), ValueError, "at least one element along every axis"),
         (dict(channel_axis=2), ValueError, r"channel_axis must be an integer in \[-2, 1\]; got 2"),
-        (dict(image=np.zeros((3, 3, 3)), channel_axis=-1, origin=(1, 1, 1)), ValueError, "with channel_axis=2 .2 spatial axes"),
+        (
+            dict(image=np.zeros((3, 3, 3)), channel_axis=-1, origin=(1, 1, 1)),
+            ValueError,
+            "with channel_axis=2 .2 spatial axes",
+        ),
         (dict(image=np.zeros((3, 3), np.complex128)), TypeError, "complex128"),
         (dict(image=np.zeros((3, 3), np.float16)), TypeError, "float16"),
         (dict(origin=(1, 2, 3)), ValueError, "origin must have one coordinate per spatial axis"),
@@ -198,7 +208,12 @@ def test_gpu_kernel_matches_cpu_reference_on_a_medium_image(cp):
         if img.dtype.kind == "f":
             img[rng.integers(0, 157, 20), rng.integers(0, 211, 20)] = np.nan
             img[rng.integers(0, 157, 5), rng.integers(0, 211, 5)] = np.inf
-        for origin, order, mode in [((78, 100), 1, "nearest"), ((-20.5, 230.25), 1, "constant"), ((156, 0), 0, "nearest"), ((40.3, -7.9), 0, "constant")]:
+        for origin, order, mode in [
+            ((78, 100), 1, "nearest"),
+            ((-20.5, 230.25), 1, "constant"),
+            ((156, 0), 0, "nearest"),
+            ((40.3, -7.9), 0, "constant"),
+        ]:
             with compiled_paths(False):
                 want = gpuvec.ray_max(img, origin, 37, order=order, mode=mode, cval=-1.0)
             got = gpuvec.ray_max(cp.asarray(img), origin, 37, order=order, mode=mode, cval=-1.0)
@@ -214,7 +229,14 @@ def accepted_answer_nd(m, origin, num, *, order=1, mode="nearest", cval=0.0):
     from scipy.ndimage import map_coordinates
 
     lins = [np.array([np.linspace(i, o, num) for i in range(n)]) for n, o in zip(m.shape, origin)]
-    pts = np.stack(np.broadcast_arrays(*(lin.reshape((1,) * d + (n,) + (1,) * (m.ndim - 1 - d) + (num,)) for d, (lin, n) in enumerate(zip(lins, m.shape)))))
+    pts = np.stack(
+        np.broadcast_arrays(
+            *(
+                lin.reshape((1,) * d + (n,) + (1,) * (m.ndim - 1 - d) + (num,))
+                for d, (lin, n) in enumerate(zip(lins, m.shape))
+            )
+        )
+    )
     samples = map_coordinates(m, pts.reshape(m.ndim, -1), order=order, mode=mode, cval=cval).reshape(m.shape + (num,))
     arg = samples.argmax(-1)
     coords = np.take_along_axis(pts, arg[None, ..., None], axis=-1)[..., 0]
@@ -222,7 +244,9 @@ def accepted_answer_nd(m, origin, num, *, order=1, mode="nearest", cval=0.0):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.uint8, np.int16])
-@pytest.mark.parametrize("order,mode", [(1, "nearest"), (1, "constant"), (0, "nearest"), (0, "constant"), (3, "reflect")])
+@pytest.mark.parametrize(
+    "order,mode", [(1, "nearest"), (1, "constant"), (0, "nearest"), (0, "constant"), (3, "reflect")]
+)
 def test_volume_matches_map_coordinates(xp, impl, dtype, order, mode):
     rng = np.random.default_rng(5)
     vol = random_image(rng, (5, 6, 4), dtype)
@@ -236,7 +260,9 @@ def test_volume_matches_map_coordinates(xp, impl, dtype, order, mode):
             assert_identical(got[0], want[0])
             assert np.array_equal(to_np(got[1]), want[1])
         else:  # volumes on the GPU run through cupyx's map_coordinates
-            np.testing.assert_allclose(to_np(got[0]).astype(float), want[0].astype(float), rtol=1e-5, atol=1, equal_nan=True)
+            np.testing.assert_allclose(
+                to_np(got[0]).astype(float), want[0].astype(float), rtol=1e-5, atol=1, equal_nan=True
+            )
         np.testing.assert_array_equal(to_np(got[2])[:, to_np(got[1]) == want[1]], want[2][:, to_np(got[1]) == want[1]])
 
 
@@ -283,7 +309,9 @@ def test_dense_rays_match_brute_force(xp, impl, dtype, order, mode):
             assert np.array_equal(to_np(got[1]), want[1])
             assert np.array_equal(to_np(got[2]), want[2])
         else:
-            np.testing.assert_allclose(to_np(got[0]).astype(float), want[0].astype(float), rtol=1e-5, atol=1, equal_nan=True)
+            np.testing.assert_allclose(
+                to_np(got[0]).astype(float), want[0].astype(float), rtol=1e-5, atol=1, equal_nan=True
+            )
 
 
 def test_dense_rays_on_volume_and_channels():
@@ -354,7 +382,10 @@ def blocks(shape, sizes):
         yield tuple(a for a, _ in box), tuple(b for _, b in box)
 
 
-@pytest.mark.parametrize("shape,origin,sizes", [((13, 17), (6.5, 3.25), (4, 5)), ((9, 8), (-3.0, 11.5), (3, 8)), ((5, 6, 7), (2, 9.5, 3), (2, 4, 3))])
+@pytest.mark.parametrize(
+    "shape,origin,sizes",
+    [((13, 17), (6.5, 3.25), (4, 5)), ((9, 8), (-3.0, 11.5), (3, 8)), ((5, 6, 7), (2, 9.5, 3), (2, 4, 3))],
+)
 @pytest.mark.parametrize("order,mode", [(1, "nearest"), (1, "constant"), (0, "nearest"), (0, "constant")])
 def test_any_block_from_its_input_box_is_bit_identical_to_the_whole_image(xp, impl, shape, origin, sizes, order, mode):
     from gpuvec.rays import ray_max_window
@@ -423,8 +454,17 @@ def test_constant_cval_outside_the_dtype_range_is_cast_like_every_sample(xp, imp
     best, arg = gpuvec.ray_max(xp.asarray(img), origin, 4, mode="constant", cval=300.0)
     # scipy casts the cval sample to uint8 (clipped to 255): a sample of 255 inside the image ties with it
     lins = [np.array([np.linspace(i, o, 4) for i in range(n)]) for n, o in zip(img.shape, origin)]
-    pts = np.stack(np.broadcast_arrays(*(lin.reshape((1,) * d + (n,) + (1,) * (img.ndim - 1 - d) + (4,)) for d, (lin, n) in enumerate(zip(lins, img.shape)))))
-    samples = map_coordinates(img, pts.reshape(img.ndim, -1), order=1, mode="constant", cval=300.0).reshape(img.shape + (4,))
+    pts = np.stack(
+        np.broadcast_arrays(
+            *(
+                lin.reshape((1,) * d + (n,) + (1,) * (img.ndim - 1 - d) + (4,))
+                for d, (lin, n) in enumerate(zip(lins, img.shape))
+            )
+        )
+    )
+    samples = map_coordinates(img, pts.reshape(img.ndim, -1), order=1, mode="constant", cval=300.0).reshape(
+        img.shape + (4,)
+    )
     assert np.array_equal(to_np(best), samples.max(-1)) and np.array_equal(to_np(arg), samples.argmax(-1))
 
 
@@ -503,11 +543,16 @@ def test_numba_cache_is_loaded_by_a_new_process(tmp_path):
 
     script = (
         "import numpy as np, gpuvec; from gpuvec import _rays_numba as m\n"
-        "gpuvec.ray_max(np.ones((4, 5), np.float32), (1, 2), 3); gpuvec.ray_max(np.ones((4, 5), np.float32), (1, 2), None)\n"
+        "img = np.ones((4, 5), np.float32); gpuvec.ray_max(img, (1, 2), 3); gpuvec.ray_max(img, (1, 2), None)\n"
         "print(sum(sum(f.stats.cache_hits.values()) for f in (m.streaming_loop, m.dense_loop)))\n"
     )
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), GPUVEC_JIT="1")
-    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout.strip() for _ in range(2)]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    ]
     assert runs == ["0", "2"], runs  # the first process compiles and saves; the second loads both loops
 
 
@@ -520,5 +565,7 @@ def test_gpu_kernel_agrees_with_the_cupyx_reference(cp):
             kernel = gpuvec.ray_max(img, origin, 9, order=order, mode=mode, cval=2.0)
             with compiled_paths(False):
                 reference = gpuvec.ray_max(img, origin, 9, order=order, mode=mode, cval=2.0)
-            np.testing.assert_allclose(to_np(kernel[0]).astype(float), to_np(reference[0]).astype(float), rtol=1e-6, atol=1)
+            np.testing.assert_allclose(
+                to_np(kernel[0]).astype(float), to_np(reference[0]).astype(float), rtol=1e-6, atol=1
+            )
             assert (to_np(kernel[1]) == to_np(reference[1])).mean() > 0.99  # argmax may flip on near-ties

@@ -33,7 +33,10 @@ gpu = [
 ]
 
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), layout="constrained", gridspec_kw={"width_ratios": [7, 4]})
-for ax, rows, title, color in ((axes[0], cpu, "CPU (2 cores), numpy backend", "C0"), (axes[1], gpu, "GPU (H200), cupy backend", "C2")):
+for ax, rows, title, color in (
+    (axes[0], cpu, "CPU (2 cores), numpy backend", "C0"),
+    (axes[1], gpu, "GPU (H200), cupy backend", "C2"),
+):
     ratios = np.array([ratio for _, _, ratio in rows])
     y = np.arange(len(rows))[::-1]
     ax.barh(y, ratios, color=color)

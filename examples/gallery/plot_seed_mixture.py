@@ -48,7 +48,9 @@ def draw(ax, means, covariances, colors, title):
         angle = np.degrees(np.arctan2(vectors[1, 1], vectors[0, 1]))
         for n_std in (1, 2):  # 1 and 2 standard deviations
             w, h = 2 * n_std * np.sqrt(values[::-1])
-            ax.add_patch(Ellipse(mean, w, h, angle=angle, fill=False, color=color, lw=2, ls="-" if n_std == 1 else "--"))
+            ax.add_patch(
+                Ellipse(mean, w, h, angle=angle, fill=False, color=color, lw=2, ls="-" if n_std == 1 else "--")
+            )
         ax.plot(*mean, "x", color=color, markersize=10, mew=3)
     ax.set_title(title, fontsize=10)
     ax.set_xlim(-4, 15)
@@ -57,7 +59,9 @@ def draw(ax, means, covariances, colors, title):
 
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 4.5), layout="constrained")
-draw(axes[0], seed_start["means_init"], [10 * np.eye(2)] * 2, ["C3", "C0"], "the seed's start: two identical components")
+draw(
+    axes[0], seed_start["means_init"], [10 * np.eye(2)] * 2, ["C3", "C0"], "the seed's start: two identical components"
+)
 draw(axes[1], stuck.means_, stuck.covariances_, ["C3", "C0"], "after EM from it: still identical\n(the seed's answer)")
 draw(axes[2], fixed.means_, fixed.covariances_, ["C3", "C0"], "after EM from a k-means++ start (the fix)")
 plt.show()
