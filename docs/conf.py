@@ -28,7 +28,7 @@ os.environ.pop("GPUVEC_REQUIRE_GPU", None)
 # make no difference). GPUVEC_JIT=auto python -m sphinx ... builds with them.
 os.environ.setdefault("GPUVEC_JIT", "0")
 
-import gpuvec
+import gpuvec  # noqa: E402 (after the environment above)
 
 project = "gpuvec"
 author = "the gpuvec developers"
@@ -46,7 +46,13 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "auto_examples/*.ipynb", "auto_examples/*.py", "auto_examples/*.zip"]
+exclude_patterns = [
+    "_build",
+    "**.ipynb_checkpoints",
+    "auto_examples/*.ipynb",
+    "auto_examples/*.py",
+    "auto_examples/*.zip",
+]
 default_role = "py:obj"  # `name` in a docstring links to the object
 nitpicky = False
 
@@ -170,9 +176,11 @@ def _write_rays_table(app):
             spans.append((start, i))
         elif ch == "=" and (i == 0 or border[i - 1] == " "):
             start = i
+
     def cells(line):
         starts = [a for a, _ in spans] + [None]  # up to the next column (text may run into the gap)
         return [line[starts[k] : starts[k + 1]].strip() for k in range(len(spans))]
+
     header = cells(lines[rules[0] + 1])
     rows = []
     for line in lines[rules[1] + 1 : rules[2]]:

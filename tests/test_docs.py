@@ -21,7 +21,12 @@ import gpuvec.random
 import gpuvec.rotations
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-MODULES = {"gpuvec": gpuvec, "gpuvec.mixture": gpuvec.mixture, "gpuvec.rotations": gpuvec.rotations, "gpuvec.random": gpuvec.random}
+MODULES = {
+    "gpuvec": gpuvec,
+    "gpuvec.mixture": gpuvec.mixture,
+    "gpuvec.rotations": gpuvec.rotations,
+    "gpuvec.random": gpuvec.random,
+}
 RECORDS = {"BackendInfo", "RotationResiduals", "MixtureParams", "SufficientStats", "EMResult"}
 
 
@@ -47,7 +52,9 @@ def _conf_checks() -> set[str]:
     """numpydoc_validation_checks as docs/conf.py sets it (read, not imported: conf.py sets env vars)."""
     tree = ast.parse((DOCS / "conf.py").read_text())
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "numpydoc_validation_checks" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", None) == "numpydoc_validation_checks" for t in node.targets
+        ):
             return set(ast.literal_eval(node.value))
     raise AssertionError("docs/conf.py sets no numpydoc_validation_checks")
 
@@ -61,7 +68,11 @@ def test_every_public_name_is_in_the_api_reference():
         elif m := re.match(r"(?:   |\.\. data:: )([A-Za-z_]\w*)\s*$", line):
             listed.append(getattr(MODULES[current], m.group(1)))
     # by identity: gpuvec.is_rotation listed once covers gpuvec.rotations.is_rotation too
-    missing = [f"{mod}.{name}" for mod, name, obj in _public_names() if not inspect.ismodule(obj) and not any(obj is o for o in listed)]
+    missing = [
+        f"{mod}.{name}"
+        for mod, name, obj in _public_names()
+        if not inspect.ismodule(obj) and not any(obj is o for o in listed)
+    ]
     assert not missing, f"add these to docs/api/index.rst: {missing}"
 
 
@@ -78,7 +89,9 @@ def test_public_docstrings_pass_numpydoc_validation():
             failures.append(f"{name}: {errors}")
     for name in RECORDS:  # the records are validated too, but for PR01
         module = next(m for m, n, _ in _public_names() if n == name)
-        errors = [f"{code} {msg}" for code, msg in validate(f"{module}.{name}")["errors"] if code not in skipped | {"PR01"}]
+        errors = [
+            f"{code} {msg}" for code, msg in validate(f"{module}.{name}")["errors"] if code not in skipped | {"PR01"}
+        ]
         if errors:
             failures.append(f"{module}.{name}: {errors}")
     assert not failures, "\n".join(failures)

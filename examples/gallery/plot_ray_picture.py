@@ -14,6 +14,7 @@ code.)
 
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy.ndimage import map_coordinates
 
 import gpuvec
 
@@ -44,8 +45,6 @@ plt.show()
 # The seed's own question: ``num=5`` samples per ray, linear interpolation. Memory stays
 # O(rows x cols) whatever ``num`` is, and the result is bit-identical to
 # ``scipy.ndimage.map_coordinates`` followed by max/argmax (the accepted answer).
-
-from scipy.ndimage import map_coordinates  # noqa: E402 (a new gallery cell)
 
 best5, arg5 = gpuvec.ray_max(image.astype(np.float64), origin, num=5)
 
