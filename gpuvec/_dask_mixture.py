@@ -138,19 +138,29 @@ def _check_X(gm, X, *, fitting: bool) -> None:
     if kind not in "biuf":
         raise ValueError(f"X must be numeric; got dtype {X.dtype}")
     if X.ndim == 1:
-        raise ValueError(f"Expected 2D array (n_samples, n_features) or 3D (batch, n_samples, n_features), got 1D array of shape {X.shape}.")
+        raise ValueError(
+            "Expected 2D array (n_samples, n_features) or 3D (batch, n_samples, n_features), "
+            f"got 1D array of shape {X.shape}."
+        )
     if X.ndim not in (2, 3):
-        raise ValueError(f"X must have shape (n_samples, n_features) or (batch, n_samples, n_features); got shape {X.shape}")
+        raise ValueError(
+            f"X must have shape (n_samples, n_features) or (batch, n_samples, n_features); got shape {X.shape}"
+        )
     for axis, what in ((-2, "sample(s)"), (-1, "feature(s)"), (0, "problem(s)")):
         if X.shape[axis] == 0:
             raise ValueError(f"Found array with 0 {what} (shape={X.shape}) while a minimum of 1 is required.")
     if fitting:
         if X.shape[-2] < gm.n_components:
-            raise ValueError(f"Expected n_samples >= n_components but got n_components = {gm.n_components}, n_samples = {X.shape[-2]}")
+            raise ValueError(
+                "Expected n_samples >= n_components but got "
+                f"n_components = {gm.n_components}, n_samples = {X.shape[-2]}"
+            )
         return
     gm._check_fitted()
     if X.shape[-1] != gm.means_.shape[-1]:
-        raise ValueError(f"X has {X.shape[-1]} features, but GaussianMixture is expecting {gm.means_.shape[-1]} features as input.")
+        raise ValueError(
+            f"X has {X.shape[-1]} features, but GaussianMixture is expecting {gm.means_.shape[-1]} features as input."
+        )
     batched = X.ndim == 3
     if batched != gm._batched or (batched and X.shape[0] != gm._B):
         expected = f"(B={gm._B}, N, D)" if gm._batched else "(N, D)"
@@ -166,7 +176,17 @@ def _weight_as_dask(sample_weight, X, shape):
     _, da = _dask()
     if type(sample_weight).__module__.split(".sparse")[0] in ("scipy", "cupyx.scipy"):
         raise TypeError("sample_weight must be a dense array; got a sparse matrix (use .toarray())")
-    sw = sample_weight if is_dask_array(sample_weight) else da.from_array(np.asarray(sample_weight), chunks=-1)
+    if not is_dask_array(sample_weight):
+        in_memory = (
+            sample_weight
+            if hasattr(sample_weight, "__array_namespace__") or hasattr(sample_weight, "__cuda_array_interface__")
+            else np.asarray(sample_weight)
+        )
+        get_namespace(X._meta, in_memory)  # TypeError for numpy weights with cupy chunks: no silent copy
+        sw = da.from_array(in_memory, chunks=-1)
+    else:
+        sw = sample_weight
+        get_namespace(X._meta, sw._meta)  # the same chunk type as X's
     if np.dtype(sw.dtype).kind not in "biuf":
         raise TypeError(f"sample_weight must be a real numeric array; got dtype {sw.dtype}")
     if tuple(sw.shape) != shape:
@@ -250,7 +270,9 @@ def _rows_pass(X, sw, params, shift, covariance_type):
     return SufficientStats(nk, sx, sxx, ll, wsum, np.broadcast_to(shift, (S, 1, D)))
 
 
-def _em_loop(pass_fn, params, reg_covar, covariance_type, *, tol, max_iter, verbose, verbose_interval, lower_bound=None):
+def _em_loop(
+    pass_fn, params, reg_covar, covariance_type, *, tol, max_iter, verbose, verbose_interval, lower_bound=None
+):
     """:func:`~gpuvec.mixture.fit_em`'s loop with the pass as a function: ``pass_fn(params) -> SufficientStats``.
 
     The same steps in the same order (the M-step, the regularisation retry from the same statistics, the
@@ -324,7 +346,9 @@ def _sample_starts(gm, sample, sample_weight, rng, n_init, K, D):
 
     Returns (params with S = n_init starts, reg_covar (S,), the ValueError of each failed start or None).
     """
-    init = type(gm)(**{**gm.get_params(), "max_iter": 0, "n_init": 1, "warm_start": False, "verbose": 0, "random_state": rng})
+    init = type(gm)(
+        **{**gm.get_params(), "max_iter": 0, "n_init": 1, "warm_start": False, "verbose": 0, "random_state": rng}
+    )
     starts, regs, errors = [], [], []
     kept = []
     with warnings.catch_warnings(record=True) as caught:
@@ -342,7 +366,14 @@ def _sample_starts(gm, sample, sample_weight, rng, n_init, K, D):
                 regs.append(float(gm.reg_covar))
                 continue
             errors.append(None)
-            starts.append(MixtureParams(*(np.asarray(a, dtype=np.float64)[None] for a in (init.weights_, init.means_, init.covariances_, init.precisions_cholesky_))))
+            starts.append(
+                MixtureParams(
+                    *(
+                        np.asarray(a, dtype=np.float64)[None]
+                        for a in (init.weights_, init.means_, init.covariances_, init.precisions_cholesky_)
+                    )
+                )
+            )
             regs.append(float(init.reg_covar_))
     for w in caught:  # the start's reg_covar raise is reported with the fit's; the others once each
         text = str(w.message)
@@ -387,7 +418,10 @@ def _fit_rows(gm, X, sample_weight):
         if sums[2 * D + 1] == 0:
             raise ValueError("sample_weight is zero for every sample of a problem: sample weights must not all be zero")
         if sums[2 * D + 4] < K:
-            raise ValueError(f"Expected n_samples >= n_components among samples of positive sample_weight in every problem, n_components = {K}")
+            raise ValueError(
+                "Expected n_samples >= n_components among samples of positive sample_weight in every problem, "
+                f"n_components = {K}"
+            )
     total_w = sums[2 * D + 1]
     shift = (sums[D + 1 : 2 * D + 1] / total_w if sw is not None else sums[:D] / sums[D]).reshape(1, 1, D)
 
@@ -413,8 +447,15 @@ def _fit_rows(gm, X, sample_weight):
         return _rows_pass(X, sw, p, shift, ct)
 
     result = _em_loop(
-        pass_fn, params, reg, ct, tol=gm.tol, max_iter=gm.max_iter, verbose=gm.verbose,
-        verbose_interval=gm.verbose_interval, lower_bound=previous,
+        pass_fn,
+        params,
+        reg,
+        ct,
+        tol=gm.tol,
+        max_iter=gm.max_iter,
+        verbose=gm.verbose,
+        verbose_interval=gm.verbose_interval,
+        lower_bound=previous,
     )
     params, lower_bound, n_iter, converged, failed, history, reg = result
     overflow = np.where(start_failed, start_overflow, failed & ~np.isfinite(lower_bound))
@@ -504,7 +545,18 @@ def _fit_problems(x, w, params, inits, seed, offset):
             out["error"] = str(exc)
     out["warnings"] = [(w.category.__name__, str(w.message)) for w in caught]
     if out["error"] is None:
-        names = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_", "reg_covar_")
+        names = (
+            "weights_",
+            "means_",
+            "covariances_",
+            "precisions_",
+            "precisions_cholesky_",
+            "converged_",
+            "n_iter_",
+            "lower_bound_",
+            "lower_bounds_",
+            "reg_covar_",
+        )
         out["attrs"] = {name: to_numpy(getattr(gm, name)) for name in names}
     return out
 
@@ -576,7 +628,9 @@ def _fit_batched(gm, X, sample_weight):
 
     attrs = {name: [r["attrs"][name] for r in results] for name in results[0]["attrs"]}
     longest = max(h.shape[1] for h in attrs["lower_bounds_"])
-    attrs["lower_bounds_"] = [np.pad(h, ((0, 0), (0, longest - h.shape[1])), constant_values=np.nan) for h in attrs["lower_bounds_"]]
+    attrs["lower_bounds_"] = [
+        np.pad(h, ((0, 0), (0, longest - h.shape[1])), constant_values=np.nan) for h in attrs["lower_bounds_"]
+    ]
     for name, parts in attrs.items():
         setattr(gm, name, np.concatenate(parts))
     gm.n_features_in_ = D

@@ -14,9 +14,9 @@ import pytest
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
-import gpuvec
-from gpuvec import _dask_mixture
-from gpuvec._mixture_cov import COVARIANCE_TYPES
+import gpuvec  # noqa: E402
+from gpuvec import _dask_mixture  # noqa: E402
+from gpuvec._mixture_cov import COVARIANCE_TYPES  # noqa: E402
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
 PARAMS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
