@@ -26,13 +26,14 @@ Sums over samples run in float64 whatever the input dtype; centring on
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from gpuvec._backend import chunk_elements, get_namespace
+from gpuvec._backend import chunk_elements, compiled_setting, get_namespace, is_cupy_namespace
 from gpuvec._mixture_cov import (
     COVARIANCE_TYPES,
     EPS,
@@ -42,6 +43,7 @@ from gpuvec._mixture_cov import (
     precision_cholesky,
     sum_last,
 )
+from gpuvec._mixture_threads import blas_limited
 
 __all__ = [
     "REG_COVAR_TRIES",
@@ -54,6 +56,8 @@ __all__ = [
     "estimate_log_prob",
     "fit_em",
     "m_step",
+    "label_statistics",
+    "resp_statistics",
     "merge_statistics",
     "params_from_statistics",
     "regularisation_retry",
@@ -285,8 +289,43 @@ def data_shift(X: Any, sample_weight: Any = None) -> Any:
     if sample_weight is None:
         return mean
     total = sample_weight.sum(1)[:, None, None]
-    weighted = xp.matmul(sample_weight[:, None, :], X.astype(xp.float64, copy=False))
+    if X.dtype == xp.float64:
+        weighted = xp.matmul(sample_weight[:, None, :], X)
+    else:  # float64 sums, a chunk of float32 samples at a time
+        B, N, D = X.shape
+        weighted = xp.zeros((B, 1, D))
+        for s in _chunks(N, B * D, chunk_elements(xp, "mixture")):
+            weighted += xp.matmul(sample_weight[:, None, s], X[:, s].astype(xp.float64))
     return xp.where(total > 0, weighted / xp.where(total > 0, total, 1.0), mean)
+
+
+# Work (samples x K x D^2 of one pass) from which the compiled loops repay numba's first load in a new
+# process (~0.3-0.5 s); once loaded they take any work.
+NUMBA_PAYS_WORK = 1 << 22
+
+
+def compiled_mixture(xp: Any, covariance_type: str, work: int) -> Any:
+    """The compiled implementation to use, or None for the namespace reference here.
+
+    ==============================  ==========================  ===========================
+    input                           GPUVEC_JIT auto / on        GPUVEC_JIT off
+    ==============================  ==========================  ===========================
+    numpy, 'full' or 'tied'         :mod:`gpuvec._mixture_numba` (auto: work >= NUMBA_PAYS_WORK,
+                                    or already loaded)          the numpy reference
+    numpy, 'diag' or 'spherical'    the numpy reference (GEMMs already)
+    cupy                            the cupy reference
+    ==============================  ==========================  ===========================
+    """
+    if covariance_type not in ("full", "tied") or is_cupy_namespace(xp):
+        return None
+    setting = compiled_setting()
+    if setting == "off" or (setting == "auto" and work < NUMBA_PAYS_WORK and "gpuvec._mixture_numba" not in sys.modules):
+        return None
+    try:
+        from gpuvec import _mixture_numba
+    except ImportError:  # numba missing (a core dependency): the reference
+        return None
+    return _mixture_numba
 
 
 def _chunks(n: int, per_sample: int, budget: int):
@@ -344,10 +383,21 @@ def sufficient_statistics(X: Any, params: MixtureParams, covariance_type: Covari
     """
     xp = get_namespace(X)
     B, N, D = X.shape
-    per_sample = max(params.means.shape[1], D) * D  # widest per-sample temporary
-    full_matrix = COVARIANCE_TYPES[covariance_type].full_matrix
     shift = data_shift(X, sample_weight) if shift is None else shift
     budget = chunk_elements(xp, "mixture")
+    compiled = compiled_mixture(xp, covariance_type, B * N * params.means.shape[1] * D * D)
+    if compiled is not None:
+        with blas_limited():
+            return SufficientStats(*compiled.moments(X, params, covariance_type, sample_weight, shift, budget), shift)
+    with blas_limited():
+        return _sufficient_statistics_xp(xp, X, params, covariance_type, sample_weight, shift, budget)
+
+
+def _sufficient_statistics_xp(xp, X, params, covariance_type, sample_weight, shift, budget):
+    """The namespace reference of :func:`sufficient_statistics`: chunked E-step and three GEMMs per chunk."""
+    B, N, D = X.shape
+    per_sample = max(params.means.shape[1], D) * D  # widest per-sample temporary
+    full_matrix = COVARIANCE_TYPES[covariance_type].full_matrix
     ll_sum = xp.zeros(B)
     weight_sum = xp.zeros(B)
     groups = []
@@ -448,16 +498,59 @@ def m_step(X: Any, log_resp: Any, reg_covar: Any = 1e-6, covariance_type: Covari
     >>> round(float(params.means[0, 0, 0]), 9), round(float(params.covariances[0, 0, 0]), 9)
     (1.0, 1.0)
     """
+    return params_from_statistics(resp_statistics(X, log_resp, covariance_type, sample_weight), reg_covar, covariance_type)
+
+
+def resp_statistics(X: Any, log_resp: Any, covariance_type: CovarianceType = "full", sample_weight: Any = None) -> SufficientStats:
+    """The statistics :func:`m_step` takes its parameters from (chunked; ``log_likelihood`` is zero).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> resp_statistics(np.array([[[0.0], [2.0]]]), np.zeros((1, 2, 1)), "diag").nk.tolist()
+    [[2.0]]
+    """
     xp = get_namespace(X, log_resp)
-    X = X.astype(xp.float64, copy=False)
-    resp = xp.exp(log_resp)
-    if sample_weight is not None:
-        resp = resp * sample_weight[..., None]
+
+    def resp_of(s):
+        return xp.exp(log_resp[:, s])
+
+    return _resp_statistics(xp, X, resp_of, log_resp.shape[-1], covariance_type, sample_weight)
+
+
+def label_statistics(X: Any, labels: Any, n_components: int, covariance_type: CovarianceType = "full", sample_weight: Any = None) -> SufficientStats:
+    """:func:`resp_statistics` of one-hot responsibilities given as labels (B, N): no (B, N, K) array is built.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> label_statistics(np.array([[[0.0], [2.0], [10.0]]]), np.array([[0, 0, 1]]), 2, "diag").nk.tolist()
+    [[2.0, 1.0]]
+    """
+    xp = get_namespace(X, labels)
+    comps = xp.arange(n_components)
+
+    def resp_of(s):
+        return (labels[:, s, None] == comps).astype(xp.float64)
+
+    return _resp_statistics(xp, X, resp_of, n_components, covariance_type, sample_weight)
+
+
+def _resp_statistics(xp, X, resp_of, K, covariance_type, sample_weight):
+    """Statistics of given responsibilities (``resp_of(samples)``: a chunk's (B, n, K)), chunk by chunk."""
+    B, N, D = X.shape
+    full_matrix = COVARIANCE_TYPES[covariance_type].full_matrix
     shift = data_shift(X, sample_weight)
-    nk, sx, sxx = _moments(xp, X, resp, shift, COVARIANCE_TYPES[covariance_type].full_matrix)
-    # The total weight is that of the responsibilities (a start's rows need not sum to 1).
-    stats = SufficientStats(nk, sx, sxx, xp.zeros(X.shape[0]), resp.sum((1, 2)), shift)
-    return params_from_statistics(stats, reg_covar, covariance_type)
+    total = xp.zeros(B)
+    sums = None
+    for s in _chunks(N, B * max(K, D) * D, chunk_elements(xp, "mixture")):
+        resp = resp_of(s)
+        if sample_weight is not None:
+            resp = resp * sample_weight[:, s, None]
+        part = _moments(xp, X[:, s].astype(xp.float64, copy=False), resp, shift, full_matrix)
+        sums = part if sums is None else tuple(a + b for a, b in zip(sums, part))
+        total += resp.sum((1, 2))  # the total weight is that of the responsibilities (a start's rows need not sum to 1)
+    return SufficientStats(*sums, xp.zeros(B), total, shift)
 
 
 def em_pass(X: Any, params: MixtureParams, reg_covar: Any, covariance_type: CovarianceType, sample_weight: Any = None, shift: Any = None) -> tuple[MixtureParams, Any]:
@@ -682,6 +775,17 @@ def fit_em(
     active = xp.arange(S)
     Xa, swa, shifta, pa, rega = X, sample_weight, shift, params, reg
     clock = time.perf_counter()
+    with blas_limited():  # one BLAS thread when called from a thread pool (gpuvec._mixture_threads)
+        return _em_loop(
+            xp, Xa, swa, shifta, pa, rega, params, reg, lower_bound, n_iter, converged, failed, history, active,
+            ct, tol, max_iter, verbose, verbose_interval, clock,
+        )
+
+
+def _em_loop(xp, Xa, swa, shifta, pa, rega, params, reg, lower_bound, n_iter, converged, failed, history, active,
+             ct, tol, max_iter, verbose, verbose_interval, clock):
+    """The iterations of :func:`fit_em` (the full-batch arrays are filled in place)."""
+    S = Xa.shape[0]
     for it in range(1, max_iter + 1):
         stats = sufficient_statistics(Xa, pa, ct, swa, shifta)
         lb = stats.lower_bound

@@ -1,41 +1,94 @@
 """Starting responsibilities for EM, batched: k-means++, kmeans, random, random_from_data.
 
-:func:`initial_resp` is the one entry; :class:`gpuvec.mixture.GaussianMixture`
-turns its responsibilities into starting parameters with one M-step. Every
-method draws from the ``rng`` it is given (a :class:`gpuvec.random.Generator`)
-and skips zero-weight (padding) samples where it picks samples.
+:func:`initial_labels` is the entry for 'k-means++' and 'kmeans' (one label per
+sample: the start's responsibilities are one-hot, and never built), and
+:func:`initial_resp` for every method; :class:`gpuvec.mixture.GaussianMixture`
+turns them into starting parameters with one (chunked) M-step. Every method
+draws from the ``rng`` it is given (a :class:`gpuvec.random.Generator`) and skips
+zero-weight (padding) samples where it picks samples.
+
+Every pass over X runs in chunks of samples (the mixture chunk budget): the
+largest temporaries are a few (B, N) arrays (distances, labels), never (B, N, D)
+or (B, N, K, D).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["INIT_PARAMS", "initial_resp"]
+from gpuvec._backend import chunk_elements
+
+__all__ = ["INIT_PARAMS", "LABEL_METHODS", "initial_labels", "initial_resp"]
 
 INIT_PARAMS = ("k-means++", "kmeans", "random", "random_from_data")
+LABEL_METHODS = ("k-means++", "kmeans")  # starts that are one label per sample
 _LLOYD_ITERATIONS = 10  # of init_params='kmeans'
 
 
+def _sample_chunks(xp, N, per_sample):
+    step = max(1, chunk_elements(xp, "mixture") // max(1, per_sample))
+    for s in range(0, N, step):
+        yield slice(s, min(N, s + step))
+
+
 def _sample_index(xp, p, rng):
-    """One index per row of p (B, N), with probabilities proportional to p (uniform where p sums to 0)."""
-    total = p.sum(1, keepdims=True)
-    p = xp.where(total > 0, p, 1.0)
-    cdf = xp.cumsum(p, axis=1)
-    u = rng.random((p.shape[0], 1)) * cdf[:, -1:]
-    return xp.minimum((cdf <= u).sum(1), p.shape[1] - 1)
+    """One index per row of p (B, N), with probabilities proportional to p (uniform where p sums to 0).
+
+    The running sum is taken chunk by chunk, carried across chunks so that it is
+    numpy's sequential ``cumsum`` bit for bit, without an (B, N) cumulative array.
+    """
+    B, N = p.shape
+    chunks = list(_sample_chunks(xp, N, B))
+    total = xp.zeros(B)
+    for s in chunks:  # the last value of cumsum(p): a sequential sum
+        c = p[:, s].copy()
+        c[:, 0] += total
+        total = xp.cumsum(c, axis=1)[:, -1]
+    positive = total > 0
+    if not bool(positive.all()):  # uniform where p sums to 0
+        p = xp.where(positive[:, None], p, 1.0)
+        total = xp.where(positive, total, float(N))
+    u = rng.random((B, 1)) * total[:, None]
+    count = xp.zeros(B, dtype=xp.int64)
+    carry = xp.zeros(B)
+    for s in chunks:
+        c = p[:, s].copy()
+        c[:, 0] += carry
+        cdf = xp.cumsum(c, axis=1)
+        count += (cdf <= u).sum(1)
+        carry = cdf[:, -1]
+    return xp.minimum(count, N - 1)
+
+
+def _sq_dist(xp, X, center, s):
+    """Squared distances of samples s of X (B, N, D) to one centre per problem (B, D): (B, n)."""
+    d = X[:, s].astype(xp.float64) - center[:, None, :]
+    d *= d
+    return d.sum(-1)
 
 
 def _kmeans_pp_centers(xp, X, K, rng, sample_weight):
     """Batched k-means++ seeding (D^2 sampling, one trial per centre): indices (B, K)."""
-    B, N, _ = X.shape
+    B, N, D = X.shape
     w = xp.ones((B, N)) if sample_weight is None else sample_weight
     idx = xp.empty((B, K), dtype=xp.int64)
     bidx = xp.arange(B)
+    chunks = list(_sample_chunks(xp, N, B * D))
     idx[:, 0] = _sample_index(xp, w, rng)
-    d2 = ((X - X[bidx, idx[:, 0]][:, None, :]) ** 2).sum(-1)
+    del w
+    d2 = xp.empty((B, N))
+    center = X[bidx, idx[:, 0]].astype(xp.float64)
+    for s in chunks:
+        d2[:, s] = _sq_dist(xp, X, center, s)
+    wd2 = d2 if sample_weight is None else xp.empty((B, N))
     for k in range(1, K):
-        idx[:, k] = _sample_index(xp, w * d2, rng)
-        d2 = xp.minimum(d2, ((X - X[bidx, idx[:, k]][:, None, :]) ** 2).sum(-1))
+        if sample_weight is not None:
+            for s in chunks:
+                xp.multiply(sample_weight[:, s], d2[:, s], out=wd2[:, s])
+        idx[:, k] = _sample_index(xp, wd2, rng)
+        center = X[bidx, idx[:, k]].astype(xp.float64)
+        for s in chunks:
+            xp.minimum(d2[:, s], _sq_dist(xp, X, center, s), out=d2[:, s])
     return idx
 
 
@@ -44,8 +97,53 @@ def _one_hot_resp(xp, labels, K):
 
 
 def _nearest(xp, X, centers):
-    d2 = ((X[:, :, None, :] - centers[:, None, :, :]) ** 2).sum(-1)
-    return d2.argmin(-1)
+    """The nearest centre (B, K, D) of every sample, chunk by chunk: labels (B, N)."""
+    B, N, D = X.shape
+    K = centers.shape[1]
+    labels = xp.empty((B, N), dtype=xp.int64)
+    for s in _sample_chunks(xp, N, B * K * D):
+        d = X[:, s, None, :].astype(xp.float64) - centers[:, None, :, :]
+        d *= d
+        labels[:, s] = d.sum(-1).argmin(-1)
+    return labels
+
+
+def _lloyd_centers(xp, X, labels, K, w, centers):
+    """The weighted mean of each cluster (chunked sums), or the old centre for an empty cluster."""
+    B, N, D = X.shape
+    sums = xp.zeros((B, K, D))
+    counts = xp.zeros((B, K, 1))
+    for s in _sample_chunks(xp, N, B * K):
+        resp = _one_hot_resp(xp, labels[:, s], K) * w[:, s, None]
+        counts += resp.sum(1)[..., None]
+        sums += xp.matmul(xp.swapaxes(resp, 1, 2), X[:, s].astype(xp.float64, copy=False))
+    return xp.where(counts > 0, sums / xp.maximum(counts, 1e-300), centers)
+
+
+def initial_labels(xp: Any, X: Any, K: int, method: str, rng: Any, sample_weight: Any = None) -> Any:
+    """The starting component of every sample for 'k-means++' or 'kmeans', shape (B, N) int64.
+
+    'k-means++' seeds centres by D^2 sampling and assigns every sample to its
+    nearest centre; 'kmeans' adds 10 Lloyd iterations. Memory: a few (B, N)
+    arrays; X is read in chunks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpuvec.random import default_rng
+    >>> X = np.array([[[0.0], [0.1], [9.0], [9.1]]])
+    >>> labels = initial_labels(np, X, 2, "kmeans", default_rng(0))
+    >>> bool(labels[0, 0] == labels[0, 1] != labels[0, 2] == labels[0, 3])
+    True
+    """
+    B = X.shape[0]
+    bidx = xp.arange(B)[:, None]
+    centers = X[bidx, _kmeans_pp_centers(xp, X, K, rng, sample_weight)].astype(xp.float64)
+    if method == "kmeans":  # a few batched Lloyd iterations
+        w = xp.ones(X.shape[:2]) if sample_weight is None else sample_weight
+        for _ in range(_LLOYD_ITERATIONS):
+            centers = _lloyd_centers(xp, X, _nearest(xp, X, centers), K, w, centers)
+    return _nearest(xp, X, centers)
 
 
 def initial_resp(xp: Any, X: Any, K: int, method: str, rng: Any, sample_weight: Any = None) -> Any:
@@ -58,10 +156,9 @@ def initial_resp(xp: Any, X: Any, K: int, method: str, rng: Any, sample_weight: 
     K : int
         Components.
     method : {'k-means++', 'kmeans', 'random', 'random_from_data'}
-        'k-means++' seeds centres by D^2 sampling and assigns every sample to
-        its nearest centre; 'kmeans' adds 10 Lloyd iterations; 'random' draws
-        uniform responsibilities; 'random_from_data' gives K distinct samples
-        one component each.
+        'k-means++' and 'kmeans': see :func:`initial_labels` (whose labels are
+        one-hot here); 'random' draws uniform responsibilities;
+        'random_from_data' gives K distinct samples one component each.
     rng : gpuvec.random.Generator
     sample_weight : array, shape (B, N), optional
 
@@ -91,11 +188,4 @@ def initial_resp(xp: Any, X: Any, K: int, method: str, rng: Any, sample_weight: 
         resp = xp.zeros((B, N, K))
         resp[bidx, idx, xp.arange(K)] = 1.0
         return resp
-    centers = X[bidx, _kmeans_pp_centers(xp, X, K, rng, sample_weight)]
-    if method == "kmeans":  # a few batched Lloyd iterations
-        w = xp.ones((B, N)) if sample_weight is None else sample_weight
-        for _ in range(_LLOYD_ITERATIONS):
-            resp = _one_hot_resp(xp, _nearest(xp, X, centers), K) * w[..., None]
-            counts = resp.sum(1)[..., None]
-            centers = xp.where(counts > 0, xp.matmul(xp.swapaxes(resp, 1, 2), X) / xp.maximum(counts, 1e-300), centers)
-    return _one_hot_resp(xp, _nearest(xp, X, centers), K)
+    return _one_hot_resp(xp, initial_labels(xp, X, K, method, rng, sample_weight), K)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from gpuvec import random as gv_random
-from gpuvec._backend import get_namespace, is_cupy_namespace
+from gpuvec._backend import chunk_elements, get_namespace, is_cupy_namespace
 from gpuvec._checks import check_choice, check_int, check_real
 from gpuvec._dlpack import dlpack_io
 from gpuvec._mixture_cov import (
@@ -48,19 +48,23 @@ from gpuvec._mixture_em import (
     EMResult,
     MixtureParams,
     SufficientStats,
+    compiled_mixture,
     e_step,
     e_step_chunks,
     em_pass,
     estimate_log_prob,
     fit_em,
+    label_statistics,
     m_step,
     merge_statistics,
     params_from_statistics,
     params_ok,
     regularisation_retry,
+    resp_statistics,
     sufficient_statistics,
 )
-from gpuvec._mixture_init import INIT_PARAMS, initial_resp
+from gpuvec._mixture_init import INIT_PARAMS, LABEL_METHODS, initial_labels, initial_resp
+from gpuvec._mixture_threads import blas_limited
 
 __all__ = [
     "COVARIANCE_TYPES",
@@ -328,7 +332,7 @@ class GaussianMixture:
         check_int("verbose_interval", self.verbose_interval, minimum=1)
 
     def _validate_X(self, X: Any, *, fitting: bool) -> tuple[types.ModuleType, Any, bool, Any]:
-        """(xp, X as a float64 (B, N, D) copy, whether X was batched, the dtype of results: float32 or float64)."""
+        """(xp, X as a (B, N, D) float32 or float64 array (X itself where it is one), whether X was batched, its dtype)."""
         if type(X).__module__.split(".sparse")[0] in ("scipy", "cupyx.scipy") and hasattr(X, "toarray"):
             raise TypeError("Sparse data was passed for X, but dense data is required. Use X.toarray() to convert to a dense array.")
         xp = get_namespace(X)
@@ -351,9 +355,11 @@ class GaussianMixture:
                 raise ValueError(f"Found array with 0 {what} (shape={X.shape}) while a minimum of 1 is required.")
         batched = X.ndim == 3
         dtype = xp.float32 if X.dtype == xp.float32 else xp.float64  # as sklearn's validate_data
-        X = (X if batched else X[None]).astype(xp.float64)
-        if not bool(xp.isfinite(X).all()):  # once, up front
-            kind = "NaN" if bool(xp.isnan(X).any()) else "infinity or a value too large for dtype('float64')"
+        # float32 and float64 X are used as they are (no copy: passes over X run in chunks and sum in
+        # float64); other dtypes become float64.
+        X = (X if batched else X[None]).astype(dtype, copy=False)
+        if not _all_finite(xp, X):  # once, up front
+            kind = "NaN" if bool(xp.isnan(X).any()) else f"infinity or a value too large for dtype('{X.dtype}')"
             raise ValueError(f"Input X contains {kind}.")
         if fitting:
             if X.shape[1] < self.n_components:
@@ -552,14 +558,19 @@ class GaussianMixture:
             P = rep(p_init)
             return MixtureParams(rep(w_init), rep(m_init), covariances_from_cholesky(xp, P, ct), P), reg
         # One draw over the B problems per start, in order: start 0 draws what n_init=1 draws.
-        resp = [initial_resp(xp, X, K, self.init_params, rng, sw) for _ in range(n_init)]
-        resp = resp[0] if n_init == 1 else xp.stack(resp, axis=1).reshape(B * n_init, N, K)
         Xs = rep(X)
         sws = None if sw is None else rep(sw)
-        log_resp = _safe_log(xp, resp)
+        if self.init_params in LABEL_METHODS:  # one label per sample: the one-hot start is never built
+            labels = [initial_labels(xp, X, K, self.init_params, rng, sw) for _ in range(n_init)]
+            labels = labels[0] if n_init == 1 else xp.stack(labels, axis=1).reshape(B * n_init, N)
+            stats = label_statistics(Xs, labels, K, ct, sws)
+        else:
+            resp = [initial_resp(xp, X, K, self.init_params, rng, sw) for _ in range(n_init)]
+            resp = resp[0] if n_init == 1 else xp.stack(resp, axis=1).reshape(B * n_init, N, K)
+            stats = resp_statistics(Xs, _safe_log(xp, resp), ct, sws)
 
-        def step(r):
-            return m_step(Xs, log_resp, r, ct, sws)
+        def step(r):  # the first M-step, redone from the same statistics by the retry
+            return params_from_statistics(stats, r, ct)
 
         params, reg, _ = regularisation_retry(step, step(reg), reg, REG_COVAR_TRIES)
         params = params._replace(
@@ -690,7 +701,12 @@ class GaussianMixture:
             out = xp.empty((B, N), dtype=xp.int64)
         else:
             out = xp.empty((B, N, self.n_components) if what == "proba" else (B, N), dtype=dtype)
-        with np.errstate(divide="ignore"):
+        D = X.shape[2]
+        compiled = compiled_mixture(xp, self.covariance_type, B * N * self.n_components * D * D)
+        if compiled is not None:  # the fused loop (see compiled_mixture's table)
+            with np.errstate(divide="ignore", invalid="ignore"), blas_limited():
+                return compiled.e_step_outputs(X, *self._params(xp), self.covariance_type, what, out)
+        with np.errstate(divide="ignore"), blas_limited():
             for bs, s, log_resp, log_norm in e_step_chunks(X, *self._params(xp), self.covariance_type):
                 if what == "labels":
                     out[bs, s] = log_resp.argmax(-1)
@@ -899,6 +915,13 @@ def _is_dask(*arrays):
 def _safe_log(xp, resp):
     with np.errstate(divide="ignore"):
         return xp.log(resp)
+
+
+def _all_finite(xp, X):
+    """Whether every value of X (B, N, D) is finite, a chunk of samples at a time (no X-sized mask)."""
+    B, N, D = X.shape
+    step = max(1, chunk_elements(xp, "mixture") // (B * D))
+    return all(bool(xp.isfinite(X[:, s : s + step]).all()) for s in range(0, N, step))
 
 
 def _first(indices, most=10):

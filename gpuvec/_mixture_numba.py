@@ -1,0 +1,304 @@
+"""Compiled CPU loops of the Gaussian mixtures (numba): the E-step and its sufficient statistics, fused.
+
+For 'full' and 'tied' covariances on numpy data, one pass over a block of
+samples computes every sample's log density under every component (sklearn's
+``y = z P_k - mu'_k P_k``, ``|y|^2``), the log-sum-exp over components, the
+responsibilities, and adds them straight into the weighted sums ``nk``,
+``sum r z`` and ``sum r z z^T`` (upper triangle, mirrored at the end). Nothing
+of size (samples x components x features) is ever built, every sum runs in
+float64 whatever X's dtype, and X is read once per pass.
+
+The loops run over blocks of ``_NB`` samples with the sample index innermost,
+so that LLVM vectorises them; the only fast-math flags are ``reassoc`` (the
+block sums vectorise) and ``contract`` (multiply-adds fuse): the results agree
+with :mod:`gpuvec._mixture_em`'s numpy reference to rounding (a test compares
+them).
+
+Work is split into *items* (one problem, a range of its samples) whose partial
+sums are written separately and added in item order: the result does not
+depend on how many threads ran. The functions are module-level
+``numba.njit(cache=True, nogil=True)``: a new process loads them from numba's
+on-disk cache, and the Python threads of :func:`run_items` run them in
+parallel without the GIL (one thread from a non-main thread, see
+:func:`gpuvec._mixture_threads.worker_threads`).
+
+Same names and signatures as the numpy reference in :mod:`gpuvec._mixture_em`:
+:func:`moments` (sufficient statistics) and :func:`e_step_outputs` (labels,
+log-likelihoods or responsibilities of prediction).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+
+from gpuvec._mixture_threads import run_parallel
+
+__all__ = ["e_step_outputs", "moments"]
+
+_NB = 64  # samples per vector block
+_FAST = {"reassoc", "contract"}
+_LOG_2PI = math.log(2 * math.pi)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST, inline="always")
+def _block_log_prob(X, b, start, m, shift, P, mup, c, triangular, zt, y, maha, lp):
+    """Log density plus log weight of samples ``start:start+m`` of problem b under every component into lp (K, NB)."""
+    D = X.shape[2]
+    K = P.shape[1]
+    for i in range(D):
+        sh = shift[b, i]
+        for s in range(m):
+            zt[i, s] = X[b, start + s, i] - sh
+    for k in range(K):
+        for s in range(m):
+            maha[s] = 0.0
+        for j in range(D):
+            mj = mup[b, k, j]
+            for s in range(m):
+                y[s] = -mj
+            first = 0
+            last = j + 1 if triangular else D
+            for i in range(first, last):
+                p = P[b, k, i, j]
+                for s in range(m):
+                    y[s] += zt[i, s] * p
+            for s in range(m):
+                maha[s] += y[s] * y[s]
+        ck = c[b, k]
+        for s in range(m):
+            lp[k, s] = ck - 0.5 * maha[s]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST, inline="always")
+def _block_log_norm(K, m, lp, lse, mx, tot):
+    """log-sum-exp over components of lp (K, NB) into lse (NB), shifted by the max as scipy's; lp becomes
+    ``exp(lp - max)`` and tot its sum over components (so that responsibilities cost no second exp)."""
+    for s in range(m):
+        mx[s] = lp[0, s]
+    for k in range(1, K):
+        for s in range(m):
+            mx[s] = max(mx[s], lp[k, s])
+    for s in range(m):
+        if not np.isfinite(mx[s]):
+            mx[s] = 0.0
+        tot[s] = 0.0
+    for k in range(K):
+        for s in range(m):
+            e = np.exp(lp[k, s] - mx[s])
+            lp[k, s] = e
+            tot[s] += e
+    for s in range(m):
+        lse[s] = np.log(tot[s]) + mx[s]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
+def _moments_items(X, sw, has_sw, shift, P, mup, c, triangular, items, lo, hi, nk_out, sx_out, sxx_out, ll_out, ws_out):
+    """Items ``lo:hi`` (rows of ``items``: problem, first sample, end) into their own partial sums."""
+    D = X.shape[2]
+    K = P.shape[1]
+    zt = np.empty((D, _NB))
+    y = np.empty(_NB)
+    maha = np.empty(_NB)
+    lp = np.empty((K, _NB))
+    lse = np.empty(_NB)
+    mx = np.empty(_NB)
+    tot = np.empty(_NB)
+    w = np.empty(_NB)
+    rz = np.empty(_NB)
+    for it in range(lo, hi):
+        b = items[it, 0]
+        s0 = items[it, 1]
+        s1 = items[it, 2]
+        nk = nk_out[it]
+        sx = sx_out[it]
+        sxx = sxx_out[it]
+        nk[:] = 0.0
+        sx[:] = 0.0
+        sxx[:] = 0.0
+        ll = 0.0
+        ws = 0.0
+        for start in range(s0, s1, _NB):
+            m = min(_NB, s1 - start)
+            _block_log_prob(X, b, start, m, shift, P, mup, c, triangular, zt, y, maha, lp)
+            _block_log_norm(K, m, lp, lse, mx, tot)
+            for s in range(m):
+                w[s] = sw[b, start + s] if has_sw else 1.0
+            for s in range(m):
+                if w[s] > 0:
+                    ll += w[s] * lse[s]
+                ws += w[s]
+                tot[s] = w[s] / tot[s]
+            for k in range(K):
+                for s in range(m):
+                    lp[k, s] *= tot[s]  # the responsibilities, weighted
+                acc = 0.0
+                for s in range(m):
+                    acc += lp[k, s]
+                nk[k] += acc
+                for i in range(D):
+                    acc = 0.0
+                    for s in range(m):
+                        rz[s] = lp[k, s] * zt[i, s]
+                        acc += rz[s]
+                    sx[k, i] += acc
+                    for j in range(i, D):
+                        acc = 0.0
+                        for s in range(m):
+                            acc += rz[s] * zt[j, s]
+                        sxx[k, i, j] += acc
+        for k in range(K):
+            for i in range(D):
+                for j in range(i + 1, D):
+                    sxx[k, j, i] = sxx[k, i, j]
+        ll_out[it] = ll
+        ws_out[it] = ws
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
+def _e_step_items(X, shift, P, mup, c, triangular, items, lo, hi, what, labels, log_norm, proba):
+    """Items ``lo:hi`` into labels (what 0), log p(x) (1) or responsibilities (2), at the items' samples."""
+    D = X.shape[2]
+    K = P.shape[1]
+    zt = np.empty((D, _NB))
+    y = np.empty(_NB)
+    maha = np.empty(_NB)
+    lp = np.empty((K, _NB))
+    lse = np.empty(_NB)
+    mx = np.empty(_NB)
+    tot = np.empty(_NB)
+    for it in range(lo, hi):
+        b = items[it, 0]
+        for start in range(items[it, 1], items[it, 2], _NB):
+            m = min(_NB, items[it, 2] - start)
+            _block_log_prob(X, b, start, m, shift, P, mup, c, triangular, zt, y, maha, lp)
+            if what == 0:  # argmax of the log responsibilities: of lp itself (the first of equals)
+                for s in range(m):
+                    best = 0
+                    for k in range(1, K):
+                        if lp[k, s] > lp[best, s]:
+                            best = k
+                    labels[b, start + s] = best
+                continue
+            _block_log_norm(K, m, lp, lse, mx, tot)
+            if what == 1:
+                for s in range(m):
+                    log_norm[b, start + s] = lse[s]
+            else:
+                for s in range(m):
+                    for k in range(K):
+                        proba[b, start + s, k] = lp[k, s] / tot[s]
+
+
+# --------------------------------------------------------------------------- host side
+
+
+def _prepare(X, weights, means, P, covariance_type, shift):
+    """Float64 contiguous per-component factors: shift (B, D), P (B, K, D, D), mu'P (B, K, D), constants (B, K)."""
+    B, _, D = X.shape
+    K = means.shape[1]
+    P = np.asarray(P, dtype=np.float64)
+    if covariance_type == "tied":
+        P = np.broadcast_to(P[:, None], (B, K, D, D))
+    P = np.ascontiguousarray(P)
+    shift = np.ascontiguousarray(np.asarray(shift, dtype=np.float64).reshape(B, D))
+    dmu = np.asarray(means, dtype=np.float64) - shift[:, None, :]
+    mup = np.ascontiguousarray(np.matmul(dmu[:, :, None, :], P)[:, :, 0, :])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_det = np.log(np.diagonal(P, axis1=-2, axis2=-1)).sum(-1)
+        c = np.ascontiguousarray(-0.5 * D * _LOG_2PI + log_det + np.log(np.asarray(weights, dtype=np.float64)))
+    triangular = bool((np.tril(P, -1) == 0).all())
+    return shift, P, mup, c, triangular
+
+
+def _items(B: int, N: int, per_problem: int, budget: int) -> np.ndarray:
+    """(problem, first sample, end) rows: a problem's samples in ranges of ~budget / (K D) samples, at most
+    64 ranges per problem and ~budget partial-sum elements in all."""
+    step = max(4096, -(-N // 64), -(-N * B * per_problem // max(1, budget)))
+    starts = np.arange(0, N, step)
+    rows = np.empty((B * starts.size, 3), dtype=np.int64)
+    rows[:, 0] = np.repeat(np.arange(B), starts.size)
+    rows[:, 1] = np.tile(starts, B)
+    rows[:, 2] = np.minimum(rows[:, 1] + step, N)
+    return rows
+
+
+def _spans(items: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous ranges of item rows with about equal numbers of samples."""
+    cost = np.cumsum(items[:, 2] - items[:, 1])
+    cuts = np.searchsorted(cost, cost[-1] * np.arange(1, parts) / parts, side="right") if items.shape[0] else []
+    edges = [0, *(int(c) for c in cuts), items.shape[0]]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def _contiguous_X(X):
+    return X if X.dtype in (np.float32, np.float64) and X.flags.c_contiguous else np.ascontiguousarray(X, dtype=np.float64)
+
+
+def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift: Any, budget: int) -> tuple[Any, ...]:
+    """Sufficient statistics of one E-step: ``(nk, sx, sxx, log_likelihood, weight_sum)`` as the reference's.
+
+    Parameters
+    ----------
+    X : ndarray, shape (B, N, D), float32 or float64
+    params : MixtureParams
+        'full' or 'tied' precision Cholesky factors.
+    covariance_type : {'full', 'tied'}
+    sample_weight : ndarray, shape (B, N), or None
+    shift : ndarray, shape (B, 1, D)
+    budget : int
+        Elements of partial sums to allow (the mixture chunk budget).
+
+    Returns
+    -------
+    nk (B, K), sx (B, K, D), sxx (B, K, D, D), log_likelihood (B,), weight_sum (B,), all float64.
+    """
+    X = _contiguous_X(X)
+    B, N, D = X.shape
+    K = params.means.shape[1]
+    shift_, P, mup, c, tri = _prepare(X, params.weights, params.means, params.precisions_cholesky, covariance_type, shift)
+    items = _items(B, N, K * D * D, budget)
+    n = items.shape[0]
+    nk, sx, sxx = np.empty((n, K)), np.empty((n, K, D)), np.empty((n, K, D, D))
+    ll, ws = np.empty(n), np.empty(n)
+    has_sw = sample_weight is not None
+    sw = np.ascontiguousarray(sample_weight, dtype=np.float64) if has_sw else np.ones((1, 1))
+
+    def run(lo, hi):
+        _moments_items(X, sw, has_sw, shift_, P, mup, c, tri, items, lo, hi, nk, sx, sxx, ll, ws)
+
+    run_parallel(run, _spans(items, _threads_for(N * B * K * D * D)))
+    per = n // B
+    if per > 1:  # the ranges of each problem, added in order
+        nk, sx, sxx, ll, ws = (a.reshape((B, per) + a.shape[1:]).sum(1) for a in (nk, sx, sxx, ll, ws))
+    return nk, sx, sxx, ll, ws
+
+
+def e_step_outputs(X: Any, weights: Any, means: Any, precisions_cholesky: Any, covariance_type: str, what: str, out: Any) -> Any:
+    """Fill ``out`` with 'labels' (B, N) int64, 'log_norm' (B, N) or 'proba' (B, N, K) of X (float32 or float64 out)."""
+    X = _contiguous_X(X)
+    B, N, D = X.shape
+    K = means.shape[1]
+    zero = np.zeros((B, 1, D))
+    shift_, P, mup, c, tri = _prepare(X, weights, means, precisions_cholesky, covariance_type, zero)
+    items = _items(B, N, 1, 1 << 62)
+    code = {"labels": 0, "log_norm": 1, "proba": 2}[what]
+    dummy2, dummy3 = np.empty((1, 1)), np.empty((1, 1, 1))
+    labels = out if code == 0 else np.empty((1, 1), dtype=np.int64)
+    log_norm = out if code == 1 else dummy2
+    proba = out if code == 2 else dummy3
+
+    def run(lo, hi):
+        _e_step_items(X, shift_, P, mup, c, tri, items, lo, hi, code, labels, log_norm, proba)
+
+    run_parallel(run, _spans(items, _threads_for(N * B * K * D * D)))
+    return out
+
+
+def _threads_for(work: int) -> int:
+    from gpuvec._mixture_threads import worker_threads
+
+    return worker_threads() if work >= 1 << 16 else 1

@@ -1,0 +1,110 @@
+"""Threads of the mixture fits: how many, and BLAS kept to one thread inside a thread pool.
+
+The rule (documented on :class:`gpuvec.mixture.GaussianMixture`):
+
+- called from the main thread, a fit uses every core this process may run on:
+  the compiled loops split their work over that many threads, and BLAS keeps
+  its own setting;
+- called from any other thread (a ``concurrent.futures`` pool, a dask worker,
+  a web server's request thread), the caller already runs things in parallel:
+  the compiled loops run in the calling thread alone, and BLAS is limited to one
+  thread (threadpoolctl's ``threadpool_limits(1, "blas")``) for the duration of
+  the call, so N pool threads use N cores, not N x cores.
+
+BLAS thread limits are process-wide, so the limit is reference-counted: it is
+set by the first of several concurrent calls from pool threads and restored by
+the last. To cap the main thread too, wrap the call in threadpoolctl's
+``threadpool_limits(n)`` (BLAS) and set ``GPUVEC_NUM_THREADS=n`` (compiled loops).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["blas_limited", "in_main_thread", "run_parallel", "worker_threads"]
+
+_lock = threading.Lock()
+_depth = 0
+_limiter = None
+_pool: ThreadPoolExecutor | None = None
+
+
+def in_main_thread() -> bool:
+    """Whether the caller is the interpreter's main thread."""
+    return threading.current_thread() is threading.main_thread()
+
+
+def worker_threads() -> int:
+    """Threads for the compiled loops: 1 outside the main thread, else ``GPUVEC_NUM_THREADS`` or the usable cores.
+
+    Examples
+    --------
+    >>> worker_threads() >= 1
+    True
+    """
+    if not in_main_thread():
+        return 1
+    value = os.environ.get("GPUVEC_NUM_THREADS", "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            msg = f"GPUVEC_NUM_THREADS must be a positive integer; got {value!r}"
+            raise ValueError(msg) from None
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run_parallel(fn: Callable[[int, int], object], spans: list[tuple[int, int]]) -> None:
+    """``fn(lo, hi)`` for every span, the first in the calling thread and the others in a shared pool."""
+    global _pool
+    if len(spans) <= 1:
+        for lo, hi in spans:
+            fn(lo, hi)
+        return
+    with _lock:
+        if _pool is None or _pool._max_workers < len(spans) - 1:
+            _pool = ThreadPoolExecutor(max_workers=len(spans) - 1, thread_name_prefix="gpuvec-mixture")
+        pool = _pool
+    futures = [pool.submit(fn, lo, hi) for lo, hi in spans[1:]]
+    fn(*spans[0])
+    for f in futures:
+        f.result()
+
+
+@contextlib.contextmanager
+def blas_limited() -> Iterator[None]:
+    """BLAS limited to one thread while a call from a non-main thread runs (a no-op in the main thread).
+
+    Examples
+    --------
+    >>> with blas_limited():  # the main thread: nothing changes
+    ...     pass
+    """
+    global _depth, _limiter
+    if in_main_thread():
+        yield
+        return
+    with _lock:
+        if _depth == 0:
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:  # pragma: no cover - a core dependency
+                _limiter = None
+            else:
+                _limiter = threadpool_limits(limits=1, user_api="blas")
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0 and _limiter is not None:
+                _limiter.restore_original_limits()
+                _limiter = None
