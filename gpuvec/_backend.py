@@ -354,6 +354,29 @@ def _is_numpy_array(x: Any) -> bool:
     return isinstance(x, (np.ndarray, np.generic))
 
 
+def is_dask_array(x: Any) -> bool:
+    """Whether ``x`` is a ``dask.array.Array`` (looked up by its type's module: dask is never imported here).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_dask_array(np.zeros(3))
+    False
+    """
+    return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "__dask_graph__") and hasattr(x, "chunks")
+
+
+def _dask_refused(x: Any) -> TypeError:
+    """The error for a dask array reaching code that would otherwise compute it into memory."""
+    msg = (
+        f"got a {type(x).__module__}.{type(x).__name__}: gpuvec never computes a dask array into memory behind "
+        "your back. ray_max, is_rotation, rotation_residuals, nearest_rotation and gpuvec.random's normal and "
+        "multivariate_normal take dask arrays themselves and return dask arrays (install the extra: "
+        "pip install 'gpuvec[dask]'); elsewhere, call .compute() yourself if the array fits in memory"
+    )
+    return TypeError(msg)
+
+
 def get_namespace(*arrays: Any) -> types.ModuleType:
     """The array namespace (numpy or cupy) that the given arrays live in.
 
@@ -371,7 +394,9 @@ def get_namespace(*arrays: Any) -> types.ModuleType:
     Raises
     ------
     TypeError
-        If numpy and cupy arrays are mixed.
+        If numpy and cupy arrays are mixed, or for a dask array (never
+        computed here: the public functions that take dask arrays route them
+        to :mod:`gpuvec._dask` before they get here).
 
     Examples
     --------
@@ -381,6 +406,8 @@ def get_namespace(*arrays: Any) -> types.ModuleType:
     """
     numpy_arg = cupy_arg = None
     for x in arrays:
+        if is_dask_array(x):
+            raise _dask_refused(x)
         if _is_cupy_array(x):
             cupy_arg = cupy_arg if cupy_arg is not None else x
         elif _is_numpy_array(x):

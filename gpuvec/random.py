@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gpuvec._backend import _is_cupy_array, _is_numpy_array, default_name, is_cupy_namespace, use_backend
+from gpuvec._backend import _is_cupy_array, _is_numpy_array, default_name, is_cupy_namespace, is_dask_array, use_backend
 from gpuvec._dlpack import dlpack_io
 from gpuvec._checks import check_choice, check_real
 from gpuvec._linalg import batched_cholesky
@@ -255,6 +255,19 @@ class Generator:
             For a negative scale, loc and scale that do not broadcast (to
             ``size``), or ``size`` and ``out.shape`` that differ.
 
+        Notes
+        -----
+        With a dask ``loc`` or ``scale`` (``pip install 'gpuvec[dask]'``) the
+        result is a lazy dask array of the generator's chunk type (the dask
+        arrays' chunks must be of that backend), chunked like loc/scale along
+        their axes and with dask's "auto" chunks along the axes only ``size``
+        has; ``out`` is refused. Block ``i`` draws from a generator seeded with
+        child ``i`` of a ``SeedSequence`` drawn from this generator (as
+        ``dask.array.random`` spawns them), so the numbers are reproducible for
+        the same seed *and the same chunks*, but depend on the chunking and
+        differ from the in-memory call's. A negative scale raises its ValueError
+        when the block holding it is computed.
+
         Examples
         --------
         The seed's question: 1000 sample sets of N x 3 coordinates in one call.
@@ -270,6 +283,10 @@ class Generator:
         self._check_arrays(loc=loc, scale=scale)
         dtype = _float_dtype(dtype, "normal")
         size = self._check_out(out, dtype, _shape(size))
+        if is_dask_array(loc) or is_dask_array(scale):  # lazy: dask is imported only for dask inputs
+            from gpuvec import _dask
+
+            return _dask.normal(self, loc, scale, size, dtype=dtype, out=out)
         loc = _real_array(xp, "loc", loc, dtype, out)
         scale = _real_array(xp, "scale", scale, dtype, out)
         negative = xp.signbit(scale) & ~xp.isnan(scale)  # numpy's rule: -0.0 is negative, NaN is not
@@ -391,6 +408,17 @@ class Generator:
         For one symmetric covariance on numpy, each method gives numpy's
         numbers for the same seed and method, to rounding.
 
+        With a dask ``mean`` or ``cov`` (``pip install 'gpuvec[dask]'``) the
+        result is a lazy dask array of the generator's chunk type, chunked like
+        the batch axes of mean/cov (the ``d`` axes are made one chunk; the
+        ``size`` axes get dask's "auto" chunks). Block ``i`` draws from a
+        generator seeded with child ``i`` of a ``SeedSequence`` drawn from this
+        generator (``dask.array.random``'s convention): reproducible for the same
+        seed and the same chunks, but the numbers depend on the chunking and
+        differ from the in-memory call's. The validity checks run per block when
+        it is computed; their warnings and errors name the index within the
+        block and the block's first batch index.
+
         Examples
         --------
         >>> import numpy as np, gpuvec
@@ -412,6 +440,10 @@ class Generator:
             raise ValueError(msg)
         dtype = _float_dtype(dtype, "multivariate_normal")
         size = _shape(size) or ()
+        if is_dask_array(mean) or is_dask_array(cov):  # lazy: dask is imported only for dask inputs
+            from gpuvec import _dask
+
+            return _dask.multivariate_normal(self, mean, cov, size, check_valid, tol, method=method, dtype=dtype)
         complex_msg = "mean and cov must not be complex"  # numpy's words
         mean = _real_array(xp, "mean", mean, np.float64, complex_msg=complex_msg)
         cov = _real_array(xp, "cov", cov, np.float64, complex_msg=complex_msg)

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gpuvec._backend import chunk_elements, compiled_enabled, get_namespace, is_cupy_namespace
+from gpuvec._backend import chunk_elements, compiled_enabled, get_namespace, is_cupy_namespace, is_dask_array
 from gpuvec._checks import check_bool, check_real
 from gpuvec._dlpack import dlpack_io
 
@@ -100,6 +100,13 @@ def rotation_residuals(R: Any) -> RotationResiduals:
     residuals : RotationResiduals
         ``(orthogonality, det)``, each of shape (...) in the computation dtype.
 
+    Notes
+    -----
+    A dask array ``R`` (``pip install 'gpuvec[dask]'``) gives two lazy dask
+    arrays chunked like its batch axes, with its chunk type (numpy or cupy),
+    from one task per block of matrices; the matrix axes are rechunked to one
+    chunk each where they are not. Each value equals the in-memory call's.
+
     Examples
     --------
     >>> import numpy as np, gpuvec
@@ -107,6 +114,10 @@ def rotation_residuals(R: Any) -> RotationResiduals:
     >>> float(res.orthogonality), float(res.det)
     (0.0, -1.0)
     """
+    if is_dask_array(R):  # lazy: dask is imported only for dask inputs
+        from gpuvec import _dask
+
+        return RotationResiduals(*_dask.rotation_residuals(R, rotation_residuals))
     xp, R, _ = _prepare(R, "R")
     batch = R.shape[:-2]
     err = xp.empty(batch, R.dtype).reshape(-1)
@@ -205,6 +216,14 @@ def is_rotation(R: Any, *, atol: float | None = None, proper: bool = True) -> An
         In the namespace of ``R``; a 0-d array for a single matrix (``bool(result)``
         gives a Python bool). NaN or inf in a matrix makes it False, silently.
 
+    Notes
+    -----
+    A dask array ``R`` (``pip install 'gpuvec[dask]'``) gives a lazy dask bool
+    array chunked like its batch axes, with its chunk type (numpy or cupy), from
+    one task per block of matrices; the matrix axes are rechunked to one chunk
+    each where they are not. Nothing is computed until you compute the result,
+    and each answer equals the in-memory call's.
+
     Examples
     --------
     The seed's examples, and a stack:
@@ -218,6 +237,10 @@ def is_rotation(R: Any, *, atol: float | None = None, proper: bool = True) -> An
     array([ True, False])
     """
     proper = check_bool("proper", proper)
+    if is_dask_array(R):  # lazy: dask is imported only for dask inputs
+        from gpuvec import _dask
+
+        return _dask.is_rotation(R, is_rotation, atol=atol, proper=proper)
     xp, R, precision = _prepare(R, "R")
     n = R.shape[-1]
     atol = default_atol(n, precision) if atol is None else check_real("atol", atol)
@@ -247,6 +270,14 @@ def nearest_rotation(M: Any) -> Any:
     R : array, shape (..., n, n)
         Rotations, float64 (float32 for float32 and float16 input), in M's namespace.
 
+    Notes
+    -----
+    A dask array ``M`` (``pip install 'gpuvec[dask]'``) gives a lazy dask array
+    with M's chunks and chunk type, from one task per block (the matrix axes are
+    rechunked to one chunk each where they are not), equal to the in-memory
+    call's. The finiteness check then runs per block when the result is
+    computed: NaN or inf raises the ValueError at that time.
+
     Examples
     --------
     >>> import numpy as np, gpuvec
@@ -254,6 +285,10 @@ def nearest_rotation(M: Any) -> Any:
     >>> bool(gpuvec.is_rotation(R))
     True
     """
+    if is_dask_array(M):  # lazy: dask is imported only for dask inputs
+        from gpuvec import _dask
+
+        return _dask.nearest_rotation(M, nearest_rotation)
     xp, M, _ = _prepare(M, "M")
     if not bool(xp.isfinite(M).all()):
         msg = "M must contain only finite values: the SVD of NaN or inf is undefined"

@@ -1,0 +1,494 @@
+"""Dask in, dask out: gpuvec's public functions on ``dask.array`` arrays.
+
+Imported only when a public function is handed a dask array (the public
+modules import it lazily; :func:`gpuvec._backend.is_dask_array` answers
+without importing dask). Every function here builds a lazy graph and returns
+dask arrays whose chunks have the input's type (numpy or cupy, taken from the
+input's ``_meta``): nothing is computed here, and gpuvec never starts a
+cluster. Whatever scheduler is active when the user computes runs the tasks:
+dask's threaded scheduler by default, or the active ``distributed.Client``.
+
+Three shapes of graph:
+
+- blockwise over the batch axes (``map_blocks``): :func:`is_rotation`,
+  :func:`rotation_residuals`, :func:`nearest_rotation`. The matrix axes must
+  be one chunk each; they are rechunked so when they are not.
+- one seeded task per output block (:func:`normal`,
+  :func:`multivariate_normal`): block ``i`` draws from a generator seeded with
+  child ``i`` of a ``numpy.random.SeedSequence``, as ``dask.array.random``
+  does, so the numbers depend on the chunking.
+- one task per output block reading only the boxes its samples touch:
+  :func:`ray_max`, in :mod:`gpuvec._dask_rays`.
+
+Every task runs gpuvec's in-memory function on its blocks inside
+:func:`blas_single_thread`, which holds BLAS at one thread while any gpuvec
+task of the process runs (OpenBLAS's threads on top of dask's threads made an
+EM pass 3.5x slower; a per-task ``threadpool_limits`` does not work, since
+the setting is process-wide and concurrent tasks would undo each other).
+
+Helpers other modules may use: :func:`require_dask`, :func:`chunk_namespace`,
+:func:`meta_of`, :func:`blas_single_thread`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+import threading
+import types
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from gpuvec._backend import _is_cupy_array, get_namespace, is_dask_array
+from gpuvec._checks import check_real
+
+__all__ = [
+    "blas_single_thread",
+    "chunk_namespace",
+    "is_rotation",
+    "meta_of",
+    "multivariate_normal",
+    "nearest_rotation",
+    "normal",
+    "ray_max",
+    "require_dask",
+    "rotation_residuals",
+]
+
+INSTALL = "pip install 'gpuvec[dask]'"
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def require_dask() -> types.ModuleType:
+    """``dask.array``, or a TypeError naming the ``gpuvec[dask]`` extra when it cannot be imported."""
+    try:
+        return importlib.import_module("dask.array")
+    except ImportError as exc:
+        msg = (
+            f"gpuvec got a dask array, but dask.array cannot be imported ({exc}): install the extra with {INSTALL} "
+            "(dask[array], distributed, zarr, threadpoolctl)"
+        )
+        raise TypeError(msg) from None
+
+
+def chunk_namespace(x: Any, name: str) -> types.ModuleType:
+    """numpy or cupy: the namespace of the chunks of dask array ``x`` (from its ``_meta``), or a TypeError."""
+    meta = getattr(x, "_meta", None)
+    if not (isinstance(meta, np.ndarray) or _is_cupy_array(meta)):
+        kind = f"{type(meta).__module__}.{type(meta).__name__}"
+        msg = f"{name} must be a dask array of numpy or cupy chunks; its chunks are {kind}"
+        raise TypeError(msg)
+    return get_namespace(meta)
+
+
+def meta_of(xp: types.ModuleType, ndim: int, dtype: Any) -> Any:
+    """An empty array of ``xp``, ``ndim`` and ``dtype``: the ``meta=`` that keeps the chunk type."""
+    return xp.empty((0,) * ndim, dtype=dtype)
+
+
+def _check_known_shape(x: Any, name: str) -> None:
+    if any(math.isnan(n) for n in x.shape):
+        msg = f"{name} has unknown chunk sizes (shape {x.shape}); call {name}.compute_chunk_sizes() first"
+        raise ValueError(msg)
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit: Any = None
+
+
+@contextlib.contextmanager
+def blas_single_thread() -> Iterator[None]:
+    """BLAS at one thread while any gpuvec task of this process runs (threadpoolctl; a no-op without it).
+
+    Reference-counted across threads: the first task to enter sets the limit,
+    the last to leave restores what was there, so concurrent tasks of dask's
+    threaded scheduler never undo each other's limit. threadpoolctl lets only
+    one Python thread set OpenBLAS's (process-wide) thread count and ignores
+    the others; the first and the last task take that control for their set
+    and restore, under the same lock, and give it up again.
+    """
+    global _blas_users, _blas_limit
+    with _blas_lock:
+        if _blas_users == 0:
+            try:  # a fresh controller (~1 ms) sees BLAS libraries loaded since the last task
+                threadpoolctl = importlib.import_module("threadpoolctl")
+            except ImportError:
+                threadpoolctl = None
+            if threadpoolctl is not None:
+                _release_openblas(threadpoolctl)
+                _blas_limit = threadpoolctl.ThreadpoolController().limit(limits=1, user_api="blas")
+                _release_openblas(threadpoolctl)
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_limit is not None:
+                threadpoolctl = importlib.import_module("threadpoolctl")
+                _release_openblas(threadpoolctl)
+                _blas_limit.restore_original_limits()
+                _release_openblas(threadpoolctl)
+                _blas_limit = None
+
+
+def _release_openblas(threadpoolctl: types.ModuleType) -> None:
+    """Let the calling thread set OpenBLAS's thread count (threadpoolctl >= 3.6 binds it to one thread)."""
+    controller = getattr(threadpoolctl, "OpenBLASController", None)
+    if controller is not None and hasattr(controller, "clear_controlling_thread"):
+        controller.clear_controlling_thread(force=True)
+
+
+# --------------------------------------------------------------------------- rotations
+
+
+def _matrix_stack(R: Any, name: str) -> tuple[types.ModuleType, Any, np.dtype]:
+    """Chunk namespace, the stack with single-chunk matrix axes, and the dtype results come in."""
+    require_dask()
+    xp = chunk_namespace(R, name)
+    if R.ndim < 2 or R.shape[-1] != R.shape[-2]:
+        msg = f"{name} must be a stack of square matrices, shape (..., n, n); got shape {R.shape}"
+        raise ValueError(msg)
+    if R.dtype.kind not in "biuf":
+        msg = f"{name} must have a real dtype; got {R.dtype}"
+        raise TypeError(msg)
+    _check_known_shape(R, name)
+    if R.numblocks[-1] > 1 or R.numblocks[-2] > 1:  # every matrix whole in one block
+        R = R.rechunk({R.ndim - 2: -1, R.ndim - 1: -1})
+    if R.dtype.kind != "f":
+        work = np.dtype(np.float64)
+    elif R.dtype.itemsize < 4:
+        work = np.dtype(np.float32)
+    else:
+        work = R.dtype.newbyteorder("=")
+    return xp, R, work
+
+
+def _in_block(func: Any, *args: Any, **kwargs: Any) -> Any:
+    """One block through gpuvec's in-memory function, BLAS at one thread."""
+    with blas_single_thread():
+        return func(*args, **kwargs)
+
+
+def _residuals_block(func: Any, R: Any) -> Any:
+    with blas_single_thread():
+        res = func(R)
+    xp = get_namespace(res.orthogonality)
+    return xp.stack([res.orthogonality, res.det], axis=-1)
+
+
+def is_rotation(R: Any, func: Any, *, atol: float | None = None, proper: bool = True) -> Any:
+    """:func:`gpuvec.is_rotation` (``func``, run on each block) on a dask stack: a dask bool array."""
+    xp, R, _ = _matrix_stack(R, "R")
+    if atol is not None:
+        atol = check_real("atol", atol)
+        if atol < 0:
+            msg = f"atol must be >= 0; got {atol}"
+            raise ValueError(msg)
+    batch = R.ndim - 2
+    da = require_dask()
+    return da.map_blocks(
+        _in_block,
+        func,
+        R,
+        atol=atol,
+        proper=proper,
+        drop_axis=(batch, batch + 1),
+        dtype=bool,
+        meta=meta_of(xp, batch, bool),
+    )
+
+
+def rotation_residuals(R: Any, func: Any) -> tuple[Any, Any]:
+    """:func:`gpuvec.rotation_residuals` (``func``) on a dask stack: (orthogonality, det), from one task per block."""
+    xp, R, work = _matrix_stack(R, "R")
+    batch = R.ndim - 2
+    da = require_dask()
+    both = da.map_blocks(
+        _residuals_block,
+        func,
+        R,
+        drop_axis=batch + 1,
+        chunks=R.chunks[:batch] + ((2,),),
+        dtype=work,
+        meta=meta_of(xp, batch + 1, work),
+    )
+    return both[..., 0], both[..., 1]
+
+
+def nearest_rotation(M: Any, func: Any) -> Any:
+    """:func:`gpuvec.nearest_rotation` (``func``) on a dask stack: one task per block, a dask array of M's chunks."""
+    xp, M, work = _matrix_stack(M, "M")
+    da = require_dask()
+    return da.map_blocks(_in_block, func, M, dtype=work, meta=meta_of(xp, M.ndim, work))
+
+
+# --------------------------------------------------------------------------- random
+
+
+def _as_dask(da: types.ModuleType, x: Any, name: str, xp: types.ModuleType, complex_msg: str | None = None) -> Any:
+    """A dask array of real numbers (numbers and in-memory arrays become one-chunk dask arrays)."""
+    if not is_dask_array(x):
+        if _is_cupy_array(x) != (xp.__name__ == "cupy") and getattr(x, "ndim", 0):
+            where = "cupy" if _is_cupy_array(x) else "numpy"
+            msg = f"{name} is a {where} array but the dask arrays of this call have {xp.__name__} chunks; move it first"
+            raise TypeError(msg)
+        x = da.from_array(xp.asarray(x), chunks=-1)
+    else:
+        chunks_xp = chunk_namespace(x, name)
+        if chunks_xp is not xp:
+            msg = (
+                f"{name} has {chunks_xp.__name__} chunks but this generator is on {xp.__name__}; "
+                f"make the generator with default_rng(..., backend={chunks_xp.__name__!r})"
+            )
+            raise TypeError(msg)
+    if x.dtype.kind == "c":
+        msg = (complex_msg or f"{name} must not be complex") + f"; got {name} of dtype {x.dtype}"
+        raise TypeError(msg)
+    if x.dtype.kind not in "biuf":
+        msg = f"{name} must be real numbers; got an array of dtype {x.dtype}"
+        raise TypeError(msg)
+    _check_known_shape(x, name)
+    return x
+
+
+def _root_seed(gen: Any) -> np.random.SeedSequence:
+    """A SeedSequence drawn from ``gen``'s stream: the same seed gives the same graph; the stream moves on."""
+    from gpuvec._backend import to_numpy
+
+    words = to_numpy(gen._rng.integers(0, 2**63, size=4, dtype=np.int64))
+    return np.random.SeedSequence([int(w) for w in words])
+
+
+def _child(root_entropy: Any, index: int) -> np.random.SeedSequence:
+    """``SeedSequence(root_entropy).spawn(n)[index]`` for any n > index, without spawning the others."""
+    return np.random.SeedSequence(root_entropy, spawn_key=(index,))
+
+
+def _broadcast_plan(
+    da: types.ModuleType, arrays: list[tuple[Any, int]], batch: tuple[int, ...], core: tuple[int, ...], dtype: np.dtype
+) -> tuple[list[Any], tuple[tuple[int, ...], ...]]:
+    """Output chunks over ``batch + core`` and the arrays rechunked to them.
+
+    Each array ``(x, core_ndim)`` has its batch axes right-aligned with ``batch``.
+    A batch axis takes the chunks of the first array that has it at full size;
+    axes no array has at full size (those of ``size``) get dask's "auto" chunks.
+    """
+    known: list[Any] = ["auto"] * len(batch)
+    for x, core_ndim in arrays:
+        xb = x.ndim - core_ndim
+        for j in range(xb):
+            out_axis = len(batch) - xb + j
+            if known[out_axis] == "auto" and x.shape[j] == batch[out_axis] and batch[out_axis] != 1:
+                known[out_axis] = x.chunks[j]
+    chunks = da.core.normalize_chunks(tuple(known) + tuple((n,) for n in core), batch + core, dtype=dtype)
+    out = []
+    for x, core_ndim in arrays:
+        xb = x.ndim - core_ndim
+        want = {}
+        for j in range(xb):
+            out_axis = len(batch) - xb + j
+            want[j] = chunks[out_axis] if x.shape[j] == batch[out_axis] else -1
+        for j in range(xb, x.ndim):
+            want[j] = -1
+        out.append(x.rechunk(want) if want else x)
+    return out, chunks
+
+
+def _seeded_graph(
+    da: types.ModuleType,
+    name: str,
+    func: Any,
+    arrays: list[tuple[Any, int]],
+    chunks: tuple[tuple[int, ...], ...],
+    n_batch: int,
+    root: np.random.SeedSequence,
+    meta: Any,
+    **kwargs: Any,
+) -> Any:
+    """One task per output block: ``func(*array_blocks, seed=child_i, block_shape, batch_start, **kwargs)``."""
+    from dask._task_spec import Task, TaskRef
+    from dask.highlevelgraph import HighLevelGraph
+
+    numblocks = tuple(len(c) for c in chunks)
+    starts = [np.concatenate([[0], np.cumsum(c)]) for c in chunks]
+    sizes = [sum(c) for c in chunks]
+    layer = {}
+    for i, idx in enumerate(np.ndindex(*numblocks)):
+        refs = []
+        for x, core_ndim in arrays:
+            xb = x.ndim - core_ndim
+            # an axis at full size has the output's chunks; one of size 1 broadcasts inside the task
+            bidx = tuple(idx[n_batch - xb + j] if x.shape[j] == sizes[n_batch - xb + j] else 0 for j in range(xb))
+            refs.append(TaskRef((x.name,) + bidx + (0,) * core_ndim))
+        shape = tuple(c[b] for c, b in zip(chunks, idx))
+        batch_start = tuple(int(s[b]) for s, b in zip(starts[:n_batch], idx[:n_batch]))
+        key = (name,) + idx
+        layer[key] = Task(key, func, *refs, _child(root.entropy, i), shape, batch_start, **kwargs)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x for x, _ in arrays])
+    return da.Array(graph, name, chunks, meta=meta)
+
+
+@contextlib.contextmanager
+def _block_context(what: str, batch_start: tuple[int, ...]) -> Iterator[None]:
+    """Errors and warnings of one block say where the block starts (their indices are the block's own)."""
+    where = f"{what} block starting at batch index {list(batch_start)}; indices in this message are within the block"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except ValueError as exc:
+            raise ValueError(f"{exc} ({where})") from None
+    for w in caught:
+        warnings.warn_explicit(f"{w.message} ({where})", w.category, w.filename, w.lineno)
+
+
+def _normal_block(
+    loc: Any,
+    scale: Any,
+    seed: Any,
+    shape: tuple[int, ...],
+    batch_start: tuple[int, ...],
+    *,
+    generator: type,
+    backend: str,
+    dtype: Any,
+) -> Any:
+    with blas_single_thread(), _block_context("normal's", batch_start):
+        return generator(seed, backend).normal(loc, scale, size=shape, dtype=dtype)
+
+
+def normal(gen: Any, loc: Any, scale: Any, size: tuple[int, ...] | None, *, dtype: np.dtype, out: Any) -> Any:
+    """``Generator.normal`` with dask loc/scale (size and dtype already checked): one seeded task per output block."""
+    da = require_dask()
+    if out is not None:
+        msg = (
+            "out cannot be given with dask loc or scale: the result is a lazy dask array; "
+            "store it with dask.array.store or .to_zarr"
+        )
+        raise TypeError(msg)
+    xp = gen.xp
+    loc, scale = _as_dask(da, loc, "loc", xp), _as_dask(da, scale, "scale", xp)
+    try:
+        shape = np.broadcast_shapes(loc.shape, scale.shape)
+    except ValueError:
+        msg = f"loc and scale must broadcast together; got loc of shape {loc.shape} and scale of shape {scale.shape}"
+        raise ValueError(msg) from None
+    if size is not None:
+        try:
+            fits = np.broadcast_shapes(size, shape) == size
+        except ValueError:
+            fits = False
+        if not fits:
+            msg = (
+                f"size {size} does not broadcast with loc {loc.shape} and scale {scale.shape}: "
+                "loc and scale must broadcast to size (numpy's rule)"
+            )
+            raise ValueError(msg)
+        shape = size
+    (loc, scale), chunks = _broadcast_plan(da, [(loc, 0), (scale, 0)], shape, (), dtype)
+    root = _root_seed(gen)
+    name = f"gpuvec-normal-{da.core.tokenize(loc, scale, root.entropy, chunks, dtype, gen.backend)}"
+    return _seeded_graph(
+        da,
+        name,
+        _normal_block,
+        [(loc, 0), (scale, 0)],
+        chunks,
+        len(shape),
+        root,
+        meta_of(xp, len(shape), dtype),
+        generator=type(gen),
+        backend=gen.backend,
+        dtype=dtype,
+    )
+
+
+def _mvn_block(
+    mean: Any,
+    cov: Any,
+    seed: Any,
+    shape: tuple[int, ...],
+    batch_start: tuple[int, ...],
+    *,
+    n_size: int,
+    generator: type,
+    backend: str,
+    **kwargs: Any,
+) -> Any:
+    with blas_single_thread(), _block_context("multivariate_normal's", batch_start[n_size:]):
+        return generator(seed, backend).multivariate_normal(mean, cov, size=shape[:n_size], **kwargs)
+
+
+def multivariate_normal(
+    gen: Any, mean: Any, cov: Any, size: tuple[int, ...], check_valid: str, tol: float, *, method: str, dtype: np.dtype
+) -> Any:
+    """``Generator.multivariate_normal`` with dask mean/cov (the rest checked): a seeded task per output block."""
+    da = require_dask()
+    xp = gen.xp
+    complex_msg = "mean and cov must not be complex"
+    mean, cov = _as_dask(da, mean, "mean", xp, complex_msg), _as_dask(da, cov, "cov", xp, complex_msg)
+    if mean.ndim < 1 or cov.ndim < 2 or cov.shape[-2:] != (mean.shape[-1],) * 2:
+        msg = f"cov must have shape (..., d, d) matching mean (..., d); got mean {mean.shape} and cov {cov.shape}"
+        raise ValueError(msg)
+    d = mean.shape[-1]
+    try:
+        batch = np.broadcast_shapes(mean.shape[:-1], cov.shape[:-2])
+    except ValueError:
+        msg = (
+            f"the batch axes of mean (..., d) and cov (..., d, d) must broadcast together; got mean of shape "
+            f"{mean.shape} (batch {mean.shape[:-1]}) and cov of shape {cov.shape} (batch {cov.shape[:-2]})"
+        )
+        raise ValueError(msg) from None
+    out_batch = size + batch
+    (mean, cov), chunks = _broadcast_plan(da, [(mean, 1), (cov, 2)], out_batch, (d,), dtype)
+    root = _root_seed(gen)
+    token = da.core.tokenize(mean, cov, root.entropy, chunks, dtype, method, check_valid, tol, gen.backend)
+    name = f"gpuvec-multivariate_normal-{token}"
+    return _seeded_graph(
+        da,
+        name,
+        _mvn_block,
+        [(mean, 1), (cov, 2)],
+        chunks,
+        len(out_batch),
+        root,
+        meta_of(xp, len(out_batch) + 1, dtype),
+        n_size=len(size),
+        generator=type(gen),
+        backend=gen.backend,
+        check_valid=check_valid,
+        tol=tol,
+        method=method,
+        dtype=dtype,
+    )
+
+
+# --------------------------------------------------------------------------- rays
+
+
+def ray_max(
+    image: Any,
+    origin: tuple[float, ...],
+    num: int | None,
+    order: int,
+    mode: str,
+    cval: float,
+    channel_axis: int | None,
+    return_coords: bool,
+    *,
+    select_impl: Any,
+) -> tuple[Any, ...]:
+    """:func:`gpuvec.ray_max` on a dask image, arguments already checked: see :func:`gpuvec._dask_rays.ray_max`."""
+    from gpuvec import _dask_rays
+
+    return _dask_rays.ray_max(
+        image, origin, num, order, mode, cval, channel_axis, return_coords, select_impl=select_impl
+    )
