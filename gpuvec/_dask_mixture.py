@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 import warnings
 from typing import Any
 
@@ -101,12 +102,15 @@ def _blas_one_thread():
 
 def _warn(text, category):
     """``warnings.warn`` pointing at the first caller outside gpuvec (and numpy's errstate decorator)."""
-    import sys
-
     frame, level = sys._getframe(1), 2
     while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in ("gpuvec", "numpy", "contextlib"):
         frame, level = frame.f_back, level + 1
     warnings.warn(text, category, stacklevel=level)
+
+
+def _convergence_warning(gm):
+    """gpuvec's ConvergenceWarning, from the estimator's own module (already imported: no import cycle)."""
+    return sys.modules[type(gm).__module__].ConvergenceWarning
 
 
 def _compute(*collections):
@@ -472,12 +476,10 @@ def _fit_rows(gm, X, sample_weight):
     gm._raise_failures(np, failed, overflow, reg, False)
     gm._warn_regularisation(np, reg, start_reg, False)
     if bool((~converged).any()) and gm.max_iter > 0:
-        from gpuvec.mixture import _convergence_warning_class
-
         _warn(
             "Best performing initialization did not converge. Try different init parameters, "
             "or increase max_iter, tol, or check for degenerate data.",
-            _convergence_warning_class(),
+            _convergence_warning(gm),
         )
     gm._store(np, params, lower_bound, n_iter, converged, history, reg, False, 1, dtype)
     return gm
@@ -529,13 +531,12 @@ def _merge_messages(messages):
     return out
 
 
-def _fit_problems(x, w, params, inits, seed, offset):
-    """A complete in-memory fit of one block of problems; its attributes as numpy, its warnings and error."""
+def _fit_problems(estimator, x, w, params, inits, seed, offset):
+    """A complete in-memory fit of one block of problems by ``estimator`` (the GaussianMixture class); its
+    attributes as numpy, its warnings and its error."""
     import warnings as _warnings
 
-    from gpuvec.mixture import GaussianMixture
-
-    gm = GaussianMixture(**{**params, **inits, "random_state": seed, "warm_start": False})
+    gm = estimator(**{**params, **inits, "random_state": seed, "warm_start": False})
     out = {"offset": offset, "error": None, "warnings": [], "attrs": None}
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
@@ -564,8 +565,6 @@ def _fit_problems(x, w, params, inits, seed, offset):
 def _fit_batched(gm, X, sample_weight):
     """Fit the B problems of X block by block where the blocks live; stores gm's attributes; returns gm."""
     dask, _ = _dask()
-    from gpuvec.mixture import _convergence_warning_class
-
     if gm.warm_start and hasattr(gm, "converged_"):
         msg = (
             "warm_start=True is not supported for a (B, N, D) dask X: fit a new GaussianMixture, or pass the previous "
@@ -609,7 +608,7 @@ def _fit_batched(gm, X, sample_weight):
                 if value.ndim == len(tail) + 1 and value.shape[0] == B:
                     value = value[start : start + size]
             inits[name] = value
-        tasks.append(dask.delayed(_fit_problems, pure=True)(xb, wb, params, inits, seeds[i], int(start)))
+        tasks.append(dask.delayed(_fit_problems, pure=True)(type(gm), xb, wb, params, inits, seeds[i], int(start)))
     results = _compute(*tasks)
 
     errors = [_split_message(r["error"], r["offset"]) for r in results if r["error"] is not None]
@@ -620,7 +619,7 @@ def _fit_batched(gm, X, sample_weight):
                 continue  # as in memory: a failure raises before the fit's own warnings
             by_category.setdefault(category, []).append(_split_message(text, r["offset"]))
     for category, messages in by_category.items():
-        cls = _convergence_warning_class() if category == "ConvergenceWarning" else UserWarning
+        cls = _convergence_warning(gm) if category == "ConvergenceWarning" else UserWarning
         for text in _merge_messages(messages):
             _warn(text, cls)
     if errors:
@@ -697,7 +696,8 @@ def _estimate(gm, X, what):
     xp = _chunk_xp(X)
     dtype = _result_dtype(X)
     X = X.rechunk({-1: -1, -2: -1} if X.ndim == 3 else {-1: -1})
-    params = dask.delayed((gm.weights_, gm.means_, gm.precisions_cholesky_), pure=True)
+    # numpy on the client (also after an in-memory cupy fit); each block moves them to its chunk type
+    params = dask.delayed(tuple(to_numpy(a) for a in (gm.weights_, gm.means_, gm.precisions_cholesky_)), pure=True)
     out_dtype = np.int64 if what == "labels" else dtype
     kwargs = {"params": params, "covariance_type": gm.covariance_type, "what": what, "out_dtype": out_dtype}
     meta = xp.empty((0,) * (X.ndim - (0 if what == "proba" else 1)), dtype=out_dtype)
@@ -724,7 +724,7 @@ def score_samples(gm, X):
 
 def _score(gm, X):
     (s,) = _compute(score_samples(gm, X).mean(-1))
-    return (float(s) if X.ndim == 2 else np.asarray(s)), X.shape[-2]
+    return (float(s) if X.ndim == 2 else to_numpy(s)), X.shape[-2]
 
 
 def score(gm, X):

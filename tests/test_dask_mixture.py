@@ -154,6 +154,35 @@ def test_rows_warm_start_continues_as_in_memory(sync):
     assert_fitted_close(got, want)
 
 
+def test_rows_warnings_and_failures_as_in_memory(sync):
+    rng = np.random.default_rng(23)
+    X = blobs(rng)
+    params = {"max_iter": 2, "tol": 1e-12, **explicit_start(rng, X, 3, "full")}
+    with pytest.warns(Warning) as want:
+        gpuvec.GaussianMixture(3, **params).fit(X)
+    with pytest.warns(Warning) as got:
+        gpuvec.GaussianMixture(3, **params).fit(da.from_array(X, chunks=200))
+    assert [str(w.message) for w in got] == [str(w.message) for w in want]
+    assert got[0].filename == __file__  # points at the caller
+    X[:, 1] = X[:, 0]  # a singular covariance, and no regularisation to fix it
+    params["reg_covar"] = 0
+    with pytest.raises(ValueError) as want_error:
+        gpuvec.GaussianMixture(3, **params).fit(X)
+    with pytest.raises(ValueError) as got_error:
+        gpuvec.GaussianMixture(3, **params).fit(da.from_array(X, chunks=200))
+    assert str(got_error.value) == str(want_error.value)
+
+
+def test_rows_fit_on_the_threaded_scheduler():
+    rng = np.random.default_rng(24)
+    X = blobs(rng)
+    params = {"tol": 1e-8, "covariance_type": "diag", **explicit_start(rng, X, 3, "diag")}
+    want = gpuvec.GaussianMixture(3, **params).fit(X)
+    with dask.config.set(scheduler="threads", num_workers=2):
+        got = gpuvec.GaussianMixture(3, **params).fit(da.from_array(X, chunks=90))
+    assert_fitted_close(got, want)
+
+
 class _ChunkOnlySource:
     """An array-like that serves slices and records how many rows each read takes; np.asarray of it fails."""
 
@@ -265,6 +294,32 @@ def test_batched_random_init_fits_every_block(sync):
     gm = gpuvec.GaussianMixture(2, covariance_type="diag", random_state=0).fit(da.from_array(XB, chunks=(3, -1, -1)))
     assert gm.means_.shape == (4, 2, 3) and gm.converged_.all()
     assert gm.lower_bounds_.shape[0] == 4
+
+
+# --------------------------------------------------------------------------- cupy chunks
+
+
+@pytest.mark.filterwarnings("ignore:Best performing initialization")
+def test_cupy_chunks_keep_their_type_and_parameters_come_back_as_numpy(cp, sync):
+    rng = np.random.default_rng(22)
+    X = blobs(rng)
+    params = {"tol": 1e-8, "covariance_type": "full", **explicit_start(rng, X, 3, "full")}
+    want = gpuvec.GaussianMixture(3, **params).fit(X)
+    Xd = da.from_array(cp.asarray(X), chunks=(ragged(X.shape[0], (97, 150)), -1))
+    got = gpuvec.GaussianMixture(3, **params).fit(Xd)
+    assert_fitted_close(got, want, rtol=1e-8)  # numpy attributes; the GPU sums in another order
+    labels = got.predict(Xd)
+    assert isinstance(labels._meta, cp.ndarray)
+    np.testing.assert_array_equal(cp.asnumpy(labels.compute()), want.predict(X))
+    proba = got.predict_proba(Xd)
+    assert isinstance(proba._meta, cp.ndarray) and proba.shape == (X.shape[0], 3)
+    XB = batch_data(rng, B=4)
+    gmB = gpuvec.GaussianMixture(2, covariance_type="diag", random_state=0)
+    gmB.fit(da.from_array(cp.asarray(XB), chunks=(3, -1, -1)))
+    assert isinstance(gmB.means_, np.ndarray) and gmB.means_.shape == (4, 2, 3)
+    assert isinstance(gmB.score(da.from_array(cp.asarray(XB), chunks=(3, -1, -1))), np.ndarray)
+    with pytest.raises(TypeError):
+        gpuvec.GaussianMixture(3).fit(Xd, sample_weight=np.ones(X.shape[0]))
 
 
 # --------------------------------------------------------------------------- refusals
