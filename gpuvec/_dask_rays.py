@@ -360,7 +360,9 @@ def _step_xp(xp, region, box_start, tabs, k, order, mode, cval, dtype, work, cva
 
     The corner terms ``((m * w_0) * w_1) * ...`` are summed in C order of the corners from
     0.0 in float64, each operation its own array operation (so nothing is fused into a
-    multiply-add); integer samples are rounded half away from zero and clipped.
+    multiply-add); integer samples are rounded half away from zero and clipped. As in
+    ``_rays_numpy``, whole slabs are taken along one axis and scaled by its weight before
+    the next axis is taken: the same products, with fewer multiplications.
     """
     nd = len(tabs)
     corners = (0,) if order == 0 else (0, 1)
@@ -368,18 +370,21 @@ def _step_xp(xp, region, box_start, tabs, k, order, mode, cval, dtype, work, cva
     for d, (tab, off) in enumerate(zip(tabs, box_start)):
         shape_d = (-1,) + (1,) * (nd - 1 - d)
         # Indices of samples outside (mode 'constant') may fall outside the box: clipped, then masked below.
-        index.append(
-            [xp.asarray(np.clip(tab[f"i{j}"][k] - off, 0, region.shape[d] - 1)).reshape(shape_d) for j in corners]
-        )
+        index.append([xp.asarray(np.clip(tab[f"i{j}"][k] - off, 0, region.shape[d] - 1)) for j in corners])
         weight.append([xp.asarray(tab[f"w{j}"][k]).reshape(shape_d) for j in corners] if order else None)
     out_shape = tuple(t["i0"].shape[1] for t in tabs)
     acc = xp.zeros(out_shape)
-    for corner in itertools.product(range(len(corners)), repeat=nd):
-        term = region[tuple(index[d][j] for d, j in enumerate(corner))].astype(xp.float64)
-        if order:
-            for d, j in enumerate(corner):
-                term *= weight[d][j]
-        acc += term
+
+    def add_terms(src, d):
+        for j in range(len(corners)):
+            taken = xp.take(src, index[d][j], axis=d)
+            part = taken * weight[d][j] if order else taken.astype(xp.float64)
+            if d == nd - 1:
+                xp.add(acc, part, out=acc)
+            else:
+                add_terms(part, d + 1)
+
+    add_terms(region, 0)
     kind, lo, hi = cast_rule(dtype)
     if kind == 0:
         cur = acc.astype(dtype)
