@@ -263,7 +263,7 @@ def _root_seed(gen: Any) -> np.random.SeedSequence:
     """A SeedSequence drawn from ``gen``'s stream: the same seed gives the same graph; the stream moves on."""
     from gpuvec._backend import to_numpy
 
-    words = to_numpy(gen._rng.integers(0, 2**63, size=4, dtype=np.int64))
+    words = to_numpy(gen._rng.integers(0, 2**62, size=4, dtype=np.int64))
     return np.random.SeedSequence([int(w) for w in words])
 
 

@@ -273,8 +273,8 @@ def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coo
             if not is_int:  # ndarray.max: the first NaN wins and stays
                 better |= xp.isnan(cur) & ~xp.isnan(best)
             best = xp.where(better, cur, best)
-            arg = xp.where(better, adt(k), arg)
-    best = best.astype(dtype) if is_int else best + dtype.type(0.0)  # scipy's sums never give -0.0
+            arg = xp.where(better, xp.asarray(k, dtype=adt), arg)
+    best = best.astype(dtype) if is_int else best + 0.0  # scipy's sums never give -0.0
     if not return_coords:
         return best, arg
     coords = xp.empty((nd,) + out_shape)
@@ -395,5 +395,5 @@ def _step_xp(xp, region, box_start, tabs, k, order, mode, cval, dtype, work, cva
         inside = xp.ones(out_shape, bool)
         for d, tab in enumerate(tabs):
             inside &= xp.asarray(tab["inside"][k]).reshape((-1,) + (1,) * (nd - 1 - d))
-        cur = xp.where(inside, cur, work.type(cval_sample))
+        cur = xp.where(inside, cur, cval_sample)  # a Python float: cur's dtype is kept
     return cur.astype(work, copy=False)

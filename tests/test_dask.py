@@ -13,6 +13,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gpuvec
 from gpuvec import _backend
@@ -203,6 +205,45 @@ def test_ray_max_boxes_hold_every_index_read():
                 for name in ("i0", "i1")[: order + 1]:
                     idx = tab[name][k, cells][used]
                     assert ((idx >= plan[b, k, 0]) & (idx < plan[b, k, 1])).all()
+
+
+def test_ray_max_block_depends_only_on_the_chunks_its_boxes_touch():
+    from dask.core import flatten
+
+    x = da.zeros((40, 40), chunks=10)  # 16 chunks
+    best, _ = gpuvec.ray_max(x, (39.0, 39.0), 2, order=0)  # samples: the cell itself and the origin
+    block = best.blocks[0, 0]
+    graph = block.__dask_graph__().cull(set(flatten(block.__dask_keys__())))
+    read = {k[1:] for k in graph if isinstance(k, tuple) and k[0] == x.name}
+    assert read == {(0, 0), (3, 3)}
+    # order 1 also reads the next cell of a sample at an integer position (its weight is 0, but inf * 0 is NaN)
+    best, _ = gpuvec.ray_max(x, (39.0, 39.0), 2, order=1)
+    block = best.blocks[0, 0]
+    graph = block.__dask_graph__().cull(set(flatten(block.__dask_keys__())))
+    assert {k[1:] for k in graph if isinstance(k, tuple) and k[0] == x.name} == {(0, 0), (0, 1), (1, 0), (1, 1), (3, 3)}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 23), min_size=1, max_size=3),
+    data=st.data(),
+    dtype=st.sampled_from([np.float32, np.float64, np.int8, np.uint16, np.int64]),
+    num=st.sampled_from([2, 3, 5, 17]),
+    order=st.sampled_from([0, 1]),
+    mode=st.sampled_from(["nearest", "constant"]),
+)
+def test_ray_max_any_chunking_bit_identical(shape, data, dtype, num, order, mode):
+    chunks = tuple(data.draw(st.integers(1, n)) for n in shape)
+    origin = tuple(data.draw(st.floats(-30, 50, allow_nan=False).map(lambda v: round(v * 4) / 4)) for _ in shape)
+    img = _image(tuple(shape), dtype, seed=len(shape))
+    want = gpuvec.ray_max(img, origin, num, order=order, mode=mode, cval=-1.5, return_coords=True)
+    got = _compute(
+        *gpuvec.ray_max(
+            da.from_array(img, chunks=chunks), origin, num, order=order, mode=mode, cval=-1.5, return_coords=True
+        )
+    )
+    for w, g in zip(want, got):
+        _same(w, g)
 
 
 def test_ray_max_writes_to_zarr_without_gathering(tmp_path, sync):
