@@ -103,7 +103,7 @@ def test_gaussian_mixture_rows_two_workers_vs_in_memory():
         shares = client.run(_held_bytes)
         at_rest = client.run(_rss_sampler, "start")
         passes = []
-        real = _dask_mixture._rows_pass
+        real = _dask_mixture._split_pass
 
         def timed(*args):
             t = time.perf_counter()
@@ -111,7 +111,7 @@ def test_gaussian_mixture_rows_two_workers_vs_in_memory():
             passes.append(time.perf_counter() - t)
             return out
 
-        _dask_mixture._rows_pass = timed
+        _dask_mixture._split_pass = timed
         try:
             t = time.perf_counter()
             with warnings.catch_warnings():
@@ -119,7 +119,7 @@ def test_gaussian_mixture_rows_two_workers_vs_in_memory():
                 got = gpuvec.GaussianMixture(K, **params).fit(X)
             dask_fit = time.perf_counter() - t
         finally:
-            _dask_mixture._rows_pass = real
+            _dask_mixture._split_pass = real
         peaks = client.run(_rss_sampler, "stop")
         Xm = X.compute()
 

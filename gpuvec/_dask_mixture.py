@@ -1,31 +1,37 @@
 """GaussianMixture on dask arrays: imported by :mod:`gpuvec.mixture` only for dask inputs.
 
-Two shapes, two patterns (``../shared/SCALEOUT.md`` sections 4.3 and 4.4):
+Two patterns (``../shared/SCALEOUT.md`` sections 4.3 and 4.4), chosen by X's chunks:
 
-- **(B, N, D) chunked along B** (many problems): each block of problems is a
-  complete in-memory fit, run where the block lives (one task per block; no
-  communication between iterations). Each task returns its fitted parameters
-  as numpy, its warnings and its error, with problems named by their index in
-  the block; the client re-numbers them to the *global* index and warns or
-  raises once. The random starts of a block come from its own generator
-  (seeded from ``random_state``), so they differ from the in-memory fit's;
-  explicit starts give the in-memory result.
-- **(N, D) chunked along N** (one huge problem): the EM loop runs on the
-  client, the data stays on the workers. Each iteration is one pass: every
-  chunk returns its :class:`~gpuvec.mixture.SufficientStats` (packed in one
-  float64 row), ``sum(axis=0, split_every=8)`` adds them in a tree, and the
-  client runs :func:`~gpuvec.mixture.params_from_statistics`, the
-  regularisation retry and the convergence test exactly as
-  :func:`~gpuvec.mixture.fit_em` does. The data's shift is computed once per
-  fit, in the first pass (with the finiteness and ``sample_weight`` checks).
-  ``n_init`` starts are one more batch axis of the statistics: one pass serves
-  every start still running.
+- **(B, N, D) with whole problems in each block** (N in one chunk; chunks
+  along D are merged): each block of problems is a complete in-memory fit,
+  run where the block lives (one task per block; no communication between
+  iterations). Each task returns its fitted parameters as numpy, its warnings
+  and its error, with problems named by their index in the block; the client
+  re-numbers them to the *global* index and warns or raises once. The random
+  starts of a block come from its own generator (seeded from
+  ``random_state``), so they differ from the in-memory fit's; explicit starts
+  give the in-memory result. ``warm_start`` is refused here
+  (NotImplementedError).
+- **(N, D) chunked along N, or (B, N, D) with N split** (a few huge problems):
+  the EM loop runs on the client, the data stays on the workers. Each
+  iteration is one pass: every block returns the
+  :class:`~gpuvec.mixture.SufficientStats` of its problems (packed in one
+  float64 row, zeros for other blocks' problems), ``sum(split_every=8)`` adds
+  them in a tree, and the client runs
+  :func:`~gpuvec.mixture.params_from_statistics`, the regularisation retry and
+  the convergence test exactly as :func:`~gpuvec.mixture.fit_em` does, with
+  its active set (a converged problem or start leaves the pass). The data's
+  shift is computed once per fit, in the first pass (with the finiteness and
+  ``sample_weight`` checks). ``n_init`` starts are one more batch axis of the
+  statistics: one pass serves every start still running. From the same start
+  the result is the in-memory fit's up to the summation order.
 
-Initialisation of an (N, D) fit reads the data in the first pass only: the
-random inits (k-means++, kmeans, random, random_from_data) run in memory on a
-uniform sample of at most :data:`INIT_SAMPLE_ROWS` rows gathered to the client
-(all rows when N is no larger: then the start is the in-memory fit's with the
-same ``random_state``). A complete explicit start reads nothing.
+Initialisation in the second pattern reads the data in the first pass only:
+the random inits (k-means++, kmeans, random, random_from_data) run in memory
+on a uniform sample of at most :data:`INIT_SAMPLE_ROWS` rows per problem
+gathered to the client (all rows when N is no larger: then the start is the
+in-memory fit's with the same ``random_state``). A complete explicit start
+reads nothing.
 
 Fitted parameters are small numpy arrays on the client whatever the chunk
 type (cupy chunks: the statistics and parameters come back as numpy, so the
@@ -175,7 +181,7 @@ def _result_dtype(X):
     return np.float32 if X.dtype == np.float32 else np.float64
 
 
-def _weight_as_dask(sample_weight, X, shape):
+def _weight_as_dask(sample_weight, X, shape, chunks):
     """sample_weight (dask or in memory) as a float64 dask array of ``shape`` chunked like X's leading axes."""
     _, da = _dask()
     if type(sample_weight).__module__.split(".sparse")[0] in ("scipy", "cupyx.scipy"):
@@ -195,10 +201,10 @@ def _weight_as_dask(sample_weight, X, shape):
         raise TypeError(f"sample_weight must be a real numeric array; got dtype {sw.dtype}")
     if tuple(sw.shape) != shape:
         raise ValueError(f"sample_weight must have shape {shape} to match X; got shape {tuple(sw.shape)}")
-    return sw.astype(np.float64).rechunk(X.chunks[: len(shape)])
+    return sw.astype(np.float64).rechunk(chunks)
 
 
-# --------------------------------------------------------------------------- (N, D): one problem, N split
+# --------------------------------------------------------------------------- N split: the EM loop on the client
 
 
 def _layout(S, K, D, covariance_type):
@@ -216,68 +222,95 @@ def _unpack(vec, shapes):
     return out
 
 
-def _first_pass_block(x, w=None):
-    """One block's row of sums for the shift and the checks: sum x (D), rows, sum w x (D), sum w, non-finite x,
-    bad weights (non-finite or negative), positive weights."""
+def _first_pass_block(x, w=None, *, n_problems, block_info=None):
+    """One (b, n, D) block's sums for the shifts and the checks, as a (1, 1, B * (2D + 5)) float64 numpy row
+    (zeros for the problems of other blocks). Per problem: sum x (D), rows, sum w x (D), sum w, non-finite
+    x, bad weights (non-finite or negative), positive weights."""
     xp = get_namespace(x)
+    b0, b1 = block_info[0]["array-location"][0]
+    b, n, D = x.shape
     x64 = x.astype(xp.float64, copy=False)
-    D = x.shape[1]
-    row = xp.zeros(2 * D + 5)
-    row[:D] = x64.sum(0)
-    row[D] = x.shape[0]
-    row[2 * D + 2] = x.size - int(xp.isfinite(x64).sum())
+    rows = xp.zeros((b, 2 * D + 5))
+    rows[:, :D] = x64.sum(1)
+    rows[:, D] = n
+    finite = xp.isfinite(x64)
+    rows[:, 2 * D + 2] = n * D - finite.sum((1, 2))
     if w is not None:
-        w = w.reshape(-1)
+        w = w.reshape(b, n)
         good = xp.isfinite(w) & (w >= 0)
         wz = xp.where(good, w, 0.0)
-        row[D + 1 : 2 * D + 1] = xp.matmul(wz, xp.where(xp.isfinite(x64), x64, 0.0))
-        row[2 * D + 1] = wz.sum()
-        row[2 * D + 3] = w.size - int(good.sum())
-        row[2 * D + 4] = int((wz > 0).sum())
-    return to_numpy(row)[None]
+        rows[:, D + 1 : 2 * D + 1] = xp.matmul(wz[:, None, :], xp.where(finite, x64, 0.0))[:, 0]
+        rows[:, 2 * D + 1] = wz.sum(1)
+        rows[:, 2 * D + 3] = n - good.sum(1)
+        rows[:, 2 * D + 4] = (wz > 0).sum(1)
+    out = np.zeros((n_problems, 2 * D + 5))
+    out[b0:b1] = to_numpy(rows)
+    return out.reshape(1, 1, -1)
 
 
-def _stats_block(x, w=None, *, params, shift, covariance_type):
-    """One block's :class:`SufficientStats` of every start, packed in one float64 numpy row."""
+def _stats_block(x, w=None, *, params, problems, shift, covariance_type, block_info=None):
+    """One (b, n, D) block's :class:`SufficientStats` of the starts in ``params`` (start s fits problem
+    ``problems[s]``), packed in one (1, 1, width) float64 numpy row; zeros for the starts of other blocks."""
     xp = get_namespace(x)
-    weights, means, P = (xp.asarray(a) for a in params)
-    S, n = weights.shape[0], x.shape[0]
-    X = xp.broadcast_to(x[None], (S,) + x.shape)  # every start reads the same rows (a view)
-    sw = None if w is None else xp.broadcast_to(w.reshape(1, n), (S, n))
-    stats = sufficient_statistics(X, MixtureParams(weights, means, None, P), covariance_type, sw, xp.asarray(shift))
-    parts = (stats.nk, stats.sx, stats.sxx, stats.log_likelihood, stats.weight_sum)
-    return to_numpy(xp.concatenate([a.reshape(-1) for a in parts]))[None]
+    b0, b1 = block_info[0]["array-location"][0]
+    weights, means, P = params
+    S, K, D = means.shape
+    shapes = _layout(S, K, D, covariance_type)
+    out = [np.zeros(s) for s in shapes]
+    mine = np.nonzero((problems >= b0) & (problems < b1))[0]
+    if mine.size:
+        b, n, _ = x.shape
+        local = problems[mine] - b0
+        w = None if w is None else w.reshape(b, n)
+        if b == 1:  # every start reads the same rows (a view)
+            X = xp.broadcast_to(x, (mine.size, n, D))
+            sw = None if w is None else xp.broadcast_to(w, (mine.size, n))
+        elif mine.size == b and bool((local == np.arange(b)).all()):
+            X, sw = x, w
+        else:
+            idx = xp.asarray(local)
+            X, sw = x[idx], None if w is None else w[idx]
+        part = MixtureParams(*(None if a is None else xp.asarray(a[mine]) for a in (weights, means, None, P)))
+        stats = sufficient_statistics(X, part, covariance_type, sw, xp.asarray(shift[problems[mine]]))
+        for full, got in zip(out, (stats.nk, stats.sx, stats.sxx, stats.log_likelihood, stats.weight_sum)):
+            full[mine] = to_numpy(got)
+    return np.concatenate([a.reshape(-1) for a in out]).reshape(1, 1, -1)
 
 
-def _map_rows(func, X, sw, *, width, **kwargs):
-    """``func(x_block[, w_block], **kwargs)`` over the row blocks, each giving a (1, width) float64 row."""
+def _map_blocks(func, X, sw, *, width, **kwargs):
+    """``func(x_block[, w_block], **kwargs)`` over X's (b, n, D) blocks, each giving a (1, 1, width) row."""
     _, da = _dask()
-    nb = X.numblocks[0]
-    args = (X,) if sw is None else (X, sw[:, None])
-    return da.map_blocks(func, *args, chunks=((1,) * nb, (width,)), dtype=np.float64, meta=np.empty((0, 0)), **kwargs)
+    nb, nn = X.numblocks[:2]
+    args = (X,) if sw is None else (X, sw[:, :, None])
+    chunks = ((1,) * nb, (1,) * nn, (width,))
+    return da.map_blocks(func, *args, chunks=chunks, dtype=np.float64, meta=np.empty((0, 0, 0)), **kwargs)
 
 
 def _tree_sum(rows):
-    return rows.sum(axis=0, split_every=SPLIT_EVERY)
+    """The blocks' rows added in a tree of fan-in :data:`SPLIT_EVERY`."""
+    return rows.sum(axis=(0, 1), split_every=SPLIT_EVERY)
 
 
-def _rows_pass(X, sw, params, shift, covariance_type):
+def _split_pass(X, sw, params, problems, shift, covariance_type):
     """One EM pass: the summed statistics of the starts in ``params`` (numpy, on the client)."""
     dask, _ = _dask()
     S, K, D = params.means.shape
     shapes = _layout(S, K, D, covariance_type)
     width = sum(int(np.prod(s)) for s in shapes)
     packed = dask.delayed((params.weights, params.means, params.precisions_cholesky), pure=True)  # one key
-    rows = _map_rows(_stats_block, X, sw, width=width, params=packed, shift=shift, covariance_type=covariance_type)
+    rows = _map_blocks(
+        _stats_block, X, sw, width=width, params=packed, problems=problems, shift=shift, covariance_type=covariance_type
+    )
     (vec,) = _compute(_tree_sum(rows))
     nk, sx, sxx, ll, wsum = _unpack(vec, shapes)
-    return SufficientStats(nk, sx, sxx, ll, wsum, np.broadcast_to(shift, (S, 1, D)))
+    return SufficientStats(nk, sx, sxx, ll, wsum, shift[problems])
 
 
 def _em_loop(
     pass_fn, params, reg_covar, covariance_type, *, tol, max_iter, verbose, verbose_interval, lower_bound=None
 ):
-    """:func:`~gpuvec.mixture.fit_em`'s loop with the pass as a function: ``pass_fn(params) -> SufficientStats``.
+    """:func:`~gpuvec.mixture.fit_em`'s loop with the pass as a function: ``pass_fn(params, active) ->
+    SufficientStats`` of the active starts (``active``: their indices).
 
     The same steps in the same order (the M-step, the regularisation retry from the same statistics, the
     convergence test, the active set of starts), so that the result is fit_em's up to the summation order
@@ -299,7 +332,7 @@ def _em_loop(
     pa, rega = params, reg
     clock = time.perf_counter()
     for it in range(1, max_iter + 1):
-        stats = pass_fn(pa)
+        stats = pass_fn(pa, active)
         lb = stats.lower_bound
         new = params_from_statistics(stats, rega, ct)
         new, rega, bad = regularisation_retry(
@@ -344,15 +377,19 @@ def _batch_mask(mask, a):
     return mask.reshape(mask.shape + (1,) * (a.ndim - 1))
 
 
-def _sample_starts(gm, sample, sample_weight, rng, n_init, K, D):
-    """The ``n_init`` starts, each by an in-memory ``max_iter=0`` fit (random init, user parameters, the
-    regularisation retry) of ``sample``; draws in turn from one generator, as the in-memory fit does.
+def _sample_starts(gm, sample, sample_weight, rng, n_init, B, K, D):
+    """The ``n_init`` starts of each of the B problems, each by an in-memory ``max_iter=0`` fit (random init,
+    user parameters, the regularisation retry) of ``sample``, drawing in turn from one generator as the
+    in-memory fit does.
 
-    Returns (params with S = n_init starts, reg_covar (S,), the ValueError of each failed start or None).
+    Returns (params with S = B * n_init starts, start i of problem b at b * n_init + i; reg_covar (S,); the
+    ValueError of each failed start or None). A failed start of one problem (B = 1) loses to the others, as
+    in memory; with B > 1 its error is raised.
     """
     init = type(gm)(
         **{**gm.get_params(), "max_iter": 0, "n_init": 1, "warm_start": False, "verbose": 0, "random_state": rng}
     )
+    batched = sample.ndim == 3
     starts, regs, errors = [], [], []
     kept = []
     with warnings.catch_warnings(record=True) as caught:
@@ -361,24 +398,25 @@ def _sample_starts(gm, sample, sample_weight, rng, n_init, K, D):
             try:
                 init.fit(sample, sample_weight=sample_weight)
             except ValueError as exc:
-                if n_init == 1:
+                if n_init == 1 or B > 1:
                     raise
                 errors.append(exc)
                 nan = np.full(1, np.nan)
                 shapes = [(1, K), (1, K, D)] + [(1,) + COVARIANCE_TYPES[gm.covariance_type].precision_shape(K, D)] * 2
                 starts.append(MixtureParams(*(np.broadcast_to(nan, s).reshape(s) for s in shapes)))
-                regs.append(float(gm.reg_covar))
+                regs.append(np.full(1, float(gm.reg_covar)))
                 continue
             errors.append(None)
+            attrs = (init.weights_, init.means_, init.covariances_, init.precisions_cholesky_)
             starts.append(
                 MixtureParams(
                     *(
-                        np.asarray(a, dtype=np.float64)[None]
-                        for a in (init.weights_, init.means_, init.covariances_, init.precisions_cholesky_)
+                        np.asarray(a, dtype=np.float64) if batched else np.asarray(a, dtype=np.float64)[None]
+                        for a in attrs
                     )
                 )
             )
-            regs.append(float(init.reg_covar_))
+            regs.append(np.broadcast_to(np.asarray(init.reg_covar_, dtype=np.float64), (B,)))
     for w in caught:  # the start's reg_covar raise is reported with the fit's; the others once each
         text = str(w.message)
         if "reg_covar raised" not in text and text not in kept:
@@ -386,69 +424,100 @@ def _sample_starts(gm, sample, sample_weight, rng, n_init, K, D):
             _warn(text, w.category)
     if all(e is not None for e in errors):
         raise errors[0]
-    params = MixtureParams(*(np.concatenate(parts) for parts in zip(*starts)))
-    return params, np.asarray(regs), errors
+    params = MixtureParams(
+        *(np.stack(parts, axis=1).reshape((B * n_init,) + parts[0].shape[1:]) for parts in zip(*starts))
+    )
+    return params, np.stack(regs, axis=1).reshape(-1), errors
 
 
-def _fit_rows(gm, X, sample_weight):
-    """Fit one problem whose N rows are split over X's chunks; stores gm's attributes; returns gm."""
+def _weights_of_problems(gm, sample_weight, X3, batched):
+    """sample_weight as a float64 dask array (B, N) chunked like X3's first two axes, or None."""
+    _, da = _dask()
+    if sample_weight is None:
+        return None
+    B, N, _ = X3.shape
+    shape = tuple(sample_weight.shape) if hasattr(sample_weight, "shape") else np.shape(sample_weight)
+    if batched and shape == (B, N):
+        return _weight_as_dask(sample_weight, X3, (B, N), X3.chunks[:2])
+    if shape != (N,):
+        expected = f"(n_samples,) = ({N},)" + (f" or (B, n_samples) = ({B}, {N})" if batched else "")
+        raise ValueError(f"sample_weight must have shape {expected} to match X; got shape {shape}")
+    sw = _weight_as_dask(sample_weight, X3, (N,), X3.chunks[1:2])
+    return da.broadcast_to(sw[None], (B, N), chunks=X3.chunks[:2])
+
+
+def _fit_split(gm, X, sample_weight):
+    """Fit the problems of X (N, D), or (B, N, D) with N split over chunks, by the client-driven EM loop;
+    stores gm's attributes; returns gm."""
     K, ct = gm.n_components, gm.covariance_type
-    N, D = X.shape
+    batched = X.ndim == 3
     dtype = _result_dtype(X)
-    X = X.rechunk({1: -1})
-    sw = None if sample_weight is None else _weight_as_dask(sample_weight, X, (N,))
+    X3 = (X if batched else X[None]).rechunk({2: -1})
+    B, N, D = X3.shape
+    sw = _weights_of_problems(gm, sample_weight, X3, batched)
     rng = gm._rng(np)  # a bad random_state is refused up front
-    warm = gm.warm_start and hasattr(gm, "converged_") and not gm._batched and gm.means_.shape[-1] == D
+    warm = gm.warm_start and hasattr(gm, "converged_") and gm._B == B and gm.means_.shape[-1] == D
     n_init = 1 if warm else gm.n_init
     explicit = all(v is not None for v in (gm.weights_init, gm.means_init, gm.precisions_init))
 
-    # First pass: the shift, the checks of X and sample_weight, and (for a random init) the sample.
-    first = _tree_sum(_map_rows(_first_pass_block, X, sw, width=2 * D + 5))
+    # First pass: the shifts, the checks of X and sample_weight, and (for a random init) the sample.
+    first = _tree_sum(_map_blocks(_first_pass_block, X3, sw, width=B * (2 * D + 5), n_problems=B))
     sample = sample_sw = None
     if not warm and not explicit:
         if N > INIT_SAMPLE_ROWS:
             seed = int(to_numpy(rng.integers(0, 2**62)))
             rows = np.sort(np.random.default_rng(seed).choice(N, INIT_SAMPLE_ROWS, replace=False))
-            sample = X[rows]
-            sample_sw = None if sw is None else sw[rows]
+            sample = X3[:, rows]
+            sample_sw = None if sw is None else sw[:, rows]
         else:
-            sample, sample_sw = X, sw
+            sample, sample_sw = X3, sw
     sums, sample, sample_sw = _compute(first, sample, sample_sw)
-    if sums[2 * D + 2] > 0:
+    sums = sums.reshape(B, 2 * D + 5)
+    if (sums[:, 2 * D + 2] > 0).any():
         raise ValueError("Input X contains NaN or infinity (or a value too large for dtype('float64')).")
     if sw is not None:
-        if sums[2 * D + 3] > 0:
+        if (sums[:, 2 * D + 3] > 0).any():
             raise ValueError("sample_weight must be finite and non-negative")
-        if sums[2 * D + 1] == 0:
+        if (sums[:, 2 * D + 1] == 0).any():
             raise ValueError("sample_weight is zero for every sample of a problem: sample weights must not all be zero")
-        if sums[2 * D + 4] < K:
+        if (sums[:, 2 * D + 4] < K).any():
             raise ValueError(
                 "Expected n_samples >= n_components among samples of positive sample_weight in every problem, "
                 f"n_components = {K}"
             )
-    total_w = sums[2 * D + 1]
-    shift = (sums[D + 1 : 2 * D + 1] / total_w if sw is not None else sums[:D] / sums[D]).reshape(1, 1, D)
+    mean = sums[:, :D] / sums[:, D : D + 1]
+    if sw is None:
+        shift = mean
+    else:
+        total = sums[:, 2 * D + 1 : 2 * D + 2]
+        shift = np.where(total > 0, sums[:, D + 1 : 2 * D + 1] / np.where(total > 0, total, 1.0), mean)
+    shift = shift.reshape(B, 1, D)
 
     if warm:
         attrs = (gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_)
-        params = MixtureParams(*(np.asarray(a, dtype=np.float64)[None] for a in attrs))
-        reg = np.full(1, max(float(gm.reg_covar_), float(gm.reg_covar)) if gm.reg_covar > 0 else 0.0)
-        previous = np.full(1, float(gm.lower_bound_))
+        params = MixtureParams(*(np.asarray(gm._batch_attr(np, a), dtype=np.float64) for a in attrs))
+        before = np.asarray(gm._batch_attr(np, np.asarray(gm.reg_covar_, dtype=np.float64)), dtype=np.float64)
+        reg = np.maximum(before, float(gm.reg_covar)) if gm.reg_covar > 0 else np.zeros(B)
+        previous = np.asarray(gm._batch_attr(np, np.asarray(gm.lower_bound_, dtype=np.float64)), dtype=np.float64)
         start_errors = [None]
+        start_reg = reg.copy()
     else:
         if explicit:  # a complete explicit start needs no data: the in-memory start, from the same parameters
-            sample, sample_sw = np.zeros((K, D)), None
+            sample, sample_sw = np.zeros((B, K, D)), None
         else:
             sample = to_numpy(sample).astype(np.float64)
             sample_sw = None if sample_sw is None else to_numpy(sample_sw)
-        params, reg, start_errors = _sample_starts(gm, sample, sample_sw, rng, n_init, K, D)
+        if not batched:
+            sample, sample_sw = sample[0], None if sample_sw is None else sample_sw[0]
+        params, reg, start_errors = _sample_starts(gm, sample, sample_sw, rng, n_init, B, K, D)
         previous = None
-    start_reg = np.full(n_init, float(gm.reg_covar)) if not warm else reg.copy()
+        start_reg = np.full(B * n_init, float(gm.reg_covar))
+    S = B * n_init
     start_failed = ~params_ok(params)
-    start_overflow = ~np.isfinite(params.covariances.reshape(n_init, -1)).all(-1)
+    start_overflow = ~np.isfinite(params.covariances.reshape(S, -1)).all(-1)
 
-    def pass_fn(p):
-        return _rows_pass(X, sw, p, shift, ct)
+    def pass_fn(p, active):
+        return _split_pass(X3, sw, p, active // n_init, shift, ct)
 
     result = _em_loop(
         pass_fn,
@@ -465,23 +534,27 @@ def _fit_rows(gm, X, sample_weight):
     overflow = np.where(start_failed, start_overflow, failed & ~np.isfinite(lower_bound))
     failed = failed | start_failed | ~params_ok(params)
     if n_init > 1:
-        score = np.where(failed | np.isnan(lower_bound), -np.inf, lower_bound)
-        best = int(np.argmax(score))  # ties: the first start, n_init=1's
-        if start_errors[best] is not None:
-            raise start_errors[best]
-        params = MixtureParams(*(a[best : best + 1] for a in params))
+        score = np.where(failed | np.isnan(lower_bound), -np.inf, lower_bound).reshape(B, n_init)
+        best = np.argmax(score, axis=1) + np.arange(B) * n_init  # ties: the first start, n_init=1's
+        if B == 1 and start_errors[int(best[0])] is not None:
+            raise start_errors[int(best[0])]
+        params = MixtureParams(*(a[best] for a in params))
         lower_bound, n_iter, converged, failed, overflow, history, reg, start_reg = (
-            a[best : best + 1] for a in (lower_bound, n_iter, converged, failed, overflow, history, reg, start_reg)
+            a[best] for a in (lower_bound, n_iter, converged, failed, overflow, history, reg, start_reg)
         )
-    gm._raise_failures(np, failed, overflow, reg, False)
-    gm._warn_regularisation(np, reg, start_reg, False)
+    gm._raise_failures(np, failed, overflow, reg, batched)
+    gm._warn_regularisation(np, reg, start_reg, batched)
     if bool((~converged).any()) and gm.max_iter > 0:
+        where = ""
+        if batched:
+            idx = np.nonzero(~converged)[0]
+            where = f" (problems {[int(i) for i in idx[:10]]}{'...' if len(idx) > 10 else ''})"
         _warn(
-            "Best performing initialization did not converge. Try different init parameters, "
+            f"Best performing initialization did not converge{where}. Try different init parameters, "
             "or increase max_iter, tol, or check for degenerate data.",
             _convergence_warning(gm),
         )
-    gm._store(np, params, lower_bound, n_iter, converged, history, reg, False, 1, dtype)
+    gm._store(np, params, lower_bound, n_iter, converged, history, reg, batched, B, dtype)
     return gm
 
 
@@ -580,9 +653,9 @@ def _fit_batched(gm, X, sample_weight):
     if sample_weight is not None:
         shape = tuple(getattr(sample_weight, "shape", np.shape(sample_weight)))
         if shape == (N,):
-            sw = _weight_as_dask(sample_weight, X, (N,)).rechunk(-1)
+            sw = _weight_as_dask(sample_weight, X, (N,), -1)
         else:
-            sw = _weight_as_dask(sample_weight, X, (B, N)).rechunk({1: -1})
+            sw = _weight_as_dask(sample_weight, X, (B, N), (X.chunks[0], -1))
     rng = gm._rng(np)
     seeds = [int(s) for s in to_numpy(rng.integers(0, 2**62, size=len(sizes)))]
     tails = {
@@ -644,10 +717,10 @@ def fit(gm, X, sample_weight=None):
     """:meth:`GaussianMixture.fit` for a dask X (see the module docstring); returns gm."""
     gm._check_parameters()
     _check_X(gm, X, fitting=True)
-    if X.ndim == 3:
+    if X.ndim == 3 and X.numblocks[1] == 1:  # whole problems in each block: one in-memory fit per block
         return _fit_batched(gm, X, sample_weight)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return _fit_rows(gm, X, sample_weight)
+        return _fit_split(gm, X, sample_weight)
 
 
 def fit_predict(gm, X, sample_weight=None):
@@ -695,7 +768,7 @@ def _estimate(gm, X, what):
     _check_X(gm, X, fitting=False)
     xp = _chunk_xp(X)
     dtype = _result_dtype(X)
-    X = X.rechunk({-1: -1, -2: -1} if X.ndim == 3 else {-1: -1})
+    X = X.rechunk({-1: -1})
     # numpy on the client (also after an in-memory cupy fit); each block moves them to its chunk type
     params = dask.delayed(tuple(to_numpy(a) for a in (gm.weights_, gm.means_, gm.precisions_cholesky_)), pure=True)
     out_dtype = np.int64 if what == "labels" else dtype

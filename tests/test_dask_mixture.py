@@ -98,13 +98,13 @@ def test_rows_n_init_is_a_batch_axis_of_one_pass_per_iteration(sync, monkeypatch
     rng = np.random.default_rng(5)
     X = blobs(rng)
     passes = []
-    real = _dask_mixture._rows_pass
+    real = _dask_mixture._split_pass
 
-    def counting(X, sw, params, shift, ct):
+    def counting(X, sw, params, *args):
         passes.append(params.weights.shape[0])
-        return real(X, sw, params, shift, ct)
+        return real(X, sw, params, *args)
 
-    monkeypatch.setattr(_dask_mixture, "_rows_pass", counting)
+    monkeypatch.setattr(_dask_mixture, "_split_pass", counting)
     gpuvec.GaussianMixture(3, n_init=4, random_state=0, tol=1e-6).fit(da.from_array(X, chunks=200))
     assert passes[0] == 4  # every start in the first pass
     assert sorted(passes, reverse=True) == passes  # starts leave as they converge
@@ -241,9 +241,9 @@ def test_blas_is_limited_to_one_thread_inside_the_pass(sync, monkeypatch):
     seen = []
     real = _dask_mixture._stats_block
 
-    def spy(*args, **kwargs):
+    def spy(*args, block_info=None, **kwargs):
         seen.extend(p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas")
-        return real(*args, **kwargs)
+        return real(*args, block_info=block_info, **kwargs)
 
     monkeypatch.setattr(_dask_mixture, "_stats_block", spy)
     X = blobs(np.random.default_rng(11))
@@ -268,7 +268,7 @@ def test_batched_fit_equals_in_memory_with_global_warnings(sync):
     params = dict(max_iter=4, tol=1e-8, **explicit_start(rng, XB, 2, "full", batch=(7,)))
     with pytest.warns(Warning) as want_warnings:
         want = gpuvec.GaussianMixture(2, **params).fit(XB, sample_weight=sw)
-    Xd = da.from_array(XB, chunks=((3, 1, 3), 40, 2))
+    Xd = da.from_array(XB, chunks=((3, 1, 3), -1, 2))  # whole problems in each block
     with pytest.warns(Warning) as got_warnings:
         got = gpuvec.GaussianMixture(2, **params).fit(Xd, sample_weight=da.from_array(sw, chunks=(2, 75)))
     assert_fitted_close(got, want)
@@ -278,6 +278,36 @@ def test_batched_fit_equals_in_memory_with_global_warnings(sync):
     assert isinstance(labels, da.Array) and labels.shape == (7, XB.shape[1])
     np.testing.assert_array_equal(labels.compute(), want.predict(XB))
     np.testing.assert_allclose(got.bic(Xd), want.bic(XB), rtol=1e-12)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_batched_with_n_split_is_one_pass_per_iteration_and_equals_in_memory(sync, ct):
+    # (B, N, D) chunked along N too: the client-driven loop with a B axis in the statistics.
+    rng = np.random.default_rng(25)
+    XB = batch_data(rng, B=5)
+    sw = rng.random(XB.shape[:2])
+    params = {"max_iter": 30, "tol": 1e-8, "covariance_type": ct, **explicit_start(rng, XB, 2, ct, batch=(5,))}
+    with warnings.catch_warnings(record=True) as want_warnings:
+        warnings.simplefilter("always")
+        want = gpuvec.GaussianMixture(2, **params).fit(XB, sample_weight=sw)
+    Xd = da.from_array(XB, chunks=((2, 3), (33, 42), 3))
+    with warnings.catch_warnings(record=True) as got_warnings:
+        warnings.simplefilter("always")
+        got = gpuvec.GaussianMixture(2, **params).fit(Xd, sample_weight=da.from_array(sw, chunks=(1, 50)))
+    assert_fitted_close(got, want)
+    assert [str(w.message) for w in got_warnings] == [str(w.message) for w in want_warnings]
+    labels = got.predict(Xd)
+    assert labels.chunks == ((2, 3), (33, 42))  # N stays split
+    np.testing.assert_array_equal(labels.compute(), want.predict(XB))
+
+
+def test_batched_with_n_split_random_init_and_n_init_equal_in_memory(sync):
+    rng = np.random.default_rng(26)
+    XB = batch_data(rng, B=3)
+    params = {"n_init": 2, "random_state": 5, "tol": 1e-8, "covariance_type": "diag"}
+    want = gpuvec.GaussianMixture(2, **params).fit(XB)
+    got = gpuvec.GaussianMixture(2, **params).fit(da.from_array(XB, chunks=(2, 40, -1)))
+    assert_fitted_close(got, want)
 
 
 def test_batched_failure_names_the_global_problem(sync):
