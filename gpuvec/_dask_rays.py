@@ -259,7 +259,9 @@ def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coo
     cval_sample = cast_value(cval, dtype)
     impl = select_impl(xp, nd, num, order, mode, samples=samples)  # the in-memory call's choice, in this process
     step = functools.partial(_step_numba, impl.streaming_loop) if impl.__name__.endswith("_rays_numba") else _step_xp
-    best = arg = None
+    # ndarray.max's NaN rule costs two more passes per step; only NaN, inf (inf * 0) or a NaN cval need it.
+    nan_aware = not is_int and not (math.isfinite(cval) and all(bool(xp.isfinite(r[0]).all()) for r in regions if r))
+    best = arg = better = None
     with _step_context(step is not _step_xp):
         for k, region in enumerate(regions):
             if region is None:
@@ -267,13 +269,14 @@ def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coo
             else:
                 cur = step(xp, region[0], region[1], tabs, k, order, mode, cval, dtype, work, cval_sample, adt)
             if k == 0:
-                best, arg = cur.copy(), xp.zeros(out_shape, adt)
+                best, arg, better = cur.copy(), xp.zeros(out_shape, adt), xp.empty(out_shape, bool)
                 continue
-            better = cur > best
-            if not is_int:  # ndarray.max: the first NaN wins and stays
+            xp.greater(cur, best, out=better)
+            if nan_aware:  # the first NaN wins and stays
                 better |= xp.isnan(cur) & ~xp.isnan(best)
-            best = xp.where(better, cur, best)
-            arg = xp.where(better, xp.asarray(k, dtype=adt), arg)
+            xp.maximum(best, cur, out=best)  # NaN propagates, as in ndarray.max
+            # arg < k everywhere, so max(arg, k * better) sets exactly the improved cells to k (branch-free)
+            xp.maximum(arg, better * xp.asarray(k, dtype=adt), out=arg)
     best = best.astype(dtype) if is_int else best + 0.0  # scipy's sums never give -0.0
     if not return_coords:
         return best, arg
