@@ -262,7 +262,7 @@ def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coo
     # ndarray.max's NaN rule costs two more passes per step; only NaN, inf (inf * 0) or a NaN cval need it.
     nan_aware = not is_int and not (math.isfinite(cval) and all(bool(xp.isfinite(r[0]).all()) for r in regions if r))
     best = arg = better = None
-    with _step_context(step is not _step_xp):
+    with _step_context(step is not _step_xp), np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN, silently
         for k, region in enumerate(regions):
             if region is None:
                 cur = xp.full(out_shape, cval_sample, dtype=work)

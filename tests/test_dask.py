@@ -151,6 +151,20 @@ def test_ray_max_channel_axis(sync):
         _same(w, g)
 
 
+@pytest.mark.parametrize("jit", ["0", "1"])
+def test_ray_max_nan_inf_and_nan_cval(sync, monkeypatch, jit):
+    monkeypatch.setenv("GPUVEC_JIT", jit)
+    img = _image((30, 26), np.float32, seed=5)
+    img[4, 20], img[17, 3], img[25, 25] = np.nan, np.inf, -np.inf
+    x = da.from_array(img, chunks=(7, 9))
+    for origin in [(2.0, 30.0), (15.5, 12.25)]:
+        for mode, cval in [("nearest", 0.0), ("constant", np.nan), ("constant", 2.0)]:
+            for order in (0, 1):
+                want = gpuvec.ray_max(img, origin, 5, order=order, mode=mode, cval=cval)
+                for w, g in zip(want, _compute(*gpuvec.ray_max(x, origin, 5, order=order, mode=mode, cval=cval))):
+                    _same(w, g)
+
+
 def test_ray_max_big_endian_and_single_chunk(sync):
     img = _image((12, 10), np.float64).astype(">f8")
     x = da.from_array(img, chunks=-1)
