@@ -237,7 +237,7 @@ def test_ray_max_block_depends_only_on_the_chunks_its_boxes_touch():
     assert {k[1:] for k in graph if isinstance(k, tuple) and k[0] == x.name} == {(0, 0), (0, 1), (1, 0), (1, 1), (3, 3)}
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     shape=st.lists(st.integers(1, 23), min_size=1, max_size=3),
     data=st.data(),
@@ -247,7 +247,7 @@ def test_ray_max_block_depends_only_on_the_chunks_its_boxes_touch():
     mode=st.sampled_from(["nearest", "constant"]),
 )
 def test_ray_max_any_chunking_bit_identical(shape, data, dtype, num, order, mode):
-    chunks = tuple(data.draw(st.integers(1, n)) for n in shape)
+    chunks = tuple(data.draw(st.integers(max(1, n // 5), n)) for n in shape)  # odd, ragged chunks: up to 6 per axis
     origin = tuple(data.draw(st.floats(-30, 50, allow_nan=False).map(lambda v: round(v * 4) / 4)) for _ in shape)
     img = _image(tuple(shape), dtype, seed=len(shape))
     want = gpuvec.ray_max(img, origin, num, order=order, mode=mode, cval=-1.5, return_coords=True)
