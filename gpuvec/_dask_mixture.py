@@ -49,11 +49,10 @@ import contextlib
 import re
 import sys
 import warnings
-from typing import Any
 
 import numpy as np
 
-from gpuvec._backend import chunk_elements, get_namespace, to_numpy
+from gpuvec._backend import chunk_elements, get_namespace, is_dask_array, to_numpy
 from gpuvec._mixture_cov import COVARIANCE_TYPES
 from gpuvec._mixture_em import (
     REG_COVAR_TRIES,
@@ -65,14 +64,6 @@ from gpuvec._mixture_em import (
     regularisation_retry,
     sufficient_statistics,
 )
-
-try:
-    from gpuvec._backend import is_dask_array
-except ImportError:  # older _backend: the same test by the type's module, without importing dask
-
-    def is_dask_array(x: Any) -> bool:
-        return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "__dask_graph__") and hasattr(x, "chunks")
-
 
 __all__ = ["INIT_SAMPLE_ROWS", "aic", "bic", "fit", "fit_predict", "predict", "predict_proba", "score", "score_samples"]
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from gpuvec import random as gv_random
-from gpuvec._backend import chunk_elements, get_namespace, is_cupy_namespace
+from gpuvec._backend import chunk_elements, get_namespace, is_cupy_namespace, is_dask_array
 from gpuvec._checks import check_choice, check_int, check_real
 from gpuvec._dlpack import dlpack_io
 from gpuvec._mixture_cov import (
@@ -132,12 +132,13 @@ class GaussianMixture:
 
     Dask arrays (numpy or cupy chunks, extra ``gpuvec[dask]``) are never
     computed into memory (see :mod:`gpuvec._dask_mixture`). A (B, N, D) X
-    chunked along B: each block of problems is fitted where it lives; warnings
-    and errors name problems by their global index. An (N, D) X chunked along
-    N: one pass over the chunks per EM iteration (their sufficient statistics
-    tree-summed), the M-step on the client; from the same start it gives the
-    in-memory result up to summation order. A random init runs on a uniform
-    sample of at most 100,000 rows gathered to the client (all rows when N is
+    chunked along B only: each block of problems is fitted where it lives;
+    warnings and errors name problems by their global index. An (N, D) X
+    chunked along N (or a (B, N, D) X with N split): one pass over the chunks
+    per EM iteration (their sufficient statistics tree-summed), the M-step on
+    the client; from the same start it gives the in-memory result up to
+    summation order. A random init runs on a uniform sample of at most 100,000
+    rows per problem gathered to the client (all rows when N is
     smaller: then the in-memory start), so with a large N it differs from the
     in-memory fit's for the same ``random_state``. Fitted parameters are numpy
     on the client; predict, predict_proba and score_samples return lazy dask
@@ -908,8 +909,8 @@ class GaussianMixture:
 
 
 def _is_dask(*arrays):
-    """Whether an argument is a dask array (by its type's module: dask is never imported for the answer)."""
-    return any(type(a).__module__.split(".")[0] == "dask" and hasattr(a, "__dask_graph__") for a in arrays)
+    """Whether an argument is a dask array (dask is never imported for the answer)."""
+    return any(is_dask_array(a) for a in arrays)
 
 
 def _safe_log(xp, resp):
