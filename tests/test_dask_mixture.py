@@ -10,6 +10,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -82,6 +84,33 @@ def test_rows_fit_equals_in_memory_fit_from_the_same_start(sync, ct, weighted):
     got = gpuvec.GaussianMixture(3, **params).fit(Xd, sample_weight=swd)
     assert_fitted_close(got, want)
     assert isinstance(got.n_iter_, int) and isinstance(got.lower_bound_, float)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    cuts=st.lists(st.integers(1, 119), max_size=6, unique=True),
+    ct=st.sampled_from(COV_TYPES),
+    weighted=st.booleans(),
+    B=st.sampled_from([None, 1, 2]),
+)
+def test_any_chunking_of_n_gives_the_in_memory_fit(cuts, ct, weighted, B):
+    rng = np.random.default_rng(27)
+    X = blobs(rng, n=(50, 40, 30)) if B is None else np.stack([blobs(rng, n=(50, 40, 30)) for _ in range(B)])
+    N = X.shape[-2]
+    sw = rng.random(X.shape[:-1]) if weighted else None
+    start = explicit_start(rng, X, 3, ct, batch=() if B is None else (B,))
+    params = {"covariance_type": ct, "tol": 0.0, "max_iter": 4, **start}
+    rows = tuple(np.diff([0, *sorted(cuts), N]))  # 1 to 7 chunks of any sizes, single rows included
+    chunks = (rows, -1) if B is None else (1, rows, -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter=4, tol=0: the ConvergenceWarning of both fits
+        want = gpuvec.GaussianMixture(3, **params).fit(X, sample_weight=sw)
+        with dask.config.set(scheduler="sync"):
+            got = gpuvec.GaussianMixture(3, **params).fit(
+                da.from_array(X, chunks=chunks),
+                sample_weight=None if sw is None else da.from_array(sw, chunks=chunks[:-1]),
+            )
+    assert_fitted_close(got, want)
 
 
 def test_rows_n_init_and_random_init_equal_in_memory_when_n_fits_the_sample(sync):
