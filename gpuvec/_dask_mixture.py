@@ -10,8 +10,8 @@ Two patterns (``../shared/SCALEOUT.md`` sections 4.3 and 4.4), chosen by X's chu
   re-numbers them to the *global* index and warns or raises once. The random
   starts of a block come from its own generator (seeded from
   ``random_state``), so they differ from the in-memory fit's; explicit starts
-  give the in-memory result. ``warm_start`` is refused here
-  (NotImplementedError).
+  give the in-memory result. A warm start (``warm_start=True`` after a fit
+  of the same B and D) goes on by the second pattern, whatever the chunks.
 - **(N, D) chunked along N, or (B, N, D) with N split** (a few huge problems):
   the EM loop runs on the client, the data stays on the workers. Each
   iteration is one pass: every block returns the
@@ -629,12 +629,6 @@ def _fit_problems(estimator, x, w, params, inits, seed, offset):
 def _fit_batched(gm, X, sample_weight):
     """Fit the B problems of X block by block where the blocks live; stores gm's attributes; returns gm."""
     dask, _ = _dask()
-    if gm.warm_start and hasattr(gm, "converged_"):
-        msg = (
-            "warm_start=True is not supported for a (B, N, D) dask X: fit a new GaussianMixture, or pass the previous "
-            "fit's weights_, means_ and precisions_ as weights_init, means_init and precisions_init"
-        )
-        raise NotImplementedError(msg)
     B, N, D = X.shape
     K, ct = gm.n_components, gm.covariance_type
     X = X.rechunk({1: -1, 2: -1})
@@ -708,7 +702,9 @@ def fit(gm, X, sample_weight=None):
     """:meth:`GaussianMixture.fit` for a dask X (see the module docstring); returns gm."""
     gm._check_parameters()
     _check_X(gm, X, fitting=True)
-    if X.ndim == 3 and X.numblocks[1] == 1:  # whole problems in each block: one in-memory fit per block
+    B, D = X.shape[0] if X.ndim == 3 else 1, X.shape[-1]
+    warm = gm.warm_start and hasattr(gm, "converged_") and gm._B == B and gm.means_.shape[-1] == D
+    if X.ndim == 3 and X.numblocks[1] == 1 and not warm:  # whole problems in each block: one fit per block
         return _fit_batched(gm, X, sample_weight)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         return _fit_split(gm, X, sample_weight)

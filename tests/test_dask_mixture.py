@@ -397,11 +397,18 @@ def test_unknown_chunk_sizes_are_refused():
         gpuvec.GaussianMixture(2).fit(X)
 
 
-def test_batched_warm_start_is_refused(sync):
-    XB = da.from_array(batch_data(np.random.default_rng(17))[:2], chunks=(1, -1, -1))
-    gm = gpuvec.GaussianMixture(2, covariance_type="diag", warm_start=True, random_state=0).fit(XB)
-    with pytest.raises(NotImplementedError, match="warm_start"):
-        gm.fit(XB)
+@pytest.mark.filterwarnings("ignore:Best performing initialization")
+def test_batched_warm_start_continues_as_in_memory(sync):
+    rng = np.random.default_rng(17)
+    XB = batch_data(rng, B=3)
+    params = {"covariance_type": "diag", "warm_start": True, "max_iter": 2, "tol": 1e-8}
+    params.update(explicit_start(rng, XB, 2, "diag", batch=(3,)))
+    want, got = gpuvec.GaussianMixture(2, **params), gpuvec.GaussianMixture(2, **params)
+    Xd = da.from_array(XB, chunks=(2, -1, -1))  # whole problems per block: the first fit is per block
+    for _ in range(3):
+        want.fit(XB)
+        got.fit(Xd)
+    assert_fitted_close(got, want)
 
 
 def test_nan_in_dask_X_is_refused(sync):
