@@ -18,7 +18,7 @@ Three shapes of graph:
   child ``i`` of a ``numpy.random.SeedSequence``, as ``dask.array.random``
   does, so the numbers depend on the chunking.
 - one task per output block reading only the boxes its samples touch:
-  :func:`ray_max`, in :mod:`gpuvec._dask_rays`.
+  ``ray_max``, in :mod:`gpuvec._dask_rays` (which imports this module's helpers).
 
 Every task runs gpuvec's in-memory function on its blocks inside
 :func:`blas_single_thread`, which holds BLAS at one thread while any gpuvec
@@ -54,7 +54,6 @@ __all__ = [
     "multivariate_normal",
     "nearest_rotation",
     "normal",
-    "ray_max",
     "require_dask",
     "rotation_residuals",
 ]
@@ -468,27 +467,4 @@ def multivariate_normal(
         tol=tol,
         method=method,
         dtype=dtype,
-    )
-
-
-# --------------------------------------------------------------------------- rays
-
-
-def ray_max(
-    image: Any,
-    origin: tuple[float, ...],
-    num: int | None,
-    order: int,
-    mode: str,
-    cval: float,
-    channel_axis: int | None,
-    return_coords: bool,
-    *,
-    select_impl: Any,
-) -> tuple[Any, ...]:
-    """:func:`gpuvec.ray_max` on a dask image, arguments already checked: see :func:`gpuvec._dask_rays.ray_max`."""
-    from gpuvec import _dask_rays
-
-    return _dask_rays.ray_max(
-        image, origin, num, order, mode, cval, channel_axis, return_coords, select_impl=select_impl
     )

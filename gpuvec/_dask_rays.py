@@ -59,7 +59,7 @@ def ray_max(
     *,
     select_impl: Any,
 ) -> tuple[Any, ...]:
-    """:func:`gpuvec.ray_max` on a dask image whose arguments ``gpuvec.ray_max`` has checked.
+    """:func:`gpuvec.ray_max` on a dask image whose arguments ``gpuvec.ray_max`` has checked (its lazy hook calls this).
 
     ``select_impl`` is :func:`gpuvec.rays._select_impl`, the one place that picks an
     implementation: each task calls it (so the worker's ``GPUVEC_JIT`` and numba

@@ -208,9 +208,11 @@ def ray_max(
     if num is None:
         _check_dense_cost(shape, origin, image.shape[channel_axis] if channel_axis is not None else 1)
     if xp is None:  # lazy: dask is imported only for dask inputs
-        from gpuvec import _dask
+        from gpuvec import _dask_rays
 
-        return _dask.ray_max(image, origin, num, order, mode, cval, channel_axis, return_coords, select_impl=_select_impl)
+        return _dask_rays.ray_max(
+            image, origin, num, order, mode, cval, channel_axis, return_coords, select_impl=_select_impl
+        )
 
     if channel_axis is not None:
         channels = [ray_max_window(xp.take(image, c, axis=channel_axis), origin, num, order, mode, cval, return_coords) for c in range(image.shape[channel_axis])]
