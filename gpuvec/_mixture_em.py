@@ -528,6 +528,13 @@ def label_statistics(X: Any, labels: Any, n_components: int, covariance_type: Co
     [[2.0, 1.0]]
     """
     xp = get_namespace(X, labels)
+    B, N, D = X.shape
+    compiled = compiled_mixture(xp, "full", B * N * n_components * D * D)  # any covariance type here
+    if compiled is not None:
+        shift = data_shift(X, sample_weight)
+        full_matrix = COVARIANCE_TYPES[covariance_type].full_matrix
+        nk, sx, sxx, ws = compiled.label_moments(X, labels, n_components, full_matrix, sample_weight, shift, chunk_elements(xp, "mixture"))
+        return SufficientStats(nk, sx, sxx, xp.zeros(B), ws, shift)
     comps = xp.arange(n_components)
 
     def resp_of(s):

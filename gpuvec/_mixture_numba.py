@@ -37,7 +37,7 @@ import numpy as np
 
 from gpuvec._mixture_threads import run_parallel
 
-__all__ = ["e_step_outputs", "moments"]
+__all__ = ["e_step_outputs", "label_moments", "moments"]
 
 _NB = 64  # samples per vector block
 _FAST = {"reassoc", "contract"}
@@ -193,6 +193,47 @@ def _e_step_items(X, shift, P, mup, c, triangular, items, lo, hi, what, labels, 
                         proba[b, start + s, k] = lp[k, s] / tot[s]
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
+def _label_items(X, labels, sw, has_sw, shift, items, lo, hi, nk_out, sx_out, sxx_out, ws_out):
+    """One-hot statistics (each sample's weight to its label's component) of items ``lo:hi``; sxx_out is
+    (n, K, D, D), or (n, K, D) for the diagonal only."""
+    D = X.shape[2]
+    full = sxx_out.ndim == 4
+    z = np.empty(D)
+    for it in range(lo, hi):
+        b = items[it, 0]
+        nk = nk_out[it]
+        sx = sx_out[it]
+        sxx = sxx_out[it]
+        nk[:] = 0.0
+        sx[:] = 0.0
+        sxx[:] = 0.0
+        ws = 0.0
+        for n in range(items[it, 1], items[it, 2]):
+            w = sw[b, n] if has_sw else 1.0
+            ws += w
+            k = labels[b, n]
+            nk[k] += w
+            for i in range(D):
+                z[i] = X[b, n, i] - shift[b, i]
+                sx[k, i] += w * z[i]
+            if full:
+                for i in range(D):
+                    wz = w * z[i]
+                    for j in range(i, D):
+                        sxx[k, i, j] += wz * z[j]
+            else:
+                for i in range(D):
+                    sxx[k, i] += w * z[i] * z[i]
+        if full:
+            K = nk.shape[0]
+            for k in range(K):
+                for i in range(D):
+                    for j in range(i + 1, D):
+                        sxx[k, j, i] = sxx[k, i, j]
+        ws_out[it] = ws
+
+
 # --------------------------------------------------------------------------- host side
 
 
@@ -275,6 +316,33 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
     if per > 1:  # the ranges of each problem, added in order
         nk, sx, sxx, ll, ws = (a.reshape((B, per) + a.shape[1:]).sum(1) for a in (nk, sx, sxx, ll, ws))
     return nk, sx, sxx, ll, ws
+
+
+def label_moments(X: Any, labels: Any, n_components: int, full_matrix: bool, sample_weight: Any, shift: Any, budget: int) -> tuple[Any, ...]:
+    """Statistics of one-hot responsibilities given as labels: ``(nk, sx, sxx, weight_sum)`` (float64).
+
+    ``sxx`` is (B, K, D, D) with ``full_matrix``, else its diagonal (B, K, D).
+    """
+    X = _contiguous_X(X)
+    B, N, D = X.shape
+    K = n_components
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    shift_ = np.ascontiguousarray(np.asarray(shift, dtype=np.float64).reshape(B, D))
+    items = _items(B, N, K * D * D, budget)
+    n = items.shape[0]
+    nk, sx, ws = np.empty((n, K)), np.empty((n, K, D)), np.empty(n)
+    sxx = np.empty((n, K, D, D) if full_matrix else (n, K, D))
+    has_sw = sample_weight is not None
+    sw = np.ascontiguousarray(sample_weight, dtype=np.float64) if has_sw else np.ones((1, 1))
+
+    def run(lo, hi):
+        _label_items(X, labels, sw, has_sw, shift_, items, lo, hi, nk, sx, sxx, ws)
+
+    run_parallel(run, _spans(items, _threads_for(N * B * D * D)))
+    per = n // B
+    if per > 1:
+        nk, sx, sxx, ws = (a.reshape((B, per) + a.shape[1:]).sum(1) for a in (nk, sx, sxx, ws))
+    return nk, sx, sxx, ws
 
 
 def e_step_outputs(X: Any, weights: Any, means: Any, precisions_cholesky: Any, covariance_type: str, what: str, out: Any) -> Any:

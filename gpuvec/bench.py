@@ -292,6 +292,62 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+_MEMORY_SCRIPT = """
+import json, resource, sys, warnings
+import numpy as np
+import gpuvec
+N, D, K, dtype = {N}, {D}, {K}, np.{dtype}
+rng = np.random.default_rng(0)
+centres = rng.normal(0, 5, (K, D))
+X = np.empty((N, D), dtype=dtype)
+for s in range(0, N, 1 << 20):  # built in pieces: no temporary beyond X
+    n = min(N, s + (1 << 20)) - s
+    X[s : s + n] = centres[rng.integers(0, K, n)] + rng.standard_normal((n, D))
+def rss_mib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+before = rss_mib()  # Python, numpy, gpuvec and X
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    gpuvec.GaussianMixture(K, max_iter=3, random_state=0).fit_predict(X)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(dict(x_mib=X.nbytes / 2**20, peak_beyond_x_mib=peak - before)))
+"""
+
+
+def mixture_peak_memory(N: int, D: int, K: int, dtype: str = "float64") -> dict[str, float]:
+    """Peak RSS of ``GaussianMixture(K, max_iter=3).fit_predict(X)`` in a new process, beyond Python, imports and X.
+
+    X (N, D) is built in the process; numba's load, if the fit uses it, counts. Returns
+    ``{"x_mib": ..., "peak_beyond_x_mib": ...}`` (Linux: reads /proc/self/status).
+    """
+    import subprocess
+
+    code = _MEMORY_SCRIPT.format(N=N, D=D, K=K, dtype=dtype)
+    env = {k: v for k, v in os.environ.items() if k != "GPUVEC_JIT"}
+    env["GPUVEC_BACKEND"] = "numpy"
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _mixture_memory(N: int, D: int, K: int, dtype: str) -> Callable[[], Callable[[], Any]]:
+    """A memory row: the timed call is the new process; its peak RSS beyond X goes to stderr."""
+
+    def make():
+        def call():
+            m = mixture_peak_memory(N, D, K, dtype)
+            print(f"  peak RSS beyond X: {m['peak_beyond_x_mib']:.0f} MiB ({m['peak_beyond_x_mib'] / m['x_mib']:.2f}x X of {m['x_mib']:.0f} MiB)", file=sys.stderr, flush=True)
+            return m
+
+        return call
+
+    return make
+
+
+# Peak-memory rows (N, D, K, dtype): a new process per call, peak RSS beyond X printed.
+MIXTURE_MEMORY_CASES = ((20_000_000, 4, 2, "float64"), (20_000_000, 8, 8, "float64"), (20_000_000, 8, 8, "float32"))
+
+
 def _mixture_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
     has_sklearn = _installed("sklearn")
     for shape, label in (
@@ -303,6 +359,10 @@ def _mixture_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
             yield Case("mixture", group, "sklearn" if len(shape) == 3 else "sklearn loop", "numpy", _mixture(shape, "sklearn"), reference=True, rounds=1)
         for backend in backends:
             yield Case("mixture", group, "gpuvec", backend, _mixture(shape, "gpuvec", backend), rounds=1 if len(shape) == 3 else 3)
+    for N, D, K, dtype in MIXTURE_MEMORY_CASES:
+        N = N // 100 if quick else N
+        group = f"gmm fit_predict peak memory N={N} D={D} K={K} {dtype} (a new process; peak RSS on stderr)"
+        yield Case("mixture", group, "gpuvec", "numpy", _mixture_memory(N, D, K, dtype), rounds=1)
 
 
 ALGORITHMS = {"rays": _ray_cases, "rotations": _rotation_cases, "random": _random_cases, "mixture": _mixture_cases}
