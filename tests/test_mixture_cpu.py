@@ -255,6 +255,7 @@ def test_blas_is_limited_to_one_thread_inside_a_pool_thread_and_restored():
         assert blas_threads() == before
 
 
+@pytest.mark.filterwarnings("ignore:Best performing initialization")  # catch_warnings is not thread-safe
 def test_fits_in_a_thread_pool_equal_the_main_thread_fit(monkeypatch):
     monkeypatch.setenv("GPUVEC_JIT", "1")
     rng = np.random.default_rng(51)
@@ -287,3 +288,26 @@ def test_compiled_dispatch_table(monkeypatch):
     assert _mixture_em.compiled_mixture(np, "full", 1) is not None
     assert _mixture_em.compiled_mixture(np, "tied", 1) is not None
     assert _mixture_em.compiled_mixture(np, "diag", 1 << 40) is None
+
+
+def test_compiled_exp_is_within_3_ulp_and_keeps_the_special_values():
+    import numba
+
+    from gpuvec import _mixture_numba
+
+    @numba.njit
+    def vexp(a, out):
+        for i in range(a.size):
+            out[i] = _mixture_numba._exp(a[i])
+
+    x = np.concatenate([-np.logspace(-20, np.log10(745), 100_000), np.linspace(-50, 709, 10_000), [-0.0, 0.0]])
+    out = np.empty_like(x)
+    vexp(x, out)
+    ref = np.exp(x)
+    normal = ref > np.finfo(np.float64).tiny
+    assert np.max(np.abs(out - ref)[normal] / np.spacing(ref[normal])) <= 3
+    assert np.max(np.abs(out - ref)[~normal]) <= 1e-307
+    special = np.array([np.nan, -np.inf, np.inf, 710.0, -1e300])
+    out = np.empty_like(special)
+    vexp(special, out)
+    np.testing.assert_array_equal(out, [np.nan, 0.0, np.inf, np.inf, 0.0])
