@@ -464,7 +464,11 @@ class GaussianMixture:
             from gpuvec import _dask_mixture
 
             return _dask_mixture.fit(self, X, sample_weight)
-        self.fit_predict(X, y, sample_weight=sample_weight)
+        self._fit_only = True  # fit_predict skips its final E-step (a pass over X, N labels): nothing to return
+        try:
+            self.fit_predict(X, y, sample_weight=sample_weight)
+        finally:
+            del self._fit_only
         return self
 
     @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # failures are reported below instead
@@ -544,6 +548,8 @@ class GaussianMixture:
                 stacklevel=3,
             )
         self._store(xp, params, lower_bound, n_iter, converged, history, reg, batched, B, dtype)
+        if getattr(self, "_fit_only", False):  # called by fit: the final E-step only serves fit_predict
+            return None
         # From the stored attributes (float32 for float32 X), so that fit_predict(X) == fit(X).predict(X).
         labels = self._e_step_blocks(xp, X, "labels", dtype)
         return labels if batched else labels[0]
