@@ -18,7 +18,7 @@ from gpuvec._backend import (
     to_numpy,
     use_backend,
 )
-from gpuvec._version import __version__
+from gpuvec._version import __version__ as __version__
 from gpuvec.mixture import GaussianMixture
 from gpuvec.rays import ray_max
 from gpuvec.rotations import is_rotation, nearest_rotation, rotation_residuals

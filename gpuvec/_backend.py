@@ -29,7 +29,8 @@ import importlib
 import os
 import sys
 import types
-from typing import Any, Iterator, Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 
 import numpy as np
 
@@ -146,9 +147,7 @@ def _probe_cupy() -> _Probe:
             versions=versions,
         )
     except Exception as exc:
-        _probe_cache = _Probe(
-            False, f"cupy imported but no CUDA device: {_first_line(exc)}", versions=versions
-        )
+        _probe_cache = _Probe(False, f"cupy imported but no CUDA device: {_first_line(exc)}", versions=versions)
     return _probe_cache
 
 
@@ -507,10 +506,12 @@ def to_native(x: Any) -> Any:
     if device in _CUDA_DEVICES:
         probe = _probe_cupy()
         if not probe.usable:
-            msg = f"got a {type(x).__module__}.{type(x).__name__} on a CUDA device, but gpuvec cannot use cupy here: {probe.reason}"
+            kind = f"{type(x).__module__}.{type(x).__name__}"
+            msg = f"got a {kind} on a CUDA device, but gpuvec cannot use cupy here: {probe.reason}"
             raise TypeError(msg)
         return sys.modules["cupy"].from_dlpack(x)
-    msg = f"got a {type(x).__module__}.{type(x).__name__} on DLPack device type {device}; gpuvec runs on host memory (numpy) or CUDA (cupy)"
+    kind = f"{type(x).__module__}.{type(x).__name__}"
+    msg = f"got a {kind} on DLPack device type {device}; gpuvec runs on host memory (numpy) or CUDA (cupy)"
     raise TypeError(msg)
 
 
@@ -572,7 +573,18 @@ def chunk_elements(xp: types.ModuleType, what: str) -> int:
     return cupy_size if is_cupy_namespace(xp) else numpy_size
 
 
-_JIT_WORDS = {"": "auto", "auto": "auto", "1": "on", "true": "on", "on": "on", "yes": "on", "0": "off", "false": "off", "off": "off", "no": "off"}
+_JIT_WORDS = {
+    "": "auto",
+    "auto": "auto",
+    "1": "on",
+    "true": "on",
+    "on": "on",
+    "yes": "on",
+    "0": "off",
+    "false": "off",
+    "off": "off",
+    "no": "off",
+}
 
 
 def compiled_setting() -> Literal["auto", "on", "off"]:

@@ -19,8 +19,8 @@ from typing import Any, Literal
 import numpy as np
 
 from gpuvec._backend import _is_cupy_array, _is_numpy_array, default_name, is_cupy_namespace, is_dask_array, use_backend
-from gpuvec._dlpack import dlpack_io
 from gpuvec._checks import check_choice, check_real
+from gpuvec._dlpack import dlpack_io
 from gpuvec._linalg import batched_cholesky
 
 __all__ = ["Generator", "default_rng"]
@@ -538,7 +538,8 @@ class Generator:
         xp_name = "cupy" if is_cupy_namespace(self.xp) else "numpy"
         on_gpu = _is_cupy_array(out)
         if not (on_gpu or (_is_numpy_array(out) and not isinstance(out, np.generic))) or on_gpu != (xp_name == "cupy"):
-            msg = f"out must be a {xp_name}.ndarray (this generator is on {self.backend}); got {type(out).__module__}.{type(out).__name__}"
+            got = f"{type(out).__module__}.{type(out).__name__}"
+            msg = f"out must be a {xp_name}.ndarray (this generator is on {self.backend}); got {got}"
             raise TypeError(msg)
         if out.dtype != dtype:
             msg = f"out has dtype {out.dtype} but dtype={dtype.name} was asked for; they must be the same"
@@ -583,7 +584,8 @@ def _checked_seed(seed: Any, backend: str) -> Any:
     if type(seed).__module__.split(".")[0] == "cupy" and not _is_cupy_array(seed):  # a cupy Generator/BitGenerator
         if backend == "cupy":
             return seed
-        msg = f"seed is a {type(seed).__module__}.{type(seed).__name__}, which cannot seed a numpy generator; pass {_SEEDS}"
+        kind = f"{type(seed).__module__}.{type(seed).__name__}"
+        msg = f"seed is a {kind}, which cannot seed a numpy generator; pass {_SEEDS}"
         raise TypeError(msg)
     if _is_cupy_array(seed):
         seed = seed.get()
@@ -700,4 +702,6 @@ def _report_invalid(xp: Any, problems: list[tuple[Any, str]], check_valid: str, 
     )
     if check_valid == "raise":
         raise ValueError(msg)
-    warnings.warn(msg, RuntimeWarning, stacklevel=5)  # caller, dlpack_io wrapper, multivariate_normal, _cov_factor, here
+    warnings.warn(
+        msg, RuntimeWarning, stacklevel=5
+    )  # caller, dlpack_io wrapper, multivariate_normal, _cov_factor, here

@@ -29,8 +29,8 @@ import math
 import numbers
 import sys
 import types
-from collections.abc import Mapping, Set
-from typing import Any, Literal, Sequence
+from collections.abc import Mapping, Sequence, Set
+from typing import Any, Literal
 
 import numpy as np
 
@@ -112,12 +112,14 @@ def ray_max(
     path, bit-identical to ``map_coordinates`` then max/argmax (the seed's
     accepted answer). Beyond the outputs it holds cache-sized buffers and 1-D
     axis tables of under 40 ``num (M + N + ...)`` bytes: nothing of size
-    ``num M N``. For 2-D images on the CPU it is a compiled loop where numba
-    is installed (``pip install gpuvec[jit]``; ``GPUVEC_JIT=0`` turns it off)
-    and a blocked numpy loop otherwise; on cupy it is one fused kernel. All of
-    them follow scipy's arithmetic (double accumulation, no fused
-    multiply-add, scipy's rounding) and agree bit for bit. Volumes (3 or more
-    axes) take the numpy loop on the CPU, ``map_coordinates`` on the GPU.
+    ``num M N``. For 2-D images on the CPU it is a compiled numba loop (for
+    small work, the blocked numpy loop until numba is loaded; ``GPUVEC_JIT=0``
+    always takes the numpy loop); on cupy it is one fused kernel. All of them
+    follow scipy's arithmetic (double accumulation, no fused multiply-add,
+    scipy's rounding; :mod:`gpuvec._rays_rules`) and agree bit for bit.
+    Volumes (3 or more axes) take the numpy loop on the CPU,
+    ``map_coordinates`` on the GPU. The table of which input takes which path
+    is the docstring of ``gpuvec.rays._select_impl``.
 
     Every other order and mode, and volumes on the GPU, run through
     ``map_coordinates`` (cupyx's on the GPU, whose arithmetic can differ from
@@ -134,6 +136,9 @@ def ray_max(
     O(M N max(M, N)) for a 2-D image, streamed through ``map_coordinates`` in
     chunks of ``2**21`` samples, so memory stays O(M N).
 
+    Dense rays that would take more than ``DENSE_SAMPLE_LIMIT`` (``2**34``)
+    samples are refused up front with their estimated cost.
+
     A dask ``image`` (``pip install 'gpuvec[dask]'``) gives lazy dask arrays
     chunked like the image, with its chunk type (numpy or cupy): one task per
     output block, reading only the ``num`` input boxes its samples touch (one
@@ -147,7 +152,13 @@ def ray_max(
 
     Integer samples are rounded half away from zero and clipped to the dtype,
     as scipy does. Integer images beyond 2**53 in magnitude lose precision in
-    the float64 arithmetic, as they do in scipy.
+    the float64 arithmetic, as they do in scipy; and here gpuvec and scipy
+    part: a sample is clipped into the range that both float64 and the dtype
+    hold before the cast (int64 up to ``2**63 - 1024``, uint64 up to
+    ``2**64 - 2048``), where scipy's cast overflows (``2**63 - 1`` comes back
+    as ``-2**63``). Big-endian images give native-order results, as scipy's.
+    Arrays of other libraries that speak DLPack (torch, JAX) are taken without
+    a copy and the results come back as the caller's kind.
 
     Examples
     --------
@@ -215,7 +226,10 @@ def ray_max(
         )
 
     if channel_axis is not None:
-        channels = [ray_max_window(xp.take(image, c, axis=channel_axis), origin, num, order, mode, cval, return_coords) for c in range(image.shape[channel_axis])]
+        channels = [
+            ray_max_window(xp.take(image, c, axis=channel_axis), origin, num, order, mode, cval, return_coords)
+            for c in range(image.shape[channel_axis])
+        ]
         out = [xp.stack([r[i] for r in channels], axis=channel_axis) for i in (0, 1)]
         if return_coords:  # coords keep their leading axis of spatial dimensions
             out.append(xp.stack([r[2] for r in channels], axis=channel_axis + 1))
@@ -247,7 +261,16 @@ def _check_dense_cost(shape: tuple[int, ...], origin: tuple[float, ...], channel
         raise ValueError(msg)
 
 
-def ray_max_window(image: Any, origin: tuple[float, ...], num: int | None, order: int, mode: str, cval: float, return_coords: bool, window: Window | None = None) -> tuple[Any, ...]:
+def ray_max_window(
+    image: Any,
+    origin: tuple[float, ...],
+    num: int | None,
+    order: int,
+    mode: str,
+    cval: float,
+    return_coords: bool,
+    window: Window | None = None,
+) -> tuple[Any, ...]:
     """ray_max of one channel for the cells of ``window``, after validation.
 
     ``image`` is the whole image, or (for ``order <= 1`` with 'nearest' or
@@ -260,7 +283,9 @@ def ray_max_window(image: Any, origin: tuple[float, ...], num: int | None, order
     window = Window.whole(tuple(image.shape)) if window is None else window
     if num is None:
         longest = math.ceil(max(max(abs(o), abs(o - (n - 1))) for n, o in zip(window.shape, origin)))  # at a corner
-        best, arg, coords = _select_impl(xp, image.ndim, None, order, mode).dense(image, origin, order, mode, cval, arg_dtype(longest + 1), window)
+        best, arg, coords = _select_impl(xp, image.ndim, None, order, mode).dense(
+            image, origin, order, mode, cval, arg_dtype(longest + 1), window
+        )
         return (best, arg, coords) if return_coords else (best, arg)
     impl = _select_impl(xp, image.ndim, num, order, mode, samples=math.prod(window.out_shape) * num)
     best, arg = impl.streaming(image, origin, num, order, mode, cval, arg_dtype(num), window)
@@ -274,7 +299,9 @@ def ray_max_window(image: Any, origin: tuple[float, ...], num: int | None, order
     return best, arg, coords
 
 
-def _select_impl(xp: types.ModuleType, ndim: int, num: int | None, order: int, mode: str, samples: int = 0) -> types.ModuleType:
+def _select_impl(
+    xp: types.ModuleType, ndim: int, num: int | None, order: int, mode: str, samples: int = 0
+) -> types.ModuleType:
     """The one place that decides which implementation runs.
 
     ====================================  ===========  ==============================  ==========================

@@ -21,6 +21,7 @@ from gpuvec._dlpack import dlpack_io
 
 __all__ = ["RotationResiduals", "default_atol", "is_rotation", "nearest_rotation", "rotation_residuals"]
 
+
 class RotationResiduals(NamedTuple):
     """How far each matrix is from a rotation.
 

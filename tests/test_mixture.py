@@ -36,7 +36,9 @@ def test_follows_sklearn_em_from_same_start(xp, ct):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sk.fit(X)
-        ours = gpuvec.GaussianMixture(3, covariance_type=ct, tol=1e-8, max_iter=60, **{k: xp.asarray(v) for k, v in start.items()}).fit(xp.asarray(X))
+        ours = gpuvec.GaussianMixture(
+            3, covariance_type=ct, tol=1e-8, max_iter=60, **{k: xp.asarray(v) for k, v in start.items()}
+        ).fit(xp.asarray(X))
     assert ours.n_iter_ == sk.n_iter_ and ours.converged_ == sk.converged_
     np.testing.assert_allclose(ours.lower_bounds_, sk.lower_bounds_, rtol=1e-10)
     assert abs(ours.lower_bound_ - sk.lower_bound_) <= 1e-10 * abs(sk.lower_bound_)
@@ -119,7 +121,10 @@ def test_n_init_keeps_best_start():
     X = two_blobs(np.random.default_rng(4), 100, 2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mixture.ConvergenceWarning)
-        one = [gpuvec.GaussianMixture(3, init_params="random", random_state=s, max_iter=20).fit(X).lower_bound_ for s in range(3)]
+        one = [
+            gpuvec.GaussianMixture(3, init_params="random", random_state=s, max_iter=20).fit(X).lower_bound_
+            for s in range(3)
+        ]
         best = gpuvec.GaussianMixture(3, init_params="random", n_init=4, random_state=0, max_iter=20).fit(X)
     assert best.lower_bound_ >= min(one) - 1e-9
     assert best.means_.shape == (3, 2)

@@ -104,7 +104,12 @@ def test_fit_em_follows_sklearn_from_same_start(xp, ct):
         warnings.simplefilter("ignore")
         warm.fit(X)
     sk = sklearn_mixture.GaussianMixture(
-        3, covariance_type=ct, tol=1e-8, max_iter=50, weights_init=warm.weights_, means_init=warm.means_,
+        3,
+        covariance_type=ct,
+        tol=1e-8,
+        max_iter=50,
+        weights_init=warm.weights_,
+        means_init=warm.means_,
         precisions_init=warm.precisions_,
     )
     with warnings.catch_warnings():
@@ -200,8 +205,18 @@ def test_covariance_table_row_per_type():
 
 def test_public_names_of_the_mixture_module():
     for name in (
-        "GaussianMixture", "MixtureParams", "e_step", "em_pass", "estimate_log_prob", "m_step",
-        "SufficientStats", "sufficient_statistics", "params_from_statistics", "merge_statistics", "fit_em", "EMResult",
+        "GaussianMixture",
+        "MixtureParams",
+        "e_step",
+        "em_pass",
+        "estimate_log_prob",
+        "m_step",
+        "SufficientStats",
+        "sufficient_statistics",
+        "params_from_statistics",
+        "merge_statistics",
+        "fit_em",
+        "EMResult",
     ):
         assert name in mixture.__all__ and hasattr(mixture, name), name
 

@@ -68,7 +68,12 @@ def test_non_finite_initial_parameter_is_refused_by_name(name, bad, ct):
     good = {
         "weights_init": np.full(K, 0.5),
         "means_init": np.zeros((K, D)),
-        "precisions_init": {"full": np.stack([np.eye(D)] * K), "tied": np.eye(D), "diag": np.ones((K, D)), "spherical": np.ones(K)}[ct],
+        "precisions_init": {
+            "full": np.stack([np.eye(D)] * K),
+            "tied": np.eye(D),
+            "diag": np.ones((K, D)),
+            "spherical": np.ones(K),
+        }[ct],
     }
     value = good[name].copy()
     value.flat[-1] = bad
@@ -113,7 +118,7 @@ def test_overflow_from_an_explicit_start_also_raises():
         gpuvec.GaussianMixture(2, **start).fit(X)
 
 
-# --------------------------------------------------------------------------- reg_covar: sklearn's error at 0, a warning when it changes
+# --------------------------------------------------------------------------- reg_covar: sklearn's error at 0, a warning
 
 
 @pytest.mark.parametrize("ct", ["full", "tied", "diag"])
@@ -413,11 +418,20 @@ def test_one_dimensional_sample_weight_and_explicit_batch_start_unchanged():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"weights_init": np.full((2, 1), 0.5)}, r"The parameter 'weights' should have the shape of \(2,\), but got \(2, 1\)$"),
-        ({"weights_init": [1.2, 1.5]}, r"should be in the range \[0, 1\], but got max value 1\.20000, min value 1\.50000"),
+        (
+            {"weights_init": np.full((2, 1), 0.5)},
+            r"The parameter 'weights' should have the shape of \(2,\), but got \(2, 1\)$",
+        ),
+        (
+            {"weights_init": [1.2, 1.5]},
+            r"should be in the range \[0, 1\], but got max value 1\.20000, min value 1\.50000",
+        ),
         ({"weights_init": [0.2, 0.3]}, r"should be normalized, but got sum\(weights\) = 0\.50000$"),
         ({"means_init": "abc"}, r"means_init must be an array of real numbers; got str"),
-        ({"precisions_init": [[1.0, 2.0], [0.0, 1.0]], "covariance_type": "tied"}, "should be symmetric, positive-definite"),
+        (
+            {"precisions_init": [[1.0, 2.0], [0.0, 1.0]], "covariance_type": "tied"},
+            "should be symmetric, positive-definite",
+        ),
         ({"precisions_init": [1.0, -1.0], "covariance_type": "spherical"}, "'spherical precision' should be positive"),
     ],
 )
@@ -434,7 +448,9 @@ def test_batched_shape_message_offers_the_batch_shape():
 
 def test_sample_of_no_samples_says_so_as_sklearn():
     gm = gpuvec.GaussianMixture(2, random_state=0).fit(two_blobs(np.random.default_rng(20)))
-    with pytest.raises(ValueError, match="Invalid value for 'n_samples': 0 . The sampling requires at least one sample"):
+    with pytest.raises(
+        ValueError, match="Invalid value for 'n_samples': 0 . The sampling requires at least one sample"
+    ):
         gm.sample(0)
     with pytest.raises(TypeError, match="n_samples must be an integer"):
         gm.sample(2.5)
