@@ -40,8 +40,8 @@ def _sample_index(xp, p, rng):
     B, N = p.shape
     chunks = list(_sample_chunks(xp, N, B))
     total = xp.zeros(B)
-    for s in chunks:  # the last value of cumsum(p): a sequential sum
-        c = p[:, s].copy()
+    for s in chunks:  # the last value of cumsum(p): a sequential sum (in float64 for float32 p)
+        c = p[:, s].astype(xp.float64)
         c[:, 0] += total
         total = xp.cumsum(c, axis=1)[:, -1]
     positive = total > 0
@@ -52,7 +52,7 @@ def _sample_index(xp, p, rng):
     count = xp.zeros(B, dtype=xp.int64)
     carry = xp.zeros(B)
     for s in chunks:
-        c = p[:, s].copy()
+        c = p[:, s].astype(xp.float64)
         c[:, 0] += carry
         cdf = xp.cumsum(c, axis=1)
         count += (cdf <= u).sum(1)
@@ -70,17 +70,21 @@ def _sq_dist(xp, X, center, s):
 def _kmeans_pp_centers(xp, X, K, rng, sample_weight):
     """Batched k-means++ seeding (D^2 sampling, one trial per centre): indices (B, K)."""
     B, N, D = X.shape
-    w = xp.ones((B, N)) if sample_weight is None else sample_weight
     idx = xp.empty((B, K), dtype=xp.int64)
     bidx = xp.arange(B)
     chunks = list(_sample_chunks(xp, N, B * D))
-    idx[:, 0] = _sample_index(xp, w, rng)
-    del w
-    d2 = xp.empty((B, N))
+    if sample_weight is None:  # _sample_index of ones (cdf 1, 2, ..., N exactly), without the ones
+        u = rng.random((B, 1)) * float(N)
+        idx[:, 0] = xp.minimum(xp.floor(u[:, 0]).astype(xp.int64), N - 1)
+    else:
+        idx[:, 0] = _sample_index(xp, sample_weight, rng)
+    # Squared distances in float64, kept in X's precision (float32 X: a float32 (B, N) array).
+    dtype = X.dtype if X.dtype == xp.float32 else xp.float64
+    d2 = xp.empty((B, N), dtype=dtype)
     center = X[bidx, idx[:, 0]].astype(xp.float64)
     for s in chunks:
         d2[:, s] = _sq_dist(xp, X, center, s)
-    wd2 = d2 if sample_weight is None else xp.empty((B, N))
+    wd2 = d2 if sample_weight is None else xp.empty((B, N), dtype=dtype)
     for k in range(1, K):
         if sample_weight is not None:
             for s in chunks:
@@ -96,11 +100,16 @@ def _one_hot_resp(xp, labels, K):
     return (labels[..., None] == xp.arange(K)).astype(xp.float64)
 
 
+def _label_dtype(xp, K):
+    """The narrowest signed integer type that holds labels 0..K-1 (int8 for K <= 127): N labels of 1 byte."""
+    return xp.int8 if K <= 127 else xp.int16 if K <= 32767 else xp.int32
+
+
 def _nearest(xp, X, centers):
     """The nearest centre (B, K, D) of every sample, chunk by chunk: labels (B, N)."""
     B, N, D = X.shape
     K = centers.shape[1]
-    labels = xp.empty((B, N), dtype=xp.int64)
+    labels = xp.empty((B, N), dtype=_label_dtype(xp, K))
     for s in _sample_chunks(xp, N, B * K * D):
         d = X[:, s, None, :].astype(xp.float64) - centers[:, None, :, :]
         d *= d
@@ -121,7 +130,7 @@ def _lloyd_centers(xp, X, labels, K, w, centers):
 
 
 def initial_labels(xp: Any, X: Any, K: int, method: str, rng: Any, sample_weight: Any = None) -> Any:
-    """The starting component of every sample for 'k-means++' or 'kmeans', shape (B, N) int64.
+    """The starting component of every sample for 'k-means++' or 'kmeans', shape (B, N), the narrowest int type.
 
     'k-means++' seeds centres by D^2 sampling and assigns every sample to its
     nearest centre; 'kmeans' adds 10 Lloyd iterations. Memory: a few (B, N)

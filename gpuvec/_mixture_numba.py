@@ -361,7 +361,7 @@ def label_moments(X: Any, labels: Any, n_components: int, full_matrix: bool, sam
     X = _contiguous_X(X)
     B, N, D = X.shape
     K = n_components
-    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    labels = np.ascontiguousarray(labels)  # any integer type (int8 from the k-means++ start)
     shift_ = np.ascontiguousarray(np.asarray(shift, dtype=np.float64).reshape(B, D))
     items = _items(B, N, K * D * D, budget)
     n = items.shape[0]

@@ -309,14 +309,14 @@ def rss_mib():
 before = rss_mib()  # Python, numpy, gpuvec and X
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    gpuvec.GaussianMixture(K, max_iter=3, random_state=0).fit_predict(X)
+    gpuvec.GaussianMixture(K, max_iter=3, random_state=0).fit(X)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(dict(x_mib=X.nbytes / 2**20, peak_beyond_x_mib=peak - before)))
 """
 
 
 def mixture_peak_memory(N: int, D: int, K: int, dtype: str = "float64") -> dict[str, float]:
-    """Peak RSS of ``GaussianMixture(K, max_iter=3).fit_predict(X)`` in a new process, beyond Python, imports and X.
+    """Peak RSS of ``GaussianMixture(K, max_iter=3).fit(X)`` in a new process, beyond Python, imports and X.
 
     X (N, D) is built in the process; numba's load, if the fit uses it, counts. Returns
     ``{"x_mib": ..., "peak_beyond_x_mib": ...}`` (Linux: reads /proc/self/status).
@@ -361,7 +361,7 @@ def _mixture_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
             yield Case("mixture", group, "gpuvec", backend, _mixture(shape, "gpuvec", backend), rounds=1 if len(shape) == 3 else 3)
     for N, D, K, dtype in MIXTURE_MEMORY_CASES:
         N = N // 100 if quick else N
-        group = f"gmm fit_predict peak memory N={N} D={D} K={K} {dtype} (a new process; peak RSS on stderr)"
+        group = f"gmm fit peak memory N={N} D={D} K={K} {dtype} (a new process; peak RSS on stderr)"
         yield Case("mixture", group, "gpuvec", "numpy", _mixture_memory(N, D, K, dtype), rounds=1)
 
 

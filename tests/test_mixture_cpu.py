@@ -311,3 +311,10 @@ def test_compiled_exp_is_within_3_ulp_and_keeps_the_special_values():
     out = np.empty_like(special)
     vexp(special, out)
     np.testing.assert_array_equal(out, [np.nan, 0.0, np.inf, np.inf, 0.0])
+
+
+def test_first_kmeans_pp_centre_without_weights_is_the_uniform_cumsum_draw():
+    X = blobs(np.random.default_rng(52), B=4, n=333)
+    got = _mixture_init._kmeans_pp_centers(np, X, 1, default_rng(6), None)[:, 0]
+    expected = _mixture_init._sample_index(np, np.ones(X.shape[:2]), default_rng(6))
+    np.testing.assert_array_equal(got, expected)
