@@ -14,7 +14,8 @@ The rule (documented on :class:`gpuvec.mixture.GaussianMixture`):
 BLAS thread limits are process-wide, so the limit is reference-counted: it is
 set by the first of several concurrent calls from pool threads and restored by
 the last. To cap the main thread too, wrap the call in threadpoolctl's
-``threadpool_limits(n)`` (BLAS) and set ``GPUVEC_NUM_THREADS=n`` (compiled loops).
+``threadpool_limits(n)`` (BLAS) and set ``GPUVEC_NUM_THREADS=n`` (compiled loops;
+``OMP_NUM_THREADS``, which dask's process workers set to 1, is read when it is unset).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def in_main_thread() -> bool:
 
 
 def worker_threads() -> int:
-    """Threads for the compiled loops: 1 outside the main thread, else ``GPUVEC_NUM_THREADS`` or the usable cores.
+    """Threads for the compiled loops: 1 outside the main thread, else ``GPUVEC_NUM_THREADS``, else
+    ``OMP_NUM_THREADS`` (at most the usable cores), else the usable cores.
 
     Examples
     --------
@@ -55,6 +57,13 @@ def worker_threads() -> int:
         except ValueError:
             msg = f"GPUVEC_NUM_THREADS must be a positive integer; got {value!r}"
             raise ValueError(msg) from None
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()  # dask's process workers set it to 1
+    if omp.isdigit() and int(omp) > 0:
+        return min(int(omp), _usable_cores())
+    return _usable_cores()
+
+
+def _usable_cores() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux

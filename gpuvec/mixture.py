@@ -130,6 +130,16 @@ class GaussianMixture:
     gains a leading B axis and the B problems are fitted independently in one
     call; problems that have converged leave the active set.
 
+    Memory and threads on the CPU: float32 and float64 X are used without a
+    copy, and every pass over X (the start, EM, the final E-step, prediction)
+    runs in chunks, so a fit needs little beyond X itself. For 'full' and
+    'tied' covariances the E-step and the M-step's sums run in one compiled
+    loop (numba; ``GPUVEC_JIT=0`` selects the numpy reference) on every core
+    this process may use, or ``GPUVEC_NUM_THREADS`` (else ``OMP_NUM_THREADS``)
+    threads. Called from any thread but the main one (a thread pool, a dask
+    worker thread), a fit runs on that thread alone and limits BLAS to one
+    thread while it runs (threadpoolctl), so a pool of N threads uses N cores.
+
     Dask arrays (numpy or cupy chunks, extra ``gpuvec[dask]``) are never
     computed into memory (see :mod:`gpuvec._dask_mixture`). A (B, N, D) X
     chunked along B only: each block of problems is fitted where it lives;

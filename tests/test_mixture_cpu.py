@@ -276,6 +276,9 @@ def test_fits_in_a_thread_pool_equal_the_main_thread_fit(monkeypatch):
 def test_gpuvec_num_threads_is_read(monkeypatch):
     monkeypatch.setenv("GPUVEC_NUM_THREADS", "3")
     assert _mixture_threads.worker_threads() == 3
+    monkeypatch.delenv("GPUVEC_NUM_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as dask's process workers set it
+    assert _mixture_threads.worker_threads() == 1
     monkeypatch.setenv("GPUVEC_NUM_THREADS", "many")
     with pytest.raises(ValueError, match="GPUVEC_NUM_THREADS"):
         _mixture_threads.worker_threads()
