@@ -82,8 +82,12 @@ def _kmeans_pp_centers(xp, X, K, rng, sample_weight):
     dtype = X.dtype if X.dtype == xp.float32 else xp.float64
     d2 = xp.empty((B, N), dtype=dtype)
     center = X[bidx, idx[:, 0]].astype(xp.float64)
-    for s in chunks:
-        d2[:, s] = _sq_dist(xp, X, center, s)
+    compiled = _compiled(xp, B * N * K * D)
+    if compiled is not None:
+        compiled.min_sq_dist(X, center, d2, True)
+    else:
+        for s in chunks:
+            d2[:, s] = _sq_dist(xp, X, center, s)
     wd2 = d2 if sample_weight is None else xp.empty((B, N), dtype=dtype)
     for k in range(1, K):
         if sample_weight is not None:
@@ -91,9 +95,19 @@ def _kmeans_pp_centers(xp, X, K, rng, sample_weight):
                 xp.multiply(sample_weight[:, s], d2[:, s], out=wd2[:, s])
         idx[:, k] = _sample_index(xp, wd2, rng)
         center = X[bidx, idx[:, k]].astype(xp.float64)
+        if compiled is not None:
+            compiled.min_sq_dist(X, center, d2, False)
+            continue
         for s in chunks:
             xp.minimum(d2[:, s], _sq_dist(xp, X, center, s), out=d2[:, s])
     return idx
+
+
+def _compiled(xp, work):
+    """The numba loops (:mod:`gpuvec._mixture_numba`) where they run for the EM pass too, else None."""
+    from gpuvec._mixture_em import compiled_mixture  # the dispatch rule lives with the EM pass
+
+    return compiled_mixture(xp, "full", work)
 
 
 def _one_hot_resp(xp, labels, K):
@@ -110,6 +124,9 @@ def _nearest(xp, X, centers):
     B, N, D = X.shape
     K = centers.shape[1]
     labels = xp.empty((B, N), dtype=_label_dtype(xp, K))
+    compiled = _compiled(xp, B * N * K * D)
+    if compiled is not None:
+        return compiled.nearest(X, centers, labels)
     for s in _sample_chunks(xp, N, B * K * D):
         d = X[:, s, None, :].astype(xp.float64) - centers[:, None, :, :]
         d *= d

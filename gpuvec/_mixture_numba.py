@@ -37,7 +37,7 @@ import numpy as np
 
 from gpuvec._mixture_threads import run_parallel
 
-__all__ = ["e_step_outputs", "label_moments", "moments"]
+__all__ = ["e_step_outputs", "label_moments", "min_sq_dist", "moments", "nearest"]
 
 _NB = 64  # samples per vector block
 _FAST = {"reassoc", "contract"}
@@ -269,6 +269,42 @@ def _label_items(X, labels, sw, has_sw, shift, items, lo, hi, nk_out, sx_out, sx
         ws_out[it] = ws
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _nearest_items(X, centers, items, lo, hi, labels):
+    """Label of the nearest centre (squared distance in float64, the first of equals) of the items' samples."""
+    D = X.shape[2]
+    K = centers.shape[1]
+    for it in range(lo, hi):
+        b = items[it, 0]
+        for n in range(items[it, 1], items[it, 2]):
+            best = 0
+            best_d = np.inf
+            for k in range(K):
+                d2 = 0.0
+                for i in range(D):
+                    t = np.float64(X[b, n, i]) - centers[b, k, i]
+                    d2 += t * t
+                if d2 < best_d:
+                    best_d = d2
+                    best = k
+            labels[b, n] = best
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _min_sq_dist_items(X, center, items, lo, hi, d2, first):
+    """d2 = min(d2, |x - centre|^2) (or the distance itself where ``first``) for the items' samples."""
+    D = X.shape[2]
+    for it in range(lo, hi):
+        b = items[it, 0]
+        for n in range(items[it, 1], items[it, 2]):
+            acc = 0.0
+            for i in range(D):
+                t = np.float64(X[b, n, i]) - center[b, i]
+                acc += t * t
+            if first or acc < d2[b, n]:
+                d2[b, n] = acc
+
+
 # --------------------------------------------------------------------------- host side
 
 
@@ -405,3 +441,31 @@ def _threads_for(work: int) -> int:
     from gpuvec._mixture_threads import worker_threads
 
     return worker_threads() if work >= 1 << 16 else 1
+
+
+def nearest(X: Any, centers: Any, out: Any) -> Any:
+    """Fill ``out`` (B, N), any integer type, with the index of each sample's nearest centre (B, K, D)."""
+    X = _contiguous_X(X)
+    B, N, D = X.shape
+    centers = np.ascontiguousarray(centers, dtype=np.float64)
+    items = _items(B, N, 1, 1 << 62)
+
+    def run(lo, hi):
+        _nearest_items(X, centers, items, lo, hi, out)
+
+    run_parallel(run, _spans(items, _threads_for(N * B * centers.shape[1] * D)))
+    return out
+
+
+def min_sq_dist(X: Any, center: Any, d2: Any, first: bool) -> Any:
+    """``d2 = minimum(d2, |x - center|^2)`` in place (``first``: the distances themselves); center (B, D)."""
+    X = _contiguous_X(X)
+    B, N, D = X.shape
+    center = np.ascontiguousarray(center, dtype=np.float64)
+    items = _items(B, N, 1, 1 << 62)
+
+    def run(lo, hi):
+        _min_sq_dist_items(X, center, items, lo, hi, d2, first)
+
+    run_parallel(run, _spans(items, _threads_for(N * B * D * 8)))
+    return d2

@@ -321,3 +321,16 @@ def test_first_kmeans_pp_centre_without_weights_is_the_uniform_cumsum_draw():
     got = _mixture_init._kmeans_pp_centers(np, X, 1, default_rng(6), None)[:, 0]
     expected = _mixture_init._sample_index(np, np.ones(X.shape[:2]), default_rng(6))
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compiled_kmeans_starts_equal_the_numpy_reference(monkeypatch, dtype, weighted):
+    X = blobs(np.random.default_rng(53), B=3, n=400, D=3, K=4, dtype=dtype)
+    sw = np.random.default_rng(54).random(X.shape[:2]) if weighted else None
+    for method in _mixture_init.LABEL_METHODS:
+        out = {}
+        for jit in ("0", "1"):
+            monkeypatch.setenv("GPUVEC_JIT", jit)
+            out[jit] = _mixture_init.initial_labels(np, X, 4, method, default_rng(7), sw)
+        np.testing.assert_array_equal(out["1"], out["0"])
