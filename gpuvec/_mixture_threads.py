@@ -32,6 +32,7 @@ _lock = threading.Lock()
 _depth = 0
 _limiter = None
 _pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
 
 
 def in_main_thread() -> bool:
@@ -72,14 +73,16 @@ def _usable_cores() -> int:
 
 def run_parallel(fn: Callable[[int, int], object], spans: list[tuple[int, int]]) -> None:
     """``fn(lo, hi)`` for every span, the first in the calling thread and the others in a shared pool."""
-    global _pool
+    global _pool, _pool_pid
     if len(spans) <= 1:
         for lo, hi in spans:
             fn(lo, hi)
         return
     with _lock:
-        if _pool is None or _pool._max_workers < len(spans) - 1:
+        # A new pool when too small, or in a forked child (whose copy of the pool has no threads).
+        if _pool is None or _pool._max_workers < len(spans) - 1 or _pool_pid != os.getpid():
             _pool = ThreadPoolExecutor(max_workers=len(spans) - 1, thread_name_prefix="gpuvec-mixture")
+            _pool_pid = os.getpid()
         pool = _pool
     futures = [pool.submit(fn, lo, hi) for lo, hi in spans[1:]]
     fn(*spans[0])

@@ -334,3 +334,24 @@ def test_compiled_kmeans_starts_equal_the_numpy_reference(monkeypatch, dtype, we
             monkeypatch.setenv("GPUVEC_JIT", jit)
             out[jit] = _mixture_init.initial_labels(np, X, 4, method, default_rng(7), sw)
         np.testing.assert_array_equal(out["1"], out["0"])
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_compiled_loops_run_in_a_forked_child(monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setenv("GPUVEC_JIT", "1")
+    monkeypatch.setenv("GPUVEC_NUM_THREADS", "2")
+    X = blobs(np.random.default_rng(55), B=1, n=50_000, D=3)
+    params = start_params(np.random.default_rng(56), X, 3, "full")
+    expected = mixture.sufficient_statistics(X, params, "full").nk  # the parent's pool exists now
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(1) as pool:
+            got = pool.apply_async(_child_nk, (X, params)).get(timeout=120)
+    np.testing.assert_array_equal(got, expected)
+
+
+def _child_nk(X, params):
+    return mixture.sufficient_statistics(X, params, "full").nk
