@@ -365,7 +365,76 @@ def _mixture_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
         yield Case("mixture", group, "gpuvec", "numpy", _mixture_memory(N, D, K, dtype), rounds=1)
 
 
-ALGORITHMS = {"rays": _ray_cases, "rotations": _rotation_cases, "random": _random_cases, "mixture": _mixture_cases}
+def _dask_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
+    """gpuvec on dask arrays (dask's threaded scheduler) against the same call in memory: what dask costs.
+
+    Dask pays where the data do not fit; these cases say what a pass costs where they do. The cluster
+    figures (2-process LocalCluster, worker memory) are in benchmarks/test_dask*_bench.py.
+    """
+    if not _installed("dask"):
+        return
+    n, chunk = (1000, 250) if quick else (4000, 1000)
+    group = f"dask ray_max {n}x{n} float32 in {chunk}x{chunk} chunks, num=5"
+    yield Case("dask", group, "in memory", "numpy", _dask_rays(n, chunk, False), reference=True)
+    yield Case("dask", group, "dask, threads", "numpy", _dask_rays(n, chunk, True))
+    N = 200_000 if quick else 2_000_000
+    group = f"dask GaussianMixture N={N} D=8 K=8, 3 EM iterations, 8 chunks"
+    yield Case("dask", group, "in memory", "numpy", _dask_mixture(N, False), reference=True, rounds=1)
+    yield Case("dask", group, "dask, threads", "numpy", _dask_mixture(N, True), rounds=1)
+    group = "dask fixed cost: is_rotation of 1000 3x3 matrices in 4 blocks"
+    yield Case("dask", group, "in memory", "numpy", _dask_rotations(False), reference=True, rounds=20)
+    yield Case("dask", group, "dask, threads", "numpy", _dask_rotations(True), rounds=20)
+
+
+def _dask_rays(n: int, chunk: int, lazy: bool) -> Callable[[], Callable[[], Any]]:
+    def make():
+        import dask.array as da
+
+        img = np.random.default_rng(0).random((n, n), dtype=np.float32)
+        origin = (0.3125 * n, 0.7126 * n)
+        if not lazy:
+            return lambda: gpuvec.ray_max(img, origin, 5)
+        x = da.from_array(img, chunks=chunk)
+        return lambda: da.compute(*gpuvec.ray_max(x, origin, 5), scheduler="threads")
+
+    return make
+
+
+def _dask_mixture(N: int, lazy: bool) -> Callable[[], Callable[[], Any]]:
+    def make():
+        import dask.array as da
+
+        rng = np.random.default_rng(0)
+        K, D = 8, 8
+        X = rng.normal(size=(N, D)) + np.repeat(rng.normal(scale=4, size=(K, D)), N // K, axis=0)
+        start = {"means_init": X[:: N // K][:K], "weights_init": np.full(K, 1 / K), "precisions_init": np.stack([np.eye(D)] * K)}
+        gm = gpuvec.GaussianMixture(K, max_iter=3, tol=0.0, **start)
+        data = da.from_array(X, chunks=(N // 8, D)) if lazy else X
+        return _quiet(lambda: gm.fit(data))
+
+    return make
+
+
+def _dask_rotations(lazy: bool) -> Callable[[], Callable[[], Any]]:
+    def make():
+        import dask.array as da
+
+        R = _rotation_stack(3, 1000)
+        if not lazy:
+            return lambda: gpuvec.is_rotation(R)
+        x = da.from_array(R, chunks=(250, 3, 3))
+        return lambda: gpuvec.is_rotation(x).compute(scheduler="threads")
+
+    return make
+
+
+ALGORITHMS = {
+    "rays": _ray_cases,
+    "rotations": _rotation_cases,
+    "random": _random_cases,
+    "mixture": _mixture_cases,
+    "dask": _dask_cases,
+}
 
 # References that come with an extra, by algorithm: (module, what it is, the extra that installs it).
 # Their cases are left out where the module is missing (the gpuvec cases still run, without a ratio).
@@ -381,11 +450,15 @@ def skipped_references(algorithms: Iterable[str] | None = None) -> list[str]:
     []
     """
     chosen = list(ALGORITHMS) if algorithms is None else check_algorithms(algorithms)
-    return [
-        f"note: {name}: skipping the reference cases timed against {what}, which is not installed (pip install 'gpuvec[{extra}]')"
+    notes = [
+        f"note: {name}: skipping the reference cases timed against {what}, which is not installed "
+        f"(pip install 'gpuvec[{extra}]')"
         for name, (module, what, extra) in _OPTIONAL_REFERENCES.items()
         if name in chosen and not _installed(module)
     ]
+    if "dask" in chosen and not _installed("dask"):
+        notes.append("note: dask: skipping the dask cases, dask is not installed (pip install 'gpuvec[dask]')")
+    return notes
 
 
 def check_algorithms(algorithms: Iterable[str], name: str = "algorithms") -> list[str]:

@@ -100,7 +100,7 @@ def test_bench_quick_writes_json_with_expected_cases(tmp_path, capsys):
 def test_bench_unknown_algorithm_is_an_error(capsys):
     assert main(["bench", "--quick", "--only", "fft"]) == 2
     assert_one_line_error(
-        capsys.readouterr().err, "gpuvec bench: error: argument --only: ", "'fft'", "rays, rotations, random, mixture"
+        capsys.readouterr().err, "gpuvec bench: error: argument --only: ", "'fft'", "rays, rotations, random, mixture, dask"
     )
 
 
@@ -241,7 +241,7 @@ def test_bench_only_selecting_nothing_is_an_error_listing_the_names(capsys, only
     out, err = capsys.readouterr()
     assert out == "" and "[1/" not in err
     assert_one_line_error(
-        err, "gpuvec bench: error: argument --only: ", "selects no algorithm", "rays, rotations, random, mixture"
+        err, "gpuvec bench: error: argument --only: ", "selects no algorithm", "rays, rotations, random, mixture, dask"
     )
 
 
@@ -252,7 +252,7 @@ def test_bench_only_unknown_names_are_named(capsys, only):
         capsys.readouterr().err,
         "gpuvec bench: error: argument --only: ",
         "got unknown",
-        "rays, rotations, random, mixture",
+        "rays, rotations, random, mixture, dask",
     )
 
 
@@ -392,3 +392,12 @@ def test_bench_plot_on_a_core_install_fails_before_running(tmp_path):
     assert_one_line_error(
         r.stderr, "gpuvec bench: error: argument --plot: ", "needs matplotlib", "pip install 'gpuvec[plot]'"
     )
+
+
+def test_dask_cases_are_skipped_with_a_note_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "dask", None)
+    monkeypatch.setattr(bench, "_installed", lambda module: module != "dask")
+    assert bench.skipped_references(["dask"]) == [
+        "note: dask: skipping the dask cases, dask is not installed (pip install 'gpuvec[dask]')"
+    ]
+    assert bench.cases(quick=True, algorithms=["dask"]) == []
