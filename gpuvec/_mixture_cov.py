@@ -110,7 +110,8 @@ def log_det_and_mahalanobis(xp: Any, X: Any, means: Any, P: Any, covariance_type
     Examples
     --------
     >>> import numpy as np
-    >>> log_det, maha = log_det_and_mahalanobis(np, np.ones((1, 1, 2)), np.zeros((1, 1, 2)), np.ones((1, 1)), "spherical")
+    >>> ones, zeros = np.ones((1, 1, 2)), np.zeros((1, 1, 2))
+    >>> log_det, maha = log_det_and_mahalanobis(np, ones, zeros, np.ones((1, 1)), "spherical")
     >>> float(log_det[0, 0]), float(maha[0, 0, 0])
     (0.0, 2.0)
     """
@@ -147,7 +148,9 @@ def log_det_and_mahalanobis(xp: Any, X: Any, means: Any, P: Any, covariance_type
     return D * xp.log(P), maha
 
 
-def covariances_from_statistics(xp: Any, nk: Any, sx: Any, sxx: Any, d: Any, reg_covar: Any, covariance_type: str, n_total: Any) -> Any:
+def covariances_from_statistics(
+    xp: Any, nk: Any, sx: Any, sxx: Any, d: Any, reg_covar: Any, covariance_type: str, n_total: Any
+) -> Any:
     """sklearn's covariance estimates from moments about a shift, plus ``reg_covar`` on the diagonals.
 
     With ``z = x - shift`` and ``d = mean - shift``, the scatter about the mean is

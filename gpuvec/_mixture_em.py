@@ -134,7 +134,9 @@ def _logsumexp_last(xp, a):
         return xp.log(sum_last(xp, xp.exp(a - amax[..., None]))) + amax
 
 
-def e_step(X: Any, weights: Any, means: Any, precisions_cholesky: Any, covariance_type: CovarianceType = "full") -> tuple[Any, Any]:
+def e_step(
+    X: Any, weights: Any, means: Any, precisions_cholesky: Any, covariance_type: CovarianceType = "full"
+) -> tuple[Any, Any]:
     """The E-step: log-responsibilities and per-sample log-likelihood, batched.
 
     Parameters
@@ -277,9 +279,19 @@ def merge_statistics(a: SufficientStats, b: SufficientStats) -> SufficientStats:
         raise ValueError(msg)
     xp = get_namespace(a.shift, b.shift)
     if a.shift is not b.shift and not bool(xp.array_equal(a.shift, b.shift)):
-        msg = "statistics to merge must be taken about the same shift; pass one shift= to sufficient_statistics for every part"
+        msg = (
+            "statistics to merge must be taken about the same shift; "
+            "pass one shift= to sufficient_statistics for every part"
+        )
         raise ValueError(msg)
-    return SufficientStats(a.nk + b.nk, a.sx + b.sx, a.sxx + b.sxx, a.log_likelihood + b.log_likelihood, a.weight_sum + b.weight_sum, a.shift)
+    return SufficientStats(
+        a.nk + b.nk,
+        a.sx + b.sx,
+        a.sxx + b.sxx,
+        a.log_likelihood + b.log_likelihood,
+        a.weight_sum + b.weight_sum,
+        a.shift,
+    )
 
 
 def data_shift(X: Any, sample_weight: Any = None) -> Any:
@@ -319,7 +331,9 @@ def compiled_mixture(xp: Any, covariance_type: str, work: int) -> Any:
     if covariance_type not in ("full", "tied") or is_cupy_namespace(xp):
         return None
     setting = compiled_setting()
-    if setting == "off" or (setting == "auto" and work < NUMBA_PAYS_WORK and "gpuvec._mixture_numba" not in sys.modules):
+    if setting == "off" or (
+        setting == "auto" and work < NUMBA_PAYS_WORK and "gpuvec._mixture_numba" not in sys.modules
+    ):
         return None
     try:
         from gpuvec import _mixture_numba
@@ -349,7 +363,13 @@ def _moments(xp, X, resp, shift, full_matrix):
     return nk, sx, sxx
 
 
-def sufficient_statistics(X: Any, params: MixtureParams, covariance_type: CovarianceType = "full", sample_weight: Any = None, shift: Any = None) -> SufficientStats:
+def sufficient_statistics(
+    X: Any,
+    params: MixtureParams,
+    covariance_type: CovarianceType = "full",
+    sample_weight: Any = None,
+    shift: Any = None,
+) -> SufficientStats:
     """E-step and M-step sums in one chunked pass over the samples.
 
     Parameters
@@ -428,7 +448,9 @@ def _sufficient_statistics_xp(xp, X, params, covariance_type, sample_weight, shi
 # --------------------------------------------------------------------------- M-step
 
 
-def params_from_statistics(stats: SufficientStats, reg_covar: Any, covariance_type: CovarianceType = "full") -> MixtureParams:
+def params_from_statistics(
+    stats: SufficientStats, reg_covar: Any, covariance_type: CovarianceType = "full"
+) -> MixtureParams:
     """Compute sklearn's M-step from sufficient statistics: weights, means, covariances, precision Cholesky.
 
     Parameters
@@ -467,7 +489,9 @@ def params_from_statistics(stats: SufficientStats, reg_covar: Any, covariance_ty
     return MixtureParams(weights, means, cov, precision_cholesky(xp, cov, covariance_type))
 
 
-def m_step(X: Any, log_resp: Any, reg_covar: Any = 1e-6, covariance_type: CovarianceType = "full", sample_weight: Any = None) -> MixtureParams:
+def m_step(
+    X: Any, log_resp: Any, reg_covar: Any = 1e-6, covariance_type: CovarianceType = "full", sample_weight: Any = None
+) -> MixtureParams:
     """The M-step: mixture parameters from responsibilities, batched.
 
     Parameters
@@ -498,10 +522,14 @@ def m_step(X: Any, log_resp: Any, reg_covar: Any = 1e-6, covariance_type: Covari
     >>> round(float(params.means[0, 0, 0]), 9), round(float(params.covariances[0, 0, 0]), 9)
     (1.0, 1.0)
     """
-    return params_from_statistics(resp_statistics(X, log_resp, covariance_type, sample_weight), reg_covar, covariance_type)
+    return params_from_statistics(
+        resp_statistics(X, log_resp, covariance_type, sample_weight), reg_covar, covariance_type
+    )
 
 
-def resp_statistics(X: Any, log_resp: Any, covariance_type: CovarianceType = "full", sample_weight: Any = None) -> SufficientStats:
+def resp_statistics(
+    X: Any, log_resp: Any, covariance_type: CovarianceType = "full", sample_weight: Any = None
+) -> SufficientStats:
     """The statistics :func:`m_step` takes its parameters from (chunked; ``log_likelihood`` is zero).
 
     Examples
@@ -518,7 +546,9 @@ def resp_statistics(X: Any, log_resp: Any, covariance_type: CovarianceType = "fu
     return _resp_statistics(xp, X, resp_of, log_resp.shape[-1], covariance_type, sample_weight)
 
 
-def label_statistics(X: Any, labels: Any, n_components: int, covariance_type: CovarianceType = "full", sample_weight: Any = None) -> SufficientStats:
+def label_statistics(
+    X: Any, labels: Any, n_components: int, covariance_type: CovarianceType = "full", sample_weight: Any = None
+) -> SufficientStats:
     """:func:`resp_statistics` of one-hot responsibilities given as labels (B, N): no (B, N, K) array is built.
 
     Examples
@@ -533,7 +563,9 @@ def label_statistics(X: Any, labels: Any, n_components: int, covariance_type: Co
     if compiled is not None:
         shift = data_shift(X, sample_weight)
         full_matrix = COVARIANCE_TYPES[covariance_type].full_matrix
-        nk, sx, sxx, ws = compiled.label_moments(X, labels, n_components, full_matrix, sample_weight, shift, chunk_elements(xp, "mixture"))
+        nk, sx, sxx, ws = compiled.label_moments(
+            X, labels, n_components, full_matrix, sample_weight, shift, chunk_elements(xp, "mixture")
+        )
         return SufficientStats(nk, sx, sxx, xp.zeros(B), ws, shift)
     comps = xp.arange(n_components)
 
@@ -560,7 +592,14 @@ def _resp_statistics(xp, X, resp_of, K, covariance_type, sample_weight):
     return SufficientStats(*sums, xp.zeros(B), total, shift)
 
 
-def em_pass(X: Any, params: MixtureParams, reg_covar: Any, covariance_type: CovarianceType, sample_weight: Any = None, shift: Any = None) -> tuple[MixtureParams, Any]:
+def em_pass(
+    X: Any,
+    params: MixtureParams,
+    reg_covar: Any,
+    covariance_type: CovarianceType,
+    sample_weight: Any = None,
+    shift: Any = None,
+) -> tuple[MixtureParams, Any]:
     """One EM iteration in one chunked pass over the samples.
 
     ``params_from_statistics(sufficient_statistics(...))``: each chunk's E-step
@@ -622,7 +661,9 @@ def _more_regularisation(xp, reg, bad):
     return xp.where(bad, reg * 10, reg)
 
 
-def regularisation_retry(step: Callable[[Any], MixtureParams], params: MixtureParams, reg_covar: Any, max_tries: int) -> tuple[MixtureParams, Any, Any]:
+def regularisation_retry(
+    step: Callable[[Any], MixtureParams], params: MixtureParams, reg_covar: Any, max_tries: int
+) -> tuple[MixtureParams, Any, Any]:
     """Redo an M-step with ten times more ``reg_covar`` for the problems whose covariance failed.
 
     Only problems with ``reg_covar > 0`` are retried: a problem given
@@ -762,7 +803,8 @@ def fit_em(
     >>> import numpy as np
     >>> from gpuvec.mixture import MixtureParams, fit_em
     >>> X = np.array([[[0.0], [0.2], [10.0], [10.2]]])
-    >>> start = MixtureParams(np.array([[0.5, 0.5]]), np.array([[[1.0], [9.0]]]), np.ones((1, 2, 1)), np.ones((1, 2, 1)))
+    >>> ones = np.ones((1, 2, 1))
+    >>> start = MixtureParams(np.array([[0.5, 0.5]]), np.array([[[1.0], [9.0]]]), ones, ones)
     >>> result = fit_em(X, start, 1e-6, "diag", tol=1e-6)
     >>> result.params.means[0, :, 0].round(2), bool(result.converged[0])
     (array([ 0.1, 10.1]), True)
@@ -784,13 +826,51 @@ def fit_em(
     clock = time.perf_counter()
     with blas_limited():  # one BLAS thread when called from a thread pool (gpuvec._mixture_threads)
         return _em_loop(
-            xp, Xa, swa, shifta, pa, rega, params, reg, lower_bound, n_iter, converged, failed, history, active,
-            ct, tol, max_iter, verbose, verbose_interval, clock,
+            xp,
+            Xa,
+            swa,
+            shifta,
+            pa,
+            rega,
+            params,
+            reg,
+            lower_bound,
+            n_iter,
+            converged,
+            failed,
+            history,
+            active,
+            ct,
+            tol,
+            max_iter,
+            verbose,
+            verbose_interval,
+            clock,
         )
 
 
-def _em_loop(xp, Xa, swa, shifta, pa, rega, params, reg, lower_bound, n_iter, converged, failed, history, active,
-             ct, tol, max_iter, verbose, verbose_interval, clock):
+def _em_loop(
+    xp,
+    Xa,
+    swa,
+    shifta,
+    pa,
+    rega,
+    params,
+    reg,
+    lower_bound,
+    n_iter,
+    converged,
+    failed,
+    history,
+    active,
+    ct,
+    tol,
+    max_iter,
+    verbose,
+    verbose_interval,
+    clock,
+):
     """The iterations of :func:`fit_em` (the full-batch arrays are filled in place)."""
     S = Xa.shape[0]
     for it in range(1, max_iter + 1):

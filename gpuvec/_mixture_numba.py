@@ -347,7 +347,9 @@ def _spans(items: np.ndarray, parts: int) -> list[tuple[int, int]]:
 
 
 def _contiguous_X(X):
-    return X if X.dtype in (np.float32, np.float64) and X.flags.c_contiguous else np.ascontiguousarray(X, dtype=np.float64)
+    return (
+        X if X.dtype in (np.float32, np.float64) and X.flags.c_contiguous else np.ascontiguousarray(X, dtype=np.float64)
+    )
 
 
 def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift: Any, budget: int) -> tuple[Any, ...]:
@@ -371,7 +373,9 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
     X = _contiguous_X(X)
     B, N, D = X.shape
     K = params.means.shape[1]
-    shift_, P, mup, c, tri = _prepare(X, params.weights, params.means, params.precisions_cholesky, covariance_type, shift)
+    shift_, P, mup, c, tri = _prepare(
+        X, params.weights, params.means, params.precisions_cholesky, covariance_type, shift
+    )
     items = _items(B, N, K * D * D, budget)
     n = items.shape[0]
     nk, sx, sxx = np.empty((n, K)), np.empty((n, K, D)), np.empty((n, K, D, D))
@@ -389,7 +393,9 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
     return nk, sx, sxx, ll, ws
 
 
-def label_moments(X: Any, labels: Any, n_components: int, full_matrix: bool, sample_weight: Any, shift: Any, budget: int) -> tuple[Any, ...]:
+def label_moments(
+    X: Any, labels: Any, n_components: int, full_matrix: bool, sample_weight: Any, shift: Any, budget: int
+) -> tuple[Any, ...]:
     """Statistics of one-hot responsibilities given as labels: ``(nk, sx, sxx, weight_sum)`` (float64).
 
     ``sxx`` is (B, K, D, D) with ``full_matrix``, else its diagonal (B, K, D).
@@ -416,7 +422,9 @@ def label_moments(X: Any, labels: Any, n_components: int, full_matrix: bool, sam
     return nk, sx, sxx, ws
 
 
-def e_step_outputs(X: Any, weights: Any, means: Any, precisions_cholesky: Any, covariance_type: str, what: str, out: Any) -> Any:
+def e_step_outputs(
+    X: Any, weights: Any, means: Any, precisions_cholesky: Any, covariance_type: str, what: str, out: Any
+) -> Any:
     """Fill ``out`` with 'labels' (B, N) int64, 'log_norm' (B, N) or 'proba' (B, N, K) of X (float32 or float64 out)."""
     X = _contiguous_X(X)
     B, N, D = X.shape

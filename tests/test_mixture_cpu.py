@@ -137,7 +137,9 @@ def test_chunked_and_unchunked_fits_agree(monkeypatch, jit, init):
     fits = []
     for budget in (1 << 30, 200):  # everything at once; a few samples per chunk
         monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "mixture", (budget, budget))
-        gm = quiet_fit(gpuvec.GaussianMixture(3, init_params=init, random_state=2, tol=1e-8, max_iter=40), X, sample_weight=sw)
+        gm = quiet_fit(
+            gpuvec.GaussianMixture(3, init_params=init, random_state=2, tol=1e-8, max_iter=40), X, sample_weight=sw
+        )
         fits.append((gm, gm.predict(X), gm.predict_proba(X), gm.score_samples(X)))
     (a, la, pa, sa), (b, lb, pb, sb) = fits
     np.testing.assert_array_equal(a.n_iter_, b.n_iter_)
