@@ -43,7 +43,7 @@ from gpuvec._mixture_cov import (
     precision_cholesky,
     sum_last,
 )
-from gpuvec._mixture_threads import blas_limited
+from gpuvec._mixture_threads import blas_limited, blas_limited_call
 
 __all__ = [
     "REG_COVAR_TRIES",
@@ -741,6 +741,7 @@ class EMResult(NamedTuple):
     reg_covar: Any
 
 
+@blas_limited_call  # one BLAS thread when called from a thread pool (gpuvec._mixture_threads)
 def fit_em(
     X: Any,
     params: MixtureParams,
@@ -824,55 +825,6 @@ def fit_em(
     active = xp.arange(S)
     Xa, swa, shifta, pa, rega = X, sample_weight, shift, params, reg
     clock = time.perf_counter()
-    with blas_limited():  # one BLAS thread when called from a thread pool (gpuvec._mixture_threads)
-        return _em_loop(
-            xp,
-            Xa,
-            swa,
-            shifta,
-            pa,
-            rega,
-            params,
-            reg,
-            lower_bound,
-            n_iter,
-            converged,
-            failed,
-            history,
-            active,
-            ct,
-            tol,
-            max_iter,
-            verbose,
-            verbose_interval,
-            clock,
-        )
-
-
-def _em_loop(
-    xp,
-    Xa,
-    swa,
-    shifta,
-    pa,
-    rega,
-    params,
-    reg,
-    lower_bound,
-    n_iter,
-    converged,
-    failed,
-    history,
-    active,
-    ct,
-    tol,
-    max_iter,
-    verbose,
-    verbose_interval,
-    clock,
-):
-    """The iterations of :func:`fit_em` (the full-batch arrays are filled in place)."""
-    S = Xa.shape[0]
     for it in range(1, max_iter + 1):
         stats = sufficient_statistics(Xa, pa, ct, swa, shifta)
         lb = stats.lower_bound

@@ -21,12 +21,13 @@ the last. To cap the main thread too, wrap the call in threadpoolctl's
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["blas_limited", "in_main_thread", "run_parallel", "worker_threads"]
+__all__ = ["blas_limited", "blas_limited_call", "in_main_thread", "run_parallel", "worker_threads"]
 
 _lock = threading.Lock()
 _depth = 0
@@ -120,3 +121,14 @@ def blas_limited() -> Iterator[None]:
             if _depth == 0 and _limiter is not None:
                 _limiter.restore_original_limits()
                 _limiter = None
+
+
+def blas_limited_call(func: Callable) -> Callable:
+    """``func`` run inside :func:`blas_limited` (a decorator; the signature and docstring are kept)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with blas_limited():
+            return func(*args, **kwargs)
+
+    return wrapper
