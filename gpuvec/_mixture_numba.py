@@ -347,9 +347,9 @@ def _spans(items: np.ndarray, parts: int) -> list[tuple[int, int]]:
 
 
 def _contiguous_X(X):
-    return (
-        X if X.dtype in (np.float32, np.float64) and X.flags.c_contiguous else np.ascontiguousarray(X, dtype=np.float64)
-    )
+    """X as a C-contiguous float32 or float64 array (a copy only where it is not one already)."""
+    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+    return np.ascontiguousarray(X, dtype=dtype)
 
 
 def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift: Any, budget: int) -> tuple[Any, ...]:
