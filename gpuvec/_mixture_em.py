@@ -21,6 +21,12 @@ One EM iteration is split in two halves that meet in :class:`SufficientStats`:
 
 Sums over samples run in float64 whatever the input dtype; centring on
 ``shift`` (the data's mean) keeps the second moments from cancelling.
+
+On numpy data with 'full' or 'tied' covariances the pass runs as one fused
+compiled loop (:mod:`gpuvec._mixture_numba`, chosen by :func:`compiled_mixture`);
+the code here is the reference it is tested against, and the cupy path. Called
+from a non-main thread, the pass and :func:`fit_em` keep BLAS to one thread
+(:mod:`gpuvec._mixture_threads`).
 """
 
 from __future__ import annotations
