@@ -19,7 +19,8 @@ import statistics
 import sys
 import time
 import warnings
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,16 @@ import gpuvec
 from gpuvec import baselines
 from gpuvec._backend import compiled_enabled, ndimage_for
 
-__all__ = ["Case", "cases", "check_algorithms", "check_output_path", "check_plot_path", "main", "run_cases", "skipped_references"]
+__all__ = [
+    "Case",
+    "cases",
+    "check_algorithms",
+    "check_output_path",
+    "check_plot_path",
+    "main",
+    "run_cases",
+    "skipped_references",
+]
 
 # The accepted ray answer's (2, rows*cols*num) float64 coordinates: skip it past 4 GB.
 _ACCEPTED_LIMIT = 4 << 30
@@ -89,7 +99,9 @@ def _ray_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
             group = f"rays {n}x{n} num={num}"
             fits = 2 * 8 * n * n * num <= _ACCEPTED_LIMIT
             if fits:
-                yield Case("rays", group, "accepted answer", "numpy", _rays(n, num, "accepted"), reference=True, rounds=1)
+                yield Case(
+                    "rays", group, "accepted answer", "numpy", _rays(n, num, "accepted"), reference=True, rounds=1
+                )
             for backend in backends:
                 yield Case("rays", group, "gpuvec", backend, _rays(n, num, "gpuvec", backend))
             yield Case("rays", group, "gpuvec numpy streaming", "numpy", _rays(n, num, "streaming"))
@@ -102,9 +114,13 @@ def _ray_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
         yield Case("rays", group, "gpuvec num=None order=0", backend, _dense_rgb(h, w, "gpuvec", backend), rounds=1)
     n = 500 if quick else 3000
     group = f"rays {n}x{n} num=5, a new process per call (imports included)"
-    yield Case("rays", group, "accepted answer script", "numpy", _cold_process(n, 5, "accepted"), reference=True, rounds=2)
+    yield Case(
+        "rays", group, "accepted answer script", "numpy", _cold_process(n, 5, "accepted"), reference=True, rounds=2
+    )
     yield Case("rays", group, "gpuvec script", "numpy", _cold_process(n, 5, "gpuvec"), rounds=2)
-    yield Case("rays", group, "gpuvec script, GPUVEC_JIT=0", "numpy", _cold_process(n, 5, "gpuvec", jit=False), rounds=2)
+    yield Case(
+        "rays", group, "gpuvec script, GPUVEC_JIT=0", "numpy", _cold_process(n, 5, "gpuvec", jit=False), rounds=2
+    )
     group = "rays seed loop 40x40 num=5"
     yield Case("rays", group, "seed loop", "numpy", _rays(40, 5, "loop"), reference=True, rounds=1)
     for backend in backends:
@@ -176,7 +192,9 @@ def _accepted_cupyx(img, num):
     xp = _xp("cupy")
     ndimage = ndimage_for(xp)
     a = xp.asarray(img)
-    return lambda: baselines.rays_accepted_answer(a, img.shape[0] // 2, img.shape[1] // 3, num, map_coordinates=ndimage.map_coordinates, xp=xp)
+    return lambda: baselines.rays_accepted_answer(
+        a, img.shape[0] // 2, img.shape[1] // 3, num, map_coordinates=ndimage.map_coordinates, xp=xp
+    )
 
 
 def _rotation_stack(n: int, count: int) -> np.ndarray:
@@ -200,12 +218,22 @@ def _rotations(n: int, count: int, method: str, backend: str = "numpy") -> Calla
 def _rotation_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
     for n, count in ((3, 20_000 if quick else 10_000_000), (8, 5_000 if quick else 1_000_000)):
         group = f"is_rotation {count} {n}x{n}"
-        yield Case("rotations", group, "batched numpy", "numpy", _rotations(n, count, "batched numpy"), reference=True, rounds=1)
+        yield Case(
+            "rotations",
+            group,
+            "batched numpy",
+            "numpy",
+            _rotations(n, count, "batched numpy"),
+            reference=True,
+            rounds=1,
+        )
         for backend in backends:
             yield Case("rotations", group, "gpuvec", backend, _rotations(n, count, "gpuvec", backend))
     count = 2_000 if quick else 100_000
     group = f"is_rotation {count} 3x3 (seed loop)"
-    yield Case("rotations", group, "seed answer, looped", "numpy", _rotations(3, count, "seed loop"), reference=True, rounds=1)
+    yield Case(
+        "rotations", group, "seed answer, looped", "numpy", _rotations(3, count, "seed loop"), reference=True, rounds=1
+    )
     yield Case("rotations", group, "gpuvec", "numpy", _rotations(3, count, "gpuvec"))
 
 
@@ -239,12 +267,16 @@ def _random_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
     N = 50 if quick else 1000
     items = 3000 * N
     group = f"normal (1000, {N}, 3)"
-    yield Case("random", group, "numpy broadcast normal", "numpy", _sampling(N, "numpy normal"), reference=True, items=items)
+    yield Case(
+        "random", group, "numpy broadcast normal", "numpy", _sampling(N, "numpy normal"), reference=True, items=items
+    )
     yield Case("random", group, "seed loop", "numpy", _sampling(N, "seed loop"), rounds=1, items=items)
     for backend in backends:
         yield Case("random", group, "gpuvec", backend, _sampling(N, "gpuvec normal", backend), items=items)
     group = f"multivariate_normal 1000 x {N} x 3"
-    yield Case("random", group, "numpy loop", "numpy", _sampling(N, "numpy mvn loop"), reference=True, rounds=1, items=items)
+    yield Case(
+        "random", group, "numpy loop", "numpy", _sampling(N, "numpy mvn loop"), reference=True, rounds=1, items=items
+    )
     for backend in backends:
         yield Case("random", group, "gpuvec", backend, _sampling(N, "gpuvec mvn", backend), items=items)
 
@@ -252,14 +284,22 @@ def _random_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
 def _big_mixture(N: int, D: int, K: int):
     rng = np.random.default_rng(0)
     X = rng.normal(0, 5, (K, D))[rng.integers(0, K, N)] + rng.normal(size=(N, D))
-    start = dict(weights_init=np.full(K, 1 / K), means_init=X[rng.choice(N, K, replace=False)], precisions_init=np.broadcast_to(np.eye(D), (K, D, D)).copy())
+    start = dict(
+        weights_init=np.full(K, 1 / K),
+        means_init=X[rng.choice(N, K, replace=False)],
+        precisions_init=np.broadcast_to(np.eye(D), (K, D, D)).copy(),
+    )
     return X, start
 
 
 def _small_mixtures(B: int, N: int, D: int, K: int):
     rng = np.random.default_rng(1)
     X = np.stack([np.concatenate([rng.normal(0, 1, (N // 2, D)), rng.normal(3, 1, (N // 2, D))]) for _ in range(B)])
-    start = dict(weights_init=np.full((B, K), 1 / K), means_init=X[:, rng.choice(N, K, replace=False)], precisions_init=np.broadcast_to(np.eye(D), (B, K, D, D)).copy())
+    start = dict(
+        weights_init=np.full((B, K), 1 / K),
+        means_init=X[:, rng.choice(N, K, replace=False)],
+        precisions_init=np.broadcast_to(np.eye(D), (B, K, D, D)).copy(),
+    )
     return X, start
 
 
@@ -336,7 +376,12 @@ def _mixture_memory(N: int, D: int, K: int, dtype: str) -> Callable[[], Callable
     def make():
         def call():
             m = mixture_peak_memory(N, D, K, dtype)
-            print(f"  peak RSS beyond X: {m['peak_beyond_x_mib']:.0f} MiB ({m['peak_beyond_x_mib'] / m['x_mib']:.2f}x X of {m['x_mib']:.0f} MiB)", file=sys.stderr, flush=True)
+            print(
+                f"  peak RSS beyond X: {m['peak_beyond_x_mib']:.0f} MiB "
+                f"({m['peak_beyond_x_mib'] / m['x_mib']:.2f}x X of {m['x_mib']:.0f} MiB)",
+                file=sys.stderr,
+                flush=True,
+            )
             return m
 
         return call
@@ -356,9 +401,24 @@ def _mixture_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
     ):
         group = label.format(*shape)
         if has_sklearn:
-            yield Case("mixture", group, "sklearn" if len(shape) == 3 else "sklearn loop", "numpy", _mixture(shape, "sklearn"), reference=True, rounds=1)
+            yield Case(
+                "mixture",
+                group,
+                "sklearn" if len(shape) == 3 else "sklearn loop",
+                "numpy",
+                _mixture(shape, "sklearn"),
+                reference=True,
+                rounds=1,
+            )
         for backend in backends:
-            yield Case("mixture", group, "gpuvec", backend, _mixture(shape, "gpuvec", backend), rounds=1 if len(shape) == 3 else 3)
+            yield Case(
+                "mixture",
+                group,
+                "gpuvec",
+                backend,
+                _mixture(shape, "gpuvec", backend),
+                rounds=1 if len(shape) == 3 else 3,
+            )
     for N, D, K, dtype in MIXTURE_MEMORY_CASES:
         N = N // 100 if quick else N
         group = f"gmm fit peak memory N={N} D={D} K={K} {dtype} (a new process; peak RSS on stderr)"
@@ -407,7 +467,11 @@ def _dask_mixture(N: int, lazy: bool) -> Callable[[], Callable[[], Any]]:
         rng = np.random.default_rng(0)
         K, D = 8, 8
         X = rng.normal(size=(N, D)) + np.repeat(rng.normal(scale=4, size=(K, D)), N // K, axis=0)
-        start = {"means_init": X[:: N // K][:K], "weights_init": np.full(K, 1 / K), "precisions_init": np.stack([np.eye(D)] * K)}
+        start = {
+            "means_init": X[:: N // K][:K],
+            "weights_init": np.full(K, 1 / K),
+            "precisions_init": np.stack([np.eye(D)] * K),
+        }
         gm = gpuvec.GaussianMixture(K, max_iter=3, tol=0.0, **start)
         data = da.from_array(X, chunks=(N // 8, D)) if lazy else X
         return _quiet(lambda: gm.fit(data))
@@ -492,11 +556,14 @@ def check_output_path(path: str | os.PathLike, name: str = "path") -> None:
         msg = f"{name} must be a file path; got an empty string"
         raise ValueError(msg)
     if os.path.isdir(text):
-        msg = f"{name} must be a file path; got the folder {text!r}: add a file name, e.g. {os.path.join(text, 'bench.json')!r}"
+        example = os.path.join(text, "bench.json")
+        msg = f"{name} must be a file path; got the folder {text!r}: add a file name, e.g. {example!r}"
         raise ValueError(msg)
     if not os.path.isdir(folder):
         state = "is a file, not a folder" if os.path.exists(folder) else "does not exist: create it first (mkdir -p {})"
-        msg = f"{name} must be a path in an existing folder; got {text!r}, whose folder {folder!r} {state.format(folder)}"
+        msg = (
+            f"{name} must be a path in an existing folder; got {text!r}, whose folder {folder!r} {state.format(folder)}"
+        )
         raise ValueError(msg)
     if not os.access(folder, os.W_OK) or (os.path.exists(text) and not os.access(text, os.W_OK)):
         msg = f"{name} must be a writable path; got {text!r}, which this user cannot write: choose another place"
@@ -523,7 +590,8 @@ def check_plot_path(path: str | os.PathLike, name: str = "plot_path") -> None:
     ext = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
     formats = FigureCanvasBase.get_supported_filetypes()
     if ext and ext not in formats:
-        msg = f"{name} must end in a format matplotlib writes ({', '.join(sorted(formats))}); got {os.fspath(path)!r}: try a .png"
+        known = ", ".join(sorted(formats))
+        msg = f"{name} must end in a format matplotlib writes ({known}); got {os.fspath(path)!r}: try a .png"
         raise ValueError(msg)
 
 
@@ -536,7 +604,9 @@ def available_backends() -> list[str]:
     return ["numpy", "cupy"]
 
 
-def cases(quick: bool = False, algorithms: Iterable[str] | None = None, backends: list[str] | None = None) -> list[Case]:
+def cases(
+    quick: bool = False, algorithms: Iterable[str] | None = None, backends: list[str] | None = None
+) -> list[Case]:
     """The benchmark grid: every case of the chosen algorithms, quick (CI-sized) or full."""
     backends = available_backends() if backends is None else backends
     chosen = list(ALGORITHMS) if algorithms is None else check_algorithms(algorithms)
@@ -573,7 +643,18 @@ def run_cases(selected: list[Case], progress=None) -> list[dict[str, Any]]:
             t = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t)
-        records.append({"algorithm": case.algorithm, "group": case.group, "method": case.method, "backend": case.backend, "reference": case.reference, "median_s": statistics.median(times), "rounds": case.rounds, "items": case.items})
+        records.append(
+            {
+                "algorithm": case.algorithm,
+                "group": case.group,
+                "method": case.method,
+                "backend": case.backend,
+                "reference": case.reference,
+                "median_s": statistics.median(times),
+                "rounds": case.rounds,
+                "items": case.items,
+            }
+        )
     return add_speedups(records)
 
 
@@ -596,7 +677,10 @@ def format_table(records: list[dict[str, Any]]) -> str:
             ratio = r.get("speedup_vs_reference")
             ratio = "reference" if r["reference"] else ("" if ratio is None else f"{ratio:.1f}x")
             rate = f"  {r['items'] / r['median_s']:.3g}/s" if r["items"] else ""
-            lines.append(f"{group:<{width}}  {r['method'] + ' [' + r['backend'] + ']':<36} {r['median_s'] * 1e3:12.3f} ms  {ratio:>10}{rate}")
+            lines.append(
+                f"{group:<{width}}  {r['method'] + ' [' + r['backend'] + ']':<36} "
+                f"{r['median_s'] * 1e3:12.3f} ms  {ratio:>10}{rate}"
+            )
     return "\n".join(lines)
 
 
@@ -606,7 +690,11 @@ def plot(records: list[dict[str, Any]], path: str) -> None:
     rows = [r for r in records if not r["reference"] and r.get("speedup_vs_reference")]
     fig, ax = plt.subplots(figsize=(9, 0.3 * len(rows) + 1.5))
     labels = [f"{r['group']}: {r['method']} [{r['backend']}]" for r in rows]
-    ax.barh(labels, [r["speedup_vs_reference"] for r in rows], color=["tab:green" if r["backend"] == "cupy" else "tab:blue" for r in rows])
+    ax.barh(
+        labels,
+        [r["speedup_vs_reference"] for r in rows],
+        color=["tab:green" if r["backend"] == "cupy" else "tab:blue" for r in rows],
+    )
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", lw=0.8)
     ax.set_xlabel("speed-up vs the group's reference (log scale)")
@@ -616,7 +704,9 @@ def plot(records: list[dict[str, Any]], path: str) -> None:
     plt.close(fig)
 
 
-def main(quick: bool = False, algorithms: list[str] | None = None, json_path: str | None = None, plot_path: str | None = None) -> int:
+def main(
+    quick: bool = False, algorithms: list[str] | None = None, json_path: str | None = None, plot_path: str | None = None
+) -> int:
     """``gpuvec bench``: run the grid, print the table, optionally save JSON and a PNG.
 
     Everything that could fail after the run is checked first: the settings (a bad
@@ -640,7 +730,17 @@ def main(quick: bool = False, algorithms: list[str] | None = None, json_path: st
     print(format_table(records))
     if json_path is not None:
         with open(json_path, "w") as f:
-            json.dump({"backend": info.name, "versions": info.versions, "device": info.device, "quick": quick, "cases": records}, f, indent=1)
+            json.dump(
+                {
+                    "backend": info.name,
+                    "versions": info.versions,
+                    "device": info.device,
+                    "quick": quick,
+                    "cases": records,
+                },
+                f,
+                indent=1,
+            )
     if plot_path is not None:
         plot(records, plot_path)
     return 0

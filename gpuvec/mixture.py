@@ -308,7 +308,9 @@ class GaussianMixture:
         valid = self._get_param_names()
         for name, value in params.items():
             if name not in valid:
-                msg = f"Invalid parameter {name!r} for estimator {type(self).__name__}. Valid parameters are: {valid!r}."
+                msg = (
+                    f"Invalid parameter {name!r} for estimator {type(self).__name__}. Valid parameters are: {valid!r}."
+                )
                 raise ValueError(msg)
             setattr(self, name, value)
         return self
@@ -317,11 +319,19 @@ class GaussianMixture:
         """sklearn (>= 1.6) estimator tags: an unsupervised density estimator."""
         from sklearn.utils import InputTags, Tags, TargetTags
 
-        return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False), input_tags=InputTags(allow_nan=False))
+        return Tags(
+            estimator_type="density_estimator",
+            target_tags=TargetTags(required=False),
+            input_tags=InputTags(allow_nan=False),
+        )
 
     def __repr__(self) -> str:
         defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if not (v is defaults[k] or (np.isscalar(v) and v == defaults[k]))]
+        changed = [
+            f"{k}={v!r}"
+            for k, v in self.get_params().items()
+            if not (v is defaults[k] or (np.isscalar(v) and v == defaults[k]))
+        ]
         return f"GaussianMixture({', '.join(changed)})"
 
     # ------------------------------------------------------------------ validation
@@ -343,9 +353,11 @@ class GaussianMixture:
         check_int("verbose_interval", self.verbose_interval, minimum=1)
 
     def _validate_X(self, X: Any, *, fitting: bool) -> tuple[types.ModuleType, Any, bool, Any]:
-        """(xp, X as a (B, N, D) float32 or float64 array (X itself where it is one), whether X was batched, its dtype)."""
+        """(xp, X as a (B, N, D) float32 or float64 array (X itself where it is one), whether batched, its dtype)."""
         if type(X).__module__.split(".sparse")[0] in ("scipy", "cupyx.scipy") and hasattr(X, "toarray"):
-            raise TypeError("Sparse data was passed for X, but dense data is required. Use X.toarray() to convert to a dense array.")
+            raise TypeError(
+                "Sparse data was passed for X, but dense data is required. Use X.toarray() to convert to a dense array."
+            )
         xp = get_namespace(X)
         try:
             X = xp.asarray(X)
@@ -358,9 +370,15 @@ class GaussianMixture:
         if X.dtype.kind not in "biuf":
             raise ValueError(f"X must be numeric; got dtype {X.dtype}")
         if X.ndim == 1:
-            raise ValueError(f"Expected 2D array (n_samples, n_features) or 3D (batch, n_samples, n_features), got 1D array of shape {X.shape}. Reshape your data either using array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) if it contains a single sample.")
+            raise ValueError(
+                "Expected 2D array (n_samples, n_features) or 3D (batch, n_samples, n_features), "
+                f"got 1D array of shape {X.shape}. Reshape your data either using array.reshape(-1, 1) "
+                "if your data has a single feature or array.reshape(1, -1) if it contains a single sample."
+            )
         if X.ndim not in (2, 3):
-            raise ValueError(f"X must have shape (n_samples, n_features) or (batch, n_samples, n_features); got shape {X.shape}")
+            raise ValueError(
+                f"X must have shape (n_samples, n_features) or (batch, n_samples, n_features); got shape {X.shape}"
+            )
         for axis, what in ((-2, "sample(s)"), (-1, "feature(s)"), (0, "problem(s)")):
             if X.shape[axis] == 0:
                 raise ValueError(f"Found array with 0 {what} (shape={X.shape}) while a minimum of 1 is required.")
@@ -374,11 +392,17 @@ class GaussianMixture:
             raise ValueError(f"Input X contains {kind}.")
         if fitting:
             if X.shape[1] < self.n_components:
-                raise ValueError(f"Expected n_samples >= n_components but got n_components = {self.n_components}, n_samples = {X.shape[1]}")
+                raise ValueError(
+                    "Expected n_samples >= n_components but got "
+                    f"n_components = {self.n_components}, n_samples = {X.shape[1]}"
+                )
         else:
             self._check_fitted()
             if X.shape[2] != self.means_.shape[-1]:
-                raise ValueError(f"X has {X.shape[2]} features, but GaussianMixture is expecting {self.means_.shape[-1]} features as input.")
+                raise ValueError(
+                    f"X has {X.shape[2]} features, but GaussianMixture is expecting "
+                    f"{self.means_.shape[-1]} features as input."
+                )
             if batched != self._batched or (batched and X.shape[0] != self._B):
                 expected = f"(B={self._B}, N, D)" if self._batched else "(N, D)"
                 raise ValueError(f"X must have shape {expected} as in fit; got shape {X.shape}")
@@ -393,7 +417,10 @@ class GaussianMixture:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "means_"):
-            msg = f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments before using this estimator."
+            msg = (
+                f"This {type(self).__name__} instance is not fitted yet. "
+                "Call 'fit' with appropriate arguments before using this estimator."
+            )
             raise _not_fitted_error()(msg)
 
     @staticmethod
@@ -446,7 +473,9 @@ class GaussianMixture:
             symmetric = not full_matrix or bool((xp.abs(p - xp.swapaxes(p, -1, -2)) <= 1e-10 * xp.abs(p).max()).all())
             p, ok = cholesky_from_precisions(xp, p, ct)
             if not (symmetric and bool(ok.all())):
-                raise ValueError(f"'{ct} precision' should be " + ("symmetric, positive-definite" if full_matrix else "positive"))
+                raise ValueError(
+                    f"'{ct} precision' should be " + ("symmetric, positive-definite" if full_matrix else "positive")
+                )
         return w, m, p
 
     # ------------------------------------------------------------------ fitting
@@ -534,8 +563,16 @@ class GaussianMixture:
         start_failed = ~params_ok(params)
         start_overflow = ~xp.isfinite(params.covariances.reshape(params.covariances.shape[0], -1)).all(-1)
         result = fit_em(
-            Xs, params, reg, self.covariance_type, sws, tol=self.tol, max_iter=self.max_iter,
-            verbose=self.verbose, verbose_interval=self.verbose_interval, lower_bound=previous,
+            Xs,
+            params,
+            reg,
+            self.covariance_type,
+            sws,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            verbose=self.verbose,
+            verbose_interval=self.verbose_interval,
+            lower_bound=previous,
         )
         params, lower_bound, n_iter, converged, failed, history, reg = result
         overflow = xp.where(start_failed, start_overflow, failed & ~xp.isfinite(lower_bound))
@@ -615,7 +652,10 @@ class GaussianMixture:
         if bool((sw.sum(1) == 0).any()):
             raise ValueError("sample_weight is zero for every sample of a problem: sample weights must not all be zero")
         if bool(((sw > 0).sum(1) < self.n_components).any()):
-            raise ValueError(f"Expected n_samples >= n_components among samples of positive sample_weight in every problem, n_components = {self.n_components}")
+            raise ValueError(
+                "Expected n_samples >= n_components among samples of positive sample_weight in every problem, "
+                f"n_components = {self.n_components}"
+            )
         return sw
 
     def _warn_identical_components(self, xp, params, n_init):
@@ -670,7 +710,8 @@ class GaussianMixture:
         if not bool(changed.any()):
             return
         if batched:
-            what = f"from {_g_list(start_reg[changed])} to {_g_list(reg[changed])} in problems {_first(xp.nonzero(changed)[0])}"
+            problems = _first(xp.nonzero(changed)[0])
+            what = f"from {_g_list(start_reg[changed])} to {_g_list(reg[changed])} in problems {problems}"
         else:
             what = f"from {float(start_reg[0]):g} to {float(reg[0]):g}"
         warnings.warn(

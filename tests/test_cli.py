@@ -100,7 +100,10 @@ def test_bench_quick_writes_json_with_expected_cases(tmp_path, capsys):
 def test_bench_unknown_algorithm_is_an_error(capsys):
     assert main(["bench", "--quick", "--only", "fft"]) == 2
     assert_one_line_error(
-        capsys.readouterr().err, "gpuvec bench: error: argument --only: ", "'fft'", "rays, rotations, random, mixture, dask"
+        capsys.readouterr().err,
+        "gpuvec bench: error: argument --only: ",
+        "'fft'",
+        "rays, rotations, random, mixture, dask",
     )
 
 
