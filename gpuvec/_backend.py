@@ -1,4 +1,5 @@
-"""The backend shim: the only module of gpuvec that imports cupy.
+"""The backend shim: the one module of gpuvec that imports cupy, besides the CUDA kernel modules
+(``_*_cuda.py``, imported only on the cupy path).
 
 gpuvec writes every algorithm once against an array namespace ``xp`` (numpy or
 cupy) and an ``ndimage`` namespace (scipy.ndimage or cupyx.scipy.ndimage).
@@ -28,6 +29,7 @@ import dataclasses
 import importlib
 import os
 import sys
+import threading
 import types
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -542,6 +544,61 @@ def to_numpy(x: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- per-backend tuning
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit: Any = None
+
+
+@contextlib.contextmanager
+def blas_one_thread() -> Iterator[None]:
+    """BLAS at one thread while any gpuvec task of this process runs (threadpoolctl).
+
+    The one BLAS limiter of gpuvec: dask tasks and mixture fits called from a
+    thread pool use it, so that N pool threads use N cores, not N x cores.
+    Reference-counted across threads: the first task to enter sets the limit,
+    the last to leave restores what was there, so concurrent tasks of dask's
+    threaded scheduler never undo each other's limit. threadpoolctl lets only
+    one Python thread set OpenBLAS's (process-wide) thread count and ignores
+    the others; the first and the last task take that control for their set
+    and restore, under the same lock, and give it up again.
+
+    Examples
+    --------
+    >>> with blas_one_thread():
+    ...     pass
+    """
+    global _blas_users, _blas_limit
+    with _blas_lock:
+        if _blas_users == 0:
+            try:  # a fresh controller (~1 ms) sees BLAS libraries loaded since the last task
+                threadpoolctl = importlib.import_module("threadpoolctl")
+            except ImportError:
+                threadpoolctl = None
+            if threadpoolctl is not None:
+                _release_openblas(threadpoolctl)
+                _blas_limit = threadpoolctl.ThreadpoolController().limit(limits=1, user_api="blas")
+                _release_openblas(threadpoolctl)
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_limit is not None:
+                threadpoolctl = importlib.import_module("threadpoolctl")
+                _release_openblas(threadpoolctl)
+                _blas_limit.restore_original_limits()
+                _release_openblas(threadpoolctl)
+                _blas_limit = None
+
+
+def _release_openblas(threadpoolctl: types.ModuleType) -> None:
+    """Let the calling thread set OpenBLAS's thread count (threadpoolctl >= 3.6 binds it to one thread)."""
+    controller = getattr(threadpoolctl, "OpenBLASController", None)
+    if controller is not None and hasattr(controller, "clear_controlling_thread"):
+        controller.clear_controlling_thread(force=True)
+
 
 # Elements per chunk, by (what, backend). The algorithm modules ask :func:`chunk_elements`
 # and never branch on the backend for a size. Each figure was measured (benchmarks/RESULTS.md):

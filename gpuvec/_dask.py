@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
-import threading
 import types
 import warnings
 from collections.abc import Iterator
@@ -44,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from gpuvec._backend import _is_cupy_array, get_namespace, is_dask_array
+from gpuvec._backend import blas_one_thread as blas_single_thread
 from gpuvec._checks import check_real
 
 __all__ = [
@@ -95,54 +95,6 @@ def _check_known_shape(x: Any, name: str) -> None:
     if any(math.isnan(n) for n in x.shape):
         msg = f"{name} has unknown chunk sizes (shape {x.shape}); call {name}.compute_chunk_sizes() first"
         raise ValueError(msg)
-
-
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limit: Any = None
-
-
-@contextlib.contextmanager
-def blas_single_thread() -> Iterator[None]:
-    """BLAS at one thread while any gpuvec task of this process runs (threadpoolctl; a no-op without it).
-
-    Reference-counted across threads: the first task to enter sets the limit,
-    the last to leave restores what was there, so concurrent tasks of dask's
-    threaded scheduler never undo each other's limit. threadpoolctl lets only
-    one Python thread set OpenBLAS's (process-wide) thread count and ignores
-    the others; the first and the last task take that control for their set
-    and restore, under the same lock, and give it up again.
-    """
-    global _blas_users, _blas_limit
-    with _blas_lock:
-        if _blas_users == 0:
-            try:  # a fresh controller (~1 ms) sees BLAS libraries loaded since the last task
-                threadpoolctl = importlib.import_module("threadpoolctl")
-            except ImportError:
-                threadpoolctl = None
-            if threadpoolctl is not None:
-                _release_openblas(threadpoolctl)
-                _blas_limit = threadpoolctl.ThreadpoolController().limit(limits=1, user_api="blas")
-                _release_openblas(threadpoolctl)
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0 and _blas_limit is not None:
-                threadpoolctl = importlib.import_module("threadpoolctl")
-                _release_openblas(threadpoolctl)
-                _blas_limit.restore_original_limits()
-                _release_openblas(threadpoolctl)
-                _blas_limit = None
-
-
-def _release_openblas(threadpoolctl: types.ModuleType) -> None:
-    """Let the calling thread set OpenBLAS's thread count (threadpoolctl >= 3.6 binds it to one thread)."""
-    controller = getattr(threadpoolctl, "OpenBLASController", None)
-    if controller is not None and hasattr(controller, "clear_controlling_thread"):
-        controller.clear_controlling_thread(force=True)
 
 
 # --------------------------------------------------------------------------- rotations

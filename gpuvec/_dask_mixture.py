@@ -45,14 +45,13 @@ pass was 3.5x slower).
 
 from __future__ import annotations
 
-import contextlib
 import re
 import sys
 import warnings
 
 import numpy as np
 
-from gpuvec._backend import chunk_elements, get_namespace, is_dask_array, to_numpy
+from gpuvec._backend import blas_one_thread, chunk_elements, get_namespace, is_dask_array, to_numpy
 from gpuvec._mixture_cov import COVARIANCE_TYPES
 from gpuvec._mixture_em import (
     REG_COVAR_TRIES,
@@ -84,19 +83,6 @@ def _dask():
     return dask, da
 
 
-@contextlib.contextmanager
-def _blas_one_thread():
-    """BLAS limited to one thread while dask's threads run gpuvec's chunk computes (process-wide, so it is
-    held around the whole compute: a per-task limit is undone by concurrent tasks)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1, "blas"):
-        yield
-
-
 def _warn(text, category):
     """``warnings.warn`` pointing at the first caller outside gpuvec (and numpy's errstate decorator)."""
     frame, level = sys._getframe(1), 2
@@ -112,7 +98,7 @@ def _convergence_warning(gm):
 
 def _compute(*collections):
     dask, _ = _dask()
-    with _blas_one_thread():
+    with blas_one_thread():  # held around the whole compute: the tasks run in dask's threads
         return dask.compute(*collections)
 
 

@@ -13,7 +13,8 @@ The rule (documented on :class:`gpuvec.mixture.GaussianMixture`):
 
 BLAS thread limits are process-wide, so the limit is reference-counted: it is
 set by the first of several concurrent calls from pool threads and restored by
-the last. To cap the main thread too, wrap the call in threadpoolctl's
+the last (:func:`gpuvec._backend.blas_one_thread`, gpuvec's one BLAS limiter,
+which dask tasks use too). To cap the main thread too, wrap the call in threadpoolctl's
 ``threadpool_limits(n)`` (BLAS) and set ``GPUVEC_NUM_THREADS=n`` (compiled loops;
 ``OMP_NUM_THREADS``, which dask's process workers set to 1, is read when it is unset).
 """
@@ -27,11 +28,11 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+from gpuvec._backend import blas_one_thread
+
 __all__ = ["blas_limited", "blas_limited_call", "in_main_thread", "run_parallel", "worker_threads"]
 
-_lock = threading.Lock()
-_depth = 0
-_limiter = None
+_lock = threading.Lock()  # guards the shared pool
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = 0
 
@@ -55,10 +56,13 @@ def worker_threads() -> int:
     value = os.environ.get("GPUVEC_NUM_THREADS", "").strip()
     if value:
         try:
-            return max(1, int(value))
+            threads = int(value)
         except ValueError:
+            threads = 0
+        if threads < 1:
             msg = f"GPUVEC_NUM_THREADS must be a positive integer; got {value!r}"
-            raise ValueError(msg) from None
+            raise ValueError(msg)
+        return threads
     omp = os.environ.get("OMP_NUM_THREADS", "").strip()  # dask's process workers set it to 1
     if omp.isdigit() and int(omp) > 0:
         return min(int(omp), _usable_cores())
@@ -100,27 +104,11 @@ def blas_limited() -> Iterator[None]:
     >>> with blas_limited():  # the main thread: nothing changes
     ...     pass
     """
-    global _depth, _limiter
     if in_main_thread():
         yield
         return
-    with _lock:
-        if _depth == 0:
-            try:
-                from threadpoolctl import threadpool_limits
-            except ImportError:  # pragma: no cover - a core dependency
-                _limiter = None
-            else:
-                _limiter = threadpool_limits(limits=1, user_api="blas")
-        _depth += 1
-    try:
+    with blas_one_thread():
         yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0 and _limiter is not None:
-                _limiter.restore_original_limits()
-                _limiter = None
 
 
 def blas_limited_call(func: Callable) -> Callable:

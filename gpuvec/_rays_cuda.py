@@ -26,7 +26,8 @@ _RAY_MAX_PREAMBLE = r"""
 // multiply-adds. Indices are into the full axis.
 struct RayAxis { long long i0, i1; double w0, w1; bool inside; };
 
-__device__ RayAxis ray_axis(double start, double stop, int k, int num, long long n, int order, bool constant) {
+__device__ RayAxis ray_axis(double start, double stop, long long k, long long num, long long n, int order,
+                            bool constant) {
     const double div = (double)(num - 1);
     const double delta = __dsub_rn(stop, start);
     const double step = __ddiv_rn(delta, div);
@@ -69,8 +70,8 @@ _RAY_MAX_BODY = r"""
 // Cell (r, c) of the full grid; the image array read starts at (roff, coff) and has icols columns.
 const long long r = r0 + i / ocols, c = c0 + i % ocols;
 double best = 0.0;
-int best_k = 0;
-for (int k = 0; k < num; ++k) {
+long long best_k = 0;
+for (long long k = 0; k < num; ++k) {
     RayAxis y = ray_axis((double)r, orow, k, num, rows, order, constant);
     RayAxis x = ray_axis((double)c, ocol, k, num, cols, order, constant);
     y.i0 -= roff; y.i1 -= roff; x.i0 -= coff; x.i1 -= coff;
@@ -114,7 +115,7 @@ arg = (A)best_k;
 def _ray_max_kernel() -> cupy.ElementwiseKernel:
     return cupy.ElementwiseKernel(
         "raw T img, int64 rows, int64 cols, int64 r0, int64 c0, int64 ocols, int64 roff, int64 coff, int64 icols, "
-        "float64 orow, float64 ocol, int32 num, int32 order, bool constant, int32 kind, "
+        "float64 orow, float64 ocol, int64 num, int32 order, bool constant, int32 kind, "
         "float64 cval, float64 lo, float64 hi",
         "T out, A arg",
         _RAY_MAX_BODY,

@@ -249,12 +249,49 @@ def test_blas_is_limited_to_one_thread_inside_a_pool_thread_and_restored():
 
     with ThreadPoolExecutor(2) as pool:
         inside, nested, after_nested, workers = pool.submit(in_thread).result()
-    if before:
-        assert inside == nested == after_nested == [1] * len(before)
+    assert before, "threadpoolctl finds no BLAS library: nothing to limit"
+    assert inside == nested == after_nested == [1] * len(before)
     assert workers == 1
     assert blas_threads() == before
     with _mixture_threads.blas_limited():  # the main thread: untouched
         assert blas_threads() == before
+
+
+def test_overlapping_pool_threads_restore_blas_when_the_last_one_leaves():
+    """Thread A sets the limit, thread B leaves last: B's restore must take effect (threadpoolctl binds
+    OpenBLAS to the thread that set it, which gpuvec._backend.blas_one_thread releases)."""
+    import threading
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before, "threadpoolctl finds no BLAS library: nothing to limit"
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with _mixture_threads.blas_limited():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def second():
+        a_in.wait(5)
+        with _mixture_threads.blas_limited():
+            b_in.set()
+            a_out.wait(5)
+            assert blas_threads() == [1] * len(before)  # still limited after A left
+
+    with ThreadPoolExecutor(2) as pool:
+        for f in [pool.submit(first), pool.submit(second)]:
+            f.result()
+        assert blas_threads() == before
+        assert pool.submit(blas_threads).result() == before
+        with threadpoolctl.threadpool_limits(1, "blas"):  # and the main thread can still set limits
+            assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
 
 
 @pytest.mark.filterwarnings("ignore:Best performing initialization")  # catch_warnings is not thread-safe
@@ -281,9 +318,10 @@ def test_gpuvec_num_threads_is_read(monkeypatch):
     monkeypatch.delenv("GPUVEC_NUM_THREADS")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as dask's process workers set it
     assert _mixture_threads.worker_threads() == 1
-    monkeypatch.setenv("GPUVEC_NUM_THREADS", "many")
-    with pytest.raises(ValueError, match="GPUVEC_NUM_THREADS"):
-        _mixture_threads.worker_threads()
+    for bad in ("many", "0", "-3"):
+        monkeypatch.setenv("GPUVEC_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match=f"GPUVEC_NUM_THREADS must be a positive integer; got '{bad}'"):
+            _mixture_threads.worker_threads()
 
 
 def test_compiled_dispatch_table(monkeypatch):
