@@ -39,7 +39,7 @@ import numpy as np
 
 from gpuvec._backend import get_namespace
 from gpuvec._dask import _check_known_shape, chunk_namespace, meta_of, require_dask
-from gpuvec._rays_rules import STREAMING_MODES, arg_dtype, axis_positions, axis_table, cast_rule, cast_value
+from gpuvec._rays_rules import STREAMING_MODES, arg_dtype, axis_positions, axis_table, cast_rule, cast_value, read_range
 
 __all__ = ["box_plan", "ray_max", "read_ratios"]
 
@@ -111,12 +111,7 @@ def box_plan(
     """
     plan = []
     for n, c, o in zip(shape, chunks, origin):
-        tab = axis_table(n, range(n), o, num, order, mode)
-        lo_all = tab["i0"] if "i1" not in tab else np.minimum(tab["i0"], tab["i1"])
-        hi_all = tab["i0"] if "i1" not in tab else np.maximum(tab["i0"], tab["i1"])
-        if tab["inside"] is not None:  # samples outside are cval: they read nothing
-            lo_all = np.where(tab["inside"], lo_all, n)
-            hi_all = np.where(tab["inside"], hi_all, -1)
+        lo_all, hi_all = read_range(axis_table(n, range(n), o, num, order, mode), n)
         bounds = np.concatenate([[0], np.cumsum(c)])
         box = np.zeros((len(c), num, 2), np.int64)
         for b in range(len(c)):

@@ -83,9 +83,6 @@ class Window(NamedTuple):
     def out_shape(self) -> tuple[int, ...]:
         return tuple(b - a for a, b in zip(self.start, self.stop))
 
-    def is_whole(self, image_shape: tuple[int, ...]) -> bool:
-        return self == Window.whole(image_shape)
-
 
 def arg_dtype(samples: int) -> type:
     """The smallest unsigned dtype that holds every sample index (0 .. samples - 1)."""
@@ -163,10 +160,25 @@ def input_box(
     """
     whole = window._replace(offset=(0,) * len(window.shape))
     box = []
-    for tab in axis_tables(whole, origin, num, order, mode):
-        idx = [tab["i0"]] + ([tab["i1"]] if "i1" in tab else [])
-        box.append((min(int(i.min()) for i in idx), max(int(i.max()) for i in idx) + 1))
+    for n, tab in zip(window.shape, axis_tables(whole, origin, num, order, mode)):
+        lo, hi = read_range(tab, n)
+        lo, hi = int(lo.min()), int(hi.max()) + 1
+        box.append((lo, hi) if lo < hi else (0, 1))  # every sample outside ('constant'): one cell, never used
     return tuple(box)
+
+
+def read_range(tab: dict[str, Any], n: int) -> tuple[Any, Any]:
+    """The lowest and highest index that each sample of an axis table reads, shape (num, cells) each.
+
+    Samples outside the image (``mode='constant'``) read nothing: ``lo = n``, ``hi = -1`` there
+    (they are ``cval``; the implementations never use what their table points at).
+    """
+    lo = tab["i0"] if "i1" not in tab else np.minimum(tab["i0"], tab["i1"])
+    hi = tab["i0"] if "i1" not in tab else np.maximum(tab["i0"], tab["i1"])
+    if tab["inside"] is not None:
+        lo = np.where(tab["inside"], lo, n)
+        hi = np.where(tab["inside"], hi, -1)
+    return lo, hi
 
 
 def cast_rule(dtype: np.dtype) -> tuple[int, float, float]:
