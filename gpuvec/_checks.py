@@ -51,6 +51,16 @@ def check_bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def check_matrix_stack(name: str, R: Any) -> None:
+    """Raise unless ``R`` (numpy, cupy or dask) is a stack of real square matrices, shape (..., n, n)."""
+    if R.ndim < 2 or R.shape[-1] != R.shape[-2]:
+        msg = f"{name} must be a stack of square matrices, shape (..., n, n); got shape {R.shape}"
+        raise ValueError(msg)
+    if R.dtype.kind not in "biuf":
+        msg = f"{name} must have a real dtype; got {R.dtype}"
+        raise TypeError(msg)
+
+
 def check_dtype_kind(name: str, dtype: Any, kinds: str, expected: str) -> None:
     """Raise TypeError naming ``name`` unless ``dtype.kind`` is in ``kinds``."""
     if dtype.kind not in kinds:

@@ -44,7 +44,7 @@ import numpy as np
 
 from gpuvec._backend import _is_cupy_array, get_namespace, is_dask_array
 from gpuvec._backend import blas_one_thread as blas_single_thread
-from gpuvec._checks import check_real
+from gpuvec._checks import check_matrix_stack, check_real
 
 __all__ = [
     "blas_single_thread",
@@ -104,12 +104,7 @@ def _matrix_stack(R: Any, name: str) -> tuple[types.ModuleType, Any, np.dtype]:
     """Chunk namespace, the stack with single-chunk matrix axes, and the dtype results come in."""
     require_dask()
     xp = chunk_namespace(R, name)
-    if R.ndim < 2 or R.shape[-1] != R.shape[-2]:
-        msg = f"{name} must be a stack of square matrices, shape (..., n, n); got shape {R.shape}"
-        raise ValueError(msg)
-    if R.dtype.kind not in "biuf":
-        msg = f"{name} must have a real dtype; got {R.dtype}"
-        raise TypeError(msg)
+    check_matrix_stack(name, R)
     _check_known_shape(R, name)
     if R.numblocks[-1] > 1 or R.numblocks[-2] > 1:  # every matrix whole in one block
         R = R.rechunk({R.ndim - 2: -1, R.ndim - 1: -1})

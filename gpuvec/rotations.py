@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from gpuvec._backend import chunk_elements, compiled_enabled, get_namespace, is_cupy_namespace, is_dask_array
-from gpuvec._checks import check_bool, check_real
+from gpuvec._checks import check_bool, check_matrix_stack, check_real
 from gpuvec._dlpack import dlpack_io
 
 __all__ = ["RotationResiduals", "default_atol", "is_rotation", "nearest_rotation", "rotation_residuals"]
@@ -70,12 +70,7 @@ def _prepare(R: Any, name: str) -> tuple[Any, Any, Any]:
     """Namespace, the stack in its computation dtype, and the dtype whose precision sets the tolerance."""
     xp = get_namespace(R)
     R = xp.asarray(R)
-    if R.ndim < 2 or R.shape[-1] != R.shape[-2]:
-        msg = f"{name} must be a stack of square matrices, shape (..., n, n); got shape {R.shape}"
-        raise ValueError(msg)
-    if R.dtype.kind not in "biuf":
-        msg = f"{name} must have a real dtype; got {R.dtype}"
-        raise TypeError(msg)
+    check_matrix_stack(name, R)
     precision = R.dtype if R.dtype.kind == "f" else np.dtype(np.float64)
     if R.dtype.kind != "f":
         R = R.astype(xp.float64)  # integers and bools are checked exactly, in float64
