@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,6 +61,15 @@ def check_matrix_stack(name: str, R: Any) -> None:
     if R.dtype.kind not in "biuf":
         msg = f"{name} must have a real dtype; got {R.dtype}"
         raise TypeError(msg)
+
+
+def warn_at_caller(text: str, category: type[Warning]) -> None:
+    """``warnings.warn`` pointing at the first frame outside gpuvec (and numpy's/contextlib's decorators),
+    so a warning names the user's line however deep in gpuvec it was raised."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in ("gpuvec", "numpy", "contextlib"):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(text, category, stacklevel=level)
 
 
 def check_dtype_kind(name: str, dtype: Any, kinds: str, expected: str) -> None:

@@ -52,6 +52,7 @@ import warnings
 import numpy as np
 
 from gpuvec._backend import blas_one_thread, chunk_elements, get_namespace, is_dask_array, to_numpy
+from gpuvec._checks import warn_at_caller
 from gpuvec._mixture_cov import COVARIANCE_TYPES
 from gpuvec._mixture_em import (
     REG_COVAR_TRIES,
@@ -81,14 +82,6 @@ def _dask():
         msg = "GaussianMixture on dask arrays needs the extra: pip install 'gpuvec[dask]'"
         raise TypeError(msg) from None
     return dask, da
-
-
-def _warn(text, category):
-    """``warnings.warn`` pointing at the first caller outside gpuvec (and numpy's errstate decorator)."""
-    frame, level = sys._getframe(1), 2
-    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in ("gpuvec", "numpy", "contextlib"):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(text, category, stacklevel=level)
 
 
 def _convergence_warning(gm):
@@ -398,7 +391,7 @@ def _sample_starts(gm, sample, sample_weight, rng, n_init, B, K, D):
         text = str(w.message)
         if "reg_covar raised" not in text and text not in kept:
             kept.append(text)
-            _warn(text, w.category)
+            warn_at_caller(text, w.category)
     if all(e is not None for e in errors):
         raise errors[0]
     params = MixtureParams(
@@ -526,7 +519,7 @@ def _fit_split(gm, X, sample_weight):
         if batched:
             idx = np.nonzero(~converged)[0]
             where = f" (problems {[int(i) for i in idx[:10]]}{'...' if len(idx) > 10 else ''})"
-        _warn(
+        warn_at_caller(
             f"Best performing initialization did not converge{where}. Try different init parameters, "
             "or increase max_iter, tol, or check for degenerate data.",
             _convergence_warning(gm),
@@ -665,7 +658,7 @@ def _fit_batched(gm, X, sample_weight):
     for category, messages in by_category.items():
         cls = _convergence_warning(gm) if category == "ConvergenceWarning" else UserWarning
         for text in _merge_messages(messages):
-            _warn(text, cls)
+            warn_at_caller(text, cls)
     if errors:
         raise ValueError("\n".join(_merge_messages(errors)))
 

@@ -27,14 +27,13 @@ from __future__ import annotations
 import inspect
 import math
 import types
-import warnings
 from typing import Any
 
 import numpy as np
 
 from gpuvec import random as gv_random
 from gpuvec._backend import chunk_elements, get_namespace, is_cupy_namespace, is_dask_array
-from gpuvec._checks import check_choice, check_int, check_real
+from gpuvec._checks import check_choice, check_int, check_real, warn_at_caller
 from gpuvec._dlpack import dlpack_io
 from gpuvec._mixture_cov import (
     COVARIANCE_TYPES,
@@ -588,11 +587,10 @@ class GaussianMixture:
         self._warn_regularisation(xp, reg, start_reg, batched)
         if bool((~converged).any()) and self.max_iter > 0:
             where = f" (problems {_first(xp.nonzero(~converged)[0])})" if batched else ""
-            warnings.warn(
+            warn_at_caller(
                 f"Best performing initialization did not converge{where}. Try different init parameters, "
                 "or increase max_iter, tol, or check for degenerate data.",
                 _convergence_warning_class(),
-                stacklevel=3,
             )
         self._store(xp, params, lower_bound, n_iter, converged, history, reg, batched, B, dtype)
         if getattr(self, "_fit_only", False):  # called by fit: the final E-step only serves fit_predict
@@ -674,12 +672,11 @@ class GaussianMixture:
         bad = pair.any(axis=(1, 2))
         if bool(bad.any()):
             problems = sorted({int(i) // n_init for i in xp.nonzero(bad)[0]})
-            warnings.warn(
+            warn_at_caller(
                 f"GaussianMixture: problems {_first(problems)} start with identical components "
                 "(the same means and precisions): that start is a fixed point of EM, which cannot separate them. "
                 "Use distinct means_init, or init_params='k-means++'.",
                 UserWarning,
-                stacklevel=4,
             )
 
     def _raise_failures(self, xp, failed, overflow, reg, batched):
@@ -714,12 +711,11 @@ class GaussianMixture:
             what = f"from {_g_list(start_reg[changed])} to {_g_list(reg[changed])} in problems {problems}"
         else:
             what = f"from {float(start_reg[0]):g} to {float(reg[0]):g}"
-        warnings.warn(
+        warn_at_caller(
             f"GaussianMixture: reg_covar raised {what}, because a covariance was not positive definite "
             "(reg_covar_ holds the value used). Pass a larger reg_covar, or scale the input data, to fit without "
             "the retry; reg_covar=0 turns the retry off (a failure then raises).",
             UserWarning,
-            stacklevel=4,
         )
 
     def _store(self, xp, params, lower_bound, n_iter, converged, history, reg, batched, B, dtype):

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import operator
 import types
-import warnings
 from typing import Any, Literal
 
 import numpy as np
 
 from gpuvec._backend import _is_cupy_array, _is_numpy_array, default_name, is_cupy_namespace, is_dask_array, use_backend
-from gpuvec._checks import check_choice, check_real
+from gpuvec._checks import check_choice, check_real, warn_at_caller
 from gpuvec._dlpack import dlpack_io
 from gpuvec._linalg import batched_cholesky
 
@@ -702,6 +701,4 @@ def _report_invalid(xp: Any, problems: list[tuple[Any, str]], check_valid: str, 
     )
     if check_valid == "raise":
         raise ValueError(msg)
-    warnings.warn(
-        msg, RuntimeWarning, stacklevel=5
-    )  # caller, dlpack_io wrapper, multivariate_normal, _cov_factor, here
+    warn_at_caller(msg, RuntimeWarning)

@@ -498,3 +498,10 @@ def test_numpy_sample_weight_with_cupy_x_is_a_type_error_but_numpy_inits_are_mov
         gpuvec.GaussianMixture(2).fit(X, sample_weight=np.ones(120))
     gm = gpuvec.GaussianMixture(2, means_init=np.array([[0.0, 0.0], [4.0, 4.0]])).fit(X)  # small: copied
     assert type(gm.means_).__module__.startswith("cupy")
+
+
+def test_fit_warnings_point_at_the_callers_line():
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    with pytest.warns(UserWarning) as record:
+        gpuvec.GaussianMixture(2, max_iter=1, tol=0.0, random_state=0).fit(X)  # stops at max_iter: warns
+    assert any(w.filename == __file__ for w in record), [(w.filename, w.lineno) for w in record]
