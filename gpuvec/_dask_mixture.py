@@ -55,13 +55,11 @@ from gpuvec._backend import blas_one_thread, chunk_elements, get_namespace, is_d
 from gpuvec._checks import warn_at_caller
 from gpuvec._mixture_cov import COVARIANCE_TYPES
 from gpuvec._mixture_em import (
-    REG_COVAR_TRIES,
     MixtureParams,
     SufficientStats,
     e_step,
-    params_from_statistics,
+    em_loop,
     params_ok,
-    regularisation_retry,
     sufficient_statistics,
 )
 
@@ -276,77 +274,6 @@ def _split_pass(X, sw, params, problems, shift, covariance_type):
     return SufficientStats(nk, sx, sxx, ll, wsum, shift[problems])
 
 
-def _em_loop(
-    pass_fn, params, reg_covar, covariance_type, *, tol, max_iter, verbose, verbose_interval, lower_bound=None
-):
-    """:func:`~gpuvec.mixture.fit_em`'s loop with the pass as a function: ``pass_fn(params, active) ->
-    SufficientStats`` of the active starts (``active``: their indices).
-
-    The same steps in the same order (the M-step, the regularisation retry from the same statistics, the
-    convergence test, the active set of starts), so that the result is fit_em's up to the summation order
-    of the statistics.
-    """
-    import time
-
-    xp, ct = np, covariance_type
-    S = params.weights.shape[0]
-    params = MixtureParams(*(np.asarray(a, dtype=np.float64).copy() for a in params))
-    reg = np.broadcast_to(np.asarray(reg_covar, dtype=np.float64), (S,)).copy()
-    previous = -np.inf if lower_bound is None else lower_bound
-    lower_bound = np.broadcast_to(np.asarray(previous, dtype=np.float64), (S,)).copy()
-    n_iter = np.zeros(S, dtype=np.int64)
-    converged = np.zeros(S, dtype=bool)
-    failed = np.zeros(S, dtype=bool)
-    history = np.full((S, max_iter), np.nan)
-    active = np.arange(S)
-    pa, rega = params, reg
-    clock = time.perf_counter()
-    for it in range(1, max_iter + 1):
-        stats = pass_fn(pa, active)
-        lb = stats.lower_bound
-        new = params_from_statistics(stats, rega, ct)
-        new, rega, bad = regularisation_retry(
-            lambda r, stats=stats: params_from_statistics(stats, r, ct), new, rega, REG_COVAR_TRIES
-        )
-        bad |= ~np.isfinite(lb)
-        if bool(bad.any()):
-            new = MixtureParams(*(np.where(_batch_mask(bad, part), old, part) for part, old in zip(new, pa)))
-        change = lb - lower_bound[active]
-        lower_bound[active] = lb
-        history[active, it - 1] = lb
-        n_iter[active] = it
-        done = (np.abs(change) < tol) & ~bad
-        for full_arr, part in zip(params, new):
-            full_arr[active] = part
-        reg[active] = rega
-        if verbose and it % verbose_interval == 0:
-            line = f"  Iteration {it}: {int(done.sum())} of {int(active.shape[0])} active problems converged"
-            if verbose >= 2:
-                now = time.perf_counter()
-                finite = xp.where(xp.isfinite(change), xp.abs(change), 0.0)
-                line += f"\t time lapse {now - clock:.5f}s\t largest ll change {float(finite.max()):.5f}"
-                clock = now
-            print(line)
-        leave = done | bad
-        if bool(leave.any()):
-            converged[active[done]] = True
-            failed[active[bad]] = True
-            keep = ~leave
-            active = active[keep]
-            if active.shape[0] == 0:
-                break
-            rega = rega[keep]
-            pa = MixtureParams(*(a[keep] for a in new))
-        else:
-            pa = new
-    history = history[:, : max(1, int(n_iter.max()) if S else 1)]
-    return params, lower_bound, n_iter, converged, failed, history, reg
-
-
-def _batch_mask(mask, a):
-    return mask.reshape(mask.shape + (1,) * (a.ndim - 1))
-
-
 def _sample_starts(gm, sample, sample_weight, rng, n_init, B, K, D):
     """The ``n_init`` starts of each of the B problems, each by an in-memory ``max_iter=0`` fit (random init,
     user parameters, the regularisation retry) of ``sample``, drawing in turn from one generator as the
@@ -489,7 +416,8 @@ def _fit_split(gm, X, sample_weight):
     def pass_fn(p, active):
         return _split_pass(X3, sw, p, active // n_init, shift, ct)
 
-    result = _em_loop(
+    result = em_loop(
+        np,
         pass_fn,
         params,
         reg,

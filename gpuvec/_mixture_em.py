@@ -58,6 +58,7 @@ __all__ = [
     "SufficientStats",
     "e_step",
     "e_step_chunks",
+    "em_loop",
     "em_pass",
     "estimate_log_prob",
     "fit_em",
@@ -817,11 +818,50 @@ def fit_em(
     (array([ 0.1, 10.1]), True)
     """
     xp = get_namespace(X)
-    S = X.shape[0]
+    shift = data_shift(X, sample_weight)  # once per fit: the same centre on every pass
+    held = xp.arange(X.shape[0])  # the problems whose data the pass holds (the active set only shrinks)
+    Xa, swa, shifta = X, sample_weight, shift
+
+    def one_pass(pa, active):
+        nonlocal held, Xa, swa, shifta
+        if active.shape[0] != held.shape[0]:  # problems left: drop their data once
+            keep = xp.isin(held, active)
+            Xa, shifta, held = Xa[keep], shifta[keep], active
+            swa = None if swa is None else swa[keep]
+        return sufficient_statistics(Xa, pa, covariance_type, swa, shifta)
+
+    return em_loop(
+        xp, one_pass, params, reg_covar, covariance_type,
+        tol=tol, max_iter=max_iter, verbose=verbose, verbose_interval=verbose_interval, lower_bound=lower_bound,
+    )  # fmt: skip
+
+
+def em_loop(
+    xp: Any,
+    pass_fn: Any,
+    params: MixtureParams,
+    reg_covar: Any,
+    covariance_type: CovarianceType,
+    *,
+    tol: float,
+    max_iter: int,
+    verbose: int = 0,
+    verbose_interval: int = 10,
+    lower_bound: Any = None,
+) -> EMResult:
+    """:func:`fit_em`'s loop, with the pass over the data as a function.
+
+    ``pass_fn(params, active)`` returns the :class:`SufficientStats` of the
+    problems ``active`` (their indices, in order; the set only shrinks) under
+    ``params`` (theirs): :func:`fit_em` sums them in memory, the dask path
+    (:mod:`gpuvec._dask_mixture`) over a cluster. Everything else (the M-step,
+    the regularisation retry from the same statistics, the convergence test,
+    the active set, the history) is done here, once for both.
+    """
+    S = params.weights.shape[0]
     ct = covariance_type
     params = MixtureParams(*(xp.asarray(a, dtype=xp.float64).copy() for a in params))  # filled in place below
     reg = xp.broadcast_to(xp.asarray(reg_covar, dtype=xp.float64), (S,)).copy()
-    shift = data_shift(X, sample_weight)  # once per fit: the same centre on every pass
     previous = -xp.inf if lower_bound is None else lower_bound
     lower_bound = xp.broadcast_to(xp.asarray(previous, dtype=xp.float64), (S,)).copy()
     n_iter = xp.zeros(S, dtype=xp.int64)
@@ -829,10 +869,10 @@ def fit_em(
     failed = xp.zeros(S, dtype=bool)
     history = xp.full((S, max_iter), xp.nan)
     active = xp.arange(S)
-    Xa, swa, shifta, pa, rega = X, sample_weight, shift, params, reg
+    pa, rega = params, reg
     clock = time.perf_counter()
     for it in range(1, max_iter + 1):
-        stats = sufficient_statistics(Xa, pa, ct, swa, shifta)
+        stats = pass_fn(pa, active)
         lb = stats.lower_bound
         new = params_from_statistics(stats, rega, ct)
         # Retries redo only the M-step, from the same statistics; a problem that still fails keeps its
@@ -867,8 +907,7 @@ def fit_em(
             active = active[keep]
             if active.shape[0] == 0:
                 break
-            Xa, shifta, rega = Xa[keep], shifta[keep], rega[keep]
-            swa = None if swa is None else swa[keep]
+            rega = rega[keep]
             pa = MixtureParams(*(a[keep] for a in new))
         else:
             pa = new
