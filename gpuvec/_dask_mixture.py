@@ -428,31 +428,7 @@ def _fit_split(gm, X, sample_weight):
         verbose_interval=gm.verbose_interval,
         lower_bound=previous,
     )
-    params, lower_bound, n_iter, converged, failed, history, reg = result
-    overflow = np.where(start_failed, start_overflow, failed & ~np.isfinite(lower_bound))
-    failed = failed | start_failed | ~params_ok(params)
-    if n_init > 1:
-        score = np.where(failed | np.isnan(lower_bound), -np.inf, lower_bound).reshape(B, n_init)
-        best = np.argmax(score, axis=1) + np.arange(B) * n_init  # ties: the first start, n_init=1's
-        if B == 1 and start_errors[int(best[0])] is not None:
-            raise start_errors[int(best[0])]
-        params = MixtureParams(*(a[best] for a in params))
-        lower_bound, n_iter, converged, failed, overflow, history, reg, start_reg = (
-            a[best] for a in (lower_bound, n_iter, converged, failed, overflow, history, reg, start_reg)
-        )
-    gm._raise_failures(np, failed, overflow, reg, batched)
-    gm._warn_regularisation(np, reg, start_reg, batched)
-    if bool((~converged).any()) and gm.max_iter > 0:
-        where = ""
-        if batched:
-            idx = np.nonzero(~converged)[0]
-            where = f" (problems {[int(i) for i in idx[:10]]}{'...' if len(idx) > 10 else ''})"
-        warn_at_caller(
-            f"Best performing initialization did not converge{where}. Try different init parameters, "
-            "or increase max_iter, tol, or check for degenerate data.",
-            _convergence_warning(gm),
-        )
-    gm._store(np, params, lower_bound, n_iter, converged, history, reg, batched, B, dtype)
+    gm._finish_fit(np, result, start_failed, start_overflow, start_reg, n_init, batched, B, dtype, start_errors)
     return gm
 
 

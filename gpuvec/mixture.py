@@ -557,8 +557,6 @@ class GaussianMixture:
             self._warn_identical_components(xp, params, n_init)
             previous = None
 
-        # A start whose covariance failed (reg_covar=0, or overflow) fails at once; overflow is told apart
-        # by non-finite covariances at the start, or by a NaN lower bound from finite parameters.
         start_failed = ~params_ok(params)
         start_overflow = ~xp.isfinite(params.covariances.reshape(params.covariances.shape[0], -1)).all(-1)
         result = fit_em(
@@ -573,12 +571,28 @@ class GaussianMixture:
             verbose_interval=self.verbose_interval,
             lower_bound=previous,
         )
+        self._finish_fit(xp, result, start_failed, start_overflow, start_reg, n_init, batched, B, dtype)
+        if getattr(self, "_fit_only", False):  # called by fit: the final E-step only serves fit_predict
+            return None
+        # From the stored attributes (float32 for float32 X), so that fit_predict(X) == fit(X).predict(X).
+        labels = self._e_step_blocks(xp, X, "labels", dtype)
+        return labels if batched else labels[0]
+
+    def _finish_fit(
+        self, xp, result, start_failed, start_overflow, start_reg, n_init, batched, B, dtype, start_errors=None
+    ):
+        """After EM (in memory or on dask): the best of each problem's starts, failures raised, warnings, the
+        fitted attributes stored. ``start_errors[i]``: an error to raise if start i of a lone problem wins."""
         params, lower_bound, n_iter, converged, failed, history, reg = result
+        # A start whose covariance failed (reg_covar=0, or overflow) fails at once; overflow is told apart
+        # by non-finite covariances at the start, or by a NaN lower bound from finite parameters.
         overflow = xp.where(start_failed, start_overflow, failed & ~xp.isfinite(lower_bound))
         failed = failed | start_failed | ~params_ok(params)
         if n_init > 1:
             score = xp.where(failed | xp.isnan(lower_bound), -xp.inf, lower_bound).reshape(B, n_init)
             best = xp.argmax(score, axis=1) + xp.arange(B) * n_init  # ties: the first start, n_init=1's
+            if start_errors is not None and B == 1 and start_errors[int(best[0])] is not None:
+                raise start_errors[int(best[0])]
             params = MixtureParams(*(a[best] for a in params))
             lower_bound, n_iter, converged, failed, overflow, history, reg, start_reg = (
                 a[best] for a in (lower_bound, n_iter, converged, failed, overflow, history, reg, start_reg)
@@ -593,11 +607,6 @@ class GaussianMixture:
                 _convergence_warning_class(),
             )
         self._store(xp, params, lower_bound, n_iter, converged, history, reg, batched, B, dtype)
-        if getattr(self, "_fit_only", False):  # called by fit: the final E-step only serves fit_predict
-            return None
-        # From the stored attributes (float32 for float32 X), so that fit_predict(X) == fit(X).predict(X).
-        labels = self._e_step_blocks(xp, X, "labels", dtype)
-        return labels if batched else labels[0]
 
     def _starts(self, xp, X, sw, rng, n_init, w_init, m_init, p_init):
         """Starting parameters and reg_covar of the B * n_init starts (start i of problem b at b * n_init + i)."""
