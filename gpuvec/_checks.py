@@ -63,6 +63,22 @@ def check_matrix_stack(name: str, R: Any) -> None:
         raise TypeError(msg)
 
 
+def check_mvn_shapes(mean_shape: tuple[int, ...], cov_shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+    """``(d, batch)`` of a multivariate normal's mean (..., d) and cov (..., d, d), or a ValueError naming both."""
+    if len(mean_shape) < 1 or len(cov_shape) < 2 or cov_shape[-2:] != (mean_shape[-1],) * 2:
+        msg = f"cov must have shape (..., d, d) matching mean (..., d); got mean {mean_shape} and cov {cov_shape}"
+        raise ValueError(msg)
+    try:
+        batch = np.broadcast_shapes(mean_shape[:-1], cov_shape[:-2])
+    except ValueError:
+        msg = (
+            f"the batch axes of mean (..., d) and cov (..., d, d) must broadcast together; got mean of shape "
+            f"{mean_shape} (batch {mean_shape[:-1]}) and cov of shape {cov_shape} (batch {cov_shape[:-2]})"
+        )
+        raise ValueError(msg) from None
+    return mean_shape[-1], batch
+
+
 def warn_at_caller(text: str, category: type[Warning]) -> None:
     """``warnings.warn`` pointing at the first frame outside gpuvec (and numpy's/contextlib's decorators),
     so a warning names the user's line however deep in gpuvec it was raised."""

@@ -44,7 +44,7 @@ import numpy as np
 
 from gpuvec._backend import _is_cupy_array, get_namespace, is_dask_array
 from gpuvec._backend import blas_one_thread as blas_single_thread
-from gpuvec._checks import check_matrix_stack, check_real
+from gpuvec._checks import check_matrix_stack, check_mvn_shapes, check_real
 
 __all__ = [
     "blas_single_thread",
@@ -381,18 +381,7 @@ def multivariate_normal(
     xp = gen.xp
     complex_msg = "mean and cov must not be complex"
     mean, cov = _as_dask(da, mean, "mean", xp, complex_msg), _as_dask(da, cov, "cov", xp, complex_msg)
-    if mean.ndim < 1 or cov.ndim < 2 or cov.shape[-2:] != (mean.shape[-1],) * 2:
-        msg = f"cov must have shape (..., d, d) matching mean (..., d); got mean {mean.shape} and cov {cov.shape}"
-        raise ValueError(msg)
-    d = mean.shape[-1]
-    try:
-        batch = np.broadcast_shapes(mean.shape[:-1], cov.shape[:-2])
-    except ValueError:
-        msg = (
-            f"the batch axes of mean (..., d) and cov (..., d, d) must broadcast together; got mean of shape "
-            f"{mean.shape} (batch {mean.shape[:-1]}) and cov of shape {cov.shape} (batch {cov.shape[:-2]})"
-        )
-        raise ValueError(msg) from None
+    d, batch = check_mvn_shapes(tuple(mean.shape), tuple(cov.shape))
     out_batch = size + batch
     (mean, cov), chunks = _broadcast_plan(da, [(mean, 1), (cov, 2)], out_batch, (d,), dtype)
     root = _root_seed(gen)

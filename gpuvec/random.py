@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gpuvec._backend import _is_cupy_array, _is_numpy_array, default_name, is_cupy_namespace, is_dask_array, use_backend
-from gpuvec._checks import check_choice, check_real, warn_at_caller
+from gpuvec._checks import check_choice, check_mvn_shapes, check_real, warn_at_caller
 from gpuvec._dlpack import dlpack_io
 from gpuvec._linalg import batched_cholesky
 
@@ -446,18 +446,7 @@ class Generator:
         complex_msg = "mean and cov must not be complex"  # numpy's words
         mean = _real_array(xp, "mean", mean, np.float64, complex_msg=complex_msg)
         cov = _real_array(xp, "cov", cov, np.float64, complex_msg=complex_msg)
-        if mean.ndim < 1 or cov.ndim < 2 or cov.shape[-2:] != (mean.shape[-1],) * 2:
-            msg = f"cov must have shape (..., d, d) matching mean (..., d); got mean {mean.shape} and cov {cov.shape}"
-            raise ValueError(msg)
-        d = mean.shape[-1]
-        try:
-            batch = np.broadcast_shapes(mean.shape[:-1], cov.shape[:-2])
-        except ValueError:
-            msg = (
-                f"the batch axes of mean (..., d) and cov (..., d, d) must broadcast together; got mean of shape "
-                f"{mean.shape} (batch {mean.shape[:-1]}) and cov of shape {cov.shape} (batch {cov.shape[:-2]})"
-            )
-            raise ValueError(msg) from None
+        d, batch = check_mvn_shapes(tuple(mean.shape), tuple(cov.shape))
         _check_finite(xp, "mean", mean, 1)
         _check_finite(xp, "cov", cov, 2)
         factor = self._cov_factor(cov, method, check_valid, tol)  # on cov's own batch; matmul broadcasts it
