@@ -253,7 +253,7 @@ def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coo
     work = np.dtype(np.float64) if is_int else dtype
     cval_sample = cast_value(cval, dtype)
     impl = select_impl(xp, nd, num, order, mode, samples=samples)  # the in-memory call's choice, in this process
-    step = functools.partial(_step_numba, impl.streaming_loop) if impl.__name__.endswith("_rays_numba") else _step_xp
+    step = functools.partial(_step_numba, impl) if impl.__name__.endswith("_rays_numba") else _step_xp
     # ndarray.max's NaN rule costs two more passes per step; only NaN, inf (inf * 0) or a NaN cval need it.
     nan_aware = not is_int and not (math.isfinite(cval) and all(bool(xp.isfinite(r[0]).all()) for r in regions if r))
     best = arg = better = None
@@ -323,21 +323,20 @@ def _step_context(numba_step: bool) -> Iterator[None]:
         numba.set_num_threads(before)
 
 
-def _step_numba(streaming_loop, xp, region, box_start, tabs, k, order, mode, cval, dtype, work, cval_sample, adt):
+def _step_numba(numba_impl, xp, region, box_start, tabs, k, order, mode, cval, dtype, work, cval_sample, adt):
     """Step k's samples as the image dtype gives them back: numba's ``streaming_loop`` on one-row tables."""
 
-    def axis(tab, off):
-        i0 = np.ascontiguousarray(tab["i0"][k : k + 1] - off)
-        i1 = np.ascontiguousarray(tab["i1"][k : k + 1] - off) if "i1" in tab else i0
-        w0 = np.ascontiguousarray(tab["w0"][k : k + 1]) if "w0" in tab else np.zeros(i0.shape)
-        w1 = np.ascontiguousarray(tab["w1"][k : k + 1]) if "w1" in tab else w0
-        inside = np.ones(i0.shape, bool) if tab["inside"] is None else np.ascontiguousarray(tab["inside"][k : k + 1])
-        return i0, i1, w0, w1, inside
+    def axis(tab, off):  # step k's row of the table, indices into the region
+        row = {name: None if a is None else a[k : k + 1] for name, a in tab.items()}
+        row["i0"] = row["i0"] - off
+        if "i1" in row:
+            row["i1"] = row["i1"] - off
+        return numba_impl.table_arrays(row)
 
     out_shape = (tabs[0]["i0"].shape[1], tabs[1]["i0"].shape[1])
     out, arg = np.empty(out_shape, dtype), np.empty(out_shape, adt)
     kind, lo, hi = cast_rule(dtype)
-    streaming_loop(
+    numba_impl.streaming_loop(
         np.ascontiguousarray(region),
         *axis(tabs[0], box_start[0]),
         *axis(tabs[1], box_start[1]),

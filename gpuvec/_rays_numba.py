@@ -150,23 +150,27 @@ def _outputs(image: Any, window: Window, arg_dtype: Any):
     return (np.empty(shape, image.dtype), np.empty(shape, arg_dtype), *cast_rule(image.dtype))
 
 
+def table_arrays(tab: dict[str, Any]) -> tuple[Any, ...]:
+    """One axis table (:func:`gpuvec._rays_rules.axis_table`) as ``streaming_loop``'s five arrays:
+    i0, i1, w0, w1, inside (order 0 and 'nearest' fill the ones they lack)."""
+    i0 = np.ascontiguousarray(tab["i0"])
+    w0 = np.ascontiguousarray(tab["w0"]) if "w0" in tab else np.zeros(i0.shape)
+    i1 = np.ascontiguousarray(tab["i1"]) if "i1" in tab else i0
+    w1 = np.ascontiguousarray(tab["w1"]) if "w1" in tab else w0
+    inside = np.ones(i0.shape, bool) if tab["inside"] is None else np.ascontiguousarray(tab["inside"])
+    return i0, i1, w0, w1, inside
+
+
 def streaming(
     image: Any, origin: tuple[float, ...], num: int, order: int, mode: str, cval: float, arg_dtype: Any, window: Window
 ) -> tuple[Any, Any]:
     """Fixed ``num`` on a 2-D image: the fused loop over the host's axis tables."""
     out, arg, kind, lo, hi = _outputs(image, window, arg_dtype)
-
-    def axis(tab):
-        i0 = tab["i0"]
-        w0 = tab.get("w0", np.zeros(i0.shape))
-        inside = np.ones(i0.shape, bool) if tab["inside"] is None else tab["inside"]
-        return i0, tab.get("i1", i0), w0, tab.get("w1", w0), inside
-
     ytab, xtab = axis_tables(window, origin, num, order, mode)
     streaming_loop(
         np.ascontiguousarray(image),
-        *axis(ytab),
-        *axis(xtab),
+        *table_arrays(ytab),
+        *table_arrays(xtab),
         order,
         mode == "constant",
         kind,
