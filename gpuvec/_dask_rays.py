@@ -18,7 +18,7 @@ computes step ``k``'s samples from it and folds them into the running max.
 Every index and weight is the whole image's (global cells, global clamping,
 global ``inside`` flags), shifted by the box's offset, so the result is
 bit-identical to the in-memory call. The per-k step runs numba's
-``streaming_loop`` on tables of one row (2-D numpy chunks, where the
+``streaming_tables`` on tables of one row (2-D numpy chunks, where the
 in-memory call would take numba) or a namespace-generic gather (volumes,
 cupy chunks, ``GPUVEC_JIT=0``) that follows the same rules of
 :mod:`gpuvec._rays_rules`.
@@ -324,31 +324,19 @@ def _step_context(numba_step: bool) -> Iterator[None]:
 
 
 def _step_numba(numba_impl, xp, region, box_start, tabs, k, order, mode, cval, dtype, work, cval_sample, adt):
-    """Step k's samples as the image dtype gives them back: numba's ``streaming_loop`` on one-row tables."""
+    """Step k's samples as the image dtype gives them back: numba's loop on one-row tables."""
 
-    def axis(tab, off, cells_first=False):  # step k's row of the table, indices into the region
+    def axis(tab, off):  # step k's row of the table, indices into the region
         row = {name: None if a is None else a[k : k + 1] for name, a in tab.items()}
         row["i0"] = row["i0"] - off
         if "i1" in row:
             row["i1"] = row["i1"] - off
-        return numba_impl.table_arrays(row, cells_first)
+        return row
 
     out_shape = (tabs[0]["i0"].shape[1], tabs[1]["i0"].shape[1])
     out, arg = np.empty(out_shape, dtype), np.empty(out_shape, adt)
-    kind, lo, hi = cast_rule(dtype)
-    numba_impl.streaming_loop(
-        np.ascontiguousarray(region),
-        *axis(tabs[0], box_start[0]),
-        *axis(tabs[1], box_start[1], cells_first=True),
-        order,
-        mode == "constant",
-        kind,
-        float(cval),
-        lo,
-        hi,
-        out,
-        arg,
-    )
+    ytab, xtab = axis(tabs[0], box_start[0]), axis(tabs[1], box_start[1])
+    numba_impl.streaming_tables(region, ytab, xtab, order, mode, cval, out, arg)
     return out.astype(work, copy=False)
 
 

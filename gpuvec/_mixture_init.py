@@ -135,12 +135,15 @@ def _nearest(xp, X, centers):
 
 
 def _lloyd_centers(xp, X, labels, K, w, centers):
-    """The weighted mean of each cluster (chunked sums), or the old centre for an empty cluster."""
+    """The mean of each cluster (weighted by w (B, N) unless None; chunked sums), or the old centre for an
+    empty cluster."""
     B, N, D = X.shape
     sums = xp.zeros((B, K, D))
     counts = xp.zeros((B, K, 1))
     for s in _sample_chunks(xp, N, B * K):
-        resp = _one_hot_resp(xp, labels[:, s], K) * w[:, s, None]
+        resp = _one_hot_resp(xp, labels[:, s], K)
+        if w is not None:
+            resp *= w[:, s, None]
         counts += resp.sum(1)[..., None]
         sums += xp.matmul(xp.swapaxes(resp, 1, 2), X[:, s].astype(xp.float64, copy=False))
     return xp.where(counts > 0, sums / xp.maximum(counts, 1e-300), centers)
@@ -166,9 +169,8 @@ def initial_labels(xp: Any, X: Any, K: int, method: str, rng: Any, sample_weight
     bidx = xp.arange(B)[:, None]
     centers = X[bidx, _kmeans_pp_centers(xp, X, K, rng, sample_weight)].astype(xp.float64)
     if method == "kmeans":  # a few batched Lloyd iterations
-        w = xp.ones(X.shape[:2]) if sample_weight is None else sample_weight
         for _ in range(_LLOYD_ITERATIONS):
-            centers = _lloyd_centers(xp, X, _nearest(xp, X, centers), K, w, centers)
+            centers = _lloyd_centers(xp, X, _nearest(xp, X, centers), K, sample_weight, centers)
     return _nearest(xp, X, centers)
 
 

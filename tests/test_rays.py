@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import numpy as np
@@ -69,9 +70,9 @@ def test_nan_and_inf_propagate_as_ndarray_max(xp, impl, special, dtype):
     img = random_image(rng, (9, 8), dtype)
     img[2, 5] = special
     img[6, 1] = special
-    for origin in [(4, 4), (0, 7), (2, 5)]:
-        want = rays_accepted_answer(img, *origin, 6)
-        got = gpuvec.ray_max(xp.asarray(img), origin, 6)
+    for origin, num in itertools.product([(4, 4), (0, 7), (2, 5)], (6, 12)):  # both numba loops
+        want = rays_accepted_answer(img, *origin, num)
+        got = gpuvec.ray_max(xp.asarray(img), origin, num)
         assert_identical(got[0], want[0])
         assert np.array_equal(to_np(got[1]), want[1])
 
@@ -82,9 +83,9 @@ def test_streaming_modes_match_map_coordinates_with_outside_origins(xp, impl, or
     rng = np.random.default_rng(order * 10 + len(mode))
     for dtype in (np.float64, np.float32, np.uint8, np.int32):
         img = random_image(rng, (7, 9), dtype)
-        for origin in [(-3.5, 2.25), (10.7, -4.1), (3.3, 4.6), (6, 8)]:
-            want = rays_accepted_answer(img, *origin, 7, order=order, mode=mode, cval=-2.5)
-            got = gpuvec.ray_max(xp.asarray(img), origin, 7, order=order, mode=mode, cval=-2.5)
+        for origin, num in itertools.product([(-3.5, 2.25), (10.7, -4.1), (3.3, 4.6), (6, 8)], (7, 12)):
+            want = rays_accepted_answer(img, *origin, num, order=order, mode=mode, cval=-2.5)
+            got = gpuvec.ray_max(xp.asarray(img), origin, num, order=order, mode=mode, cval=-2.5)
             assert_identical(got[0], want[0])
             assert np.array_equal(to_np(got[1]), want[1])
 
@@ -375,8 +376,6 @@ def test_constant_mode_outside_origin_counts_cval():
 
 def blocks(shape, sizes):
     """Every block of a grid cut into pieces of ``sizes`` (ragged at the ends), as (start, stop) tuples."""
-    import itertools
-
     cuts = [[(a, min(n, a + s)) for a in range(0, n, s)] for n, s in zip(shape, sizes)]
     for box in itertools.product(*cuts):
         yield tuple(a for a, _ in box), tuple(b for _, b in box)
@@ -543,8 +542,9 @@ def test_numba_cache_is_loaded_by_a_new_process(tmp_path):
 
     script = (
         "import numpy as np, gpuvec; from gpuvec import _rays_numba as m\n"
-        "img = np.ones((4, 5), np.float32); gpuvec.ray_max(img, (1, 2), 3); gpuvec.ray_max(img, (1, 2), None)\n"
-        "print(sum(sum(f.stats.cache_hits.values()) for f in (m.streaming_loop, m.dense_loop)))\n"
+        "img = np.ones((4, 5), np.float32)\n"
+        "for num in (3, m.CELL_LOOP_MAX_NUM + 1, None): gpuvec.ray_max(img, (1, 2), num)\n"
+        "print(sum(sum(f.stats.cache_hits.values()) for f in (m.cells_loop, m.rows_loop, m.dense_loop)))\n"
     )
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), GPUVEC_JIT="1")
     runs = [
@@ -553,7 +553,7 @@ def test_numba_cache_is_loaded_by_a_new_process(tmp_path):
         ).stdout.strip()
         for _ in range(2)
     ]
-    assert runs == ["0", "2"], runs  # the first process compiles and saves; the second loads both loops
+    assert runs == ["0", "3"], runs  # the first process compiles and saves; the second loads the three loops
 
 
 def test_gpu_kernel_agrees_with_the_cupyx_reference(cp):
