@@ -26,13 +26,10 @@ cupy chunks, ``GPUVEC_JIT=0``) that follows the same rules of
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import math
 import operator
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -257,7 +254,7 @@ def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coo
     # ndarray.max's NaN rule costs two more passes per step; only NaN, inf (inf * 0) or a NaN cval need it.
     nan_aware = not is_int and not (math.isfinite(cval) and all(bool(xp.isfinite(r[0]).all()) for r in regions if r))
     best = arg = better = None
-    with _step_context(step is not _step_xp), np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN, silently
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN, silently
         for k, region in enumerate(regions):
             if region is None:
                 cur = xp.full(out_shape, cval_sample, dtype=work)
@@ -291,36 +288,6 @@ def _assemble(pieces, places, box_start, box_shape):
     for piece, place in zip(pieces, places):
         region[place] = piece
     return region
-
-
-_numba_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _step_context(numba_step: bool) -> Iterator[None]:
-    """numba at one thread in this task (dask's threads are the parallelism; the setting is per thread).
-
-    numba's 'workqueue' threading layer (where neither OpenMP nor TBB is
-    installed) aborts the process on concurrent launches from several threads:
-    there, and until the first launch tells which layer loaded, launches are
-    serialised.
-    """
-    if not numba_step:
-        yield
-        return
-    import numba
-
-    try:
-        guard = _numba_lock if numba.threading_layer() == "workqueue" else contextlib.nullcontext()
-    except ValueError:  # no parallel launch yet in this process
-        guard = _numba_lock
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        with guard:
-            yield
-    finally:
-        numba.set_num_threads(before)
 
 
 def _step_numba(numba_impl, xp, region, box_start, tabs, k, order, mode, cval, dtype, work, cval_sample, adt):

@@ -26,7 +26,7 @@ On numpy data with 'full' or 'tied' covariances the pass runs as one fused
 compiled loop (:mod:`gpuvec._mixture_numba`, chosen by :func:`compiled_mixture`);
 the code here is the reference it is tested against, and the cupy path. Called
 from a non-main thread, the pass and :func:`fit_em` keep BLAS to one thread
-(:mod:`gpuvec._mixture_threads`).
+(:mod:`gpuvec._threads`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from gpuvec._mixture_cov import (
     precision_cholesky,
     sum_last,
 )
-from gpuvec._mixture_threads import blas_limited, blas_limited_call
+from gpuvec._threads import blas_limited, blas_limited_call
 
 __all__ = [
     "REG_COVAR_TRIES",
@@ -748,7 +748,7 @@ class EMResult(NamedTuple):
     reg_covar: Any
 
 
-@blas_limited_call  # one BLAS thread when called from a thread pool (gpuvec._mixture_threads)
+@blas_limited_call  # one BLAS thread when called from a thread pool (gpuvec._threads)
 def fit_em(
     X: Any,
     params: MixtureParams,

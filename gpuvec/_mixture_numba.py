@@ -20,7 +20,7 @@ depend on how many threads ran. The functions are module-level
 ``numba.njit(cache=True, nogil=True)``: a new process loads them from numba's
 on-disk cache, and the Python threads of :func:`run_items` run them in
 parallel without the GIL (one thread from a non-main thread, see
-:func:`gpuvec._mixture_threads.worker_threads`).
+:func:`gpuvec._threads.worker_threads`).
 
 Same names and signatures as the numpy reference in :mod:`gpuvec._mixture_em`:
 :func:`moments` (sufficient statistics) and :func:`e_step_outputs` (labels,
@@ -35,7 +35,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from gpuvec._mixture_threads import run_parallel
+from gpuvec._threads import run_parallel
 
 __all__ = ["e_step_outputs", "label_moments", "min_sq_dist", "moments", "nearest"]
 
@@ -446,7 +446,7 @@ def e_step_outputs(
 
 
 def _threads_for(work: int) -> int:
-    from gpuvec._mixture_threads import worker_threads
+    from gpuvec._threads import worker_threads
 
     return worker_threads() if work >= 1 << 16 else 1
 

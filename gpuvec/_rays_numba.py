@@ -15,12 +15,16 @@ computes every position itself. Same public names and signatures as
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numba
 import numpy as np
 
 from gpuvec._rays_rules import Window, axis_tables, cast_rule
+from gpuvec._threads import in_main_thread
 
 jit = numba.njit(cache=True, inline="always")
 
@@ -170,6 +174,34 @@ def dense_loop(img, rows, cols, r0, c0, roff, coff, orow, ocol, order, constant,
             coords[0, i, j], coords[1, i, j] = best_y, best_x
 
 
+_launch_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _launch() -> Iterator[None]:
+    """numba's threads for one parallel loop: every core from the main thread; from any other thread
+    one (the caller's pool is the parallelism; numba's setting is per thread), as :mod:`gpuvec._threads`.
+
+    numba's 'workqueue' threading layer (where neither OpenMP nor TBB is installed)
+    aborts the process on concurrent launches from several threads: there, and until
+    the first launch tells which layer loaded, launches from other threads are serialised.
+    """
+    if in_main_thread():
+        yield
+        return
+    try:
+        guard = _launch_lock if numba.threading_layer() == "workqueue" else contextlib.nullcontext()
+    except ValueError:  # no parallel launch yet in this process
+        guard = _launch_lock
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        with guard:
+            yield
+    finally:
+        numba.set_num_threads(before)
+
+
 def _table_arrays(tab: dict[str, Any], cells_first: bool) -> tuple[Any, ...]:
     """One axis table (:func:`gpuvec._rays_rules.axis_table`) as a loop's five arrays: i0, i1, w0, w1,
     inside (order 0 and 'nearest' fill the ones they lack), each (num, cells), or (cells, num)."""
@@ -193,10 +225,11 @@ def streaming_tables(image: Any, ytab: dict[str, Any], xtab: dict[str, Any], ord
     cells = ytab["i0"].shape[0] <= CELL_LOOP_MAX_NUM
     loop = cells_loop if cells else rows_loop
     kind, lo, hi = cast_rule(image.dtype)
-    loop(
-        np.ascontiguousarray(image), *_table_arrays(ytab, False), *_table_arrays(xtab, cells),
-        order, mode == "constant", kind, float(cval), lo, hi, out, arg,
-    )  # fmt: skip
+    with _launch():
+        loop(
+            np.ascontiguousarray(image), *_table_arrays(ytab, False), *_table_arrays(xtab, cells),
+            order, mode == "constant", kind, float(cval), lo, hi, out, arg,
+        )  # fmt: skip
 
 
 def streaming(
@@ -216,8 +249,9 @@ def dense(
     kind, lo, hi = cast_rule(image.dtype)
     coords = np.empty((2,) + window.out_shape)
     (rows, cols), (r0, c0), (roff, coff) = window.shape, window.start, window.offset
-    dense_loop(
-        np.ascontiguousarray(image), rows, cols, r0, c0, roff, coff, float(origin[0]), float(origin[1]),
-        order, mode == "constant", kind, float(cval), lo, hi, out, arg, coords,
-    )  # fmt: skip
+    with _launch():
+        dense_loop(
+            np.ascontiguousarray(image), rows, cols, r0, c0, roff, coff, float(origin[0]), float(origin[1]),
+            order, mode == "constant", kind, float(cval), lo, hi, out, arg, coords,
+        )  # fmt: skip
     return out, arg, coords

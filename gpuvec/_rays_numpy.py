@@ -3,9 +3,10 @@
 Follows the rules of :mod:`gpuvec._rays_rules` with whole-array numpy operations:
 for every block of rows along axis 0 (cache-sized), stream over the sample index
 ``k``, form step ``k``'s samples from the 1-D axis tables, cast them and fold them
-into a running max. Any number of axes; ``order`` 0 or 1; ``mode`` 'nearest' or
-'constant'. Same names and signatures as :mod:`gpuvec._rays_numba` and
-:mod:`gpuvec._rays_cuda`.
+into a running max. The blocks are split over the worker threads of
+:mod:`gpuvec._threads` (numpy releases the GIL inside each operation). Any
+number of axes; ``order`` 0 or 1; ``mode`` 'nearest' or 'constant'. Same names
+and signatures as :mod:`gpuvec._rays_numba` and :mod:`gpuvec._rays_cuda`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from gpuvec._backend import chunk_elements
 from gpuvec._rays_rules import Window, axis_tables, cast_value, round_like_scipy, to_dtype
+from gpuvec._threads import run_parallel, worker_threads
 
 
 def streaming(
@@ -41,38 +43,46 @@ def streaming(
     arg = np.empty(shape, arg_dtype)
     inner = math.prod(shape[1:])
     block = max(1, min(shape[0], chunk_elements(np, "rays_block") // inner))
+    starts = range(0, shape[0], block)
     bshape = (block,) + shape[1:]
-    buffers = {
-        "acc": np.empty(bshape),
-        "src": np.empty((block,) + image.shape[1:], dtype),
-        "levels": [np.empty((block,) + shape[1 : d + 1] + image.shape[d + 1 :]) for d in range(len(shape))],
-        "cur": np.empty(bshape, work_dtype),
-        "mask": np.empty(bshape, bool),
-        "nan": np.empty(bshape, bool),
-        "best": np.empty(bshape, work_dtype),
-        "arg": np.empty(bshape, arg_dtype),
-        "argk": np.empty(bshape, arg_dtype),
-    }
-    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN in scipy too, silently
-        for r0 in range(0, shape[0], block):
-            rs = slice(r0, min(shape[0], r0 + block))
-            n = rs.stop - r0
-            buf = {name: [b[:n] for b in v] if name == "levels" else v[:n] for name, v in buffers.items()}
-            for k in range(num):
-                acc = sample_block(image, tabs, k, rs, order, buf)
-                if is_int:
-                    round_like_scipy(acc, dtype)
-                cur = acc
-                if work_dtype != np.float64:  # the cast to a float32 image's dtype
-                    cur = buf["cur"]
-                    cur[...] = acc
-                if tabs[0]["inside"] is not None:
-                    outside = np.logical_not(_inside_mask(tabs, k, rs, buf["mask"]), out=buf["mask"])
-                    cur[outside] = cval_sample
-                _update_max(buf["best"], buf["arg"], cur, k, nan_aware, buf)
-            # The running max lives in cache-sized buffers; the outputs are written once.
-            best[rs] = buf["best"]
-            arg[rs] = buf["arg"]
+
+    def run_blocks(lo: int, hi: int) -> None:  # blocks starts[lo:hi], with this thread's own buffers
+        buffers = {
+            "acc": np.empty(bshape),
+            "src": np.empty((block,) + image.shape[1:], dtype),
+            "levels": [np.empty((block,) + shape[1 : d + 1] + image.shape[d + 1 :]) for d in range(len(shape))],
+            "cur": np.empty(bshape, work_dtype),
+            "mask": np.empty(bshape, bool),
+            "nan": np.empty(bshape, bool),
+            "best": np.empty(bshape, work_dtype),
+            "arg": np.empty(bshape, arg_dtype),
+            "argk": np.empty(bshape, arg_dtype),
+        }
+        with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN in scipy too, silently
+            for r0 in starts[lo:hi]:
+                rs = slice(r0, min(shape[0], r0 + block))
+                n = rs.stop - r0
+                buf = {name: [b[:n] for b in v] if name == "levels" else v[:n] for name, v in buffers.items()}
+                for k in range(num):
+                    acc = sample_block(image, tabs, k, rs, order, buf)
+                    if is_int:
+                        round_like_scipy(acc, dtype)
+                    cur = acc
+                    if work_dtype != np.float64:  # the cast to a float32 image's dtype
+                        cur = buf["cur"]
+                        cur[...] = acc
+                    if tabs[0]["inside"] is not None:
+                        outside = np.logical_not(_inside_mask(tabs, k, rs, buf["mask"]), out=buf["mask"])
+                        cur[outside] = cval_sample
+                    _update_max(buf["best"], buf["arg"], cur, k, nan_aware, buf)
+                # The running max lives in cache-sized buffers; the outputs are written once.
+                best[rs] = buf["best"]
+                arg[rs] = buf["arg"]
+
+    # Blocks are independent (numpy releases the GIL inside each operation): one span of them per thread.
+    threads = min(worker_threads(), len(starts))
+    cuts = [len(starts) * i // threads for i in range(threads + 1)]
+    run_parallel(run_blocks, list(zip(cuts[:-1], cuts[1:])))
     if is_int:
         return to_dtype(best, dtype), arg
     best += 0.0  # scipy's sums start at 0.0, so a sample is never -0.0

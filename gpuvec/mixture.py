@@ -63,7 +63,7 @@ from gpuvec._mixture_em import (
     sufficient_statistics,
 )
 from gpuvec._mixture_init import INIT_PARAMS, LABEL_METHODS, initial_labels, initial_resp
-from gpuvec._mixture_threads import blas_limited
+from gpuvec._threads import blas_limited
 
 __all__ = [
     "COVARIANCE_TYPES",

@@ -119,7 +119,10 @@ def ray_max(
     scipy's rounding; :mod:`gpuvec._rays_rules`) and agree bit for bit.
     Volumes (3 or more axes) take the numpy loop on the CPU,
     ``map_coordinates`` on the GPU. The table of which input takes which path
-    is the docstring of ``gpuvec.rays._select_impl``.
+    is the docstring of ``gpuvec.rays._select_impl``. Both CPU loops use every
+    core when called from the main thread (``GPUVEC_NUM_THREADS=n`` caps the
+    numpy loop, ``NUMBA_NUM_THREADS`` the numba loop) and one thread when
+    called from any other thread (:mod:`gpuvec._threads`, as for the mixtures).
 
     Every other order and mode, and volumes on the GPU, run through
     ``map_coordinates`` (cupyx's on the GPU, whose arithmetic can differ from

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import gpuvec
-from gpuvec import _backend, _mixture_em, _mixture_init, _mixture_threads, mixture
+from gpuvec import _backend, _mixture_em, _mixture_init, _threads, mixture
 from gpuvec.random import default_rng
 
 pytest.importorskip("numba")
@@ -240,12 +240,12 @@ def test_blas_is_limited_to_one_thread_inside_a_pool_thread_and_restored():
     before = blas_threads()
 
     def in_thread():
-        with _mixture_threads.blas_limited():
+        with _threads.blas_limited():
             inside = blas_threads()
-            with _mixture_threads.blas_limited():  # nested: still one, restored only by the outer exit
+            with _threads.blas_limited():  # nested: still one, restored only by the outer exit
                 nested = blas_threads()
             after_nested = blas_threads()
-        return inside, nested, after_nested, _mixture_threads.worker_threads()
+        return inside, nested, after_nested, _threads.worker_threads()
 
     with ThreadPoolExecutor(2) as pool:
         inside, nested, after_nested, workers = pool.submit(in_thread).result()
@@ -253,7 +253,7 @@ def test_blas_is_limited_to_one_thread_inside_a_pool_thread_and_restored():
     assert inside == nested == after_nested == [1] * len(before)
     assert workers == 1
     assert blas_threads() == before
-    with _mixture_threads.blas_limited():  # the main thread: untouched
+    with _threads.blas_limited():  # the main thread: untouched
         assert blas_threads() == before
 
 
@@ -272,14 +272,14 @@ def test_overlapping_pool_threads_restore_blas_when_the_last_one_leaves():
     a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
 
     def first():
-        with _mixture_threads.blas_limited():
+        with _threads.blas_limited():
             a_in.set()
             b_in.wait(5)
         a_out.set()
 
     def second():
         a_in.wait(5)
-        with _mixture_threads.blas_limited():
+        with _threads.blas_limited():
             b_in.set()
             a_out.wait(5)
             assert blas_threads() == [1] * len(before)  # still limited after A left
@@ -314,14 +314,14 @@ def test_fits_in_a_thread_pool_equal_the_main_thread_fit(monkeypatch):
 
 def test_gpuvec_num_threads_is_read(monkeypatch):
     monkeypatch.setenv("GPUVEC_NUM_THREADS", "3")
-    assert _mixture_threads.worker_threads() == 3
+    assert _threads.worker_threads() == 3
     monkeypatch.delenv("GPUVEC_NUM_THREADS")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as dask's process workers set it
-    assert _mixture_threads.worker_threads() == 1
+    assert _threads.worker_threads() == 1
     for bad in ("many", "0", "-3"):
         monkeypatch.setenv("GPUVEC_NUM_THREADS", bad)
         with pytest.raises(ValueError, match=f"GPUVEC_NUM_THREADS must be a positive integer; got '{bad}'"):
-            _mixture_threads.worker_threads()
+            _threads.worker_threads()
 
 
 def test_compiled_dispatch_table(monkeypatch):

@@ -503,6 +503,29 @@ def test_hostile_inputs_are_refused_up_front(kwargs, exc, match):
         gpuvec.ray_max(args.pop("image"), args.pop("origin"), **args)
 
 
+@pytest.mark.parametrize("threads", ["1", "3"])
+@pytest.mark.parametrize("shape", [(13, 17), (9, 5, 6)])
+def test_numpy_loop_split_over_threads_is_bit_identical(monkeypatch, threads, shape):
+    """The numpy loop's row blocks split over GPUVEC_NUM_THREADS threads: same bits as map_coordinates."""
+    from scipy import ndimage
+
+    from gpuvec import _rays_numpy
+
+    monkeypatch.setenv("GPUVEC_NUM_THREADS", threads)
+    monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "rays_block", (40, 40))  # blocks of a few rows
+    img = random_image(np.random.default_rng(len(shape)), shape, np.float32)
+    img.flat[::11] = np.nan
+    origin = tuple(n / 3 for n in shape)
+    window = _rays_rules.Window.whole(shape)
+    best, arg = _rays_numpy.streaming(img, origin, 6, 1, "constant", -1.0, np.uint8, window)
+    grid = np.indices(shape, dtype=np.float64).reshape(len(shape), -1)
+    lines = np.linspace(grid, np.array(origin)[:, None], 6)  # (num, ndim, cells)
+    samples = ndimage.map_coordinates(img, lines.transpose(1, 0, 2).reshape(len(shape), -1), order=1,
+                                      mode="constant", cval=-1.0).reshape((6,) + shape)  # fmt: skip
+    assert_identical(best, samples.max(0))
+    assert np.array_equal(arg, samples.argmax(0))
+
+
 def test_inputs_are_not_mutated(impl):
     img = random_image(np.random.default_rng(3), (5, 6), np.int16)
     before = img.copy()
@@ -554,6 +577,30 @@ def test_numba_cache_is_loaded_by_a_new_process(tmp_path):
         for _ in range(2)
     ]
     assert runs == ["0", "3"], runs  # the first process compiles and saves; the second loads the three loops
+
+
+def test_numba_loops_from_a_thread_pool_under_the_workqueue_layer():
+    """Pool threads run the numba loops one thread each; numba's 'workqueue' layer (no OpenMP/TBB), which
+    aborts the process on concurrent launches, gets them one at a time: no abort, the main thread's results."""
+    pytest.importorskip("numba")
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, gpuvec, numba\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "img = np.random.default_rng(0).random((60, 50))\n"
+        "def call(i):\n"
+        "    return gpuvec.ray_max(img, (i, 4), num=(5 if i % 2 else None))[0]\n"
+        "with ThreadPoolExecutor(4) as ex:\n"
+        "    pooled = list(ex.map(call, range(16)))\n"
+        "same = all(np.array_equal(p, call(i)) for i, p in enumerate(pooled))\n"
+        "print(numba.threading_layer(), same, numba.get_num_threads() > 1 or numba.config.NUMBA_NUM_THREADS == 1)\n"
+    )
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue", GPUVEC_JIT="1")
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["workqueue", "True", "True"]
 
 
 def test_gpu_kernel_agrees_with_the_cupyx_reference(cp):

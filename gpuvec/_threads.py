@@ -1,9 +1,12 @@
-"""Threads of the mixture fits: how many, and BLAS kept to one thread inside a thread pool.
+"""Threads of gpuvec's CPU loops: how many, and BLAS kept to one thread inside a thread pool.
 
-The rule (documented on :class:`gpuvec.mixture.GaussianMixture`):
+Used by the mixture fits (:mod:`gpuvec._mixture_numba`'s loops) and by ray_max's
+numpy loop (:mod:`gpuvec._rays_numpy`, whose numpy calls release the GIL). The
+rule (documented on :class:`gpuvec.mixture.GaussianMixture` and
+:func:`gpuvec.ray_max`):
 
-- called from the main thread, a fit uses every core this process may run on:
-  the compiled loops split their work over that many threads, and BLAS keeps
+- called from the main thread, a call uses every core this process may run on:
+  the loops split their work over that many threads, and BLAS keeps
   its own setting;
 - called from any other thread (a ``concurrent.futures`` pool, a dask worker,
   a web server's request thread), the caller already runs things in parallel:
@@ -86,7 +89,7 @@ def run_parallel(fn: Callable[[int, int], object], spans: list[tuple[int, int]])
     with _lock:
         # A new pool when too small, or in a forked child (whose copy of the pool has no threads).
         if _pool is None or _pool._max_workers < len(spans) - 1 or _pool_pid != os.getpid():
-            _pool = ThreadPoolExecutor(max_workers=len(spans) - 1, thread_name_prefix="gpuvec-mixture")
+            _pool = ThreadPoolExecutor(max_workers=len(spans) - 1, thread_name_prefix="gpuvec")
             _pool_pid = os.getpid()
         pool = _pool
     futures = [pool.submit(fn, lo, hi) for lo, hi in spans[1:]]
