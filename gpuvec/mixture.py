@@ -540,9 +540,8 @@ class GaussianMixture:
         w_init, m_init, p_init = self._user_init(xp, B, self.n_components, D, batched)
         warm = self.warm_start and hasattr(self, "converged_") and self._B == B and self.means_.shape[-1] == D
         n_init = 1 if warm else self.n_init
-        # Every start of every problem is one problem of the batch: start i of problem b is b * n_init + i.
-        Xs = xp.repeat(X, n_init, axis=0) if n_init > 1 else X
-        sws = sw if sw is None or n_init == 1 else xp.repeat(sw, n_init, axis=0)
+        # Start i of problem b is problem b * n_init + i of the parameters and results; each start runs
+        # EM on X itself (no copy of X per start).
         if warm:
             attrs = (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
             params = MixtureParams(*(self._batch_attr(xp, a) for a in attrs))
@@ -559,18 +558,22 @@ class GaussianMixture:
 
         start_failed = ~params_ok(params)
         start_overflow = ~xp.isfinite(params.covariances.reshape(params.covariances.shape[0], -1)).all(-1)
-        result = fit_em(
-            Xs,
-            params,
-            reg,
-            self.covariance_type,
-            sws,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            verbose=self.verbose,
-            verbose_interval=self.verbose_interval,
-            lower_bound=previous,
-        )
+        runs = [
+            fit_em(
+                X,
+                MixtureParams(*(a[i::n_init] for a in params)) if n_init > 1 else params,
+                reg[i::n_init] if n_init > 1 else reg,
+                self.covariance_type,
+                sw,
+                tol=self.tol,
+                max_iter=self.max_iter,
+                verbose=self.verbose,
+                verbose_interval=self.verbose_interval,
+                lower_bound=previous,
+            )
+            for i in range(n_init)
+        ]
+        result = runs[0] if n_init == 1 else _interleave_results(xp, runs)
         self._finish_fit(xp, result, start_failed, start_overflow, start_reg, n_init, batched, B, dtype)
         if getattr(self, "_fit_only", False):  # called by fit: the final E-step only serves fit_predict
             return None
@@ -618,17 +621,17 @@ class GaussianMixture:
             # A complete explicit start: EM's first E-step needs nothing else.
             P = rep(p_init)
             return MixtureParams(rep(w_init), rep(m_init), covariances_from_cholesky(xp, P, ct), P), reg
-        # One draw over the B problems per start, in order: start 0 draws what n_init=1 draws.
-        Xs = rep(X)
-        sws = None if sw is None else rep(sw)
-        if self.init_params in LABEL_METHODS:  # one label per sample: the one-hot start is never built
-            labels = [initial_labels(xp, X, K, self.init_params, rng, sw) for _ in range(n_init)]
-            labels = labels[0] if n_init == 1 else xp.stack(labels, axis=1).reshape(B * n_init, N)
-            stats = label_statistics(Xs, labels, K, ct, sws)
-        else:
-            resp = [initial_resp(xp, X, K, self.init_params, rng, sw) for _ in range(n_init)]
-            resp = resp[0] if n_init == 1 else xp.stack(resp, axis=1).reshape(B * n_init, N, K)
-            stats = resp_statistics(Xs, _safe_log(xp, resp), ct, sws)
+        # One draw over the B problems per start, in order: start 0 draws what n_init=1 draws. Each
+        # start's statistics come from X itself.
+        stats = []
+        for _ in range(n_init):
+            if self.init_params in LABEL_METHODS:  # one label per sample: the one-hot start is never built
+                labels = initial_labels(xp, X, K, self.init_params, rng, sw)
+                stats.append(label_statistics(X, labels, K, ct, sw))
+            else:
+                resp = initial_resp(xp, X, K, self.init_params, rng, sw)
+                stats.append(resp_statistics(X, _safe_log(xp, resp), ct, sw))
+        stats = stats[0] if n_init == 1 else SufficientStats(*(_interleave(xp, parts) for parts in zip(*stats)))
 
         def step(r):  # the first M-step, redone from the same statistics by the retry
             return params_from_statistics(stats, r, ct)
@@ -973,6 +976,20 @@ class GaussianMixture:
 def _is_dask(*arrays):
     """Whether an argument is a dask array (dask is never imported for the answer)."""
     return any(is_dask_array(a) for a in arrays)
+
+
+def _interleave(xp, parts):
+    """Arrays (B, ...) of n_init starts as one (B * n_init, ...) array: start i of problem b at b * n_init + i."""
+    return xp.stack(parts, axis=1).reshape((parts[0].shape[0] * len(parts),) + tuple(parts[0].shape[1:]))
+
+
+def _interleave_results(xp, runs):
+    """The EMResults of n_init starts (one fit_em run each) as one result over B * n_init problems."""
+    iters = max(r.history.shape[1] for r in runs)  # histories padded with NaN to the longest run
+    runs = [r._replace(history=xp.pad(r.history, ((0, 0), (0, iters - r.history.shape[1])), constant_values=xp.nan))
+            for r in runs]  # fmt: skip
+    params = MixtureParams(*(_interleave(xp, parts) for parts in zip(*(r.params for r in runs))))
+    return EMResult(params, *(_interleave(xp, parts) for parts in zip(*(r[1:] for r in runs))))
 
 
 def _safe_log(xp, resp):
