@@ -336,7 +336,7 @@ _MEMORY_SCRIPT = """
 import json, resource, sys, warnings
 import numpy as np
 import gpuvec
-N, D, K, dtype = {N}, {D}, {K}, np.{dtype}
+N, D, K, dtype, n_init = {N}, {D}, {K}, np.{dtype}, {n_init}
 rng = np.random.default_rng(0)
 centres = rng.normal(0, 5, (K, D))
 X = np.empty((N, D), dtype=dtype)
@@ -349,33 +349,34 @@ def rss_mib():
 before = rss_mib()  # Python, numpy, gpuvec and X
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    gpuvec.GaussianMixture(K, max_iter=3, random_state=0).fit(X)
+    gpuvec.GaussianMixture(K, max_iter=3, n_init=n_init, random_state=0).fit(X)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(dict(x_mib=X.nbytes / 2**20, peak_beyond_x_mib=peak - before)))
 """
 
 
-def mixture_peak_memory(N: int, D: int, K: int, dtype: str = "float64") -> dict[str, float]:
-    """Peak RSS of ``GaussianMixture(K, max_iter=3).fit(X)`` in a new process, beyond Python, imports and X.
+def mixture_peak_memory(N: int, D: int, K: int, dtype: str = "float64", n_init: int = 1) -> dict[str, float]:
+    """Peak RSS of ``GaussianMixture(K, max_iter=3, n_init=n_init).fit(X)`` in a new process, beyond Python,
+    imports and X.
 
     X (N, D) is built in the process; numba's load, if the fit uses it, counts. Returns
     ``{"x_mib": ..., "peak_beyond_x_mib": ...}`` (Linux: reads /proc/self/status).
     """
     import subprocess
 
-    code = _MEMORY_SCRIPT.format(N=N, D=D, K=K, dtype=dtype)
+    code = _MEMORY_SCRIPT.format(N=N, D=D, K=K, dtype=dtype, n_init=n_init)
     env = {k: v for k, v in os.environ.items() if k != "GPUVEC_JIT"}
     env["GPUVEC_BACKEND"] = "numpy"
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _mixture_memory(N: int, D: int, K: int, dtype: str) -> Callable[[], Callable[[], Any]]:
+def _mixture_memory(N: int, D: int, K: int, dtype: str, n_init: int) -> Callable[[], Callable[[], Any]]:
     """A memory row: the timed call is the new process; its peak RSS beyond X goes to stderr."""
 
     def make():
         def call():
-            m = mixture_peak_memory(N, D, K, dtype)
+            m = mixture_peak_memory(N, D, K, dtype, n_init)
             print(
                 f"  peak RSS beyond X: {m['peak_beyond_x_mib']:.0f} MiB "
                 f"({m['peak_beyond_x_mib'] / m['x_mib']:.2f}x X of {m['x_mib']:.0f} MiB)",
@@ -390,7 +391,16 @@ def _mixture_memory(N: int, D: int, K: int, dtype: str) -> Callable[[], Callable
 
 
 # Peak-memory rows (N, D, K, dtype): a new process per call, peak RSS beyond X printed.
-MIXTURE_MEMORY_CASES = ((20_000_000, 4, 2, "float64"), (20_000_000, 8, 8, "float64"), (20_000_000, 8, 8, "float32"))
+# (N, D, K, dtype, n_init). The N=1e5 rows measure the fixed part of the peak (numba's load, buffers), the part
+# that does not grow (or halve) with X.
+MIXTURE_MEMORY_CASES = (
+    (20_000_000, 4, 2, "float64", 1),
+    (20_000_000, 8, 8, "float64", 1),
+    (20_000_000, 8, 8, "float32", 1),
+    (20_000_000, 8, 8, "float64", 3),
+    (100_000, 8, 8, "float64", 1),
+    (100_000, 8, 8, "float32", 1),
+)
 
 
 def _mixture_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
@@ -419,10 +429,11 @@ def _mixture_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
                 _mixture(shape, "gpuvec", backend),
                 rounds=1 if len(shape) == 3 else 3,
             )
-    for N, D, K, dtype in MIXTURE_MEMORY_CASES:
+    for N, D, K, dtype, n_init in MIXTURE_MEMORY_CASES:
         N = N // 100 if quick else N
-        group = f"gmm fit peak memory N={N} D={D} K={K} {dtype} (a new process; peak RSS on stderr)"
-        yield Case("mixture", group, "gpuvec", "numpy", _mixture_memory(N, D, K, dtype), rounds=1)
+        starts = f" n_init={n_init}" if n_init > 1 else ""
+        group = f"gmm fit peak memory N={N} D={D} K={K} {dtype}{starts} (a new process; peak RSS on stderr)"
+        yield Case("mixture", group, "gpuvec", "numpy", _mixture_memory(N, D, K, dtype, n_init), rounds=1)
 
 
 def _dask_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
