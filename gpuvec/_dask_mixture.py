@@ -59,6 +59,7 @@ from gpuvec._mixture_em import (
     SufficientStats,
     e_step,
     em_loop,
+    interleave_starts,
     params_ok,
     sufficient_statistics,
 )
@@ -321,10 +322,8 @@ def _sample_starts(gm, sample, sample_weight, rng, n_init, B, K, D):
             warn_at_caller(text, w.category)
     if all(e is not None for e in errors):
         raise errors[0]
-    params = MixtureParams(
-        *(np.stack(parts, axis=1).reshape((B * n_init,) + parts[0].shape[1:]) for parts in zip(*starts))
-    )
-    return params, np.stack(regs, axis=1).reshape(-1), errors
+    params = MixtureParams(*(interleave_starts(np, parts) for parts in zip(*starts)))
+    return params, interleave_starts(np, regs), errors
 
 
 def _weights_of_problems(gm, sample_weight, X3, batched):

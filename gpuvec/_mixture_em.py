@@ -60,6 +60,7 @@ __all__ = [
     "e_step_chunks",
     "em_loop",
     "em_pass",
+    "interleave_starts",
     "estimate_log_prob",
     "fit_em",
     "m_step",
@@ -746,6 +747,18 @@ class EMResult(NamedTuple):
     failed: Any
     history: Any
     reg_covar: Any
+
+
+def interleave_starts(xp: Any, parts: list[Any]) -> Any:
+    """Arrays (B, ...) of n_init starts as one (B * n_init, ...) array: start i of problem b at b * n_init + i.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> interleave_starts(np, [np.array([1, 2]), np.array([10, 20])]).tolist()
+    [1, 10, 2, 20]
+    """
+    return xp.stack(parts, axis=1).reshape((parts[0].shape[0] * len(parts),) + tuple(parts[0].shape[1:]))
 
 
 @blas_limited_call  # one BLAS thread when called from a thread pool (gpuvec._threads)

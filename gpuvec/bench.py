@@ -333,7 +333,7 @@ def _installed(module: str) -> bool:
 
 
 _MEMORY_SCRIPT = """
-import json, resource, sys, warnings
+import json, sys, warnings
 import numpy as np
 import gpuvec
 N, D, K, dtype, n_init = {N}, {D}, {K}, np.{dtype}, {n_init}
@@ -343,15 +343,15 @@ X = np.empty((N, D), dtype=dtype)
 for s in range(0, N, 1 << 20):  # built in pieces: no temporary beyond X
     n = min(N, s + (1 << 20)) - s
     X[s : s + n] = centres[rng.integers(0, K, n)] + rng.standard_normal((n, D))
-def rss_mib():
+def status_mib(field):  # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork + exec
     with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
-before = rss_mib()  # Python, numpy, gpuvec and X
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
+before = status_mib("VmRSS")  # Python, numpy, gpuvec and X
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     gpuvec.GaussianMixture(K, max_iter=3, n_init=n_init, random_state=0).fit(X)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps(dict(x_mib=X.nbytes / 2**20, peak_beyond_x_mib=peak - before)))
+peak = status_mib("VmHWM")
+print(json.dumps(dict(x_mib=X.nbytes / 2**20, peak_beyond_x_mib=peak - before, peak_mib=peak)))
 """
 
 
@@ -360,7 +360,8 @@ def mixture_peak_memory(N: int, D: int, K: int, dtype: str = "float64", n_init: 
     imports and X.
 
     X (N, D) is built in the process; numba's load, if the fit uses it, counts. Returns
-    ``{"x_mib": ..., "peak_beyond_x_mib": ...}`` (Linux: reads /proc/self/status).
+    ``{"x_mib": ..., "peak_beyond_x_mib": ..., "peak_mib": ...}`` (the last: the whole process's peak RSS;
+    Linux: reads VmRSS and VmHWM from /proc/self/status).
     """
     import subprocess
 
@@ -379,7 +380,8 @@ def _mixture_memory(N: int, D: int, K: int, dtype: str, n_init: int) -> Callable
             m = mixture_peak_memory(N, D, K, dtype, n_init)
             print(
                 f"  peak RSS beyond X: {m['peak_beyond_x_mib']:.0f} MiB "
-                f"({m['peak_beyond_x_mib'] / m['x_mib']:.2f}x X of {m['x_mib']:.0f} MiB)",
+                f"({m['peak_beyond_x_mib'] / m['x_mib']:.2f}x X of {m['x_mib']:.0f} MiB); "
+                f"process peak {m['peak_mib']:.0f} MiB",
                 file=sys.stderr,
                 flush=True,
             )
@@ -390,9 +392,8 @@ def _mixture_memory(N: int, D: int, K: int, dtype: str, n_init: int) -> Callable
     return make
 
 
-# Peak-memory rows (N, D, K, dtype): a new process per call, peak RSS beyond X printed.
-# (N, D, K, dtype, n_init). The N=1e5 rows measure the fixed part of the peak (numba's load, buffers), the part
-# that does not grow (or halve) with X.
+# Peak-memory rows (N, D, K, dtype, n_init): a new process per call, peak RSS beyond X printed. The
+# N=1e5 rows measure the fixed part of the peak (numba's load, buffers): it does not grow (or halve) with X.
 MIXTURE_MEMORY_CASES = (
     (20_000_000, 4, 2, "float64", 1),
     (20_000_000, 8, 8, "float64", 1),

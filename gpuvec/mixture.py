@@ -53,6 +53,7 @@ from gpuvec._mixture_em import (
     em_pass,
     estimate_log_prob,
     fit_em,
+    interleave_starts,
     label_statistics,
     m_step,
     merge_statistics,
@@ -170,8 +171,9 @@ class GaussianMixture:
     max_iter : int, default 100
         The most EM iterations per start.
     n_init : int, default 1
-        Starts per problem, run as one more batch axis; the best lower bound
-        wins. The first start of each problem is the one ``n_init=1`` makes
+        Starts per problem, run one after another on the same X (no copy of
+        X per start; each start is batched over the B problems); the best
+        lower bound wins. The first start of each problem is the one ``n_init=1`` makes
         with the same ``random_state``, so more starts never end worse (up to
         rounding). A start that failed loses to any that did not; a problem
         raises only if all its starts failed.
@@ -631,7 +633,7 @@ class GaussianMixture:
             else:
                 resp = initial_resp(xp, X, K, self.init_params, rng, sw)
                 stats.append(resp_statistics(X, _safe_log(xp, resp), ct, sw))
-        stats = stats[0] if n_init == 1 else SufficientStats(*(_interleave(xp, parts) for parts in zip(*stats)))
+        stats = stats[0] if n_init == 1 else SufficientStats(*(interleave_starts(xp, parts) for parts in zip(*stats)))
 
         def step(r):  # the first M-step, redone from the same statistics by the retry
             return params_from_statistics(stats, r, ct)
@@ -978,18 +980,13 @@ def _is_dask(*arrays):
     return any(is_dask_array(a) for a in arrays)
 
 
-def _interleave(xp, parts):
-    """Arrays (B, ...) of n_init starts as one (B * n_init, ...) array: start i of problem b at b * n_init + i."""
-    return xp.stack(parts, axis=1).reshape((parts[0].shape[0] * len(parts),) + tuple(parts[0].shape[1:]))
-
-
 def _interleave_results(xp, runs):
     """The EMResults of n_init starts (one fit_em run each) as one result over B * n_init problems."""
     iters = max(r.history.shape[1] for r in runs)  # histories padded with NaN to the longest run
     runs = [r._replace(history=xp.pad(r.history, ((0, 0), (0, iters - r.history.shape[1])), constant_values=xp.nan))
             for r in runs]  # fmt: skip
-    params = MixtureParams(*(_interleave(xp, parts) for parts in zip(*(r.params for r in runs))))
-    return EMResult(params, *(_interleave(xp, parts) for parts in zip(*(r[1:] for r in runs))))
+    params = MixtureParams(*(interleave_starts(xp, parts) for parts in zip(*(r.params for r in runs))))
+    return EMResult(params, *(interleave_starts(xp, parts) for parts in zip(*(r[1:] for r in runs))))
 
 
 def _safe_log(xp, resp):
