@@ -303,7 +303,7 @@ def _step_numba(numba_impl, xp, region, box_start, tabs, k, order, mode, cval, d
     out_shape = (tabs[0]["i0"].shape[1], tabs[1]["i0"].shape[1])
     out, arg = np.empty(out_shape, dtype), np.empty(out_shape, adt)
     ytab, xtab = axis(tabs[0], box_start[0]), axis(tabs[1], box_start[1])
-    numba_impl.streaming_tables(region, ytab, xtab, order, mode, cval, out, arg)
+    numba_impl.streaming_tables(region, ytab, xtab, order, mode, cval, out, arg, whole=False)  # one sample index
     return out.astype(work, copy=False)
 
 

@@ -7,9 +7,10 @@ fast-math, so no multiply-add is contracted and the arithmetic is scipy's.
 
 Each scalar helper implements one rule of :mod:`gpuvec._rays_rules`:
 ``axis_point`` the positions, indices and weights; ``sample`` the sample;
-``as_output`` the cast; ``better`` the max/NaN rule. ``streaming_loop`` reads the
-host's axis tables (:func:`gpuvec._rays_rules.axis_tables`); ``dense_loop``
-computes every position itself. Same public names and signatures as
+``as_output`` the cast; ``better`` the max/NaN rule. ``cells_loop`` and
+``rows_loop`` (two loop orders, chosen by ``num`` in :func:`streaming_tables`)
+read the host's axis tables (:func:`gpuvec._rays_rules.axis_tables`);
+``dense_loop`` computes every position itself. Same public names and signatures as
 :mod:`gpuvec._rays_numpy` (the reference a test compares them with, bit for bit).
 """
 
@@ -99,16 +100,32 @@ CELL_LOOP_MAX_NUM = 8
 
 
 @numba.njit(cache=True, parallel=True)
-def cells_loop(img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, order, constant, kind, cval, lo, hi, out, arg):
+def cells_loop(
+    img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, order, constant, kind, cval, lo, hi, out, arg, whole
+):
     """Fixed num, a cell's samples innermost: rows in parallel, row tables (num, rows), column
-    tables (cols, num). The inside flags are read only for mode 'constant'."""
+    tables (cols, num). The inside flags are read only for mode 'constant'.
+
+    With ``whole`` (tables of whole rays), every ray's last sample is the origin itself
+    (numpy's linspace ends exactly at ``stop``): the same indices and weights for every
+    cell, so it is taken once (a fifth of the work at num=5)."""
     rows, cols = out.shape
     num = yi0.shape[0]
+    if rows == 0 or cols == 0:
+        return
+    L = num - 1 if whole else num  # the samples taken per cell
+    if not whole:
+        last = np.nan  # unused
+    elif constant and not (yin[L, 0] and xin[0, L]):
+        last = as_output(cval, kind, lo, hi, np.empty(1, img.dtype))
+    else:
+        t = sample(img, yi0[L, 0], yi1[L, 0], yw0[L, 0], yw1[L, 0], xi0[0, L], xi1[0, L], xw0[0, L], xw1[0, L], order)
+        last = as_output(t, kind, lo, hi, np.empty(1, img.dtype))
     for r in numba.prange(rows):
         cast = np.empty(1, img.dtype)
         for c in range(cols):
             best, best_k = -np.inf, 0
-            for k in range(num):
+            for k in range(L):
                 if constant and not (yin[k, r] and xin[c, k]):
                     t = cval
                 else:
@@ -117,6 +134,8 @@ def cells_loop(img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, order, con
                 cur = as_output(t, kind, lo, hi, cast)
                 if better(cur, best):
                     best, best_k = cur, k
+            if whole and better(last, best):
+                best, best_k = last, L
             out[r, c] = best + 0.0
             arg[r, c] = best_k
 
@@ -218,18 +237,20 @@ def _table_arrays(tab: dict[str, Any], cells_first: bool) -> tuple[Any, ...]:
 
 
 def streaming_tables(image: Any, ytab: dict[str, Any], xtab: dict[str, Any], order: int, mode: str, cval: float,
-                     out: Any, arg: Any) -> None:  # fmt: skip
+                     out: Any, arg: Any, whole: bool = True) -> None:  # fmt: skip
     """The max and first argmax of the samples that two axis tables (row, column) give, into ``out``
     and ``arg`` (rows x cols): ``cells_loop`` up to ``CELL_LOOP_MAX_NUM`` samples, else ``rows_loop``.
-    The tables index ``image`` itself."""
+    The tables index ``image`` itself; ``whole``: they hold whole rays (their last sample is the origin),
+    not a part of them."""
     cells = ytab["i0"].shape[0] <= CELL_LOOP_MAX_NUM
-    loop = cells_loop if cells else rows_loop
     kind, lo, hi = cast_rule(image.dtype)
+    args = (np.ascontiguousarray(image), *_table_arrays(ytab, False), *_table_arrays(xtab, cells),
+            order, mode == "constant", kind, float(cval), lo, hi, out, arg)  # fmt: skip
     with _launch():
-        loop(
-            np.ascontiguousarray(image), *_table_arrays(ytab, False), *_table_arrays(xtab, cells),
-            order, mode == "constant", kind, float(cval), lo, hi, out, arg,
-        )  # fmt: skip
+        if cells:
+            cells_loop(*args, whole)
+        else:
+            rows_loop(*args)
 
 
 def streaming(
