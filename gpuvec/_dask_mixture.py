@@ -415,18 +415,7 @@ def _fit_split(gm, X, sample_weight):
     def pass_fn(p, active):
         return _split_pass(X3, sw, p, active // n_init, shift, ct)
 
-    result = em_loop(
-        np,
-        pass_fn,
-        params,
-        reg,
-        ct,
-        tol=gm.tol,
-        max_iter=gm.max_iter,
-        verbose=gm.verbose,
-        verbose_interval=gm.verbose_interval,
-        lower_bound=previous,
-    )
+    result = em_loop(np, pass_fn, params, reg, ct, lower_bound=previous, **gm._em_options())
     gm._finish_fit(np, result, start_failed, start_overflow, start_reg, n_init, batched, B, dtype, start_errors)
     return gm
 

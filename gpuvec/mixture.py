@@ -567,11 +567,8 @@ class GaussianMixture:
                 reg[i::n_init] if n_init > 1 else reg,
                 self.covariance_type,
                 sw,
-                tol=self.tol,
-                max_iter=self.max_iter,
-                verbose=self.verbose,
-                verbose_interval=self.verbose_interval,
                 lower_bound=previous,
+                **self._em_options(),
             )
             for i in range(n_init)
         ]
@@ -582,6 +579,10 @@ class GaussianMixture:
         # From the stored attributes (float32 for float32 X), so that fit_predict(X) == fit(X).predict(X).
         labels = self._e_step_blocks(xp, X, "labels", dtype)
         return labels if batched else labels[0]
+
+    def _em_options(self):
+        """The estimator's settings of the EM loop (fit_em and the dask loop alike)."""
+        return dict(tol=self.tol, max_iter=self.max_iter, verbose=self.verbose, verbose_interval=self.verbose_interval)
 
     def _finish_fit(
         self, xp, result, start_failed, start_overflow, start_reg, n_init, batched, B, dtype, start_errors=None
