@@ -330,13 +330,12 @@ def compiled_mixture(xp: Any, covariance_type: str, work: int) -> Any:
     ==============================  ==========================  ===========================
     input                           GPUVEC_JIT auto / on        GPUVEC_JIT off
     ==============================  ==========================  ===========================
-    numpy, 'full' or 'tied'         :mod:`gpuvec._mixture_numba` (auto: work >= NUMBA_PAYS_WORK,
+    numpy, any covariance type      :mod:`gpuvec._mixture_numba` (auto: work >= NUMBA_PAYS_WORK,
                                     or already loaded)          the numpy reference
-    numpy, 'diag' or 'spherical'    the numpy reference (GEMMs already)
     cupy                            the cupy reference
     ==============================  ==========================  ===========================
     """
-    if covariance_type not in ("full", "tied") or is_cupy_namespace(xp):
+    if is_cupy_namespace(xp):
         return None
     setting = compiled_setting()
     if setting == "off" or (

@@ -1,10 +1,12 @@
 """Compiled CPU loops of the Gaussian mixtures (numba): the E-step and its sufficient statistics, fused.
 
-For 'full' and 'tied' covariances on numpy data, one pass over a block of
-samples computes every sample's log density under every component (sklearn's
-``y = z P_k - mu'_k P_k``, ``|y|^2``), the log-sum-exp over components, the
-responsibilities, and adds them straight into the weighted sums ``nk``,
-``sum r z`` and ``sum r z z^T`` (upper triangle, mirrored at the end). Nothing
+For every covariance type on numpy data, one pass over a block of samples
+computes every sample's log density under every component (sklearn's
+``y = z P_k - mu'_k P_k``, ``|y|^2``; 'diag' and 'spherical' factors are
+diagonal matrices here, and only their diagonal is multiplied), the
+log-sum-exp over components, the responsibilities, and adds them straight
+into the weighted sums ``nk``, ``sum r z`` and ``sum r z z^T`` (upper
+triangle, mirrored at the end; the diagonal only for 'diag' and 'spherical'). Nothing
 of size (samples x components x features) is ever built, every sum runs in
 float64 whatever X's dtype, and X is read once per pass.
 
@@ -80,8 +82,10 @@ def _exp(x):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST, inline="always")
-def _block_log_prob(X, b, start, m, shift, P, mup, c, triangular, zt, y, maha, lp):
-    """Log density plus log weight of samples ``start:start+m`` of problem b under every component into lp (K, NB)."""
+def _block_log_prob(X, b, start, m, shift, P, mup, c, structure, zt, y, maha, lp):
+    """Log density plus log weight of samples ``start:start+m`` of problem b under every component into lp (K, NB).
+
+    ``structure`` of the precision factors P: 0 dense, 1 upper triangular, 2 diagonal."""
     D = X.shape[2]
     K = P.shape[1]
     for i in range(D):
@@ -95,8 +99,8 @@ def _block_log_prob(X, b, start, m, shift, P, mup, c, triangular, zt, y, maha, l
             mj = mup[b, k, j]
             for s in range(m):
                 y[s] = -mj
-            first = 0
-            last = j + 1 if triangular else D
+            first = j if structure == 2 else 0
+            last = j + 1 if structure >= 1 else D
             for i in range(first, last):
                 p = P[b, k, i, j]
                 for s in range(m):
@@ -131,8 +135,9 @@ def _block_log_norm(K, m, lp, lse, mx, tot):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
-def _moments_items(X, sw, has_sw, shift, P, mup, c, triangular, items, lo, hi, nk_out, sx_out, sxx_out, ll_out, ws_out):
-    """Items ``lo:hi`` (rows of ``items``: problem, first sample, end) into their own partial sums."""
+def _moments_items(X, sw, has_sw, shift, P, mup, c, structure, items, lo, hi, nk_out, sx_out, sxx_out, ll_out, ws_out):
+    """Items ``lo:hi`` (rows of ``items``: problem, first sample, end) into their own partial sums; with diagonal
+    factors (``structure`` 2) only the diagonal of sxx."""
     D = X.shape[2]
     K = P.shape[1]
     zt = np.empty((D, _NB))
@@ -158,7 +163,7 @@ def _moments_items(X, sw, has_sw, shift, P, mup, c, triangular, items, lo, hi, n
         ws = 0.0
         for start in range(s0, s1, _NB):
             m = min(_NB, s1 - start)
-            _block_log_prob(X, b, start, m, shift, P, mup, c, triangular, zt, y, maha, lp)
+            _block_log_prob(X, b, start, m, shift, P, mup, c, structure, zt, y, maha, lp)
             _block_log_norm(K, m, lp, lse, mx, tot)
             for s in range(m):
                 w[s] = sw[b, start + s] if has_sw else 1.0
@@ -180,7 +185,7 @@ def _moments_items(X, sw, has_sw, shift, P, mup, c, triangular, items, lo, hi, n
                         rz[s] = lp[k, s] * zt[i, s]
                         acc += rz[s]
                     sx[k, i] += acc
-                    for j in range(i, D):
+                    for j in range(i, i + 1 if structure == 2 else D):
                         acc = 0.0
                         for s in range(m):
                             acc += rz[s] * zt[j, s]
@@ -194,7 +199,7 @@ def _moments_items(X, sw, has_sw, shift, P, mup, c, triangular, items, lo, hi, n
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
-def _e_step_items(X, shift, P, mup, c, triangular, items, lo, hi, what, labels, log_norm, proba):
+def _e_step_items(X, shift, P, mup, c, structure, items, lo, hi, what, labels, log_norm, proba):
     """Items ``lo:hi`` into labels (what 0), log p(x) (1) or responsibilities (2), at the items' samples."""
     D = X.shape[2]
     K = P.shape[1]
@@ -209,7 +214,7 @@ def _e_step_items(X, shift, P, mup, c, triangular, items, lo, hi, what, labels, 
         b = items[it, 0]
         for start in range(items[it, 1], items[it, 2], _NB):
             m = min(_NB, items[it, 2] - start)
-            _block_log_prob(X, b, start, m, shift, P, mup, c, triangular, zt, y, maha, lp)
+            _block_log_prob(X, b, start, m, shift, P, mup, c, structure, zt, y, maha, lp)
             if what == 0:  # argmax of the log responsibilities: of lp itself (the first of equals)
                 for s in range(m):
                     best = 0
@@ -309,12 +314,17 @@ def _min_sq_dist_items(X, center, items, lo, hi, d2, first):
 
 
 def _prepare(X, weights, means, P, covariance_type, shift):
-    """Float64 contiguous per-component factors: shift (B, D), P (B, K, D, D), mu'P (B, K, D), constants (B, K)."""
+    """Float64 contiguous per-component factors: shift (B, D), P (B, K, D, D), mu'P (B, K, D), constants (B, K),
+    and the structure of P (0 dense, 1 upper triangular, 2 diagonal: 'diag' and 'spherical')."""
     B, _, D = X.shape
     K = means.shape[1]
     P = np.asarray(P, dtype=np.float64)
     if covariance_type == "tied":
         P = np.broadcast_to(P[:, None], (B, K, D, D))
+    elif covariance_type in ("diag", "spherical"):  # (B, K, D) or (B, K): as diagonal matrices
+        diagonal = np.broadcast_to(P if covariance_type == "diag" else P[..., None], (B, K, D))
+        P = np.zeros((B, K, D, D))
+        P[..., np.arange(D), np.arange(D)] = diagonal
     P = np.ascontiguousarray(P)
     shift = np.ascontiguousarray(np.asarray(shift, dtype=np.float64).reshape(B, D))
     dmu = np.asarray(means, dtype=np.float64) - shift[:, None, :]
@@ -322,8 +332,8 @@ def _prepare(X, weights, means, P, covariance_type, shift):
     with np.errstate(divide="ignore", invalid="ignore"):
         log_det = np.log(np.diagonal(P, axis1=-2, axis2=-1)).sum(-1)
         c = np.ascontiguousarray(-0.5 * D * _LOG_2PI + log_det + np.log(np.asarray(weights, dtype=np.float64)))
-    triangular = bool((np.tril(P, -1) == 0).all())
-    return shift, P, mup, c, triangular
+    structure = 2 if covariance_type in ("diag", "spherical") else 1 if bool((np.tril(P, -1) == 0).all()) else 0
+    return shift, P, mup, c, structure
 
 
 def _items(B: int, N: int, per_problem: int, budget: int) -> np.ndarray:
@@ -359,8 +369,8 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
     ----------
     X : ndarray, shape (B, N, D), float32 or float64
     params : MixtureParams
-        'full' or 'tied' precision Cholesky factors.
-    covariance_type : {'full', 'tied'}
+        Precision Cholesky factors of ``covariance_type``.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
     sample_weight : ndarray, shape (B, N), or None
     shift : ndarray, shape (B, 1, D)
     budget : int
@@ -368,12 +378,13 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
 
     Returns
     -------
-    nk (B, K), sx (B, K, D), sxx (B, K, D, D), log_likelihood (B,), weight_sum (B,), all float64.
+    nk (B, K), sx (B, K, D), sxx (B, K, D, D) (for 'diag' and 'spherical' its diagonal, (B, K, D)),
+    log_likelihood (B,), weight_sum (B,), all float64.
     """
     X = _contiguous_X(X)
     B, N, D = X.shape
     K = params.means.shape[1]
-    shift_, P, mup, c, tri = _prepare(
+    shift_, P, mup, c, structure = _prepare(
         X, params.weights, params.means, params.precisions_cholesky, covariance_type, shift
     )
     items = _items(B, N, K * D * D, budget)
@@ -384,12 +395,14 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
     sw = np.ascontiguousarray(sample_weight, dtype=np.float64) if has_sw else np.ones((1, 1))
 
     def run(lo, hi):
-        _moments_items(X, sw, has_sw, shift_, P, mup, c, tri, items, lo, hi, nk, sx, sxx, ll, ws)
+        _moments_items(X, sw, has_sw, shift_, P, mup, c, structure, items, lo, hi, nk, sx, sxx, ll, ws)
 
     run_parallel(run, _spans(items, _threads_for(N * B * K * D * D)))
     per = n // B
     if per > 1:  # the ranges of each problem, added in order
         nk, sx, sxx, ll, ws = (a.reshape((B, per) + a.shape[1:]).sum(1) for a in (nk, sx, sxx, ll, ws))
+    if structure == 2:
+        sxx = np.diagonal(sxx, axis1=-2, axis2=-1).copy()
     return nk, sx, sxx, ll, ws
 
 
@@ -430,7 +443,7 @@ def e_step_outputs(
     B, N, D = X.shape
     K = means.shape[1]
     zero = np.zeros((B, 1, D))
-    shift_, P, mup, c, tri = _prepare(X, weights, means, precisions_cholesky, covariance_type, zero)
+    shift_, P, mup, c, structure = _prepare(X, weights, means, precisions_cholesky, covariance_type, zero)
     items = _items(B, N, 1, 1 << 62)
     code = {"labels": 0, "log_norm": 1, "proba": 2}[what]
     dummy2, dummy3 = np.empty((1, 1)), np.empty((1, 1, 1))
@@ -439,7 +452,7 @@ def e_step_outputs(
     proba = out if code == 2 else dummy3
 
     def run(lo, hi):
-        _e_step_items(X, shift_, P, mup, c, tri, items, lo, hi, code, labels, log_norm, proba)
+        _e_step_items(X, shift_, P, mup, c, structure, items, lo, hi, code, labels, log_norm, proba)
 
     run_parallel(run, _spans(items, _threads_for(N * B * K * D * D)))
     return out
