@@ -132,8 +132,8 @@ class GaussianMixture:
 
     Memory and threads on the CPU: float32 and float64 X are used without a
     copy, and every pass over X (the start, EM, the final E-step, prediction)
-    runs in chunks, so a fit needs little beyond X itself. For 'full' and
-    'tied' covariances the E-step and the M-step's sums run in one compiled
+    runs in chunks, so a fit needs little beyond X itself. For every
+    covariance type the E-step and the M-step's sums run in one compiled
     loop (numba; ``GPUVEC_JIT=0`` selects the numpy reference) on every core
     this process may use, or ``GPUVEC_NUM_THREADS`` (else ``OMP_NUM_THREADS``)
     threads. Called from any thread but the main one (a thread pool, a dask
