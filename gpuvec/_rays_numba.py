@@ -1,8 +1,11 @@
 """Compiled CPU loops for ray_max (numba): 2-D images, ``order`` 0/1, ``mode`` 'nearest'/'constant'.
 
-Module-level functions compiled with ``numba.njit(cache=True)``, so a new process
-loads the machine code from numba's on-disk cache instead of compiling (numba
-keys the cache on this file and the argument types). numba compiles without
+Module-level functions compiled with ``numba.njit(cache=True, nogil=True)``, so a
+new process loads the machine code from numba's on-disk cache instead of compiling
+(numba keys the cache on this file and the argument types). Each loop takes a range
+of output rows; :func:`gpuvec._threads.run_parallel` runs one range per worker
+thread (Python threads, no numba threading layer: fork-safe, and one thread when
+called from a thread pool). numba compiles without
 fast-math, so no multiply-add is contracted and the arithmetic is scipy's.
 
 Each scalar helper implements one rule of :mod:`gpuvec._rays_rules`:
@@ -16,16 +19,13 @@ read the host's axis tables (:func:`gpuvec._rays_rules.axis_tables`);
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import numba
 import numpy as np
 
 from gpuvec._rays_rules import Window, axis_tables, cast_rule
-from gpuvec._threads import in_main_thread
+from gpuvec._threads import run_parallel, worker_threads
 
 jit = numba.njit(cache=True, inline="always")
 
@@ -99,11 +99,11 @@ def axis_point(start, stop, k, L, n, order, constant):
 CELL_LOOP_MAX_NUM = 8
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def cells_loop(
-    img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, order, constant, kind, cval, lo, hi, out, arg, whole
+    img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, order, constant, kind, cval, lo, hi, out, arg, whole, r0, r1
 ):
-    """Fixed num, a cell's samples innermost: rows in parallel, row tables (num, rows), column
+    """Fixed num, a cell's samples innermost, for rows ``r0:r1``: row tables (num, rows), column
     tables (cols, num). The inside flags are read only for mode 'constant'.
 
     With ``whole`` (tables of whole rays), every ray's last sample is the origin itself
@@ -121,8 +121,8 @@ def cells_loop(
     else:
         t = sample(img, yi0[L, 0], yi1[L, 0], yw0[L, 0], yw1[L, 0], xi0[0, L], xi1[0, L], xw0[0, L], xw1[0, L], order)
         last = as_output(t, kind, lo, hi, np.empty(1, img.dtype))
-    for r in numba.prange(rows):
-        cast = np.empty(1, img.dtype)
+    cast = np.empty(1, img.dtype)
+    for r in range(r0, r1):
         for c in range(cols):
             best, best_k = -np.inf, 0
             for k in range(L):
@@ -140,15 +140,19 @@ def cells_loop(
             arg[r, c] = best_k
 
 
-@numba.njit(cache=True, parallel=True)
-def rows_loop(img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, order, constant, kind, cval, lo, hi, out, arg):
-    """Fixed num, one sample index at a time along a row: rows in parallel, every table (num, cells),
+@numba.njit(cache=True, nogil=True)
+def rows_loop(
+    img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, order, constant, kind, cval, lo, hi, out, arg, r0, r1
+):
+    """Fixed num, one sample index at a time along a row, for rows ``r0:r1``: every table (num, cells),
     a running max per row. The inside flags are read only for mode 'constant'."""
-    rows, cols = out.shape
-    for r in numba.prange(rows):
-        best = np.full(cols, -np.inf)
-        best_k = np.zeros(cols, np.int64)
-        cast = np.empty(1, img.dtype)
+    cols = out.shape[1]
+    best = np.empty(cols)
+    best_k = np.empty(cols, np.int64)
+    cast = np.empty(1, img.dtype)
+    for r in range(r0, r1):
+        best[:] = -np.inf
+        best_k[:] = 0
         for k in range(yi0.shape[0]):
             y0, y1, wy0, wy1, row_inside = yi0[k, r], yi1[k, r], yw0[k, r], yw1[k, r], yin[k, r]
             for c in range(cols):
@@ -165,12 +169,15 @@ def rows_loop(img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, order, cons
             arg[r, c] = best_k[c]
 
 
-@numba.njit(cache=True, parallel=True)
-def dense_loop(img, rows, cols, r0, c0, roff, coff, orow, ocol, order, constant, kind, cval, lo, hi, out, arg, coords):
-    """num=None: each cell's own L + 1 samples, positions computed per point (cell (r0 + i, c0 + j))."""
-    out_rows, out_cols = out.shape
-    for i in numba.prange(out_rows):
-        cast = np.empty(1, img.dtype)
+@numba.njit(cache=True, nogil=True)
+def dense_loop(
+    img, rows, cols, r0, c0, roff, coff, orow, ocol, order, constant, kind, cval, lo, hi, out, arg, coords, i0, i1
+):
+    """num=None: each cell's own L + 1 samples, positions computed per point (cell (r0 + i, c0 + j)), for
+    output rows ``i0:i1``."""
+    out_cols = out.shape[1]
+    cast = np.empty(1, img.dtype)
+    for i in range(i0, i1):
         r = r0 + i
         for j in range(out_cols):
             c = c0 + j
@@ -191,34 +198,6 @@ def dense_loop(img, rows, cols, r0, c0, roff, coff, orow, ocol, order, constant,
             out[i, j] = best + 0.0
             arg[i, j] = best_k
             coords[0, i, j], coords[1, i, j] = best_y, best_x
-
-
-_launch_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _launch() -> Iterator[None]:
-    """numba's threads for one parallel loop: every core from the main thread; from any other thread
-    one (the caller's pool is the parallelism; numba's setting is per thread), as :mod:`gpuvec._threads`.
-
-    numba's 'workqueue' threading layer (where neither OpenMP nor TBB is installed)
-    aborts the process on concurrent launches from several threads: there, and until
-    the first launch tells which layer loaded, launches from other threads are serialised.
-    """
-    if in_main_thread():
-        yield
-        return
-    try:
-        guard = _launch_lock if numba.threading_layer() == "workqueue" else contextlib.nullcontext()
-    except ValueError:  # no parallel launch yet in this process
-        guard = _launch_lock
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        with guard:
-            yield
-    finally:
-        numba.set_num_threads(before)
 
 
 def _table_arrays(tab: dict[str, Any], cells_first: bool) -> tuple[Any, ...]:
@@ -246,11 +225,22 @@ def streaming_tables(image: Any, ytab: dict[str, Any], xtab: dict[str, Any], ord
     kind, lo, hi = cast_rule(image.dtype)
     args = (np.ascontiguousarray(image), *_table_arrays(ytab, False), *_table_arrays(xtab, cells),
             order, mode == "constant", kind, float(cval), lo, hi, out, arg)  # fmt: skip
-    with _launch():
+
+    def run(r0: int, r1: int) -> None:
         if cells:
-            cells_loop(*args, whole)
+            cells_loop(*args, whole, r0, r1)
         else:
-            rows_loop(*args)
+            rows_loop(*args, r0, r1)
+
+    run_parallel(run, _row_spans(out.shape[0]))
+
+
+def _row_spans(rows: int) -> list[tuple[int, int]]:
+    """Rows cut into one span per worker thread (:func:`gpuvec._threads.worker_threads`: every core from
+    the main thread, one from any other thread)."""
+    parts = max(1, min(worker_threads(), rows))
+    cuts = [rows * i // parts for i in range(parts + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
 
 
 def streaming(
@@ -270,9 +260,7 @@ def dense(
     kind, lo, hi = cast_rule(image.dtype)
     coords = np.empty((2,) + window.out_shape)
     (rows, cols), (r0, c0), (roff, coff) = window.shape, window.start, window.offset
-    with _launch():
-        dense_loop(
-            np.ascontiguousarray(image), rows, cols, r0, c0, roff, coff, float(origin[0]), float(origin[1]),
-            order, mode == "constant", kind, float(cval), lo, hi, out, arg, coords,
-        )  # fmt: skip
+    args = (np.ascontiguousarray(image), rows, cols, r0, c0, roff, coff, float(origin[0]), float(origin[1]),
+            order, mode == "constant", kind, float(cval), lo, hi, out, arg, coords)  # fmt: skip
+    run_parallel(lambda i0, i1: dense_loop(*args, i0, i1), _row_spans(out.shape[0]))
     return out, arg, coords

@@ -119,10 +119,11 @@ def ray_max(
     scipy's rounding; :mod:`gpuvec._rays_rules`) and agree bit for bit.
     Volumes (3 or more axes) take the numpy loop on the CPU,
     ``map_coordinates`` on the GPU. The table of which input takes which path
-    is the docstring of ``gpuvec.rays._select_impl``. Both CPU loops use every
-    core when called from the main thread (``GPUVEC_NUM_THREADS=n`` caps the
-    numpy loop, ``NUMBA_NUM_THREADS`` the numba loop) and one thread when
-    called from any other thread (:mod:`gpuvec._threads`, as for the mixtures).
+    is the docstring of ``gpuvec.rays._select_impl``. Both CPU loops split
+    their rows over every core when called from the main thread
+    (``GPUVEC_NUM_THREADS=n`` caps them) and run in the calling thread alone
+    when called from any other thread (:mod:`gpuvec._threads`, as for the
+    mixtures); they use Python threads, so they are safe in forked children.
 
     Every other order and mode, and volumes on the GPU, run through
     ``map_coordinates`` (cupyx's on the GPU, whose arithmetic can differ from
