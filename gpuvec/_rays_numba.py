@@ -3,8 +3,8 @@
 Module-level functions compiled with ``numba.njit(cache=True, nogil=True)``, so a
 new process loads the machine code from numba's on-disk cache instead of compiling
 (numba keys the cache on this file and the argument types). Each loop takes a range
-of output rows; :func:`gpuvec._threads.run_parallel` runs one range per worker
-thread (Python threads, no numba threading layer: fork-safe, and one thread when
+of output rows; :func:`gpuvec._threads.run_parallel` runs the ranges on the worker
+threads (Python threads, no numba threading layer: fork-safe, and one thread when
 called from a thread pool). numba compiles without
 fast-math, so no multiply-add is contracted and the arithmetic is scipy's.
 
@@ -232,15 +232,16 @@ def streaming_tables(image: Any, ytab: dict[str, Any], xtab: dict[str, Any], ord
         else:
             rows_loop(*args, r0, r1)
 
-    run_parallel(run, _row_spans(out.shape[0]))
+    _run_rows(run, out.shape[0])
 
 
-def _row_spans(rows: int) -> list[tuple[int, int]]:
-    """Rows cut into one span per worker thread (:func:`gpuvec._threads.worker_threads`: every core from
-    the main thread, one from any other thread)."""
-    parts = max(1, min(worker_threads(), rows))
+def _run_rows(fn: Any, rows: int) -> None:
+    """``fn(r0, r1)`` over the rows, on the worker threads (:func:`gpuvec._threads.worker_threads`: every
+    core from the main thread, one from any other thread), in 8 spans per thread taken as threads free up."""
+    threads = worker_threads()
+    parts = max(1, min(8 * threads, rows))
     cuts = [rows * i // parts for i in range(parts + 1)]
-    return list(zip(cuts[:-1], cuts[1:]))
+    run_parallel(fn, list(zip(cuts[:-1], cuts[1:])), threads)
 
 
 def streaming(
@@ -262,5 +263,5 @@ def dense(
     (rows, cols), (r0, c0), (roff, coff) = window.shape, window.start, window.offset
     args = (np.ascontiguousarray(image), rows, cols, r0, c0, roff, coff, float(origin[0]), float(origin[1]),
             order, mode == "constant", kind, float(cval), lo, hi, out, arg, coords)  # fmt: skip
-    run_parallel(lambda i0, i1: dense_loop(*args, i0, i1), _row_spans(out.shape[0]))
+    _run_rows(lambda i0, i1: dense_loop(*args, i0, i1), out.shape[0])
     return out, arg, coords

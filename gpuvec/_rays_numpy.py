@@ -79,10 +79,12 @@ def streaming(
                 best[rs] = buf["best"]
                 arg[rs] = buf["arg"]
 
-    # Blocks are independent (numpy releases the GIL inside each operation): one span of them per thread.
-    threads = min(worker_threads(), len(starts))
-    cuts = [len(starts) * i // threads for i in range(threads + 1)]
-    run_parallel(run_blocks, list(zip(cuts[:-1], cuts[1:])))
+    # Blocks are independent (numpy releases the GIL inside each operation): spans of them taken by the
+    # worker threads as they free up (4 spans per thread).
+    threads = worker_threads()
+    parts = max(1, min(4 * threads, len(starts)))
+    cuts = [len(starts) * i // parts for i in range(parts + 1)]
+    run_parallel(run_blocks, list(zip(cuts[:-1], cuts[1:])), threads)
     if is_int:
         return to_dtype(best, dtype), arg
     best += 0.0  # scipy's sums start at 0.0, so a sample is never -0.0

@@ -79,23 +79,43 @@ def _usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def run_parallel(fn: Callable[[int, int], object], spans: list[tuple[int, int]]) -> None:
-    """``fn(lo, hi)`` for every span, the first in the calling thread and the others in a shared pool."""
+def run_parallel(fn: Callable[[int, int], object], spans: list[tuple[int, int]], threads: int | None = None) -> None:
+    """``fn(lo, hi)`` for every span, on ``threads`` threads (default: one per span): the calling thread and
+    the rest from a shared pool, each taking the next span not yet taken until none is left.
+
+    More spans than threads balance the load where some spans cost more than others or a core runs
+    slower (a busy neighbour on a shared machine). Each span runs exactly once, so a ``fn`` that writes
+    each span's results to their own place gives the same result on any number of threads.
+    """
     global _pool, _pool_pid
-    if len(spans) <= 1:
+    threads = len(spans) if threads is None else max(1, min(threads, len(spans)))
+    if threads <= 1:
         for lo, hi in spans:
             fn(lo, hi)
         return
     with _lock:
         # A new pool when too small, or in a forked child (whose copy of the pool has no threads).
-        if _pool is None or _pool._max_workers < len(spans) - 1 or _pool_pid != os.getpid():
-            _pool = ThreadPoolExecutor(max_workers=len(spans) - 1, thread_name_prefix="gpuvec")
+        if _pool is None or _pool._max_workers < threads - 1 or _pool_pid != os.getpid():
+            _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="gpuvec")
             _pool_pid = os.getpid()
         pool = _pool
-    futures = [pool.submit(fn, lo, hi) for lo, hi in spans[1:]]
-    fn(*spans[0])
-    for f in futures:
-        f.result()
+    queue = iter(spans)
+    taking = threading.Lock()
+
+    def worker():
+        while True:
+            with taking:
+                span = next(queue, None)
+            if span is None:
+                return
+            fn(*span)
+
+    futures = [pool.submit(worker) for _ in range(threads - 1)]
+    try:
+        worker()
+    finally:
+        for f in futures:  # every span done (or failed) before returning; a worker's error is raised here
+            f.result()
 
 
 @contextlib.contextmanager
