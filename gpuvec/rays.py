@@ -48,9 +48,13 @@ MODES = ("nearest", "constant", "reflect", "grid-mirror", "mirror", "grid-wrap",
 DENSE_SAMPLE_LIMIT = 1 << 34
 # The largest num: the argmax is stored as uint32.
 NUM_LIMIT = 1 << 32
-# Samples (cells x num) from which the numba loop repays its first load in a new process (measured:
-# `gpuvec bench`, "a new process per call"; benchmarks/RESULTS.md).
-NUMBA_PAYS_SAMPLES = 1 << 25
+# numba's first use in a process costs 0.6-0.7 s (import, then loading the cached loops; measured in
+# benchmarks/RESULTS.md), about what the threaded numpy loop takes for this many samples (cells x num) on
+# a 2-core CPU. Under GPUVEC_JIT unset, fixed-num 2-D calls take the numpy loop until the samples it has
+# done in this process, the current call's included, reach this; then numba (ski rental: a one-call
+# script never pays the load for less work than the load costs, a process that keeps calling pays it once).
+NUMBA_PAYS_SAMPLES = 1 << 26
+_numpy_loop_samples = 0  # samples of 2-D fixed-num calls the numpy loop took while numba was not loaded
 
 
 @dlpack_io
@@ -112,9 +116,9 @@ def ray_max(
     path, bit-identical to ``map_coordinates`` then max/argmax (the seed's
     accepted answer). Beyond the outputs it holds cache-sized buffers and 1-D
     axis tables of under 40 ``num (M + N + ...)`` bytes: nothing of size
-    ``num M N``. For 2-D images on the CPU it is a compiled numba loop (for
-    small work, the blocked numpy loop until numba is loaded; ``GPUVEC_JIT=0``
-    always takes the numpy loop); on cupy it is one fused kernel. All of them
+    ``num M N``. For 2-D images on the CPU it is a compiled numba loop (the
+    blocked numpy loop until this process has done about as much work as
+    loading numba costs; ``GPUVEC_JIT=0`` always takes the numpy loop); on cupy it is one fused kernel. All of them
     follow scipy's arithmetic (double accumulation, no fused multiply-add,
     scipy's rounding; :mod:`gpuvec._rays_rules`) and agree bit for bit.
     Volumes (3 or more axes) take the numpy loop on the CPU,
@@ -322,20 +326,19 @@ def _select_impl(
     ====================================  ===========  ==============================  ==========================
 
     The numba loops run where numba is installed (a core dependency). With
-    ``GPUVEC_JIT`` unset, a fixed-``num`` call of under ``NUMBA_PAYS_SAMPLES``
-    samples takes ``_rays_numpy`` until the numba loops are loaded in the
-    process (see :func:`gpuvec._backend.compiled_setting`). Every row is bit-identical to
+    ``GPUVEC_JIT`` unset, fixed-``num`` 2-D calls take ``_rays_numpy`` until the
+    samples it has taken in this process, the current call's included, reach
+    ``NUMBA_PAYS_SAMPLES`` (about numba's first-use cost), and numba from then
+    on (see :func:`gpuvec._backend.compiled_setting`). Every row is bit-identical to
     scipy except cupyx's map_coordinates (``_rays_xp`` on cupy), whose arithmetic
     can differ from scipy's in the last bit.
     """
+    global _numpy_loop_samples
     streaming_case = order <= 1 and mode in STREAMING_MODES
     setting = compiled_setting()
-    # numba's first use in a process costs about 0.5 s (loading its cached machine code); the numpy
-    # loop does about 1e8 samples/s on a 2-core CPU, so under 'auto' small work stays with numpy
-    # until the loops are loaded. Dense rays always pay (their reference is map_coordinates).
-    numba_pays = setting == "on" or (
-        setting == "auto" and (num is None or samples >= NUMBA_PAYS_SAMPLES or "gpuvec._rays_numba" in sys.modules)
-    )
+    # Dense rays always pay (their alternative is map_coordinates).
+    pays = num is None or "gpuvec._rays_numba" in sys.modules or _numpy_loop_samples + samples >= NUMBA_PAYS_SAMPLES
+    numba_pays = setting == "on" or (setting == "auto" and pays)
     # Lazy imports: numba and cupy load only when their implementation is chosen.
     if is_cupy_namespace(xp) and streaming_case and ndim == 2 and num is not None and setting != "off":
         from gpuvec import _rays_cuda as impl
@@ -343,6 +346,9 @@ def _select_impl(
         from gpuvec import _rays_numba as impl
     elif not is_cupy_namespace(xp) and streaming_case and num is not None:
         from gpuvec import _rays_numpy as impl
+
+        if ndim == 2 and setting == "auto":  # the rent paid towards numba's load
+            _numpy_loop_samples += samples
     else:
         from gpuvec import _rays_xp as impl
     return impl

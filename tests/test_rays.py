@@ -543,15 +543,26 @@ def test_gpuvec_jit_rejects_a_value_it_does_not_know(monkeypatch):
         assert not _backend.compiled_enabled()
 
 
-def test_small_work_stays_with_numpy_until_numba_is_loaded(monkeypatch):
+def test_numpy_loop_until_its_work_reaches_numbas_load_cost(monkeypatch):
     from gpuvec import rays
+
+    def pick(samples, ndim=2):
+        return rays._select_impl(np, ndim, 5, 1, "nearest", samples=samples).__name__
 
     monkeypatch.delenv("GPUVEC_JIT", raising=False)
     monkeypatch.delitem(__import__("sys").modules, "gpuvec._rays_numba", raising=False)  # as in a new process
     monkeypatch.delattr(gpuvec, "_rays_numba", raising=False)
-    assert rays._select_impl(np, 2, 5, 1, "nearest", samples=1000).__name__ == "gpuvec._rays_numpy"
-    assert rays._select_impl(np, 2, 5, 1, "nearest", samples=rays.NUMBA_PAYS_SAMPLES).__name__ == "gpuvec._rays_numba"
-    assert rays._select_impl(np, 2, 5, 1, "nearest", samples=1000).__name__ == "gpuvec._rays_numba"  # loaded now
+    monkeypatch.setattr(rays, "_numpy_loop_samples", 0)
+    third = rays.NUMBA_PAYS_SAMPLES // 3 + 1
+    assert pick(third) == "gpuvec._rays_numpy"
+    assert pick(10**9, ndim=3) == "gpuvec._rays_numpy"  # volumes: the numpy loop, not counted
+    assert pick(third) == "gpuvec._rays_numpy"
+    assert rays._numpy_loop_samples == 2 * third
+    assert pick(third) == "gpuvec._rays_numba"  # 3 x third >= NUMBA_PAYS_SAMPLES: the load is paid for
+    assert pick(1000) == "gpuvec._rays_numba"  # loaded now
+    monkeypatch.delitem(__import__("sys").modules, "gpuvec._rays_numba")
+    monkeypatch.setattr(rays, "_numpy_loop_samples", 0)
+    assert pick(rays.NUMBA_PAYS_SAMPLES) == "gpuvec._rays_numba"  # one call that repays the load itself
     assert rays._select_impl(np, 3, 5, 1, "nearest", samples=10**9).__name__ == "gpuvec._rays_numpy"
     assert rays._select_impl(np, 2, 5, 3, "nearest").__name__ == "gpuvec._rays_xp"
     monkeypatch.setenv("GPUVEC_JIT", "off")
