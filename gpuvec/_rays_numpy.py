@@ -39,18 +39,18 @@ def streaming(
     # ndarray.max's NaN rule costs three more passes; only NaN, inf (inf * 0) or a NaN cval need it.
     nan_aware = not is_int and not (math.isfinite(cval) and bool(np.isfinite(image).all()))
 
-    best = np.empty(shape, work_dtype)
-    arg = np.empty(shape, arg_dtype)
-    inner = math.prod(shape[1:])
-    block = max(1, min(shape[0], chunk_elements(np, "rays_block") // inner))
-    starts = range(0, shape[0], block)
-    bshape = (block,) + shape[1:]
+    # Axes on which a step's positions are all whole numbers (weights 1 and 0; always step 0, the cells
+    # themselves): with a finite image the zero-weight corner terms are exact zeros and the weight-1
+    # products the values themselves, so that axis takes one index and no multiplication.
+    finite = not nan_aware
+    exact = [[finite and order == 1 and not bool(tab["w1"][k].any()) for tab in tabs] for k in range(num)]
 
-    def run_blocks(lo: int, hi: int) -> None:  # blocks starts[lo:hi], with this thread's own buffers
-        buffers = {
+    def new_buffers(rows: int) -> dict[str, Any]:
+        bshape = (rows,) + shape[1:]
+        return {
             "acc": np.empty(bshape),
-            "src": np.empty((block,) + image.shape[1:], dtype),
-            "levels": [np.empty((block,) + shape[1 : d + 1] + image.shape[d + 1 :]) for d in range(len(shape))],
+            "src": np.empty((rows,) + image.shape[1:], dtype),
+            "levels": [np.empty((rows,) + shape[1 : d + 1] + image.shape[d + 1 :]) for d in range(len(shape))],
             "cur": np.empty(bshape, work_dtype),
             "mask": np.empty(bshape, bool),
             "nan": np.empty(bshape, bool),
@@ -58,22 +58,41 @@ def streaming(
             "arg": np.empty(bshape, arg_dtype),
             "argk": np.empty(bshape, arg_dtype),
         }
-        with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN in scipy too, silently
+
+    def step(k: int, rs: slice, buf: dict[str, Any]) -> Any:
+        """Step k's samples of rows rs as the image dtype gives them back (in the work dtype)."""
+        acc = sample_block(image, tabs, k, rs, order, buf, exact[k])
+        if is_int:
+            round_like_scipy(acc, dtype)
+        cur = acc
+        if work_dtype != np.float64:  # the cast to a float32 image's dtype
+            cur = buf["cur"]
+            cur[...] = acc
+        if tabs[0]["inside"] is not None:
+            outside = np.logical_not(_inside_mask(tabs, k, rs, buf["mask"]), out=buf["mask"])
+            cur[outside] = cval_sample
+        return cur
+
+    best = np.empty(shape, work_dtype)
+    arg = np.empty(shape, arg_dtype)
+    if best.size == 0:
+        return best, arg
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN in scipy too, silently
+        # Every ray's last sample is the origin, with the same indices and weights for every cell: one value.
+        last = np.array(step(num - 1, slice(0, 1), new_buffers(1)).flat[0], dtype=work_dtype)
+    inner = math.prod(shape[1:])
+    block = max(1, min(shape[0], chunk_elements(np, "rays_block") // inner))
+    starts = range(0, shape[0], block)
+
+    def run_blocks(lo: int, hi: int) -> None:  # blocks starts[lo:hi], with this thread's own buffers
+        buffers = new_buffers(block)
+        with np.errstate(invalid="ignore", over="ignore"):
             for r0 in starts[lo:hi]:
                 rs = slice(r0, min(shape[0], r0 + block))
                 n = rs.stop - r0
                 buf = {name: [b[:n] for b in v] if name == "levels" else v[:n] for name, v in buffers.items()}
                 for k in range(num):
-                    acc = sample_block(image, tabs, k, rs, order, buf)
-                    if is_int:
-                        round_like_scipy(acc, dtype)
-                    cur = acc
-                    if work_dtype != np.float64:  # the cast to a float32 image's dtype
-                        cur = buf["cur"]
-                        cur[...] = acc
-                    if tabs[0]["inside"] is not None:
-                        outside = np.logical_not(_inside_mask(tabs, k, rs, buf["mask"]), out=buf["mask"])
-                        cur[outside] = cval_sample
+                    cur = last if k == num - 1 else step(k, rs, buf)
                     _update_max(buf["best"], buf["arg"], cur, k, nan_aware, buf)
                 # The running max lives in cache-sized buffers; the outputs are written once.
                 best[rs] = buf["best"]
@@ -113,12 +132,14 @@ def _inside_mask(tabs, k, rs, out):
     return out
 
 
-def sample_block(image, tabs, k, rs, order, buf):
+def sample_block(image, tabs, k, rs, order, buf, exact=None):
     """Step k's samples for the block ``rs`` of axis 0, in float64, with scipy's arithmetic.
 
     scipy sums the 2**ndim corner terms ``((m * w_0) * w_1) * ...`` in C order
     of the corners. Scaling whole slabs by each axis' weight before taking the
     next axis' indices makes the same products with fewer multiplications.
+    ``exact[d]``: axis d's weights are all 1 and 0 and the image is finite, so
+    only its first index is taken, unscaled (the other terms are exact zeros).
     """
     ndim, acc = image.ndim, buf["acc"]
     if order == 0:
@@ -127,26 +148,32 @@ def sample_block(image, tabs, k, rs, order, buf):
             picked = np.take(picked, tabs[d]["i0"][k], axis=d, mode="wrap")
         np.copyto(acc, picked)
         return acc
-    terms = _corner_terms(image, tabs, k, rs, 0, buf)
+    terms = _corner_terms(image, tabs, k, rs, 0, buf, exact or [False] * ndim)
     np.copyto(acc, next(terms))
     for term in terms:
         acc += term
     return acc
 
 
-def _corner_terms(src, tabs, k, rs, d, buf):
+def _corner_terms(src, tabs, k, rs, d, buf, exact):
     ndim = len(tabs)
     level = buf["levels"][d]
-    for j in (0, 1):
+    for j in (0,) if exact[d] else (0, 1):
         if d == 0:
             taken = np.take(src, tabs[0][f"i{j}"][k, rs], axis=0, out=buf["src"], mode="wrap")
         else:
             taken = np.take(src, tabs[d][f"i{j}"][k], axis=d, out=level, mode="wrap")
-        part = np.multiply(taken, _axis_slice(tabs, f"w{j}", d, k, rs, ndim), out=level)
+        if exact[d]:  # weight 1: the values themselves, in float64
+            part = taken
+            if taken.dtype != np.float64:
+                np.copyto(level, taken)
+                part = level
+        else:
+            part = np.multiply(taken, _axis_slice(tabs, f"w{j}", d, k, rs, ndim), out=level)
         if d == ndim - 1:
             yield part
         else:
-            yield from _corner_terms(part, tabs, k, rs, d + 1, buf)
+            yield from _corner_terms(part, tabs, k, rs, d + 1, buf, exact)
 
 
 def _update_max(best, arg, cur, k, nan_aware, buf):

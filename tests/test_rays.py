@@ -55,6 +55,19 @@ def test_bit_identical_to_accepted_answer(xp, impl, dtype, shape):
             assert np.array_equal(to_np(got[1]), want[1])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("mode", ["nearest", "constant"])
+def test_signed_zeros_and_whole_positions_match_scipy(xp, impl, dtype, mode):
+    """Whole-number positions (every first sample, and an integral origin's last) have weights 1 and 0:
+    the loops may skip the zero-weight terms; -0.0 pixels and negative neighbours must not show."""
+    img = np.array([[-0.0, -1.5, 0.0, -0.0], [-2.0, -0.0, -0.0, 3.0], [0.0, -0.0, -7.0, -0.0]], dtype)
+    for origin, num in itertools.product([(0, 0), (2, 3), (1, 1.5), (-1, 2), (1.25, 3)], (2, 3, 5, 12)):
+        want = rays_accepted_answer(img, *origin, num, mode=mode, cval=-0.5)
+        got = gpuvec.ray_max(xp.asarray(img), origin, num, mode=mode, cval=-0.5)
+        assert_identical(got[0], want[0])
+        assert np.array_equal(to_np(got[1]), want[1])
+
+
 def test_integer_rounding_ties_follow_scipy(xp, impl):
     # Samples at exact .5 ties: half away from zero (scipy), not numpy's half to even.
     img = np.array([[0, 1, 2, 3, -1, -2, -3]], np.int16)
