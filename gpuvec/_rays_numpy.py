@@ -75,11 +75,10 @@ def streaming(
 
     best = np.empty(shape, work_dtype)
     arg = np.empty(shape, arg_dtype)
-    if best.size == 0:
-        return best, arg
-    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN in scipy too, silently
-        # Every ray's last sample is the origin, with the same indices and weights for every cell: one value.
-        last = np.array(step(num - 1, slice(0, 1), new_buffers(1)).flat[0], dtype=work_dtype)
+    last = None
+    if best.size:  # every ray's last sample is the origin, the same indices and weights for every cell: one value
+        with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN in scipy too, silently
+            last = np.array(step(num - 1, slice(0, 1), new_buffers(1)).flat[0], dtype=work_dtype)
     inner = math.prod(shape[1:])
     block = max(1, min(shape[0], chunk_elements(np, "rays_block") // inner))
     starts = range(0, shape[0], block)

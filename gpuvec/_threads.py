@@ -1,7 +1,7 @@
 """Threads of gpuvec's CPU loops: how many, and BLAS kept to one thread inside a thread pool.
 
-Used by the mixture fits (:mod:`gpuvec._mixture_numba`'s loops) and by ray_max's
-numpy loop (:mod:`gpuvec._rays_numpy`, whose numpy calls release the GIL). The
+Used by every CPU loop: the mixture fits' and ray_max's numba loops (``nogil``)
+and ray_max's numpy loop (numpy releases the GIL inside each operation). The
 rule (documented on :class:`gpuvec.mixture.GaussianMixture` and
 :func:`gpuvec.ray_max`):
 
