@@ -249,7 +249,7 @@ def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coo
     is_int = dtype.kind in "iu"
     work = np.dtype(np.float64) if is_int else dtype
     cval_sample = cast_value(cval, dtype)
-    impl = select_impl(xp, nd, num, order, mode, samples=samples)  # the in-memory call's choice, in this process
+    impl = select_impl(xp, nd, num, order, mode, samples=samples, count=False)  # the in-memory call's choice
     step = functools.partial(_step_numba, impl) if impl.__name__.endswith("_rays_numba") else _step_xp
     # ndarray.max's NaN rule costs two more passes per step; only NaN, inf (inf * 0) or a NaN cval need it.
     nan_aware = not is_int and not (math.isfinite(cval) and all(bool(xp.isfinite(r[0]).all()) for r in regions if r))

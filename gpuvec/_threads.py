@@ -29,7 +29,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from gpuvec._backend import blas_one_thread
 
@@ -111,11 +111,16 @@ def run_parallel(fn: Callable[[int, int], object], spans: list[tuple[int, int]],
             fn(*span)
 
     futures = [pool.submit(worker) for _ in range(threads - 1)]
+    error = None
     try:
         worker()
-    finally:
-        for f in futures:  # every span done (or failed) before returning; a worker's error is raised here
-            f.result()
+    except BaseException as exc:  # raised below, once no worker is still running
+        error = exc
+    wait(futures)  # every worker stopped (spans done or failed) before returning or raising
+    if error is not None:
+        raise error
+    for f in futures:  # the first worker error, if any
+        f.result()
 
 
 @contextlib.contextmanager

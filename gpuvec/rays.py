@@ -28,6 +28,7 @@ import importlib.util
 import math
 import numbers
 import sys
+import threading
 import types
 from collections.abc import Mapping, Sequence, Set
 from typing import Any, Literal
@@ -55,6 +56,7 @@ NUM_LIMIT = 1 << 32
 # script never pays the load for less work than the load costs, a process that keeps calling pays it once).
 NUMBA_PAYS_SAMPLES = 1 << 26
 _numpy_loop_samples = 0  # samples of 2-D fixed-num calls the numpy loop took while numba was not loaded
+_rent_lock = threading.Lock()
 
 
 @dlpack_io
@@ -308,9 +310,13 @@ def ray_max_window(
 
 
 def _select_impl(
-    xp: types.ModuleType, ndim: int, num: int | None, order: int, mode: str, samples: int = 0
+    xp: types.ModuleType, ndim: int, num: int | None, order: int, mode: str, samples: int = 0, count: bool = True
 ) -> types.ModuleType:
     """The one place that decides which implementation runs.
+
+    ``samples``: the call's cells x ``num``. ``count``: the call is a whole call whose numpy-loop samples
+    count towards numba's load (the dask path asks for each block with the whole call's samples and
+    ``count=False``, so that every block gets the in-memory call's choice).
 
     ====================================  ===========  ==============================  ==========================
     input                                 backend      ``GPUVEC_JIT`` unset or on      ``GPUVEC_JIT=0``
@@ -347,8 +353,9 @@ def _select_impl(
     elif not is_cupy_namespace(xp) and streaming_case and num is not None:
         from gpuvec import _rays_numpy as impl
 
-        if ndim == 2 and setting == "auto":  # the rent paid towards numba's load
-            _numpy_loop_samples += samples
+        if ndim == 2 and setting == "auto" and count:  # the rent paid towards numba's load
+            with _rent_lock:
+                _numpy_loop_samples += samples
     else:
         from gpuvec import _rays_xp as impl
     return impl

@@ -489,3 +489,17 @@ def test_end_to_end_two_worker_processes(process_client):
     _end_to_end(process_client)
     ran = process_client.run(lambda: "gpuvec._rays_numba" in sys.modules)
     assert all(ran.values())
+
+
+def test_dask_blocks_take_the_in_memory_choice_without_counting_towards_numbas_load(monkeypatch):
+    from gpuvec import rays
+
+    monkeypatch.delenv("GPUVEC_JIT", raising=False)
+    monkeypatch.delitem(sys.modules, "gpuvec._rays_numba", raising=False)  # as in a new process
+    monkeypatch.delattr(gpuvec, "_rays_numba", raising=False)
+    monkeypatch.setattr(rays, "_numpy_loop_samples", 0)
+    img = np.random.default_rng(0).random((40, 40))
+    lazy = gpuvec.ray_max(da.from_array(img, chunks=10), (20.5, 3), 5)[0].compute(scheduler="synchronous")
+    assert rays._numpy_loop_samples == 0  # 16 blocks, none counted as a call of its own
+    assert np.array_equal(lazy, gpuvec.ray_max(img, (20.5, 3), 5)[0])
+    assert rays._numpy_loop_samples == img.size * 5  # the in-memory call counts once

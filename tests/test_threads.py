@@ -27,13 +27,27 @@ def test_run_parallel_runs_every_span_exactly_once(threads):
 
 
 def test_run_parallel_raises_a_workers_error_after_every_span_ran():
-    ran = []
+    import time
+
+    finished = []
 
     def fn(lo, hi):
-        ran.append(lo)
-        if lo == 5:
-            raise ValueError("span 5")
+        if lo == 0:
+            raise ValueError("span 0")
+        time.sleep(0.05)
+        finished.append(lo)
 
-    with pytest.raises(ValueError, match="span 5"):
-        _threads.run_parallel(fn, [(i, i + 1) for i in range(12)], 3)
-    assert sorted(ran) == list(range(12))  # the other spans still ran: no half-written outputs left behind
+    with pytest.raises(ValueError, match="span 0"):
+        _threads.run_parallel(fn, [(i, i + 1) for i in range(7)], 3)
+    # No worker is still running: every other span had finished when the error came out.
+    assert sorted(finished) == list(range(1, 7))
+
+
+def test_run_parallel_raises_the_calling_threads_own_error_first():
+    def fn(lo, hi):  # each thread stops at its first error, so each of the two takes one span
+        if _threads.in_main_thread():
+            raise ValueError("the caller's")
+        raise RuntimeError("a pool thread's")
+
+    with pytest.raises(ValueError, match="the caller's"):
+        _threads.run_parallel(fn, [(0, 1), (1, 2)], 2)
