@@ -85,7 +85,8 @@ def _exp(x):
 def _block_log_prob(X, b, start, m, shift, P, mup, c, structure, zt, y, maha, lp):
     """Log density plus log weight of samples ``start:start+m`` of problem b under every component into lp (K, NB).
 
-    ``structure`` of the precision factors P: 0 dense, 1 upper triangular, 2 diagonal."""
+    ``structure`` of the precision factors P: 0 dense, 1 upper triangular (both (B, K, D, D)), 2 diagonal
+    (P (B, K, D, 1): the diagonal only)."""
     D = X.shape[2]
     K = P.shape[1]
     for i in range(D):
@@ -102,7 +103,7 @@ def _block_log_prob(X, b, start, m, shift, P, mup, c, structure, zt, y, maha, lp
             first = j if structure == 2 else 0
             last = j + 1 if structure >= 1 else D
             for i in range(first, last):
-                p = P[b, k, i, j]
+                p = P[b, k, i, 0] if structure == 2 else P[b, k, i, j]
                 for s in range(m):
                     y[s] += zt[i, s] * p
             for s in range(m):
@@ -137,7 +138,7 @@ def _block_log_norm(K, m, lp, lse, mx, tot):
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def _moments_items(X, sw, has_sw, shift, P, mup, c, structure, items, lo, hi, nk_out, sx_out, sxx_out, ll_out, ws_out):
     """Items ``lo:hi`` (rows of ``items``: problem, first sample, end) into their own partial sums; with diagonal
-    factors (``structure`` 2) only the diagonal of sxx."""
+    factors (``structure`` 2) only the diagonal of sxx, in sxx_out (n, K, D, 1)."""
     D = X.shape[2]
     K = P.shape[1]
     zt = np.empty((D, _NB))
@@ -189,11 +190,12 @@ def _moments_items(X, sw, has_sw, shift, P, mup, c, structure, items, lo, hi, nk
                         acc = 0.0
                         for s in range(m):
                             acc += rz[s] * zt[j, s]
-                        sxx[k, i, j] += acc
-        for k in range(K):
-            for i in range(D):
-                for j in range(i + 1, D):
-                    sxx[k, j, i] = sxx[k, i, j]
+                        sxx[k, i, 0 if structure == 2 else j] += acc
+        if structure != 2:
+            for k in range(K):
+                for i in range(D):
+                    for j in range(i + 1, D):
+                        sxx[k, j, i] = sxx[k, i, j]
         ll_out[it] = ll
         ws_out[it] = ws
 
@@ -314,25 +316,29 @@ def _min_sq_dist_items(X, center, items, lo, hi, d2, first):
 
 
 def _prepare(X, weights, means, P, covariance_type, shift):
-    """Float64 contiguous per-component factors: shift (B, D), P (B, K, D, D), mu'P (B, K, D), constants (B, K),
-    and the structure of P (0 dense, 1 upper triangular, 2 diagonal: 'diag' and 'spherical')."""
+    """Float64 contiguous per-component factors: shift (B, D), P, mu'P (B, K, D), constants (B, K), and the
+    structure of P: 0 dense or 1 upper triangular, P (B, K, D, D); 2 diagonal ('diag', 'spherical'), P
+    (B, K, D, 1) holding the diagonal only (O(K D) memory, as the factors themselves)."""
     B, _, D = X.shape
     K = means.shape[1]
     P = np.asarray(P, dtype=np.float64)
-    if covariance_type == "tied":
-        P = np.broadcast_to(P[:, None], (B, K, D, D))
-    elif covariance_type in ("diag", "spherical"):  # (B, K, D) or (B, K): as diagonal matrices
-        diagonal = np.broadcast_to(P if covariance_type == "diag" else P[..., None], (B, K, D))
-        P = np.zeros((B, K, D, D))
-        P[..., np.arange(D), np.arange(D)] = diagonal
-    P = np.ascontiguousarray(P)
     shift = np.ascontiguousarray(np.asarray(shift, dtype=np.float64).reshape(B, D))
     dmu = np.asarray(means, dtype=np.float64) - shift[:, None, :]
-    mup = np.ascontiguousarray(np.matmul(dmu[:, :, None, :], P)[:, :, 0, :])
+    if covariance_type in ("diag", "spherical"):  # (B, K, D) or (B, K)
+        diagonal = np.broadcast_to(P if covariance_type == "diag" else P[..., None], (B, K, D))
+        P = np.ascontiguousarray(diagonal[..., None])
+        mup = np.ascontiguousarray(dmu * diagonal)
+        structure = 2
+    else:
+        if covariance_type == "tied":
+            P = np.broadcast_to(P[:, None], (B, K, D, D))
+        P = np.ascontiguousarray(P)
+        mup = np.ascontiguousarray(np.matmul(dmu[:, :, None, :], P)[:, :, 0, :])
+        diagonal = np.diagonal(P, axis1=-2, axis2=-1)
+        structure = 1 if bool((np.tril(P, -1) == 0).all()) else 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_det = np.log(np.diagonal(P, axis1=-2, axis2=-1)).sum(-1)
+        log_det = np.log(diagonal).sum(-1)
         c = np.ascontiguousarray(-0.5 * D * _LOG_2PI + log_det + np.log(np.asarray(weights, dtype=np.float64)))
-    structure = 2 if covariance_type in ("diag", "spherical") else 1 if bool((np.tril(P, -1) == 0).all()) else 0
     return shift, P, mup, c, structure
 
 
@@ -387,9 +393,10 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
     shift_, P, mup, c, structure = _prepare(
         X, params.weights, params.means, params.precisions_cholesky, covariance_type, shift
     )
-    items = _items(B, N, K * D * D, budget)
+    width = P.shape[-1]  # D, or 1 for diagonal factors
+    items = _items(B, N, K * D * width, budget)
     n = items.shape[0]
-    nk, sx, sxx = np.empty((n, K)), np.empty((n, K, D)), np.empty((n, K, D, D))
+    nk, sx, sxx = np.empty((n, K)), np.empty((n, K, D)), np.empty((n, K, D, width))
     ll, ws = np.empty(n), np.empty(n)
     has_sw = sample_weight is not None
     sw = np.ascontiguousarray(sample_weight, dtype=np.float64) if has_sw else np.ones((1, 1))
@@ -397,12 +404,12 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
     def run(lo, hi):
         _moments_items(X, sw, has_sw, shift_, P, mup, c, structure, items, lo, hi, nk, sx, sxx, ll, ws)
 
-    run_parallel(run, _spans(items, _threads_for(N * B * K * D * D)))
+    run_parallel(run, _spans(items, _threads_for(N * B * K * D * width)))
     per = n // B
     if per > 1:  # the ranges of each problem, added in order
         nk, sx, sxx, ll, ws = (a.reshape((B, per) + a.shape[1:]).sum(1) for a in (nk, sx, sxx, ll, ws))
     if structure == 2:
-        sxx = np.diagonal(sxx, axis1=-2, axis2=-1).copy()
+        sxx = np.ascontiguousarray(sxx[..., 0])
     return nk, sx, sxx, ll, ws
 
 
@@ -454,7 +461,7 @@ def e_step_outputs(
     def run(lo, hi):
         _e_step_items(X, shift_, P, mup, c, structure, items, lo, hi, code, labels, log_norm, proba)
 
-    run_parallel(run, _spans(items, _threads_for(N * B * K * D * D)))
+    run_parallel(run, _spans(items, _threads_for(N * B * K * D * P.shape[-1])))
     return out
 
 
