@@ -8,8 +8,8 @@ the nearest pixel (``order=0``), and ``return_coords=True`` says where on the ra
 
 Each bright dot casts a "shadow" away from the origin: every cell whose ray to the origin passes
 through the dot sees its value. The right panel shows how far from the origin that max lies.
-(The README's picture, ``docs/ray_max.png``, comes from ``examples/ray_picture.py``, the same
-code.)
+(The README's picture, ``docs/ray_max.png``, is this script's first figure, saved by
+``examples/ray_picture.py``.)
 """
 
 import matplotlib.pyplot as plt
