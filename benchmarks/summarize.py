@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sys
 
-from gpuvec import bench
+from gpuvec.tools import bench
 
 
 def records(paths):
-    """gpuvec.bench records from the JSON that benchmarks/test_bench.py writes."""
+    """gpuvec.tools.bench records from the JSON that benchmarks/test_bench.py writes."""
     out = []
     for path in paths:
         with open(path) as f:

@@ -1,7 +1,7 @@
-"""The benchmark grid of :mod:`gpuvec.bench` under pytest-benchmark: one test per case.
+"""The benchmark grid of :mod:`gpuvec.tools.bench` under pytest-benchmark: one test per case.
 
 The cases (sizes, methods, backends, and the setup of each) are defined once, in
-gpuvec.bench, which ``gpuvec bench`` runs too. Each timed call synchronises the
+gpuvec.tools.bench, which ``gpuvec bench`` runs too. Each timed call synchronises the
 GPU and follows a warm-up call.
 """
 
@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from gpuvec import bench
+from gpuvec.tools import bench
 
 CASES = bench.cases(quick=os.environ.get("GPUVEC_BENCH_QUICK", "") == "1")
 

@@ -40,7 +40,7 @@ def image_store(tmp_path_factory):
 
 
 def _record_reads(benchmark):
-    from gpuvec._dask_rays import read_ratios
+    from gpuvec.rays._dask import read_ratios
 
     ratios = read_ratios((SIZE, SIZE), ((CHUNK,) * (SIZE // CHUNK),) * 2, ORIGIN, 5)
     benchmark.extra_info.update(

@@ -40,8 +40,8 @@ distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
 
 import gpuvec  # noqa: E402
-from gpuvec import _dask_mixture  # noqa: E402
 from gpuvec.mixture import MixtureParams, em_pass  # noqa: E402
+from gpuvec.mixture import _dask as _dask_mixture  # noqa: E402
 
 QUICK = os.environ.get("GPUVEC_BENCH_QUICK", "") == "1"
 N = int(float(os.environ.get("GPUVEC_BENCH_DASK_N", 2e5 if QUICK else 2e7)))

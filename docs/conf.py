@@ -154,20 +154,20 @@ intersphinx_mapping = (
 
 
 def _write_rays_table(app):
-    """Write the implementation table of ``gpuvec.rays._select_impl`` for the rays page.
+    """Write the implementation table of ``gpuvec.rays._dispatch.select`` for the rays page.
 
-    The docstring of ``_select_impl`` is the one place that says which implementation runs; the
+    The docstring of ``select`` is the one place that says which implementation runs; the
     user guide includes it from there (``user_guide/rays_impl_table.inc``, generated), so the two
     cannot drift apart. Lines whose later columns are empty continue the row above.
     """
     import inspect
 
-    from gpuvec.rays import _select_impl
+    from gpuvec.rays._dispatch import select
 
-    lines = inspect.cleandoc(_select_impl.__doc__).splitlines()
+    lines = inspect.cleandoc(select.__doc__).splitlines()
     rules = [i for i, line in enumerate(lines) if line.startswith("====")]
     if len(rules) != 3:
-        msg = "gpuvec.rays._select_impl's docstring no longer holds one simple table: update docs/conf.py"
+        msg = "gpuvec.rays._dispatch.select's docstring no longer holds one simple table: update docs/conf.py"
         raise RuntimeError(msg)
     border = lines[rules[0]]
     spans, start = [], 0

@@ -8,16 +8,8 @@ where it runs (numpy in, numpy out; cupy in, cupy out). ``gpuvec.xp`` and
 from __future__ import annotations
 
 from gpuvec import random
-from gpuvec._backend import (
-    BackendInfo,
-    BackendUnavailableError,
-    asarray,
-    backend_info,
-    get_namespace,
-    sync,
-    to_numpy,
-    use_backend,
-)
+from gpuvec._core.backend import BackendInfo, BackendUnavailableError, backend_info, sync, use_backend
+from gpuvec._core.namespace import asarray, get_namespace, to_numpy
 from gpuvec._version import __version__ as __version__
 from gpuvec.mixture import GaussianMixture
 from gpuvec.rays import ray_max
@@ -46,10 +38,10 @@ __all__ = [
 def __getattr__(name: str):
     # ``gpuvec.xp`` and ``gpuvec.ndimage`` follow the current default, which
     # ``use_backend`` can change, so they are looked up on access.
-    from gpuvec import _backend
+    from gpuvec._core import backend
 
     if name == "xp":
-        return _backend.default_xp()
+        return backend.default_xp()
     if name == "ndimage":
-        return _backend.default_ndimage()
+        return backend.default_ndimage()
     raise AttributeError(f"module 'gpuvec' has no attribute {name!r}")

@@ -1,3 +1,3 @@
-from gpuvec.cli import main
+from gpuvec.tools.cli import main
 
 raise SystemExit(main())

@@ -10,15 +10,15 @@ import os
 import numpy as np
 import pytest
 
-from gpuvec import _backend
+from gpuvec._core import backend
 
-REQUIRE_GPU = _backend._require_gpu()
+REQUIRE_GPU = backend._require_gpu()
 
 
 def _cupy_or_skip():
     if os.environ.get("GPUVEC_BACKEND", "").strip().lower() == "numpy":
         pytest.skip("GPUVEC_BACKEND=numpy: cupy is not to be imported")
-    probe = _backend._probe_cupy()
+    probe = backend._probe_cupy()
     if not probe.usable:
         if REQUIRE_GPU:
             pytest.fail(f"GPUVEC_REQUIRE_GPU=1 but {probe.reason}")

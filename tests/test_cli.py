@@ -10,10 +10,11 @@ import textwrap
 
 import pytest
 
-from gpuvec import _backend, bench, demo
-from gpuvec.cli import main
+from gpuvec._core import backend
+from gpuvec.tools import bench, bench_grid, demo
+from gpuvec.tools.cli import main
 
-NO_GPU = not _backend._probe_cupy().usable
+NO_GPU = not backend._probe_cupy().usable
 needs_no_gpu = pytest.mark.skipif(not NO_GPU, reason="a GPU is present: this checks the error without one")
 
 
@@ -29,7 +30,7 @@ def run_cli(*args: str, missing: tuple[str, ...] = (), **env: str) -> subprocess
             import sys
             for name in {missing!r}:
                 sys.modules[name] = None
-            from gpuvec.cli import main
+            from gpuvec.tools.cli import main
             sys.exit(main(sys.argv[1:]))
             """
         cmd = [sys.executable, "-c", textwrap.dedent(code), *args]
@@ -52,7 +53,7 @@ def fresh_default(monkeypatch):
     """The default backend as a fresh process would have it: GPUVEC_BACKEND not read yet."""
     for name in ("GPUVEC_BACKEND", "GPUVEC_REQUIRE_GPU", "GPUVEC_JIT"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(_backend, "_default", _backend._DefaultBackend())
+    monkeypatch.setattr(backend, "_default", backend._DefaultBackend())
     return monkeypatch
 
 
@@ -399,7 +400,7 @@ def test_bench_plot_on_a_core_install_fails_before_running(tmp_path):
 
 def test_dask_cases_are_skipped_with_a_note_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask", None)
-    monkeypatch.setattr(bench, "_installed", lambda module: module != "dask")
+    monkeypatch.setattr(bench_grid, "_installed", lambda module: module != "dask")
     assert bench.skipped_references(["dask"]) == [
         "note: dask: skipping the dask cases, dask is not installed (pip install 'gpuvec[dask]')"
     ]

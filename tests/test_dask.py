@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gpuvec
-from gpuvec import _backend
+from gpuvec._core import namespace
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -51,8 +51,8 @@ def _same(a, b):
 
 
 def test_is_dask_array_without_importing_dask():
-    assert _backend.is_dask_array(da.zeros(3))
-    assert not _backend.is_dask_array(np.zeros(3)) and not _backend.is_dask_array([1.0])
+    assert namespace.is_dask_array(da.zeros(3))
+    assert not namespace.is_dask_array(np.zeros(3)) and not namespace.is_dask_array([1.0])
 
 
 def test_get_namespace_refuses_a_dask_array_without_computing_it():
@@ -65,12 +65,12 @@ def test_get_namespace_refuses_a_dask_array_without_computing_it():
 
 def test_public_functions_stay_lazy_on_dask_input():
     R = _exploding((6, 3, 3), (4, 3, 3))
-    assert _backend.is_dask_array(gpuvec.is_rotation(R))
-    assert _backend.is_dask_array(gpuvec.nearest_rotation(R))
-    assert all(_backend.is_dask_array(r) for r in gpuvec.rotation_residuals(R))
-    assert all(_backend.is_dask_array(r) for r in gpuvec.ray_max(_exploding((9, 8), 4), (2.5, 3.0), 5))
+    assert namespace.is_dask_array(gpuvec.is_rotation(R))
+    assert namespace.is_dask_array(gpuvec.nearest_rotation(R))
+    assert all(namespace.is_dask_array(r) for r in gpuvec.rotation_residuals(R))
+    assert all(namespace.is_dask_array(r) for r in gpuvec.ray_max(_exploding((9, 8), 4), (2.5, 3.0), 5))
     rng = gpuvec.random.default_rng(0, backend="numpy")
-    assert _backend.is_dask_array(rng.normal(_exploding((5,), 2), 1.0))
+    assert namespace.is_dask_array(rng.normal(_exploding((5,), 2), 1.0))
 
 
 @pytest.mark.parametrize("call", ["ray_max", "is_rotation", "rotation_residuals", "nearest_rotation", "normal", "mvn"])
@@ -193,7 +193,7 @@ def test_ray_max_checks_arguments_like_in_memory():
 
 
 def test_ray_max_reads_under_twice_its_area_at_num_5():
-    from gpuvec._dask_rays import read_ratios
+    from gpuvec.rays._dask import read_ratios
 
     ratios = read_ratios((8000, 8000), ((1000,) * 8,) * 2, (2500.3, 5700.8), 5)
     assert ratios.mean() < 2.0 and ratios.max() < 2.1, (ratios.mean(), ratios.max())
@@ -201,8 +201,8 @@ def test_ray_max_reads_under_twice_its_area_at_num_5():
 
 def test_ray_max_boxes_hold_every_index_read():
     """Against the tables directly: box k of every block holds every index sample k of its cells reads."""
-    from gpuvec._dask_rays import box_plan
-    from gpuvec._rays_rules import axis_table
+    from gpuvec.rays._dask import box_plan
+    from gpuvec.rays._rules import axis_table
 
     for n, chunks, o, order, mode in [
         (37, (10, 1, 20, 6), -5.0, 1, "constant"),
@@ -348,7 +348,7 @@ def test_normal_reproducible_for_the_same_chunks(sync):
 
 
 def test_normal_blocks_are_their_own_spawned_generators(sync, monkeypatch):
-    from gpuvec import _dask
+    from gpuvec.random import _dask
 
     root = np.random.SeedSequence(1234)
     monkeypatch.setattr(_dask, "_root_seed", lambda gen: root)
@@ -409,7 +409,7 @@ def test_multivariate_normal_invalid_cov_names_the_block(sync):
 
 def test_blas_limit_is_held_while_any_task_runs():
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from gpuvec._dask import blas_single_thread
+    from gpuvec._core.threads import blas_limited
 
     def blas_threads():
         return {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
@@ -419,7 +419,7 @@ def test_blas_limit_is_held_while_any_task_runs():
     seen = []
 
     def task(entered, wait_for):
-        with blas_single_thread():
+        with blas_limited(always=True):
             entered.set()
             wait_for.wait(5)
             seen.append(blas_threads())
@@ -487,19 +487,20 @@ def test_end_to_end_in_process_cluster(threads_client):
 def test_end_to_end_two_worker_processes(process_client):
     """Real worker processes: block functions pickle, numba's loop runs in the workers (GPUVEC_JIT=1 there)."""
     _end_to_end(process_client)
-    ran = process_client.run(lambda: "gpuvec._rays_numba" in sys.modules)
+    ran = process_client.run(lambda: "gpuvec.rays._numba" in sys.modules)
     assert all(ran.values())
 
 
 def test_dask_blocks_take_the_in_memory_choice_without_counting_towards_numbas_load(monkeypatch):
     from gpuvec import rays
+    from gpuvec.rays import _dispatch
 
     monkeypatch.delenv("GPUVEC_JIT", raising=False)
-    monkeypatch.delitem(sys.modules, "gpuvec._rays_numba", raising=False)  # as in a new process
-    monkeypatch.delattr(gpuvec, "_rays_numba", raising=False)
-    monkeypatch.setattr(rays, "_numpy_loop_samples", 0)
+    monkeypatch.delitem(sys.modules, "gpuvec.rays._numba", raising=False)  # as in a new process
+    monkeypatch.delattr(rays, "_numba", raising=False)
+    monkeypatch.setattr(_dispatch, "numpy_loop_samples", 0)
     img = np.random.default_rng(0).random((40, 40))
     lazy = gpuvec.ray_max(da.from_array(img, chunks=10), (20.5, 3), 5)[0].compute(scheduler="synchronous")
-    assert rays._numpy_loop_samples == 0  # 16 blocks, none counted as a call of its own
+    assert _dispatch.numpy_loop_samples == 0  # 16 blocks, none counted as a call of its own
     assert np.array_equal(lazy, gpuvec.ray_max(img, (20.5, 3), 5)[0])
-    assert rays._numpy_loop_samples == img.size * 5  # the in-memory call counts once
+    assert _dispatch.numpy_loop_samples == img.size * 5  # the in-memory call counts once

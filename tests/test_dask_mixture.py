@@ -17,8 +17,8 @@ da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
 import gpuvec  # noqa: E402
-from gpuvec import _dask_mixture  # noqa: E402
-from gpuvec._mixture_cov import COVARIANCE_TYPES  # noqa: E402
+from gpuvec.mixture import _dask as _dask_mixture  # noqa: E402
+from gpuvec.mixture._covariance import COVARIANCE_TYPES  # noqa: E402
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
 PARAMS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")

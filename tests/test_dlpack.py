@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import gpuvec
-from gpuvec import _dlpack
+from gpuvec._core import dlpack as _dlpack
 
 aas = pytest.importorskip("array_api_strict")
 # numpy < 2 marks what from_dlpack gives as read-only and cannot export it again, so these tests

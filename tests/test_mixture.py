@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import gpuvec
-from gpuvec import _backend, mixture
-from gpuvec.baselines import seed_em_data
+from gpuvec import mixture
+from gpuvec._core import dispatch
+from gpuvec.tools.baselines import seed_em_data
 from tests.helpers import assert_namespace, to_np
 
 sklearn_mixture = pytest.importorskip("sklearn.mixture")
@@ -241,7 +242,7 @@ def test_chunked_pass_equals_one_pass(monkeypatch, ct):
     start = mixture.m_step(X, np.log(rng.dirichlet(np.ones(3), size=(4, 80))), 1e-6, ct)
     whole, lb_whole = mixture.em_pass(X, start, np.full(4, 1e-6), ct, sw)
     for budget in (50, 300, 2000):  # slices of one problem's samples; groups of problems
-        monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "mixture", (budget, budget))
+        monkeypatch.setitem(dispatch._CHUNK_ELEMENTS, "mixture", (budget, budget))
         part, lb_part = mixture.em_pass(X, start, np.full(4, 1e-6), ct, sw)
         np.testing.assert_allclose(lb_part, lb_whole, rtol=1e-12)
         for a, b in zip(part, whole):

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuvec import _backend, mixture
-from gpuvec._mixture_cov import COVARIANCE_TYPES, covariances_from_cholesky
-from gpuvec._mixture_em import regularisation_retry
+from gpuvec import mixture
+from gpuvec._core import dispatch
+from gpuvec.mixture._covariance import COVARIANCE_TYPES, covariances_from_cholesky
+from gpuvec.mixture._em import regularisation_retry
 from tests.helpers import assert_namespace, to_np
 
 sklearn_mixture = pytest.importorskip("sklearn.mixture")
@@ -170,7 +171,7 @@ def test_fit_em_chunking_does_not_change_the_answer(monkeypatch):
     X = blobs(rng, B=3)
     start = random_start(rng, X, 3, "full")
     whole = mixture.fit_em(X, start, 1e-6, "full", tol=1e-6)
-    monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "mixture", (100, 100))
+    monkeypatch.setitem(dispatch._CHUNK_ELEMENTS, "mixture", (100, 100))
     chunked = mixture.fit_em(X, start, 1e-6, "full", tol=1e-6)
     np.testing.assert_array_equal(chunked.n_iter, whole.n_iter)
     assert_params_close(chunked.params, whole.params, rtol=1e-10, atol=1e-13)
@@ -227,7 +228,7 @@ def test_prediction_in_blocks_equals_one_e_step(monkeypatch, budget):
     X = blobs(rng, B=3, n=50)
     gm = mixture.GaussianMixture(3, random_state=0, tol=1e-2).fit(X)
     log_resp, log_norm = mixture.e_step(X, gm.weights_, gm.means_, gm.precisions_cholesky_, "full")
-    monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "mixture", (budget, budget))
+    monkeypatch.setitem(dispatch._CHUNK_ELEMENTS, "mixture", (budget, budget))
     np.testing.assert_array_equal(gm.predict(X), log_resp.argmax(-1))
     np.testing.assert_allclose(gm.score_samples(X), log_norm, rtol=1e-13)
     np.testing.assert_allclose(gm.predict_proba(X), np.exp(log_resp), rtol=1e-12, atol=1e-300)

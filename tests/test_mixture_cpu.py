@@ -11,7 +11,11 @@ import numpy as np
 import pytest
 
 import gpuvec
-from gpuvec import _backend, _mixture_em, _mixture_init, _threads, mixture
+from gpuvec import mixture
+from gpuvec._core import dispatch
+from gpuvec._core import threads as _threads
+from gpuvec.mixture import _dispatch
+from gpuvec.mixture import _starts as _mixture_init
 from gpuvec.random import default_rng
 
 pytest.importorskip("numba")
@@ -116,7 +120,7 @@ def test_compiled_result_does_not_depend_on_the_thread_count(monkeypatch):
     X = blobs(rng, B=1, n=20_000, D=3)
     params = start_params(rng, X, 3, "full")
     monkeypatch.setenv("GPUVEC_JIT", "1")
-    monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "mixture", (1 << 10, 1 << 10))  # many items per problem
+    monkeypatch.setitem(dispatch._CHUNK_ELEMENTS, "mixture", (1 << 10, 1 << 10))  # many items per problem
     out = []
     for threads in ("1", "2", "3"):
         monkeypatch.setenv("GPUVEC_NUM_THREADS", threads)
@@ -138,7 +142,7 @@ def test_chunked_and_unchunked_fits_agree(monkeypatch, jit, init):
     monkeypatch.setenv("GPUVEC_JIT", jit)
     fits = []
     for budget in (1 << 30, 200):  # everything at once; a few samples per chunk
-        monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "mixture", (budget, budget))
+        monkeypatch.setitem(dispatch._CHUNK_ELEMENTS, "mixture", (budget, budget))
         gm = quiet_fit(
             gpuvec.GaussianMixture(3, init_params=init, random_state=2, tol=1e-8, max_iter=40), X, sample_weight=sw
         )
@@ -161,7 +165,7 @@ def test_chunked_sampling_index_is_the_cumsum_rule_bit_for_bit(monkeypatch):
     cdf = np.cumsum(pp, axis=1)
     u = expected_rng.random((3, 1)) * cdf[:, -1:]
     expected = np.minimum((cdf <= u).sum(1), 999)
-    monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "mixture", (97, 97))  # chunks of 32 samples
+    monkeypatch.setitem(dispatch._CHUNK_ELEMENTS, "mixture", (97, 97))  # chunks of 32 samples
     np.testing.assert_array_equal(_mixture_init._sample_index(np, p, got_rng), expected)
 
 
@@ -179,7 +183,7 @@ def test_fit_predict_memory_stays_below_the_data(monkeypatch):
     X = blobs(np.random.default_rng(48), B=1, n=400_000, D=4, K=3)[0]
     gm = gpuvec.GaussianMixture(3, random_state=0, max_iter=2)
     quiet_fit(gm, X[:1000])
-    monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "mixture", (1 << 14, 1 << 14))  # chunks small next to X
+    monkeypatch.setitem(dispatch._CHUNK_ELEMENTS, "mixture", (1 << 14, 1 << 14))  # chunks small next to X
     for jit in ("0", "1"):
         monkeypatch.setenv("GPUVEC_JIT", jit)
         quiet_fit(gm, X[:1000])  # compiled code loaded before tracing
@@ -218,7 +222,7 @@ def test_float32_fits_stay_float32(monkeypatch, ct, jit):
 
 def test_float32_data_is_not_copied_to_float64(monkeypatch):
     X32 = blobs(np.random.default_rng(50), B=1, n=200_000, D=4, dtype=np.float32)[0]
-    monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "mixture", (1 << 14, 1 << 14))  # chunks small next to X
+    monkeypatch.setitem(dispatch._CHUNK_ELEMENTS, "mixture", (1 << 14, 1 << 14))  # chunks small next to X
     gm = gpuvec.GaussianMixture(3, random_state=0, max_iter=2)
     quiet_fit(gm, X32)  # compiled code loaded before tracing
     tracemalloc.start()
@@ -261,7 +265,7 @@ def test_blas_is_limited_to_one_thread_inside_a_pool_thread_and_restored():
 
 def test_overlapping_pool_threads_restore_blas_when_the_last_one_leaves():
     """Thread A sets the limit, thread B leaves last: B's restore must take effect (threadpoolctl binds
-    OpenBLAS to the thread that set it, which gpuvec._backend.blas_one_thread releases)."""
+    OpenBLAS to the thread that set it, which gpuvec._core.threads.blas_limited releases)."""
     import threading
 
     threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -328,17 +332,17 @@ def test_gpuvec_num_threads_is_read(monkeypatch):
 
 def test_compiled_dispatch_table(monkeypatch):
     monkeypatch.setenv("GPUVEC_JIT", "0")
-    assert _mixture_em.compiled_mixture(np, "full", 1 << 40) is None
+    assert _dispatch.compiled(np, 1 << 40) is None
     monkeypatch.setenv("GPUVEC_JIT", "1")
-    assert _mixture_em.compiled_mixture(np, "full", 1) is not None
-    for ct in COV_TYPES:
-        assert _mixture_em.compiled_mixture(np, ct, 1) is not None
+    assert _dispatch.compiled(np, 1) is not None
+    monkeypatch.delenv("GPUVEC_JIT")
+    assert _dispatch.compiled(np, dispatch.NUMBA_PAYS_WORK) is not None
 
 
 def test_compiled_exp_is_within_3_ulp_and_keeps_the_special_values():
     import numba
 
-    from gpuvec import _mixture_numba
+    from gpuvec.mixture import _numba as _mixture_numba
 
     @numba.njit
     def vexp(a, out):

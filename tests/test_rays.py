@@ -11,11 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gpuvec
-from gpuvec import _backend, _rays_rules
-from gpuvec.baselines import SEED_RAY_DIST as SEED_DIST
-from gpuvec.baselines import SEED_RAY_IMAGE as SEED_M
-from gpuvec.baselines import SEED_RAY_MAX as SEED_MAX
-from gpuvec.baselines import rays_accepted_answer, rays_seed_loop
+from gpuvec._core import dispatch
+from gpuvec.rays import _rules as _rays_rules
+from gpuvec.tools.baselines import SEED_RAY_DIST as SEED_DIST
+from gpuvec.tools.baselines import SEED_RAY_IMAGE as SEED_M
+from gpuvec.tools.baselines import SEED_RAY_MAX as SEED_MAX
+from gpuvec.tools.baselines import rays_accepted_answer, rays_seed_loop
 from tests.helpers import assert_identical, assert_namespace, compiled_paths, random_image, to_np
 
 
@@ -153,7 +154,7 @@ def test_argmax_dtype_grows_with_num():
 
 
 def test_blocks_cover_tall_and_wide_images(monkeypatch):
-    monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "rays_block", (8, 8))  # several tiny row blocks, a short last one
+    monkeypatch.setitem(dispatch._CHUNK_ELEMENTS, "rays_block", (8, 8))  # several tiny row blocks, a short last one
     monkeypatch.setenv("GPUVEC_JIT", "0")
     img = random_image(np.random.default_rng(1), (23, 5), np.float64)
     want = rays_accepted_answer(img, 11, 2, 5)
@@ -308,7 +309,7 @@ def test_channel_axis_gives_per_channel_results(xp, channel_axis):
 @pytest.mark.parametrize("dtype", [np.float64, np.uint8, np.float32])
 @pytest.mark.parametrize("order,mode", [(0, "nearest"), (1, "nearest"), (1, "constant")])
 def test_dense_rays_match_brute_force(xp, impl, dtype, order, mode):
-    from gpuvec.baselines import rays_dense_reference
+    from gpuvec.tools.baselines import rays_dense_reference
 
     rng = np.random.default_rng(8)
     img = random_image(rng, (9, 7), dtype)
@@ -329,7 +330,7 @@ def test_dense_rays_match_brute_force(xp, impl, dtype, order, mode):
 
 
 def test_dense_rays_on_volume_and_channels():
-    from gpuvec.baselines import rays_dense_reference
+    from gpuvec.tools.baselines import rays_dense_reference
 
     vol = random_image(np.random.default_rng(9), (4, 5, 6), np.float64)
     got = gpuvec.ray_max(vol, (1, 4, 2), None)
@@ -343,9 +344,9 @@ def test_dense_rays_on_volume_and_channels():
 
 
 def test_dense_chunks_cover_long_rays(monkeypatch):
-    from gpuvec.baselines import rays_dense_reference
+    from gpuvec.tools.baselines import rays_dense_reference
 
-    monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "rays_points", (7, 7))  # several chunks per ray length
+    monkeypatch.setitem(dispatch._CHUNK_ELEMENTS, "rays_points", (7, 7))  # several chunks per ray length
     monkeypatch.setenv("GPUVEC_JIT", "0")
     img = random_image(np.random.default_rng(12), (6, 11), np.float64)
     got = gpuvec.ray_max(img, (0, 10), None)
@@ -400,7 +401,7 @@ def blocks(shape, sizes):
 )
 @pytest.mark.parametrize("order,mode", [(1, "nearest"), (1, "constant"), (0, "nearest"), (0, "constant")])
 def test_any_block_from_its_input_box_is_bit_identical_to_the_whole_image(xp, impl, shape, origin, sizes, order, mode):
-    from gpuvec.rays import ray_max_window
+    from gpuvec.rays._dispatch import ray_max_window
 
     img = random_image(np.random.default_rng(len(shape) + order), shape, np.float32)
     img.flat[::7] = np.nan
@@ -418,7 +419,7 @@ def test_any_block_from_its_input_box_is_bit_identical_to_the_whole_image(xp, im
 
 
 def test_dense_block_matches_the_whole_image(impl):
-    from gpuvec.rays import ray_max_window
+    from gpuvec.rays._dispatch import ray_max_window
 
     img = random_image(np.random.default_rng(4), (11, 9), np.float64)
     whole = gpuvec.ray_max(img, (3.5, 7), None, return_coords=True)
@@ -522,10 +523,10 @@ def test_numpy_loop_split_over_threads_is_bit_identical(monkeypatch, threads, sh
     """The numpy loop's row blocks split over GPUVEC_NUM_THREADS threads: same bits as map_coordinates."""
     from scipy import ndimage
 
-    from gpuvec import _rays_numpy
+    from gpuvec.rays import _numpy as _rays_numpy
 
     monkeypatch.setenv("GPUVEC_NUM_THREADS", threads)
-    monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "rays_block", (40, 40))  # blocks of a few rows
+    monkeypatch.setitem(dispatch._CHUNK_ELEMENTS, "rays_block", (40, 40))  # blocks of a few rows
     img = random_image(np.random.default_rng(len(shape)), shape, np.float32)
     img.flat[::11] = np.nan
     origin = tuple(n / 3 for n in shape)
@@ -553,33 +554,35 @@ def test_gpuvec_jit_rejects_a_value_it_does_not_know(monkeypatch):
         gpuvec.ray_max(np.zeros((3, 3)), (1, 1), 5)
     for off in ("false", "OFF", "no", "0"):
         monkeypatch.setenv("GPUVEC_JIT", off)
-        assert not _backend.compiled_enabled()
+        assert not dispatch.compiled_enabled()
 
 
 def test_numpy_loop_until_its_work_reaches_numbas_load_cost(monkeypatch):
     from gpuvec import rays
+    from gpuvec.rays import _dispatch
 
     def pick(samples, ndim=2):
-        return rays._select_impl(np, ndim, 5, 1, "nearest", samples=samples).__name__
+        return _dispatch.select(np, ndim, 5, 1, "nearest", samples=samples).__name__
 
     monkeypatch.delenv("GPUVEC_JIT", raising=False)
-    monkeypatch.delitem(__import__("sys").modules, "gpuvec._rays_numba", raising=False)  # as in a new process
-    monkeypatch.delattr(gpuvec, "_rays_numba", raising=False)
-    monkeypatch.setattr(rays, "_numpy_loop_samples", 0)
-    third = rays.NUMBA_PAYS_SAMPLES // 3 + 1
-    assert pick(third) == "gpuvec._rays_numpy"
-    assert pick(10**9, ndim=3) == "gpuvec._rays_numpy"  # volumes: the numpy loop, not counted
-    assert pick(third) == "gpuvec._rays_numpy"
-    assert rays._numpy_loop_samples == 2 * third
-    assert pick(third) == "gpuvec._rays_numba"  # 3 x third >= NUMBA_PAYS_SAMPLES: the load is paid for
-    assert pick(1000) == "gpuvec._rays_numba"  # loaded now
-    monkeypatch.delitem(__import__("sys").modules, "gpuvec._rays_numba")
-    monkeypatch.setattr(rays, "_numpy_loop_samples", 0)
-    assert pick(rays.NUMBA_PAYS_SAMPLES) == "gpuvec._rays_numba"  # one call that repays the load itself
-    assert rays._select_impl(np, 3, 5, 1, "nearest", samples=10**9).__name__ == "gpuvec._rays_numpy"
-    assert rays._select_impl(np, 2, 5, 3, "nearest").__name__ == "gpuvec._rays_xp"
+    monkeypatch.delitem(__import__("sys").modules, "gpuvec.rays._numba", raising=False)  # as in a new process
+    monkeypatch.delattr(rays, "_numba", raising=False)
+    monkeypatch.setattr(_dispatch, "numpy_loop_samples", 0)
+    third = dispatch.NUMBA_PAYS_SAMPLES // 3 + 1
+    assert pick(third) == "gpuvec.rays._numpy"
+    assert pick(10**9, ndim=3) == "gpuvec.rays._numpy"  # volumes: the numpy loop, not counted
+    assert pick(third) == "gpuvec.rays._numpy"
+    assert _dispatch.numpy_loop_samples == 2 * third
+    assert pick(third) == "gpuvec.rays._numba"  # 3 x third >= NUMBA_PAYS_SAMPLES: the load is paid for
+    assert pick(1000) == "gpuvec.rays._numba"  # loaded now
+    monkeypatch.delitem(__import__("sys").modules, "gpuvec.rays._numba")
+    monkeypatch.delattr(rays, "_numba")
+    monkeypatch.setattr(_dispatch, "numpy_loop_samples", 0)
+    assert pick(dispatch.NUMBA_PAYS_SAMPLES) == "gpuvec.rays._numba"  # one call that repays the load itself
+    assert _dispatch.select(np, 3, 5, 1, "nearest", samples=10**9).__name__ == "gpuvec.rays._numpy"
+    assert _dispatch.select(np, 2, 5, 3, "nearest").__name__ == "gpuvec.rays._xp"
     monkeypatch.setenv("GPUVEC_JIT", "off")
-    assert rays._select_impl(np, 2, None, 1, "nearest").__name__ == "gpuvec._rays_xp"
+    assert _dispatch.select(np, 2, None, 1, "nearest").__name__ == "gpuvec.rays._xp"
 
 
 def test_numba_cache_is_loaded_by_a_new_process(tmp_path):
@@ -588,7 +591,7 @@ def test_numba_cache_is_loaded_by_a_new_process(tmp_path):
     import sys
 
     script = (
-        "import numpy as np, gpuvec; from gpuvec import _rays_numba as m\n"
+        "import numpy as np, gpuvec; from gpuvec.rays import _numba as m\n"
         "img = np.ones((4, 5), np.float32)\n"
         "for num in (3, m.CELL_LOOP_MAX_NUM + 1, None): gpuvec.ray_max(img, (1, 2), num)\n"
         "print(sum(sum(f.stats.cache_hits.values()) for f in (m.cells_loop, m.rows_loop, m.dense_loop)))\n"

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import gpuvec
-from gpuvec import _backend, rotations
+from gpuvec import rotations
+from gpuvec._core import dispatch
 from tests.helpers import assert_namespace, to_np
 
 PERMUTATION = np.array([[0, 0, 1], [1, 0, 0], [0, 1, 0]])
@@ -120,7 +121,7 @@ def test_atol_validated():
 
 
 def test_chunked_cpu_path_covers_partial_chunks(monkeypatch):
-    monkeypatch.setitem(_backend._CHUNK_ELEMENTS, "rotations", (7, 7))
+    monkeypatch.setitem(dispatch._CHUNK_ELEMENTS, "rotations", (7, 7))
     R = random_rotations(np.random.default_rng(2), (30,), 3)
     R[13, 0, 0] = 2
     assert to_np(gpuvec.is_rotation(R)).sum() == 29
@@ -158,12 +159,12 @@ def test_nearest_rotation_rejects_non_finite():
 
 
 def test_kernel_matches_xp_reference(cp):
-    from gpuvec import _kernels
+    from gpuvec.rotations import _cuda, _xp
 
     M = np.random.default_rng(0).normal(size=(1000, 3, 3))
     M[5, 1, 1] = np.nan
-    err, det = _kernels.rotation_residuals_3x3(cp.asarray(M), np.float64)
-    ref_err, ref_det = rotations._closed_form_3x3(np, M)
+    err, det = _cuda.residuals_3x3(cp.asarray(M), np.float64)
+    ref_err, ref_det = _xp.closed_form_3x3(np, M)
     np.testing.assert_allclose(to_np(err), ref_err, rtol=1e-13, equal_nan=True)
     np.testing.assert_allclose(to_np(det), ref_det, rtol=1e-12)
 

@@ -1,28 +1,47 @@
-"""The package's shape: no import cycle among gpuvec modules, compiled code only behind the dispatchers."""
+"""The package's shape: one folder per algorithm over a small core, no import cycle, compiled code only behind
+each algorithm's dispatcher, and modules, classes and functions of a readable size."""
 
 from __future__ import annotations
 
 import ast
 import pathlib
 
+import pytest
+
 import gpuvec
 
 PKG = pathlib.Path(gpuvec.__file__).parent
+ALGORITHMS = ("mixture", "random", "rays", "rotations")
+# The file names that play the same role in every algorithm's folder.
+ROLES = {"__init__.py", "_dispatch.py", "_numpy.py", "_xp.py", "_numba.py", "_cuda.py", "_dask.py"}
 
 
-def import_graph():
-    """Module -> the gpuvec modules it imports anywhere in its body (module level or inside functions)."""
+def module_name(path: pathlib.Path) -> str:
+    parts = path.relative_to(PKG.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, pathlib.Path]:
+    return {module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the gpuvec modules it imports anywhere in its body (module level or inside functions).
+
+    ``from gpuvec.rays import _numba`` imports the module gpuvec.rays._numba (and runs gpuvec.rays first);
+    ``from gpuvec.rays._rules import Window`` imports gpuvec.rays._rules.
+    """
+    mods = modules()
     graph = {}
-    for path in PKG.glob("*.py"):
-        name = "gpuvec" if path.stem == "__init__" else f"gpuvec.{path.stem}"
+    for name, path in mods.items():
         edges = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
-                edges |= {a.name for a in node.names if a.name.startswith("gpuvec")}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gpuvec"):
-                for a in node.names:  # "from gpuvec import random" imports the module gpuvec.random
+                edges |= {a.name for a in node.names if a.name in mods}
+            elif isinstance(node, ast.ImportFrom) and node.module in mods:
+                for a in node.names:
                     sub = f"{node.module}.{a.name}"
-                    edges.add(sub if (PKG / f"{a.name}.py").exists() and node.module == "gpuvec" else node.module)
+                    edges.add(sub if sub in mods else node.module)
         graph[name] = edges - {name}
     return graph
 
@@ -48,8 +67,15 @@ def find_cycle(graph):
     return None
 
 
+def test_the_graph_sees_every_subpackage():
+    graph = import_graph()
+    assert {"gpuvec.rays._numba", "gpuvec.mixture._dask", "gpuvec._core.backend", "gpuvec.tools.cli"} <= set(graph)
+    assert "gpuvec.rays._numba" in graph["gpuvec.rays._dispatch"]  # a lazy import inside a function counts
+
+
 def test_no_import_cycle_among_gpuvec_modules():
-    assert find_cycle(import_graph()) is None, " -> ".join(find_cycle(import_graph()))
+    cycle = find_cycle(import_graph())
+    assert cycle is None, " -> ".join(cycle)
 
 
 def test_cycle_finder_finds_a_cycle():
@@ -57,14 +83,74 @@ def test_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+def test_one_folder_per_algorithm_over_a_small_core():
+    assert sorted(p.name for p in PKG.iterdir() if p.is_dir() and (p / "__init__.py").exists()) == sorted(
+        ("_core", "tools") + ALGORITHMS
+    )
+    top = sorted(p.name for p in PKG.glob("*.py"))
+    assert len(top) <= 6, top
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_implementation_files_have_the_same_names_in_every_algorithm(algorithm):
+    names = {p.name for p in (PKG / algorithm).glob("*.py")}
+    assert "__init__.py" in names and "_dask.py" in names
+    if {"_numba.py", "_cuda.py"} & names:  # more than one implementation: one module chooses
+        assert "_dispatch.py" in names
+    # the other files hold rules shared by every implementation of the algorithm, named for what they hold
+    assert names & ROLES >= {"__init__.py", "_dask.py"}
+
+
 def test_compiled_modules_are_imported_only_by_their_dispatcher():
     graph = import_graph()
-    dispatcher = {
-        "gpuvec._rays_numba": {"gpuvec.rays"},
-        "gpuvec._rays_cuda": {"gpuvec.rays"},
-        "gpuvec._rotations_cuda": {"gpuvec.rotations"},
-        "gpuvec._mixture_numba": {"gpuvec._mixture_em", "gpuvec._mixture_init"},
-    }
-    for mod, allowed in dispatcher.items():
+    compiled = [m for m in graph if m.rsplit(".", 1)[-1] in ("_numba", "_cuda")]
+    assert len(compiled) >= 4
+    for mod in compiled:
+        dispatcher = mod.rsplit(".", 1)[0] + "._dispatch"
         importers = {m for m, edges in graph.items() if mod in edges}
-        assert importers and importers <= allowed, (mod, importers)
+        assert importers == {dispatcher}, (mod, importers)
+
+
+def test_cupy_is_imported_only_by_the_backend_and_the_cuda_kernels():
+    strays = []
+    for name, path in modules().items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n.split(".")[0] in ("cupy", "cupyx") for n in names):
+                strays.append(name)
+    assert sorted(set(strays) - {"gpuvec._core.backend"}) == sorted(
+        m for m in modules() if m.endswith("._cuda")
+    ), strays
+
+
+def _code_lines(node) -> int:
+    """Lines of a function without its docstring."""
+    lines = node.end_lineno - node.lineno + 1
+    body = node.body
+    first = body[0] if body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        lines -= first.end_lineno - first.lineno + 1
+    return lines
+
+
+def test_modules_classes_and_functions_stay_readable():
+    too_long = []
+    for name, path in modules().items():
+        text = path.read_text()
+        if len(text.splitlines()) > 700:
+            too_long.append(f"module {name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > 500:
+                too_long.append(f"class {name}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _code_lines(node) > 80:
+                too_long.append(f"function {name}.{node.name}: {_code_lines(node)} lines of code")
+    assert too_long == []
+
+
+def test_size_check_sees_a_long_function():
+    source = "def f():\n    '''doc\n    more'''\n" + "    x = 1\n" * 81
+    (node,) = ast.parse(source).body
+    assert _code_lines(node) == 82

@@ -1,4 +1,4 @@
-"""gpuvec._threads: the thread rule and the span runner shared by every CPU loop."""
+"""gpuvec._core.threads: the thread rule and the span runner shared by every CPU loop."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from gpuvec import _threads
+from gpuvec._core import threads as _threads
 
 
 @pytest.mark.parametrize("threads", [None, 1, 2, 3, 16])

@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.patches import Ellipse
 
 import gpuvec
-from gpuvec.baselines import seed_em_data
+from gpuvec.tools.baselines import seed_em_data
 
 X = seed_em_data().T  # the seed's (2, 2000) array, as (N, D) = (2000, 2)
 

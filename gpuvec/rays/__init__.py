@@ -11,7 +11,7 @@ sample point is ``(r + (orow - r) t_k, c + (ocol - c) t_k)``, an axis-aligned
 grid, so all interpolation indices and weights come from two 1-D tables (one
 per axis) and the work streams over ``k`` holding O(rows x cols) memory.
 Every implementation follows scipy's arithmetic, written once in
-:mod:`gpuvec._rays_rules`, so the results are bit-identical to
+:mod:`gpuvec.rays._rules`, so the results are bit-identical to
 ``map_coordinates`` followed by max/argmax.
 
 This module validates the input and chooses the implementation
@@ -24,21 +24,17 @@ reference), ``_rays_cuda`` (fused CuPy kernel) and ``_rays_xp``
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import numbers
-import sys
-import threading
-import types
 from collections.abc import Mapping, Sequence, Set
 from typing import Any, Literal
 
 import numpy as np
 
-from gpuvec._backend import compiled_setting, get_namespace, is_cupy_namespace, is_dask_array
-from gpuvec._checks import check_bool, check_choice, check_int, check_real
-from gpuvec._dlpack import dlpack_io
-from gpuvec._rays_rules import STREAMING_MODES, Window, arg_dtype, axis_positions
+from gpuvec._core.checks import check_bool, check_choice, check_int, check_real
+from gpuvec._core.dlpack import dlpack_io
+from gpuvec._core.namespace import get_namespace, is_dask_array
+from gpuvec.rays import _dispatch
 
 __all__ = ["ray_max"]
 
@@ -49,14 +45,6 @@ MODES = ("nearest", "constant", "reflect", "grid-mirror", "mirror", "grid-wrap",
 DENSE_SAMPLE_LIMIT = 1 << 34
 # The largest num: the argmax is stored as uint32.
 NUM_LIMIT = 1 << 32
-# numba's first use in a process costs 0.6-0.7 s (import, then loading the cached loops; measured in
-# benchmarks/RESULTS.md), about what the threaded numpy loop takes for this many samples (cells x num) on
-# a 2-core CPU. Under GPUVEC_JIT unset, fixed-num 2-D calls take the numpy loop until the samples it has
-# done in this process, the current call's included, reach this; then numba (ski rental: a one-call
-# script never pays the load for less work than the load costs, a process that keeps calling pays it once).
-NUMBA_PAYS_SAMPLES = 1 << 26
-_numpy_loop_samples = 0  # samples of 2-D fixed-num calls the numpy loop took while numba was not loaded
-_rent_lock = threading.Lock()
 
 
 @dlpack_io
@@ -122,13 +110,13 @@ def ray_max(
     blocked numpy loop until this process has done about as much work as
     loading numba costs; ``GPUVEC_JIT=0`` always takes the numpy loop); on cupy it is one fused kernel. All of them
     follow scipy's arithmetic (double accumulation, no fused multiply-add,
-    scipy's rounding; :mod:`gpuvec._rays_rules`) and agree bit for bit.
+    scipy's rounding; :mod:`gpuvec.rays._rules`) and agree bit for bit.
     Volumes (3 or more axes) take the numpy loop on the CPU,
     ``map_coordinates`` on the GPU. The table of which input takes which path
     is the docstring of ``gpuvec.rays._select_impl``. Both CPU loops split
     their rows over every core when called from the main thread
     (``GPUVEC_NUM_THREADS=n`` caps them) and run in the calling thread alone
-    when called from any other thread (:mod:`gpuvec._threads`, as for the
+    when called from any other thread (:mod:`gpuvec._core.threads`, as for the
     mixtures); they use Python threads, so they are safe in forked children.
 
     Every other order and mode, and volumes on the GPU, run through
@@ -229,22 +217,21 @@ def ray_max(
     if num is None:
         _check_dense_cost(shape, origin, image.shape[channel_axis] if channel_axis is not None else 1)
     if xp is None:  # lazy: dask is imported only for dask inputs
-        from gpuvec import _dask_rays
+        from gpuvec.rays import _dask as _dask_rays
 
-        return _dask_rays.ray_max(
-            image, origin, num, order, mode, cval, channel_axis, return_coords, select_impl=_select_impl
-        )
+        return _dask_rays.ray_max(image, origin, num, order, mode, cval, channel_axis, return_coords)
 
     if channel_axis is not None:
+        window = _dispatch.ray_max_window
         channels = [
-            ray_max_window(xp.take(image, c, axis=channel_axis), origin, num, order, mode, cval, return_coords)
+            window(xp.take(image, c, axis=channel_axis), origin, num, order, mode, cval, return_coords)
             for c in range(image.shape[channel_axis])
         ]
         out = [xp.stack([r[i] for r in channels], axis=channel_axis) for i in (0, 1)]
         if return_coords:  # coords keep their leading axis of spatial dimensions
             out.append(xp.stack([r[2] for r in channels], axis=channel_axis + 1))
         return tuple(out)
-    return ray_max_window(image, origin, num, order, mode, cval, return_coords)
+    return _dispatch.ray_max_window(image, origin, num, order, mode, cval, return_coords)
 
 
 def _scalar(v: Any) -> Any:
@@ -269,97 +256,3 @@ def _check_dense_cost(shape: tuple[int, ...], origin: tuple[float, ...], channel
             "gpuvec runs in one call (minutes of work); pass a fixed num, or an origin nearer the image"
         )
         raise ValueError(msg)
-
-
-def ray_max_window(
-    image: Any,
-    origin: tuple[float, ...],
-    num: int | None,
-    order: int,
-    mode: str,
-    cval: float,
-    return_coords: bool,
-    window: Window | None = None,
-) -> tuple[Any, ...]:
-    """ray_max of one channel for the cells of ``window``, after validation.
-
-    ``image`` is the whole image, or (for ``order <= 1`` with 'nearest' or
-    'constant' and a fixed ``num``) any region of it that holds
-    :func:`gpuvec._rays_rules.input_box` of the window, placed by
-    ``window.offset``. Results have shape ``window.out_shape`` and are
-    bit-identical to the same cells of the whole-image call.
-    """
-    xp = get_namespace(image)
-    window = Window.whole(tuple(image.shape)) if window is None else window
-    if num is None:
-        longest = math.ceil(max(max(abs(o), abs(o - (n - 1))) for n, o in zip(window.shape, origin)))  # at a corner
-        best, arg, coords = _select_impl(xp, image.ndim, None, order, mode).dense(
-            image, origin, order, mode, cval, arg_dtype(longest + 1), window
-        )
-        return (best, arg, coords) if return_coords else (best, arg)
-    impl = _select_impl(xp, image.ndim, num, order, mode, samples=math.prod(window.out_shape) * num)
-    best, arg = impl.streaming(image, origin, num, order, mode, cval, arg_dtype(num), window)
-    if not return_coords:
-        return best, arg
-    out_shape = window.out_shape
-    coords = xp.empty((image.ndim,) + out_shape)
-    for d, (a, b, o) in enumerate(zip(window.start, window.stop, origin)):
-        along = xp.arange(b - a).reshape((b - a,) + (1,) * (image.ndim - 1 - d))
-        coords[d] = axis_positions(xp, range(a, b), o, num)[arg.astype(xp.intp), along]
-    return best, arg, coords
-
-
-def _select_impl(
-    xp: types.ModuleType, ndim: int, num: int | None, order: int, mode: str, samples: int = 0, count: bool = True
-) -> types.ModuleType:
-    """The one place that decides which implementation runs.
-
-    ``samples``: the call's cells x ``num``. ``count``: the call is a whole call whose numpy-loop samples
-    count towards numba's load (the dask path asks for each block with the whole call's samples and
-    ``count=False``, so that every block gets the in-memory call's choice).
-
-    ====================================  ===========  ==============================  ==========================
-    input                                 backend      ``GPUVEC_JIT`` unset or on      ``GPUVEC_JIT=0``
-    ====================================  ===========  ==============================  ==========================
-    2-D, order 0/1, nearest/constant      numpy        ``_rays_numba`` (numba loop)    ``_rays_numpy``
-    any ndim, order 0/1, nearest/constant numpy        ``_rays_numpy`` (3-D and up)    ``_rays_numpy``
-    2-D, order 0/1, nearest/constant      cupy         ``_rays_cuda`` (fused kernel)   ``_rays_xp`` (cupyx)
-    volumes, order 0/1, nearest/constant  cupy         ``_rays_xp`` (cupyx)            ``_rays_xp``
-    any other order or mode               either       ``_rays_xp`` (map_coordinates)  ``_rays_xp``
-    dense rays (``num=None``), 2-D,       numpy        ``_rays_numba``                 ``_rays_xp``
-    order 0/1, nearest/constant
-    every other dense case                either       ``_rays_xp``                    ``_rays_xp``
-    ====================================  ===========  ==============================  ==========================
-
-    The numba loops run where numba is installed (a core dependency). With
-    ``GPUVEC_JIT`` unset, fixed-``num`` 2-D calls take ``_rays_numpy`` until the
-    samples it has taken in this process, the current call's included, reach
-    ``NUMBA_PAYS_SAMPLES`` (about numba's first-use cost), and numba from then
-    on (see :func:`gpuvec._backend.compiled_setting`). Every row is bit-identical to
-    scipy except cupyx's map_coordinates (``_rays_xp`` on cupy), whose arithmetic
-    can differ from scipy's in the last bit.
-    """
-    global _numpy_loop_samples
-    streaming_case = order <= 1 and mode in STREAMING_MODES
-    setting = compiled_setting()
-    # Dense rays always pay (their alternative is map_coordinates).
-    pays = num is None or "gpuvec._rays_numba" in sys.modules or _numpy_loop_samples + samples >= NUMBA_PAYS_SAMPLES
-    numba_pays = setting == "on" or (setting == "auto" and pays)
-    # Lazy imports: numba and cupy load only when their implementation is chosen.
-    if is_cupy_namespace(xp) and streaming_case and ndim == 2 and num is not None and setting != "off":
-        from gpuvec import _rays_cuda as impl
-    elif not is_cupy_namespace(xp) and streaming_case and ndim == 2 and numba_pays and _numba_installed():
-        from gpuvec import _rays_numba as impl
-    elif not is_cupy_namespace(xp) and streaming_case and num is not None:
-        from gpuvec import _rays_numpy as impl
-
-        if ndim == 2 and setting == "auto" and count:  # the rent paid towards numba's load
-            with _rent_lock:
-                _numpy_loop_samples += samples
-    else:
-        from gpuvec import _rays_xp as impl
-    return impl
-
-
-def _numba_installed() -> bool:
-    return importlib.util.find_spec("numba") is not None

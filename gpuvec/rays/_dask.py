@@ -5,7 +5,7 @@ block shrunk toward the origin by ``1 - t_k``: each block needs ``num`` small
 input boxes, not the bounding box of all its samples (that one reaches the
 origin from every block: about 8x the image in all at ``num=5``, against under
 2x for the per-k boxes). The boxes are read off the exact per-axis tables
-(:func:`gpuvec._rays_rules.axis_table`, the indices every implementation
+(:func:`gpuvec.rays._rules.axis_table`, the indices every implementation
 uses), never from an analytic shrink, which is one cell short in about 1 of
 850 cases. For ``mode='constant'`` only the samples inside the image count (the
 others are ``cval`` and read nothing).
@@ -21,7 +21,7 @@ bit-identical to the in-memory call. The per-k step runs numba's
 ``streaming_tables`` on tables of one row (2-D numpy chunks, where the
 in-memory call would take numba) or a namespace-generic gather (volumes,
 cupy chunks, ``GPUVEC_JIT=0``) that follows the same rules of
-:mod:`gpuvec._rays_rules`.
+:mod:`gpuvec.rays._rules`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from gpuvec._backend import get_namespace
-from gpuvec._dask import _check_known_shape, chunk_namespace, meta_of, require_dask
-from gpuvec._rays_rules import STREAMING_MODES, arg_dtype, axis_positions, axis_table, cast_rule, cast_value, read_range
+from gpuvec._core.dask import check_known_shape, chunk_namespace, meta_of, require_dask
+from gpuvec._core.namespace import get_namespace
+from gpuvec.rays._dispatch import select
+from gpuvec.rays._rules import STREAMING_MODES, arg_dtype, axis_positions, axis_table, cast_rule, cast_value, read_range
 
 __all__ = ["box_plan", "ray_max", "read_ratios"]
 
@@ -53,19 +54,17 @@ def ray_max(
     cval: float,
     channel_axis: int | None,
     return_coords: bool,
-    *,
-    select_impl: Any,
 ) -> tuple[Any, ...]:
     """:func:`gpuvec.ray_max` on a dask image whose arguments ``gpuvec.ray_max`` has checked (its lazy hook calls this).
 
-    ``select_impl`` is :func:`gpuvec.rays._select_impl`, the one place that picks an
-    implementation: each task calls it (so the worker's ``GPUVEC_JIT`` and numba
+    :func:`gpuvec.rays._dispatch.select`, the one place that picks an
+    implementation, is called by each task (so the worker's ``GPUVEC_JIT`` and numba
     decide, as in memory) and runs numba's loop per sample index where it picks
     numba, the namespace-generic step otherwise.
     """
     da = require_dask()
     xp = chunk_namespace(image, "image")
-    _check_known_shape(image, "image")
+    check_known_shape(image, "image")
     if num is None or order > 1 or mode not in STREAMING_MODES:
         msg = (
             "ray_max on a dask image runs order 0 or 1 with mode 'nearest' or 'constant' and a fixed num; got "
@@ -75,11 +74,11 @@ def ray_max(
         )
         raise ValueError(msg)
     if channel_axis is None:
-        return _ray_max_spatial(da, xp, image, origin, num, order, mode, cval, return_coords, select_impl)
+        return _ray_max_spatial(da, xp, image, origin, num, order, mode, cval, return_coords)
     results = []
     for c in range(image.shape[channel_axis]):
         channel = image[tuple(c if d == channel_axis else slice(None) for d in range(image.ndim))]
-        results.append(_ray_max_spatial(da, xp, channel, origin, num, order, mode, cval, return_coords, select_impl))
+        results.append(_ray_max_spatial(da, xp, channel, origin, num, order, mode, cval, return_coords))
     out = [da.stack([r[i] for r in results], axis=channel_axis) for i in (0, 1)]
     if return_coords:  # coords keep their leading axis of spatial dimensions
         out.append(da.stack([r[2] for r in results], axis=channel_axis + 1))
@@ -143,7 +142,7 @@ def read_ratios(
 # --------------------------------------------------------------------------- the graph
 
 
-def _ray_max_spatial(da, xp, image, origin, num, order, mode, cval, return_coords, select_impl):
+def _ray_max_spatial(da, xp, image, origin, num, order, mode, cval, return_coords):
     from dask._task_spec import Task, TaskRef, parse_input
     from dask.highlevelgraph import HighLevelGraph
 
@@ -206,7 +205,6 @@ def _ray_max_spatial(da, xp, image, origin, num, order, mode, cval, return_coord
             cval,
             return_coords,
             samples,
-            select_impl,
         )
         for i, (name, out) in enumerate(zip(names, outputs)):
             okey = (name,) + ((0,) if i == 2 else ()) + b
@@ -229,14 +227,14 @@ def _ray_max_spatial(da, xp, image, origin, num, order, mode, cval, return_coord
 # --------------------------------------------------------------------------- one block
 
 
-def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coords, samples, select_impl):
+def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coords, samples):
     """The max and first argmax (and coords) of the cells ``start <= x < stop`` of the full grid.
 
     ``parts[k]`` is ``None`` (every sample k of the block is outside: cval) or
     ``(pieces, places, box_start, box_shape)``: the input chunks (or parts of
     them) that tile box k, and where each goes.
     """
-    from gpuvec._rays_rules import Window, axis_tables
+    from gpuvec.rays._rules import Window, axis_tables
 
     regions = [None if p is None else (_assemble(*p), p[2]) for p in parts]
     region0 = regions[0][0]  # sample 0 is the cell itself: always read
@@ -249,7 +247,7 @@ def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coo
     is_int = dtype.kind in "iu"
     work = np.dtype(np.float64) if is_int else dtype
     cval_sample = cast_value(cval, dtype)
-    impl = select_impl(xp, nd, num, order, mode, samples=samples, count=False)  # the in-memory call's choice
+    impl = select(xp, nd, num, order, mode, samples=samples, count=False)  # the in-memory call's choice
     step = functools.partial(_step_numba, impl) if impl.__name__.endswith("_rays_numba") else _step_xp
     # ndarray.max's NaN rule costs two more passes per step; only NaN, inf (inf * 0) or a NaN cval need it.
     nan_aware = not is_int and not (math.isfinite(cval) and all(bool(xp.isfinite(r[0]).all()) for r in regions if r))

@@ -3,18 +3,18 @@
 Module-level functions compiled with ``numba.njit(cache=True, nogil=True)``, so a
 new process loads the machine code from numba's on-disk cache instead of compiling
 (numba keys the cache on this file and the argument types). Each loop takes a range
-of output rows; :func:`gpuvec._threads.run_parallel` runs the ranges on the worker
+of output rows; :func:`gpuvec._core.threads.run_parallel` runs the ranges on the worker
 threads (Python threads, no numba threading layer: fork-safe, and one thread when
 called from a thread pool). numba compiles without
 fast-math, so no multiply-add is contracted and the arithmetic is scipy's.
 
-Each scalar helper implements one rule of :mod:`gpuvec._rays_rules`:
+Each scalar helper implements one rule of :mod:`gpuvec.rays._rules`:
 ``axis_point`` the positions, indices and weights; ``sample`` the sample;
 ``as_output`` the cast; ``better`` the max/NaN rule. ``cells_loop`` and
 ``rows_loop`` (two loop orders, chosen by ``num`` in :func:`streaming_tables`)
-read the host's axis tables (:func:`gpuvec._rays_rules.axis_tables`);
+read the host's axis tables (:func:`gpuvec.rays._rules.axis_tables`);
 ``dense_loop`` computes every position itself. Same public names and signatures as
-:mod:`gpuvec._rays_numpy` (the reference a test compares them with, bit for bit).
+:mod:`gpuvec.rays._numpy` (the reference a test compares them with, bit for bit).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 import numba
 import numpy as np
 
-from gpuvec._rays_rules import Window, axis_tables, cast_rule
-from gpuvec._threads import run_parallel, worker_threads
+from gpuvec._core.threads import run_parallel, worker_threads
+from gpuvec.rays._rules import Window, axis_tables, cast_rule
 
 jit = numba.njit(cache=True, inline="always")
 
@@ -44,7 +44,7 @@ def sample(img, iy0, iy1, wy0, wy1, ix0, ix1, wx0, wx1, order):
 
 @jit
 def as_output(t, kind, lo, hi, cast):
-    """The sample as the image dtype gives it back (as a float64 value): gpuvec._rays_rules.cast_rule."""
+    """The sample as the image dtype gives it back (as a float64 value): gpuvec.rays._rules.cast_rule."""
     if kind == 0:  # float image: its rounding, through a one-element array of its dtype
         cast[0] = t
         return np.float64(cast[0])
@@ -201,7 +201,7 @@ def dense_loop(
 
 
 def _table_arrays(tab: dict[str, Any], cells_first: bool) -> tuple[Any, ...]:
-    """One axis table (:func:`gpuvec._rays_rules.axis_table`) as a loop's five arrays: i0, i1, w0, w1,
+    """One axis table (:func:`gpuvec.rays._rules.axis_table`) as a loop's five arrays: i0, i1, w0, w1,
     inside (order 0 and 'nearest' fill the ones they lack), each (num, cells), or (cells, num)."""
 
     def layout(a):
@@ -236,7 +236,7 @@ def streaming_tables(image: Any, ytab: dict[str, Any], xtab: dict[str, Any], ord
 
 
 def _run_rows(fn: Any, rows: int) -> None:
-    """``fn(r0, r1)`` over the rows, on the worker threads (:func:`gpuvec._threads.worker_threads`: every
+    """``fn(r0, r1)`` over the rows, on the worker threads (:func:`gpuvec._core.threads.worker_threads`: every
     core from the main thread, one from any other thread), in 8 spans per thread taken as threads free up."""
     threads = worker_threads()
     parts = max(1, min(8 * threads, rows))

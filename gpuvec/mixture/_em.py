@@ -4,7 +4,7 @@ Everything here works on batches: ``X`` of shape (B, N, D), parameters with a
 leading B axis (:class:`MixtureParams`). Re-exported by :mod:`gpuvec.mixture`,
 whose :class:`~gpuvec.mixture.GaussianMixture` is the sklearn adapter around
 :func:`fit_em`. The per-covariance-type formulas live in
-:mod:`gpuvec._mixture_cov`.
+:mod:`gpuvec.mixture._covariance`.
 
 One EM iteration is split in two halves that meet in :class:`SufficientStats`:
 
@@ -23,24 +23,26 @@ Sums over samples run in float64 whatever the input dtype; centring on
 ``shift`` (the data's mean) keeps the second moments from cancelling.
 
 On numpy data with 'full' or 'tied' covariances the pass runs as one fused
-compiled loop (:mod:`gpuvec._mixture_numba`, chosen by :func:`compiled_mixture`);
+compiled loop (:mod:`gpuvec.mixture._numba`, chosen by :mod:`gpuvec.mixture._dispatch`);
 the code here is the reference it is tested against, and the cupy path. Called
 from a non-main thread, the pass and :func:`fit_em` keep BLAS to one thread
-(:mod:`gpuvec._threads`).
+(:mod:`gpuvec._core.threads`).
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from gpuvec._backend import chunk_elements, compiled_setting, get_namespace, is_cupy_namespace
-from gpuvec._mixture_cov import (
+from gpuvec._core.dispatch import chunk_elements
+from gpuvec._core.namespace import get_namespace
+from gpuvec._core.threads import blas_limited
+from gpuvec.mixture import _dispatch
+from gpuvec.mixture._covariance import (
     COVARIANCE_TYPES,
     EPS,
     CovarianceType,
@@ -49,7 +51,6 @@ from gpuvec._mixture_cov import (
     precision_cholesky,
     sum_last,
 )
-from gpuvec._threads import blas_limited, blas_limited_call
 
 __all__ = [
     "REG_COVAR_TRIES",
@@ -319,36 +320,6 @@ def data_shift(X: Any, sample_weight: Any = None) -> Any:
     return xp.where(total > 0, weighted / xp.where(total > 0, total, 1.0), mean)
 
 
-# Work (samples x K x D^2 of one pass) from which the compiled loops repay numba's first load in a new
-# process (~0.3-0.5 s); once loaded they take any work.
-NUMBA_PAYS_WORK = 1 << 22
-
-
-def compiled_mixture(xp: Any, covariance_type: str, work: int) -> Any:
-    """The compiled implementation to use, or None for the namespace reference here.
-
-    ==============================  ==========================  ===========================
-    input                           GPUVEC_JIT auto / on        GPUVEC_JIT off
-    ==============================  ==========================  ===========================
-    numpy, any covariance type      :mod:`gpuvec._mixture_numba` (auto: work >= NUMBA_PAYS_WORK,
-                                    or already loaded)          the numpy reference
-    cupy                            the cupy reference
-    ==============================  ==========================  ===========================
-    """
-    if is_cupy_namespace(xp):
-        return None
-    setting = compiled_setting()
-    if setting == "off" or (
-        setting == "auto" and work < NUMBA_PAYS_WORK and "gpuvec._mixture_numba" not in sys.modules
-    ):
-        return None
-    try:
-        from gpuvec import _mixture_numba
-    except ImportError:  # numba missing (a core dependency): the reference
-        return None
-    return _mixture_numba
-
-
 def _chunks(n: int, per_sample: int, budget: int):
     step = max(1, budget // max(1, per_sample))
     for s in range(0, n, step):
@@ -412,7 +383,7 @@ def sufficient_statistics(
     B, N, D = X.shape
     shift = data_shift(X, sample_weight) if shift is None else shift
     budget = chunk_elements(xp, "mixture")
-    compiled = compiled_mixture(xp, covariance_type, B * N * params.means.shape[1] * D * D)
+    compiled = _dispatch.compiled(xp, B * N * params.means.shape[1] * D * D)
     if compiled is not None:
         with blas_limited():
             return SufficientStats(*compiled.moments(X, params, covariance_type, sample_weight, shift, budget), shift)
@@ -566,7 +537,7 @@ def label_statistics(
     """
     xp = get_namespace(X, labels)
     B, N, D = X.shape
-    compiled = compiled_mixture(xp, "full", B * N * n_components * D * D)  # any covariance type here
+    compiled = _dispatch.compiled(xp, B * N * n_components * D * D)
     if compiled is not None:
         shift = data_shift(X, sample_weight)
         full_matrix = COVARIANCE_TYPES[covariance_type].full_matrix
@@ -760,7 +731,6 @@ def interleave_starts(xp: Any, parts: list[Any]) -> Any:
     return xp.stack(parts, axis=1).reshape((parts[0].shape[0] * len(parts),) + tuple(parts[0].shape[1:]))
 
 
-@blas_limited_call  # one BLAS thread when called from a thread pool (gpuvec._threads)
 def fit_em(
     X: Any,
     params: MixtureParams,
@@ -842,10 +812,11 @@ def fit_em(
             swa = None if swa is None else swa[keep]
         return sufficient_statistics(Xa, pa, covariance_type, swa, shifta)
 
-    return em_loop(
-        xp, one_pass, params, reg_covar, covariance_type,
-        tol=tol, max_iter=max_iter, verbose=verbose, verbose_interval=verbose_interval, lower_bound=lower_bound,
-    )  # fmt: skip
+    with blas_limited():  # one BLAS thread when called from a thread pool (gpuvec._core.threads)
+        return em_loop(
+            xp, one_pass, params, reg_covar, covariance_type,
+            tol=tol, max_iter=max_iter, verbose=verbose, verbose_interval=verbose_interval, lower_bound=lower_bound,
+        )  # fmt: skip
 
 
 def em_loop(
@@ -866,7 +837,7 @@ def em_loop(
     ``pass_fn(params, active)`` returns the :class:`SufficientStats` of the
     problems ``active`` (their indices, in order; the set only shrinks) under
     ``params`` (theirs): :func:`fit_em` sums them in memory, the dask path
-    (:mod:`gpuvec._dask_mixture`) over a cluster. Everything else (the M-step,
+    (:mod:`gpuvec.mixture._dask`) over a cluster. Everything else (the M-step,
     the regularisation retry from the same statistics, the convergence test,
     the active set, the history) is done here, once for both.
     """

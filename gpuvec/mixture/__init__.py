@@ -6,15 +6,15 @@ call. This module holds what is sklearn's: parameter and input validation,
 the starts (user parameters, ``n_init``, warm starts), the warnings, the
 fitted attributes, and predict/score/sample. The rest lives below it:
 
-- :mod:`gpuvec._mixture_em`: the functional core, re-exported here:
+- :mod:`gpuvec.mixture._em`: the functional core, re-exported here:
   :func:`estimate_log_prob`, :func:`e_step`, :func:`m_step`, the pass split
   into mergeable :class:`SufficientStats` (:func:`sufficient_statistics`,
   :func:`merge_statistics`) and :func:`params_from_statistics`, their
   composition :func:`em_pass`, and the batched EM loop :func:`fit_em`
   (returning :class:`EMResult`).
-- :mod:`gpuvec._mixture_cov`: one table row per covariance type
+- :mod:`gpuvec.mixture._covariance`: one table row per covariance type
   (``COVARIANCE_TYPES``) and the formulas that differ by type.
-- :mod:`gpuvec._mixture_init`: the starting responsibilities (k-means++,
+- :mod:`gpuvec.mixture._starts`: the starting responsibilities (k-means++,
   kmeans, random, random_from_data).
 
 Parameterisation is sklearn's: precision Cholesky factors, log-sum-exp, and
@@ -32,22 +32,24 @@ from typing import Any
 import numpy as np
 
 from gpuvec import random as gv_random
-from gpuvec._backend import chunk_elements, get_namespace, is_cupy_namespace, is_dask_array
-from gpuvec._checks import check_choice, check_int, check_real, warn_at_caller
-from gpuvec._dlpack import dlpack_io
-from gpuvec._mixture_cov import (
+from gpuvec._core.checks import check_choice, check_int, check_real, warn_at_caller
+from gpuvec._core.dispatch import chunk_elements
+from gpuvec._core.dlpack import dlpack_io
+from gpuvec._core.namespace import get_namespace, is_cupy_namespace, is_dask_array
+from gpuvec._core.threads import blas_limited
+from gpuvec.mixture import _dispatch
+from gpuvec.mixture._covariance import (
     COVARIANCE_TYPES,
     CovarianceType,
     cholesky_from_precisions,
     covariances_from_cholesky,
     precisions_from_cholesky,
 )
-from gpuvec._mixture_em import (
+from gpuvec.mixture._em import (
     REG_COVAR_TRIES,
     EMResult,
     MixtureParams,
     SufficientStats,
-    compiled_mixture,
     e_step,
     e_step_chunks,
     em_pass,
@@ -63,13 +65,12 @@ from gpuvec._mixture_em import (
     resp_statistics,
     sufficient_statistics,
 )
-from gpuvec._mixture_init import INIT_PARAMS, LABEL_METHODS, initial_labels, initial_resp
-from gpuvec._threads import blas_limited
+from gpuvec.mixture._starts import INIT_PARAMS, LABEL_METHODS, initial_labels, initial_resp
 
 __all__ = [
     "COVARIANCE_TYPES",
     "INIT_PARAMS",
-    "ConvergenceWarning",  # noqa: F822 (made on first use, by __getattr__ below)
+    "ConvergenceWarning",
     "CovarianceType",
     "EMResult",
     "GaussianMixture",
@@ -141,7 +142,7 @@ class GaussianMixture:
     thread while it runs (threadpoolctl), so a pool of N threads uses N cores.
 
     Dask arrays (numpy or cupy chunks, extra ``gpuvec[dask]``) are never
-    computed into memory (see :mod:`gpuvec._dask_mixture`). A (B, N, D) X
+    computed into memory (see :mod:`gpuvec.mixture._dask`). A (B, N, D) X
     chunked along B only: each block of problems is fitted where it lives;
     warnings and errors name problems by their global index. An (N, D) X
     chunked along N (or a (B, N, D) X with N split): one pass over the chunks
@@ -501,7 +502,7 @@ class GaussianMixture:
             The fitted estimator.
         """
         if _is_dask(X, sample_weight):
-            from gpuvec import _dask_mixture
+            from gpuvec.mixture import _dask as _dask_mixture
 
             return _dask_mixture.fit(self, X, sample_weight)
         self._fit_only = True  # fit_predict skips its final E-step (a pass over X, N labels): nothing to return
@@ -531,7 +532,7 @@ class GaussianMixture:
             The most likely component of each sample under the fitted model.
         """
         if _is_dask(X, sample_weight):
-            from gpuvec import _dask_mixture
+            from gpuvec.mixture import _dask as _dask_mixture
 
             return _dask_mixture.fit_predict(self, X, sample_weight)
         self._check_parameters()
@@ -764,15 +765,15 @@ class GaussianMixture:
 
     def _e_step_blocks(self, xp, X, what, dtype):
         """'labels' (B, N), 'proba' (B, N, K) or 'log_norm' (B, N) of a validated X, block by block (cache-sized
-        temporaries, see :func:`~gpuvec._mixture_em.e_step_chunks`); 'proba' and 'log_norm' in ``dtype``."""
+        temporaries, see :func:`~gpuvec.mixture._em.e_step_chunks`); 'proba' and 'log_norm' in ``dtype``."""
         B, N, _ = X.shape
         if what == "labels":
             out = xp.empty((B, N), dtype=xp.int64)
         else:
             out = xp.empty((B, N, self.n_components) if what == "proba" else (B, N), dtype=dtype)
         D = X.shape[2]
-        compiled = compiled_mixture(xp, self.covariance_type, B * N * self.n_components * D * D)
-        if compiled is not None:  # the fused loop (see compiled_mixture's table)
+        compiled = _dispatch.compiled(xp, B * N * self.n_components * D * D)
+        if compiled is not None:  # the fused loop (see gpuvec.mixture._dispatch)
             with np.errstate(divide="ignore", invalid="ignore"), blas_limited():
                 return compiled.e_step_outputs(X, *self._params(xp), self.covariance_type, what, out)
         with np.errstate(divide="ignore"), blas_limited():
@@ -806,7 +807,7 @@ class GaussianMixture:
             ``log p(x)`` of each sample under the fitted mixture.
         """
         if _is_dask(X):
-            from gpuvec import _dask_mixture
+            from gpuvec.mixture import _dask as _dask_mixture
 
             return _dask_mixture.score_samples(self, X)
         return self._estimate(X, "log_norm")[0]
@@ -837,7 +838,7 @@ class GaussianMixture:
             The mean of :meth:`score_samples` over the samples.
         """
         if _is_dask(X):
-            from gpuvec import _dask_mixture
+            from gpuvec.mixture import _dask as _dask_mixture
 
             return _dask_mixture.score(self, X)
         return self._score(X)[0]
@@ -857,7 +858,7 @@ class GaussianMixture:
             The most likely component of each sample.
         """
         if _is_dask(X):
-            from gpuvec import _dask_mixture
+            from gpuvec.mixture import _dask as _dask_mixture
 
             return _dask_mixture.predict(self, X)
         return self._estimate(X, "labels")[0]
@@ -877,7 +878,7 @@ class GaussianMixture:
             The posterior probability of each component for each sample.
         """
         if _is_dask(X):
-            from gpuvec import _dask_mixture
+            from gpuvec.mixture import _dask as _dask_mixture
 
             return _dask_mixture.predict_proba(self, X)
         return self._estimate(X, "proba")[0]
@@ -903,7 +904,7 @@ class GaussianMixture:
             ``-2 N score(X) + n_parameters log(N)``.
         """
         if _is_dask(X):
-            from gpuvec import _dask_mixture
+            from gpuvec.mixture import _dask as _dask_mixture
 
             return _dask_mixture.bic(self, X)
         score, n = self._score(X)
@@ -924,7 +925,7 @@ class GaussianMixture:
             ``-2 N score(X) + 2 n_parameters``.
         """
         if _is_dask(X):
-            from gpuvec import _dask_mixture
+            from gpuvec.mixture import _dask as _dask_mixture
 
             return _dask_mixture.aic(self, X)
         score, n = self._score(X)

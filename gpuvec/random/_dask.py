@@ -1,40 +1,15 @@
-"""Dask in, dask out: gpuvec's public functions on ``dask.array`` arrays.
+"""Dask in, dask out for sampling: one seeded task per output block.
 
-Imported only when a public function is handed a dask array (the public
-modules import it lazily; :func:`gpuvec._backend.is_dask_array` answers
-without importing dask). Every function here builds a lazy graph and returns
-dask arrays whose chunks have the input's type (numpy or cupy, taken from the
-input's ``_meta``): nothing is computed here, and gpuvec never starts a
-cluster. Whatever scheduler is active when the user computes runs the tasks:
-dask's threaded scheduler by default, or the active ``distributed.Client``.
-
-Three shapes of graph:
-
-- blockwise over the batch axes (``map_blocks``): :func:`is_rotation`,
-  :func:`rotation_residuals`, :func:`nearest_rotation`. The matrix axes must
-  be one chunk each; they are rechunked so when they are not.
-- one seeded task per output block (:func:`normal`,
-  :func:`multivariate_normal`): block ``i`` draws from a generator seeded with
-  child ``i`` of a ``numpy.random.SeedSequence``, as ``dask.array.random``
-  does, so the numbers depend on the chunking.
-- one task per output block reading only the boxes its samples touch:
-  ``ray_max``, in :mod:`gpuvec._dask_rays` (which imports this module's helpers).
-
-Every task runs gpuvec's in-memory function on its blocks inside
-:func:`blas_single_thread`, which holds BLAS at one thread while any gpuvec
-task of the process runs (OpenBLAS's threads on top of dask's threads made an
-EM pass 3.5x slower; a per-task ``threadpool_limits`` does not work, since
-the setting is process-wide and concurrent tasks would undo each other).
-
-Helpers other modules may use: :func:`require_dask`, :func:`chunk_namespace`,
-:func:`meta_of`, :func:`blas_single_thread`.
+Imported only when :mod:`gpuvec.random`'s ``normal`` or ``multivariate_normal``
+gets a dask argument or ``chunks=``. Block ``i`` draws from a generator seeded
+with child ``i`` of a ``numpy.random.SeedSequence`` drawn from the caller's
+generator, as ``dask.array.random`` does, so the numbers depend on the chunking
+and not on the scheduler. Each task runs with BLAS at one thread.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import math
 import types
 import warnings
 from collections.abc import Iterator
@@ -42,148 +17,19 @@ from typing import Any
 
 import numpy as np
 
-from gpuvec._backend import _is_cupy_array, get_namespace, is_dask_array
-from gpuvec._backend import blas_one_thread as blas_single_thread
-from gpuvec._checks import check_matrix_stack, check_mvn_shapes, check_real
+from gpuvec._core.checks import check_mvn_shapes
+from gpuvec._core.dask import check_known_shape, chunk_namespace, meta_of, require_dask
+from gpuvec._core.namespace import is_cupy_array, is_dask_array
+from gpuvec._core.threads import blas_limited
 
-__all__ = [
-    "blas_single_thread",
-    "chunk_namespace",
-    "is_rotation",
-    "meta_of",
-    "multivariate_normal",
-    "nearest_rotation",
-    "normal",
-    "require_dask",
-    "rotation_residuals",
-]
-
-INSTALL = "pip install 'gpuvec[dask]'"
-
-
-# --------------------------------------------------------------------------- shared helpers
-
-
-def require_dask() -> types.ModuleType:
-    """``dask.array``, or a TypeError naming the ``gpuvec[dask]`` extra when it cannot be imported."""
-    try:
-        return importlib.import_module("dask.array")
-    except ImportError as exc:
-        msg = (
-            f"gpuvec got a dask array, but dask.array cannot be imported ({exc}): install the extra with {INSTALL} "
-            "(dask[array], distributed, zarr, threadpoolctl)"
-        )
-        raise TypeError(msg) from None
-
-
-def chunk_namespace(x: Any, name: str) -> types.ModuleType:
-    """numpy or cupy: the namespace of the chunks of dask array ``x`` (from its ``_meta``), or a TypeError."""
-    meta = getattr(x, "_meta", None)
-    if not (isinstance(meta, np.ndarray) or _is_cupy_array(meta)):
-        kind = f"{type(meta).__module__}.{type(meta).__name__}"
-        msg = f"{name} must be a dask array of numpy or cupy chunks; its chunks are {kind}"
-        raise TypeError(msg)
-    return get_namespace(meta)
-
-
-def meta_of(xp: types.ModuleType, ndim: int, dtype: Any) -> Any:
-    """An empty array of ``xp``, ``ndim`` and ``dtype``: the ``meta=`` that keeps the chunk type."""
-    return xp.empty((0,) * ndim, dtype=dtype)
-
-
-def _check_known_shape(x: Any, name: str) -> None:
-    if any(math.isnan(n) for n in x.shape):
-        msg = f"{name} has unknown chunk sizes (shape {x.shape}); call {name}.compute_chunk_sizes() first"
-        raise ValueError(msg)
-
-
-# --------------------------------------------------------------------------- rotations
-
-
-def _matrix_stack(R: Any, name: str) -> tuple[types.ModuleType, Any, np.dtype]:
-    """Chunk namespace, the stack with single-chunk matrix axes, and the dtype results come in."""
-    require_dask()
-    xp = chunk_namespace(R, name)
-    check_matrix_stack(name, R)
-    _check_known_shape(R, name)
-    if R.numblocks[-1] > 1 or R.numblocks[-2] > 1:  # every matrix whole in one block
-        R = R.rechunk({R.ndim - 2: -1, R.ndim - 1: -1})
-    if R.dtype.kind != "f":
-        work = np.dtype(np.float64)
-    elif R.dtype.itemsize < 4:
-        work = np.dtype(np.float32)
-    else:
-        work = R.dtype.newbyteorder("=")
-    return xp, R, work
-
-
-def _in_block(func: Any, *args: Any, **kwargs: Any) -> Any:
-    """One block through gpuvec's in-memory function, BLAS at one thread."""
-    with blas_single_thread():
-        return func(*args, **kwargs)
-
-
-def _residuals_block(func: Any, R: Any) -> Any:
-    with blas_single_thread():
-        res = func(R)
-    xp = get_namespace(res.orthogonality)
-    return xp.stack([res.orthogonality, res.det], axis=-1)
-
-
-def is_rotation(R: Any, func: Any, *, atol: float | None = None, proper: bool = True) -> Any:
-    """:func:`gpuvec.is_rotation` (``func``, run on each block) on a dask stack: a dask bool array."""
-    xp, R, _ = _matrix_stack(R, "R")
-    if atol is not None:
-        atol = check_real("atol", atol)
-        if atol < 0:
-            msg = f"atol must be >= 0; got {atol}"
-            raise ValueError(msg)
-    batch = R.ndim - 2
-    da = require_dask()
-    return da.map_blocks(
-        _in_block,
-        func,
-        R,
-        atol=atol,
-        proper=proper,
-        drop_axis=(batch, batch + 1),
-        dtype=bool,
-        meta=meta_of(xp, batch, bool),
-    )
-
-
-def rotation_residuals(R: Any, func: Any) -> tuple[Any, Any]:
-    """:func:`gpuvec.rotation_residuals` (``func``) on a dask stack: (orthogonality, det), from one task per block."""
-    xp, R, work = _matrix_stack(R, "R")
-    batch = R.ndim - 2
-    da = require_dask()
-    both = da.map_blocks(
-        _residuals_block,
-        func,
-        R,
-        drop_axis=batch + 1,
-        chunks=R.chunks[:batch] + ((2,),),
-        dtype=work,
-        meta=meta_of(xp, batch + 1, work),
-    )
-    return both[..., 0], both[..., 1]
-
-
-def nearest_rotation(M: Any, func: Any) -> Any:
-    """:func:`gpuvec.nearest_rotation` (``func``) on a dask stack: one task per block, a dask array of M's chunks."""
-    xp, M, work = _matrix_stack(M, "M")
-    da = require_dask()
-    return da.map_blocks(_in_block, func, M, dtype=work, meta=meta_of(xp, M.ndim, work))
-
-
-# --------------------------------------------------------------------------- random
+__all__ = ["multivariate_normal", "normal"]
 
 
 def _as_dask(da: types.ModuleType, x: Any, name: str, xp: types.ModuleType, complex_msg: str | None = None) -> Any:
     """A dask array of real numbers (numbers and in-memory arrays become one-chunk dask arrays)."""
     if not is_dask_array(x):
-        if _is_cupy_array(x) != (xp.__name__ == "cupy") and getattr(x, "ndim", 0):
-            where = "cupy" if _is_cupy_array(x) else "numpy"
+        if is_cupy_array(x) != (xp.__name__ == "cupy") and getattr(x, "ndim", 0):
+            where = "cupy" if is_cupy_array(x) else "numpy"
             msg = f"{name} is a {where} array but the dask arrays of this call have {xp.__name__} chunks; move it first"
             raise TypeError(msg)
         x = da.from_array(xp.asarray(x), chunks=-1)
@@ -201,13 +47,13 @@ def _as_dask(da: types.ModuleType, x: Any, name: str, xp: types.ModuleType, comp
     if x.dtype.kind not in "biuf":
         msg = f"{name} must be real numbers; got an array of dtype {x.dtype}"
         raise TypeError(msg)
-    _check_known_shape(x, name)
+    check_known_shape(x, name)
     return x
 
 
 def _root_seed(gen: Any) -> np.random.SeedSequence:
     """A SeedSequence drawn from ``gen``'s stream: the same seed gives the same graph; the stream moves on."""
-    from gpuvec._backend import to_numpy
+    from gpuvec._core.namespace import to_numpy
 
     words = to_numpy(gen._rng.integers(0, 2**62, size=4, dtype=np.int64))
     return np.random.SeedSequence([int(w) for w in words])
@@ -307,7 +153,7 @@ def _normal_block(
     backend: str,
     dtype: Any,
 ) -> Any:
-    with blas_single_thread(), _block_context("normal's", batch_start):
+    with blas_limited(always=True), _block_context("normal's", batch_start):
         return generator(seed, backend).normal(loc, scale, size=shape, dtype=dtype)
 
 
@@ -369,7 +215,7 @@ def _mvn_block(
     backend: str,
     **kwargs: Any,
 ) -> Any:
-    with blas_single_thread(), _block_context("multivariate_normal's", batch_start[n_size:]):
+    with blas_limited(always=True), _block_context("multivariate_normal's", batch_start[n_size:]):
         return generator(seed, backend).multivariate_normal(mean, cov, size=shape[:n_size], **kwargs)
 
 

@@ -6,6 +6,10 @@ the library a user would otherwise reach for, gpuvec) on one backend. Its
 the GPU inside the timed call and follow a warm-up call (kernel compilation).
 Within a group, ratios are taken against the group's reference: the seed's
 accepted answer, or the library the seed's askers would otherwise use.
+
+This module only defines the cases (:func:`cases`, by algorithm in :data:`ALGORITHMS`);
+the cases timed in a new process come from :mod:`gpuvec.tools.bench_process`, and
+:mod:`gpuvec.tools.bench` times them and reports.
 """
 
 from __future__ import annotations
@@ -13,11 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.util
-import json
 import os
-import statistics
-import sys
-import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -25,21 +25,20 @@ from typing import Any
 import numpy as np
 
 import gpuvec
-from gpuvec import baselines
-from gpuvec._backend import compiled_enabled, ndimage_for
+from gpuvec._core.namespace import ndimage_for
+from gpuvec.tools import baselines
+from gpuvec.tools.bench_process import cold_process, mixture_memory
 
 __all__ = [
+    "ALGORITHMS",
+    "MIXTURE_MEMORY_CASES",
     "Case",
+    "available_backends",
     "cases",
     "check_algorithms",
-    "check_output_path",
-    "check_plot_path",
-    "main",
-    "run_cases",
     "skipped_references",
 ]
 
-# The accepted ray answer's (2, rows*cols*num) float64 coordinates: skip it past 4 GB.
 _ACCEPTED_LIMIT = 4 << 30
 
 
@@ -115,12 +114,10 @@ def _ray_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
     n = 500 if quick else 3000
     group = f"rays {n}x{n} num=5, a new process per call (imports included)"
     yield Case(
-        "rays", group, "accepted answer script", "numpy", _cold_process(n, 5, "accepted"), reference=True, rounds=2
+        "rays", group, "accepted answer script", "numpy", cold_process(n, 5, "accepted"), reference=True, rounds=2
     )
-    yield Case("rays", group, "gpuvec script", "numpy", _cold_process(n, 5, "gpuvec"), rounds=2)
-    yield Case(
-        "rays", group, "gpuvec script, GPUVEC_JIT=0", "numpy", _cold_process(n, 5, "gpuvec", jit=False), rounds=2
-    )
+    yield Case("rays", group, "gpuvec script", "numpy", cold_process(n, 5, "gpuvec"), rounds=2)
+    yield Case("rays", group, "gpuvec script, GPUVEC_JIT=0", "numpy", cold_process(n, 5, "gpuvec", jit=False), rounds=2)
     group = "rays seed loop 40x40 num=5"
     yield Case("rays", group, "seed loop", "numpy", _rays(40, 5, "loop"), reference=True, rounds=1)
     for backend in backends:
@@ -143,27 +140,6 @@ def _rays(n: int, num: int, method: str, backend: str = "numpy") -> Callable[[],
         if method == "streaming":
             return lambda: _streaming(a, (orow, ocol), num)
         return lambda: gpuvec.ray_max(a, (orow, ocol), num)
-
-    return make
-
-
-def _cold_process(n: int, num: int, method: str, jit: bool = True) -> Callable[[], Callable[[], Any]]:
-    """A one-call script run as a new Python process, the way a user's script runs: the warm-up
-    run fills the caches (numba's on-disk cache among them), the timed runs start from scratch."""
-    import inspect
-    import subprocess
-
-    setup = f"import numpy as np\nimg = np.random.default_rng(0).random(({n}, {n}))\n"
-    if method == "accepted":
-        body = "from scipy.ndimage import map_coordinates\n" + inspect.getsource(baselines.rays_accepted_answer)
-        body += f"rays_accepted_answer(img, {n // 2}, {n // 3}, {num})\n"
-    else:
-        body = f"import gpuvec\ngpuvec.ray_max(img, ({n // 2}, {n // 3}), {num})\n"
-    env = {k: v for k, v in os.environ.items() if k != "GPUVEC_JIT"}  # the default: compiled where it pays
-    env.update(GPUVEC_BACKEND="numpy", **({} if jit else {"GPUVEC_JIT": "0"}))
-
-    def make():
-        return lambda: subprocess.run([sys.executable, "-c", setup + body], env=env, check=True)
 
     return make
 
@@ -332,66 +308,6 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-_MEMORY_SCRIPT = """
-import json, sys, warnings
-import numpy as np
-import gpuvec
-N, D, K, dtype, n_init = {N}, {D}, {K}, np.{dtype}, {n_init}
-rng = np.random.default_rng(0)
-centres = rng.normal(0, 5, (K, D))
-X = np.empty((N, D), dtype=dtype)
-for s in range(0, N, 1 << 20):  # built in pieces: no temporary beyond X
-    n = min(N, s + (1 << 20)) - s
-    X[s : s + n] = centres[rng.integers(0, K, n)] + rng.standard_normal((n, D))
-def status_mib(field):  # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork + exec
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
-before = status_mib("VmRSS")  # Python, numpy, gpuvec and X
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    gpuvec.GaussianMixture(K, max_iter=3, n_init=n_init, random_state=0).fit(X)
-peak = status_mib("VmHWM")
-print(json.dumps(dict(x_mib=X.nbytes / 2**20, peak_beyond_x_mib=peak - before, peak_mib=peak)))
-"""
-
-
-def mixture_peak_memory(N: int, D: int, K: int, dtype: str = "float64", n_init: int = 1) -> dict[str, float]:
-    """Peak RSS of ``GaussianMixture(K, max_iter=3, n_init=n_init).fit(X)`` in a new process, beyond Python,
-    imports and X.
-
-    X (N, D) is built in the process; numba's load, if the fit uses it, counts. Returns
-    ``{"x_mib": ..., "peak_beyond_x_mib": ..., "peak_mib": ...}`` (the last: the whole process's peak RSS;
-    Linux: reads VmRSS and VmHWM from /proc/self/status).
-    """
-    import subprocess
-
-    code = _MEMORY_SCRIPT.format(N=N, D=D, K=K, dtype=dtype, n_init=n_init)
-    env = {k: v for k, v in os.environ.items() if k != "GPUVEC_JIT"}
-    env["GPUVEC_BACKEND"] = "numpy"
-    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def _mixture_memory(N: int, D: int, K: int, dtype: str, n_init: int) -> Callable[[], Callable[[], Any]]:
-    """A memory row: the timed call is the new process; its peak RSS beyond X goes to stderr."""
-
-    def make():
-        def call():
-            m = mixture_peak_memory(N, D, K, dtype, n_init)
-            print(
-                f"  peak RSS beyond X: {m['peak_beyond_x_mib']:.0f} MiB "
-                f"({m['peak_beyond_x_mib'] / m['x_mib']:.2f}x X of {m['x_mib']:.0f} MiB); "
-                f"process peak {m['peak_mib']:.0f} MiB",
-                file=sys.stderr,
-                flush=True,
-            )
-            return m
-
-        return call
-
-    return make
-
-
 # Peak-memory rows (N, D, K, dtype, n_init): a new process per call, peak RSS beyond X printed. The
 # N=1e5 rows measure the fixed part of the peak (numba's load, buffers): it does not grow (or halve) with X.
 MIXTURE_MEMORY_CASES = (
@@ -434,7 +350,7 @@ def _mixture_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
         N = N // 100 if quick else N
         starts = f" n_init={n_init}" if n_init > 1 else ""
         group = f"gmm fit peak memory N={N} D={D} K={K} {dtype}{starts} (a new process; peak RSS on stderr)"
-        yield Case("mixture", group, "gpuvec", "numpy", _mixture_memory(N, D, K, dtype, n_init), rounds=1)
+        yield Case("mixture", group, "gpuvec", "numpy", mixture_memory(N, D, K, dtype, n_init), rounds=1)
 
 
 def _dask_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
@@ -560,58 +476,11 @@ def check_algorithms(algorithms: Iterable[str], name: str = "algorithms") -> lis
     return chosen
 
 
-def check_output_path(path: str | os.PathLike, name: str = "path") -> None:
-    """Raise ValueError unless a file can be written at ``path`` (checked before any case runs)."""
-    text = os.fspath(path)
-    folder = os.path.dirname(text) or "."
-    if not text:
-        msg = f"{name} must be a file path; got an empty string"
-        raise ValueError(msg)
-    if os.path.isdir(text):
-        example = os.path.join(text, "bench.json")
-        msg = f"{name} must be a file path; got the folder {text!r}: add a file name, e.g. {example!r}"
-        raise ValueError(msg)
-    if not os.path.isdir(folder):
-        state = "is a file, not a folder" if os.path.exists(folder) else "does not exist: create it first (mkdir -p {})"
-        msg = (
-            f"{name} must be a path in an existing folder; got {text!r}, whose folder {folder!r} {state.format(folder)}"
-        )
-        raise ValueError(msg)
-    if not os.access(folder, os.W_OK) or (os.path.exists(text) and not os.access(text, os.W_OK)):
-        msg = f"{name} must be a writable path; got {text!r}, which this user cannot write: choose another place"
-        raise ValueError(msg)
-
-
-def _pyplot(name: str = "plot_path"):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        msg = f"{name} needs matplotlib (pip install 'gpuvec[plot]'); importing it failed: {exc}"
-        raise ImportError(msg) from exc
-    return plt
-
-
-def check_plot_path(path: str | os.PathLike, name: str = "plot_path") -> None:
-    """Raise unless matplotlib imports and can write ``path``'s format (checked before any case runs)."""
-    _pyplot(name)
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    ext = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if ext and ext not in formats:
-        known = ", ".join(sorted(formats))
-        msg = f"{name} must end in a format matplotlib writes ({known}); got {os.fspath(path)!r}: try a .png"
-        raise ValueError(msg)
-
-
 def available_backends() -> list[str]:
     """numpy, and cupy where a CUDA device answers (never imports cupy under GPUVEC_BACKEND=numpy)."""
-    from gpuvec import _backend
+    from gpuvec._core import backend
 
-    if os.environ.get("GPUVEC_BACKEND", "").strip().lower() == "numpy" or not _backend.cupy_usable():
+    if os.environ.get("GPUVEC_BACKEND", "").strip().lower() == "numpy" or not backend.cupy_usable():
         return ["numpy"]
     return ["numpy", "cupy"]
 
@@ -623,136 +492,3 @@ def cases(
     backends = available_backends() if backends is None else backends
     chosen = list(ALGORITHMS) if algorithms is None else check_algorithms(algorithms)
     return [case for name in chosen for case in ALGORITHMS[name](quick, backends)]
-
-
-# --------------------------------------------------------------------------- running
-
-
-def synced(fn: Callable[[], Any]) -> Callable[[], Any]:
-    """``fn`` followed by a device synchronisation, so a timer sees the work, not the launch."""
-
-    def call():
-        out = fn()
-        gpuvec.sync()
-        return out
-
-    return call
-
-
-def run_cases(selected: list[Case], progress=None) -> list[dict[str, Any]]:
-    """Time each case (one warm-up, then ``case.rounds`` timed calls); returns one record per case.
-
-    Progress lines go to ``progress`` (default: the current ``sys.stderr``).
-    """
-    progress = sys.stderr if progress is None else progress
-    records = []
-    for i, case in enumerate(selected, 1):
-        print(f"[{i}/{len(selected)}] {case.group}: {case.method} [{case.backend}]", file=progress, flush=True)
-        fn = synced(case.make())
-        fn()
-        times = []
-        for _ in range(case.rounds):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        records.append(
-            {
-                "algorithm": case.algorithm,
-                "group": case.group,
-                "method": case.method,
-                "backend": case.backend,
-                "reference": case.reference,
-                "median_s": statistics.median(times),
-                "rounds": case.rounds,
-                "items": case.items,
-            }
-        )
-    return add_speedups(records)
-
-
-def add_speedups(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Set each record's ``speedup_vs_reference`` (None where its group has no reference)."""
-    for group in {r["group"] for r in records}:
-        ref = [r for r in records if r["group"] == group and r["reference"]]
-        for r in records:
-            if r["group"] == group:
-                r["speedup_vs_reference"] = ref[0]["median_s"] / r["median_s"] if ref else None
-    return records
-
-
-def format_table(records: list[dict[str, Any]]) -> str:
-    """Medians and ratios against each group's reference, as aligned text."""
-    lines = []
-    width = max((len(r["group"]) for r in records), default=5)
-    for group in dict.fromkeys(r["group"] for r in records):
-        for r in (r for r in records if r["group"] == group):
-            ratio = r.get("speedup_vs_reference")
-            ratio = "reference" if r["reference"] else ("" if ratio is None else f"{ratio:.1f}x")
-            rate = f"  {r['items'] / r['median_s']:.3g}/s" if r["items"] else ""
-            lines.append(
-                f"{group:<{width}}  {r['method'] + ' [' + r['backend'] + ']':<36} "
-                f"{r['median_s'] * 1e3:12.3f} ms  {ratio:>10}{rate}"
-            )
-    return "\n".join(lines)
-
-
-def plot(records: list[dict[str, Any]], path: str) -> None:
-    """A bar chart of speed-ups against each group's reference (needs matplotlib: gpuvec[plot])."""
-    plt = _pyplot()
-    rows = [r for r in records if not r["reference"] and r.get("speedup_vs_reference")]
-    fig, ax = plt.subplots(figsize=(9, 0.3 * len(rows) + 1.5))
-    labels = [f"{r['group']}: {r['method']} [{r['backend']}]" for r in rows]
-    ax.barh(
-        labels,
-        [r["speedup_vs_reference"] for r in rows],
-        color=["tab:green" if r["backend"] == "cupy" else "tab:blue" for r in rows],
-    )
-    ax.set_xscale("log")
-    ax.axvline(1.0, color="black", lw=0.8)
-    ax.set_xlabel("speed-up vs the group's reference (log scale)")
-    ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def main(
-    quick: bool = False, algorithms: list[str] | None = None, json_path: str | None = None, plot_path: str | None = None
-) -> int:
-    """``gpuvec bench``: run the grid, print the table, optionally save JSON and a PNG.
-
-    Everything that could fail after the run is checked first: the settings (a bad
-    ``GPUVEC_BACKEND``, or ``GPUVEC_BACKEND=cupy`` with no GPU, raises rather than
-    timing numpy alone), the algorithm names, the output paths and matplotlib.
-    Reference cases whose library is not installed are skipped with a note on stderr.
-    """
-    gpuvec.backend_info()
-    compiled_enabled()
-    if json_path is not None:
-        check_output_path(json_path, "json_path")
-    if plot_path is not None:
-        check_output_path(plot_path, "plot_path")
-        check_plot_path(plot_path, "plot_path")
-    for note in skipped_references(algorithms):
-        print(note, file=sys.stderr)
-    selected = cases(quick=quick, algorithms=algorithms)
-    records = run_cases(selected)
-    info = gpuvec.backend_info()
-    print(f"\n{info.name} backend; {info.reason}; " + ", ".join(f"{k} {v}" for k, v in info.versions.items()))
-    print(format_table(records))
-    if json_path is not None:
-        with open(json_path, "w") as f:
-            json.dump(
-                {
-                    "backend": info.name,
-                    "versions": info.versions,
-                    "device": info.device,
-                    "quick": quick,
-                    "cases": records,
-                },
-                f,
-                indent=1,
-            )
-    if plot_path is not None:
-        plot(records, plot_path)
-    return 0

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpuvec._backend import chunk_elements
+from gpuvec._core.dispatch import chunk_elements
+from gpuvec.mixture import _dispatch
 
 __all__ = ["INIT_PARAMS", "LABEL_METHODS", "initial_labels", "initial_resp"]
 
@@ -82,7 +83,7 @@ def _kmeans_pp_centers(xp, X, K, rng, sample_weight):
     dtype = X.dtype if X.dtype == xp.float32 else xp.float64
     d2 = xp.empty((B, N), dtype=dtype)
     center = X[bidx, idx[:, 0]].astype(xp.float64)
-    compiled = _compiled(xp, B * N * K * D)
+    compiled = _dispatch.compiled(xp, B * N * K * D)
     if compiled is not None:
         compiled.min_sq_dist(X, center, d2, True)
     else:
@@ -103,13 +104,6 @@ def _kmeans_pp_centers(xp, X, K, rng, sample_weight):
     return idx
 
 
-def _compiled(xp, work):
-    """The numba loops (:mod:`gpuvec._mixture_numba`) where they run for the EM pass too, else None."""
-    from gpuvec._mixture_em import compiled_mixture  # the dispatch rule lives with the EM pass
-
-    return compiled_mixture(xp, "full", work)
-
-
 def _one_hot_resp(xp, labels, K):
     return (labels[..., None] == xp.arange(K)).astype(xp.float64)
 
@@ -124,7 +118,7 @@ def _nearest(xp, X, centers):
     B, N, D = X.shape
     K = centers.shape[1]
     labels = xp.empty((B, N), dtype=_label_dtype(xp, K))
-    compiled = _compiled(xp, B * N * K * D)
+    compiled = _dispatch.compiled(xp, B * N * K * D)
     if compiled is not None:
         return compiled.nearest(X, centers, labels)
     for s in _sample_chunks(xp, N, B * K * D):

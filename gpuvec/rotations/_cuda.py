@@ -2,7 +2,7 @@
 
 One thread per matrix computes the Gram entries' largest deviation from I and
 the determinant in registers (the closed form of
-:func:`gpuvec.rotations._closed_form_3x3`, which a test compares it with).
+:func:`gpuvec.rotations._xp.closed_form_3x3`, which a test compares it with).
 """
 
 from __future__ import annotations

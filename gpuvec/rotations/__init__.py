@@ -10,14 +10,14 @@ rejects most float32 rotations at its default atol.
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from gpuvec._backend import chunk_elements, compiled_enabled, get_namespace, is_cupy_namespace, is_dask_array
-from gpuvec._checks import check_bool, check_matrix_stack, check_real
-from gpuvec._dlpack import dlpack_io
+from gpuvec._core.checks import check_bool, check_matrix_stack, check_real
+from gpuvec._core.dlpack import dlpack_io
+from gpuvec._core.namespace import get_namespace, is_dask_array
+from gpuvec.rotations import _dispatch
 
 __all__ = ["RotationResiduals", "default_atol", "is_rotation", "nearest_rotation", "rotation_residuals"]
 
@@ -111,82 +111,16 @@ def rotation_residuals(R: Any) -> RotationResiduals:
     (0.0, -1.0)
     """
     if is_dask_array(R):  # lazy: dask is imported only for dask inputs
-        from gpuvec import _dask
+        from gpuvec.rotations import _dask
 
         return RotationResiduals(*_dask.rotation_residuals(R, rotation_residuals))
     xp, R, _ = _prepare(R, "R")
     batch = R.shape[:-2]
     err = xp.empty(batch, R.dtype).reshape(-1)
     det = xp.empty_like(err)
-    for s, e, d in _residual_chunks(xp, R):
+    for s, e, d in _dispatch.residual_chunks(xp, R):
         err[s], det[s] = e, d
     return RotationResiduals(err.reshape(batch), det.reshape(batch))
-
-
-def _residual_chunks(xp, R):
-    """(slice, orthogonality error, determinant) per chunk of the flattened stack.
-
-    On the CPU the chunks stay in cache and a caller that reduces them at once
-    (is_rotation) never holds a full-size temporary; the GPU takes one chunk,
-    through the fused kernel for 3x3.
-    """
-    n = R.shape[-1]
-    flat = R.reshape((math.prod(R.shape[:-2]), n, n))  # not -1: a stack of 0x0 matrices has size 0
-    if is_cupy_namespace(xp) and n == 3 and compiled_enabled():  # the one implementation choice
-        from gpuvec import _rotations_cuda
-
-        yield (slice(None), *_rotations_cuda.residuals_3x3(flat, R.dtype))
-        return
-    chunk = chunk_elements(xp, "rotations")
-    residuals = {0: _empty_matrices, 2: _closed_form_2x2, 3: _closed_form_3x3}.get(n, _general)
-    with np.errstate(invalid="ignore", over="ignore"):
-        for s in range(0, flat.shape[0], chunk):
-            yield (slice(s, s + chunk), *residuals(xp, flat[s : s + chunk]))
-
-
-def _empty_matrices(xp, M):
-    """0x0 matrices: R R^T = I (both empty) and det R = 1 (the empty product), as numpy's det gives."""
-    return xp.zeros(M.shape[0], M.dtype), xp.ones(M.shape[0], M.dtype)
-
-
-def _entries(xp, M):
-    """The n*n entries of a (B, n, n) chunk as contiguous rows of length B."""
-    return xp.ascontiguousarray(M.reshape(M.shape[0], -1).T)
-
-
-def _closed_form_2x2(xp, M):
-    a, b, c, d = _entries(xp, M)
-    err = xp.abs(a * a + b * b - 1)
-    xp.maximum(err, xp.abs(c * c + d * d - 1), out=err)
-    xp.maximum(err, xp.abs(a * c + b * d), out=err)
-    return _nan_if_not_finite(xp, err, a * d - b * c)
-
-
-def _closed_form_3x3(xp, M):
-    a00, a01, a02, a10, a11, a12, a20, a21, a22 = _entries(xp, M)
-    err = xp.abs(a00 * a00 + a01 * a01 + a02 * a02 - 1)
-    xp.maximum(err, xp.abs(a10 * a10 + a11 * a11 + a12 * a12 - 1), out=err)
-    xp.maximum(err, xp.abs(a20 * a20 + a21 * a21 + a22 * a22 - 1), out=err)
-    xp.maximum(err, xp.abs(a00 * a10 + a01 * a11 + a02 * a12), out=err)
-    xp.maximum(err, xp.abs(a00 * a20 + a01 * a21 + a02 * a22), out=err)
-    xp.maximum(err, xp.abs(a10 * a20 + a11 * a21 + a12 * a22), out=err)
-    det = a00 * (a11 * a22 - a12 * a21) - a01 * (a10 * a22 - a12 * a20) + a02 * (a10 * a21 - a11 * a20)
-    return _nan_if_not_finite(xp, err, det)
-
-
-def _general(xp, M):
-    n = M.shape[-1]
-    gram = xp.matmul(M, xp.swapaxes(M, -1, -2))
-    gram -= xp.eye(n, dtype=M.dtype)
-    err = xp.abs(gram).max(axis=(-1, -2))
-    det = xp.linalg.det(M) if M.shape[0] else xp.empty(0, M.dtype)
-    return _nan_if_not_finite(xp, err, det)
-
-
-def _nan_if_not_finite(xp, err, det):
-    # inf - inf can hide in a maximum as a finite number; a matrix with any
-    # non-finite entry is never a rotation, so report NaN for it.
-    return xp.where(xp.isfinite(err) & xp.isfinite(det), err, xp.nan), det
 
 
 @dlpack_io
@@ -234,7 +168,7 @@ def is_rotation(R: Any, *, atol: float | None = None, proper: bool = True) -> An
     """
     proper = check_bool("proper", proper)
     if is_dask_array(R):  # lazy: dask is imported only for dask inputs
-        from gpuvec import _dask
+        from gpuvec.rotations import _dask
 
         return _dask.is_rotation(R, is_rotation, atol=atol, proper=proper)
     xp, R, precision = _prepare(R, "R")
@@ -244,7 +178,7 @@ def is_rotation(R: Any, *, atol: float | None = None, proper: bool = True) -> An
         msg = f"atol must be >= 0; got {atol}"
         raise ValueError(msg)
     result = xp.empty(R.shape[:-2], bool).reshape(-1)
-    for s, err, det in _residual_chunks(xp, R):
+    for s, err, det in _dispatch.residual_chunks(xp, R):
         det_error = xp.abs(det - 1) if proper else xp.abs(xp.abs(det) - 1)
         result[s] = (err <= atol) & (det_error <= atol)
     return result.reshape(R.shape[:-2])
@@ -282,7 +216,7 @@ def nearest_rotation(M: Any) -> Any:
     True
     """
     if is_dask_array(M):  # lazy: dask is imported only for dask inputs
-        from gpuvec import _dask
+        from gpuvec.rotations import _dask
 
         return _dask.nearest_rotation(M, nearest_rotation)
     xp, M, _ = _prepare(M, "M")

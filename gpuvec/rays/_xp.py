@@ -3,9 +3,9 @@
 Serves every order and mode, any number of axes, dense rays, and the GPU where no
 fused kernel exists yet. On numpy it is bit-identical to the seed's accepted answer
 by construction (it *is* map_coordinates, on the positions of
-:func:`gpuvec._rays_rules.linspace`); on cupy, cupyx's arithmetic can differ from
-scipy's in the last bit. Same names and signatures as :mod:`gpuvec._rays_numpy`,
-:mod:`gpuvec._rays_numba` and :mod:`gpuvec._rays_cuda`; the image read must be the
+:func:`gpuvec.rays._rules.linspace`); on cupy, cupyx's arithmetic can differ from
+scipy's in the last bit. Same names and signatures as :mod:`gpuvec.rays._numpy`,
+:mod:`gpuvec.rays._numba` and :mod:`gpuvec.rays._cuda`; the image read must be the
 whole image here (``window.offset`` all zero), since the spline modes look past
 any region.
 """
@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from gpuvec._backend import chunk_elements, get_namespace, ndimage_for, to_numpy
-from gpuvec._rays_rules import Window, axis_positions, better, cast_rule, linspace, to_dtype
+from gpuvec._core.dispatch import chunk_elements
+from gpuvec._core.namespace import get_namespace, ndimage_for, to_numpy
+from gpuvec.rays._rules import Window, axis_positions, better, cast_rule, linspace, to_dtype
 
 
 def _whole_image_only(image: Any, window: Window) -> None:
@@ -35,7 +36,7 @@ def _sampler(xp, image, order, mode, cval):
     """map_coordinates at given points, returning each sample as the image dtype gives it back.
 
     Float images: in their dtype. Integer images: as float64 values, rounded and clipped
-    by :func:`gpuvec._rays_rules.cast_rule` here rather than by map_coordinates, whose
+    by :func:`gpuvec.rays._rules.cast_rule` here rather than by map_coordinates, whose
     own cast overflows near the int64/uint64 limits (and rounds half to even in cupyx).
     """
     ndimage = ndimage_for(xp)

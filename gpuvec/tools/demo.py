@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 import gpuvec
-from gpuvec.baselines import SEED_RAY_DIST, SEED_RAY_IMAGE, SEED_RAY_MAX, rays_accepted_answer, seed_em_data
+from gpuvec.tools.baselines import SEED_RAY_DIST, SEED_RAY_IMAGE, SEED_RAY_MAX, rays_accepted_answer, seed_em_data
 
 # The accepted ray answer builds (2, size*size*5) float64 coordinates: 4 GiB at most (as in gpuvec bench).
 MAX_SIZE = int(((4 << 30) / (2 * 8 * 5)) ** 0.5)  # 7327
@@ -45,18 +45,8 @@ class _Report:
         print(f"  {'ok   ' if ok else 'WRONG'} {label}")
 
 
-def run(size: int = 1000) -> int:
-    """Run the demo on the default backend; returns 0 if every answer is right, 1 otherwise.
-
-    ``size`` (1 to :data:`MAX_SIZE`) is the image side of the timed ray comparison; it is checked,
-    and the default backend chosen, before anything is printed.
-    """
-    check_size(size)
-    xp = gpuvec.xp
-    info = gpuvec.backend_info()
-    print(f"gpuvec demo on {info.name} ({info.reason})\n")
-    report = _Report()
-
+def _rays(xp, size: int, report: _Report) -> None:
+    """The seed's 6x6 example exactly, then a ``size`` x ``size`` image timed against the accepted answer."""
     print("1. Rays: max and argmax along the ray from every cell to the origin (3, 3), num=5")
     m_max, m_dist = gpuvec.ray_max(xp.asarray(SEED_RAY_IMAGE), (3, 3), num=5)
     m_max, m_dist = gpuvec.to_numpy(m_max), gpuvec.to_numpy(m_dist)
@@ -74,6 +64,9 @@ def run(size: int = 1000) -> int:
     )
     print(f"  accepted answer {t_seed:.3f} s, gpuvec {t_ours:.4f} s: {t_seed / t_ours:.0f}x\n")
 
+
+def _rotations(xp, report: _Report) -> None:
+    """A permutation and a reflection, then 200,000 rotations timed against batched numpy."""
     print("2. Rotation matrices")
     perm = xp.asarray([[0, 0, 1], [1, 0, 0], [0, 1, 0]])
     refl = xp.asarray([[-1, 0, 0], [0, 1, 0], [0, 0, 1]])
@@ -93,6 +86,9 @@ def run(size: int = 1000) -> int:
     report.check("200,000 random rotations all accepted", bool(ok.all()) and bool(seed_ok.all()))
     print(f"  batched numpy allclose {t_seed:.3f} s, gpuvec {t_ours:.4f} s: {t_seed / t_ours:.0f}x\n")
 
+
+def _normal_samples(xp, report: _Report) -> None:
+    """1000 draws of 2 x 3 coordinates: the shape, and the sample means against the given means."""
     print("3. Normal samples: 1000 sets of N x 3 coordinates from per-coordinate means and stds")
     means = np.array([[0.0, 0, 0], [1, 1, 1]])
     stds = np.array([[1.0, 1, 1], [2, 2, 2]])
@@ -105,6 +101,9 @@ def run(size: int = 1000) -> int:
     )
     print()
 
+
+def _mixture(xp, report: _Report) -> None:
+    """The seed's two clusters fitted, then the seed's own start (identical components) warned about."""
     print("4. Gaussian mixture on the seed's data (clusters at (0, 0) and (5, 5), identity covariances)")
     data = seed_em_data().T  # the seed keeps features in rows
     gm, t_ours = _timed(lambda: gpuvec.GaussianMixture(2, random_state=0).fit(xp.asarray(data)))
@@ -131,5 +130,21 @@ def run(size: int = 1000) -> int:
     )
     print(f"  fit in {t_ours:.3f} s\n")
 
+
+def run(size: int = 1000) -> int:
+    """Run the demo on the default backend; returns 0 if every answer is right, 1 otherwise.
+
+    ``size`` (1 to :data:`MAX_SIZE`) is the image side of the timed ray comparison; it is checked,
+    and the default backend chosen, before anything is printed.
+    """
+    check_size(size)
+    xp = gpuvec.xp
+    info = gpuvec.backend_info()
+    print(f"gpuvec demo on {info.name} ({info.reason})\n")
+    report = _Report()
+    _rays(xp, size, report)
+    _rotations(xp, report)
+    _normal_samples(xp, report)
+    _mixture(xp, report)
     print("all answers right" if not report.failures else f"{report.failures} answer(s) WRONG")
     return 0 if not report.failures else 1

@@ -16,8 +16,8 @@ rule (documented on :class:`gpuvec.mixture.GaussianMixture` and
 
 BLAS thread limits are process-wide, so the limit is reference-counted: it is
 set by the first of several concurrent calls from pool threads and restored by
-the last (:func:`gpuvec._backend.blas_one_thread`, gpuvec's one BLAS limiter,
-which dask tasks use too). To cap the main thread too, wrap the call in threadpoolctl's
+the last (:func:`blas_limited`, gpuvec's one BLAS limiter, which dask tasks use too).
+To cap the main thread too, wrap the call in threadpoolctl's
 ``threadpool_limits(n)`` (BLAS) and set ``GPUVEC_NUM_THREADS=n`` (compiled loops;
 ``OMP_NUM_THREADS``, which dask's process workers set to 1, is read when it is unset).
 """
@@ -25,15 +25,15 @@ which dask tasks use too). To cap the main thread too, wrap the call in threadpo
 from __future__ import annotations
 
 import contextlib
-import functools
+import importlib
 import os
 import threading
+import types
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
 
-from gpuvec._backend import blas_one_thread
-
-__all__ = ["blas_limited", "blas_limited_call", "in_main_thread", "run_parallel", "worker_threads"]
+__all__ = ["blas_limited", "in_main_thread", "run_parallel", "worker_threads"]
 
 _lock = threading.Lock()  # guards the shared pool
 _pool: ThreadPoolExecutor | None = None
@@ -123,28 +123,79 @@ def run_parallel(fn: Callable[[int, int], object], spans: list[tuple[int, int]],
         f.result()
 
 
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit: Any = None
+
+
 @contextlib.contextmanager
-def blas_limited() -> Iterator[None]:
-    """BLAS limited to one thread while a call from a non-main thread runs (a no-op in the main thread).
+def blas_limited(always: bool = False) -> Iterator[None]:
+    """BLAS at one thread while the block runs, for calls from a thread pool: gpuvec's one BLAS limiter.
+
+    Called from the main thread it changes nothing (a call there may use every
+    core), unless ``always``: dask tasks and the dask mixture fit, whose work
+    runs on dask's threads whatever thread entered the block, pass
+    ``always=True``. The limit is process-wide (threadpoolctl), so it is
+    reference-counted across threads: the first block to enter sets it, the
+    last to leave restores what was there, and concurrent tasks of a thread
+    pool never undo each other's limit. threadpoolctl lets only one Python
+    thread set OpenBLAS's thread count and ignores the others; the first and
+    the last block take that control for their set and restore, under the same
+    lock, and give it up again.
+
+    Parameters
+    ----------
+    always : bool, default False
+        Limit BLAS in the main thread too.
 
     Examples
     --------
-    >>> with blas_limited():  # the main thread: nothing changes
-    ...     pass
+    >>> from threadpoolctl import threadpool_info
+    >>> def blas_threads():
+    ...     return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    >>> with blas_limited(always=True):
+    ...     blas_threads() <= {1}
+    True
     """
-    if in_main_thread():
+    if not always and in_main_thread():
         yield
         return
-    with blas_one_thread():
+    _enter_blas_limit()
+    try:
         yield
+    finally:
+        _leave_blas_limit()
 
 
-def blas_limited_call(func: Callable) -> Callable:
-    """``func`` run inside :func:`blas_limited` (a decorator; the signature and docstring are kept)."""
+def _enter_blas_limit() -> None:
+    global _blas_users, _blas_limit
+    with _blas_lock:
+        if _blas_users == 0:
+            try:  # a fresh controller (~1 ms) sees BLAS libraries loaded since the last task
+                threadpoolctl = importlib.import_module("threadpoolctl")
+            except ImportError:
+                threadpoolctl = None
+            if threadpoolctl is not None:
+                _release_openblas(threadpoolctl)
+                _blas_limit = threadpoolctl.ThreadpoolController().limit(limits=1, user_api="blas")
+                _release_openblas(threadpoolctl)
+        _blas_users += 1
 
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        with blas_limited():
-            return func(*args, **kwargs)
 
-    return wrapper
+def _leave_blas_limit() -> None:
+    global _blas_users, _blas_limit
+    with _blas_lock:
+        _blas_users -= 1
+        if _blas_users == 0 and _blas_limit is not None:
+            threadpoolctl = importlib.import_module("threadpoolctl")
+            _release_openblas(threadpoolctl)
+            _blas_limit.restore_original_limits()
+            _release_openblas(threadpoolctl)
+            _blas_limit = None
+
+
+def _release_openblas(threadpoolctl: types.ModuleType) -> None:
+    """Let the calling thread set OpenBLAS's thread count (threadpoolctl >= 3.6 binds it to one thread)."""
+    controller = getattr(threadpoolctl, "OpenBLASController", None)
+    if controller is not None and hasattr(controller, "clear_controlling_thread"):
+        controller.clear_controlling_thread(force=True)

@@ -17,10 +17,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gpuvec._backend import _is_cupy_array, _is_numpy_array, default_name, is_cupy_namespace, is_dask_array, use_backend
-from gpuvec._checks import check_choice, check_mvn_shapes, check_real, warn_at_caller
-from gpuvec._dlpack import dlpack_io
-from gpuvec._linalg import batched_cholesky
+from gpuvec._core.backend import default_name, use_backend
+from gpuvec._core.checks import check_choice, check_mvn_shapes, check_real, warn_at_caller
+from gpuvec._core.dlpack import dlpack_io
+from gpuvec._core.linalg import batched_cholesky
+from gpuvec._core.namespace import (
+    is_cupy_array,
+    is_cupy_namespace,
+    is_dask_array,
+    is_numpy_array,
+)
 
 __all__ = ["Generator", "default_rng"]
 
@@ -283,7 +289,7 @@ class Generator:
         dtype = _float_dtype(dtype, "normal")
         size = self._check_out(out, dtype, _shape(size))
         if is_dask_array(loc) or is_dask_array(scale):  # lazy: dask is imported only for dask inputs
-            from gpuvec import _dask
+            from gpuvec.random import _dask
 
             return _dask.normal(self, loc, scale, size, dtype=dtype, out=out)
         loc = _real_array(xp, "loc", loc, dtype, out)
@@ -440,7 +446,7 @@ class Generator:
         dtype = _float_dtype(dtype, "multivariate_normal")
         size = _shape(size) or ()
         if is_dask_array(mean) or is_dask_array(cov):  # lazy: dask is imported only for dask inputs
-            from gpuvec import _dask
+            from gpuvec.random import _dask
 
             return _dask.multivariate_normal(self, mean, cov, size, check_valid, tol, method=method, dtype=dtype)
         complex_msg = "mean and cov must not be complex"  # numpy's words
@@ -524,8 +530,8 @@ class Generator:
         if out is None:
             return size
         xp_name = "cupy" if is_cupy_namespace(self.xp) else "numpy"
-        on_gpu = _is_cupy_array(out)
-        if not (on_gpu or (_is_numpy_array(out) and not isinstance(out, np.generic))) or on_gpu != (xp_name == "cupy"):
+        on_gpu = is_cupy_array(out)
+        if not (on_gpu or (is_numpy_array(out) and not isinstance(out, np.generic))) or on_gpu != (xp_name == "cupy"):
             got = f"{type(out).__module__}.{type(out).__name__}"
             msg = f"out must be a {xp_name}.ndarray (this generator is on {self.backend}); got {got}"
             raise TypeError(msg)
@@ -543,8 +549,8 @@ class Generator:
     def _check_arrays(self, **arrays: Any) -> None:
         """Inputs must live where the generator does: no silent copies."""
         for name, a in arrays.items():
-            on_gpu = _is_cupy_array(a)
-            if (on_gpu and self.backend == "numpy") or (_is_numpy_array(a) and a.ndim and self.backend == "cupy"):
+            on_gpu = is_cupy_array(a)
+            if (on_gpu and self.backend == "numpy") or (is_numpy_array(a) and a.ndim and self.backend == "cupy"):
                 msg = (
                     f"{name} is a {type(a).__module__}.{type(a).__name__} but this generator is on "
                     f"{self.backend}; make the generator with default_rng(..., backend="
@@ -569,13 +575,13 @@ def _checked_seed(seed: Any, backend: str) -> Any:
         seed = seed._bit_generator
     if isinstance(seed, (np.random.Generator, np.random.BitGenerator)):
         return seed if backend == "numpy" else int(np.random.default_rng(seed).integers(2**63))
-    if type(seed).__module__.split(".")[0] == "cupy" and not _is_cupy_array(seed):  # a cupy Generator/BitGenerator
+    if type(seed).__module__.split(".")[0] == "cupy" and not is_cupy_array(seed):  # a cupy Generator/BitGenerator
         if backend == "cupy":
             return seed
         kind = f"{type(seed).__module__}.{type(seed).__name__}"
         msg = f"seed is a {kind}, which cannot seed a numpy generator; pass {_SEEDS}"
         raise TypeError(msg)
-    if _is_cupy_array(seed):
+    if is_cupy_array(seed):
         seed = seed.get()
     if seed is not None:
         try:

@@ -1,12 +1,12 @@
 """The blocked numpy loop for ray_max: the reference that the compiled loops are tested against.
 
-Follows the rules of :mod:`gpuvec._rays_rules` with whole-array numpy operations:
+Follows the rules of :mod:`gpuvec.rays._rules` with whole-array numpy operations:
 for every block of rows along axis 0 (cache-sized), stream over the sample index
 ``k``, form step ``k``'s samples from the 1-D axis tables, cast them and fold them
 into a running max. The blocks are split over the worker threads of
-:mod:`gpuvec._threads` (numpy releases the GIL inside each operation). Any
+:mod:`gpuvec._core.threads` (numpy releases the GIL inside each operation). Any
 number of axes; ``order`` 0 or 1; ``mode`` 'nearest' or 'constant'. Same names
-and signatures as :mod:`gpuvec._rays_numba` and :mod:`gpuvec._rays_cuda`.
+and signatures as :mod:`gpuvec.rays._numba` and :mod:`gpuvec.rays._cuda`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from gpuvec._backend import chunk_elements
-from gpuvec._rays_rules import Window, axis_tables, cast_value, round_like_scipy, to_dtype
-from gpuvec._threads import run_parallel, worker_threads
+from gpuvec._core.dispatch import chunk_elements
+from gpuvec._core.threads import run_parallel, worker_threads
+from gpuvec.rays._rules import Window, axis_tables, cast_value, round_like_scipy, to_dtype
 
 
 def streaming(
@@ -113,7 +113,7 @@ def dense(
     image: Any, origin: tuple[float, ...], order: int, mode: str, cval: float, arg_dtype: Any, window: Window
 ) -> tuple[Any, Any, Any]:
     """Dense rays have no blocked numpy loop: the namespace-generic path (map_coordinates) serves numpy."""
-    from gpuvec import _rays_xp
+    from gpuvec.rays import _xp as _rays_xp
 
     return _rays_xp.dense(image, origin, order, mode, cval, arg_dtype, window)
 
@@ -176,7 +176,7 @@ def _corner_terms(src, tabs, k, rs, d, buf, exact):
 
 
 def _update_max(best, arg, cur, k, nan_aware, buf):
-    """Fold step k into the running max and first argmax (:func:`gpuvec._rays_rules.better`, branch-free).
+    """Fold step k into the running max and first argmax (:func:`gpuvec.rays._rules.better`, branch-free).
 
     Masked copies run several times slower on the unpredictable masks that real
     images give.

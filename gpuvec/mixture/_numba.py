@@ -13,7 +13,7 @@ float64 whatever X's dtype, and X is read once per pass.
 The loops run over blocks of ``_NB`` samples with the sample index innermost,
 so that LLVM vectorises them; the only fast-math flags are ``reassoc`` (the
 block sums vectorise) and ``contract`` (multiply-adds fuse): the results agree
-with :mod:`gpuvec._mixture_em`'s numpy reference to rounding (a test compares
+with :mod:`gpuvec.mixture._em`'s numpy reference to rounding (a test compares
 them).
 
 Work is split into *items* (one problem, a range of its samples) whose partial
@@ -22,9 +22,9 @@ depend on how many threads ran. The functions are module-level
 ``numba.njit(cache=True, nogil=True)``: a new process loads them from numba's
 on-disk cache, and the Python threads of :func:`run_items` run them in
 parallel without the GIL (one thread from a non-main thread, see
-:func:`gpuvec._threads.worker_threads`).
+:func:`gpuvec._core.threads.worker_threads`).
 
-Same names and signatures as the numpy reference in :mod:`gpuvec._mixture_em`:
+Same names and signatures as the numpy reference in :mod:`gpuvec.mixture._em`:
 :func:`moments` (sufficient statistics) and :func:`e_step_outputs` (labels,
 log-likelihoods or responsibilities of prediction).
 """
@@ -37,7 +37,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from gpuvec._threads import run_parallel
+from gpuvec._core.threads import run_parallel
 
 __all__ = ["e_step_outputs", "label_moments", "min_sq_dist", "moments", "nearest"]
 
@@ -466,7 +466,7 @@ def e_step_outputs(
 
 
 def _threads_for(work: int) -> int:
-    from gpuvec._threads import worker_threads
+    from gpuvec._core.threads import worker_threads
 
     return worker_threads() if work >= 1 << 16 else 1
 

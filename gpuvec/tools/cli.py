@@ -13,7 +13,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from gpuvec import _backend, bench, demo
+from gpuvec._core import backend, dispatch
+from gpuvec.tools import bench, demo
 
 # The caller's mistakes (arguments, settings, missing extras, unwritable paths): one line, status 2.
 _USER_ERRORS = (ValueError, TypeError, ImportError, OSError)
@@ -67,7 +68,7 @@ def _plot_path(text: str, option: str) -> str:
 
 def _compiled_line() -> str:
     """Whether compiled paths run, and which: the CUDA kernels on cupy data, numba loops on numpy data."""
-    if not _backend.compiled_enabled():
+    if not dispatch.compiled_enabled():
         return f"off (GPUVEC_JIT={os.environ.get('GPUVEC_JIT', '')!r}): the reference implementations run"
     if importlib.util.find_spec("numba") is None:
         return "on (CUDA kernels for cupy data); numba is not installed, so numpy data runs the numpy loops"
@@ -75,7 +76,7 @@ def _compiled_line() -> str:
 
 
 def _info(args: argparse.Namespace) -> int:
-    print(_backend.backend_info())
+    print(backend.backend_info())
     print(f"compiled: {_compiled_line()}")
     return 0
 
@@ -127,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_environment() -> None:
     """Read every setting now, so that a bad one is reported before any work starts."""
-    _backend.backend_info()  # GPUVEC_BACKEND, GPUVEC_REQUIRE_GPU: ValueError or BackendUnavailableError
-    _backend.compiled_enabled()  # GPUVEC_JIT
+    backend.backend_info()  # GPUVEC_BACKEND, GPUVEC_REQUIRE_GPU: ValueError or BackendUnavailableError
+    dispatch.compiled_enabled()  # GPUVEC_JIT
 
 
 def main(argv: Sequence[str] | None = None) -> int:

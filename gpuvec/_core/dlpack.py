@@ -20,14 +20,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from gpuvec._backend import _is_cupy_array, _is_foreign, to_native
+from gpuvec._core.namespace import is_cupy_array, is_foreign, to_native
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def is_foreign(x: Any) -> bool:
-    """Whether ``x`` is an array of another library that speaks DLPack (not numpy, cupy or dask)."""
-    return _is_foreign(x)
 
 
 def library(x: Any) -> str:
@@ -51,7 +46,7 @@ def _from_dlpack_of(lib: str) -> Callable[[Any], Any]:
 
 def back(result: Any, lib: str) -> Any:
     """Every numpy/cupy array in ``result`` (arrays, tuples, named tuples) as an array of ``lib``."""
-    if isinstance(result, np.ndarray) or _is_cupy_array(result):
+    if isinstance(result, np.ndarray) or is_cupy_array(result):
         if isinstance(result, np.ndarray) and not result.flags.writeable:
             result = result.copy()  # some producers refuse read-only exports
         return _from_dlpack_of(lib)(result)
@@ -67,7 +62,7 @@ def _check_one_kind(args: list[Any]) -> str | None:
     if not foreign:
         return None
     libs = {library(a) for a in foreign}
-    native = [a for a in args if (isinstance(a, np.ndarray) and a.ndim > 0) or _is_cupy_array(a)]
+    native = [a for a in args if (isinstance(a, np.ndarray) and a.ndim > 0) or is_cupy_array(a)]
     if len(libs) > 1 or native:
         first, other = (
             foreign[0],

@@ -51,10 +51,12 @@ import warnings
 
 import numpy as np
 
-from gpuvec._backend import blas_one_thread, chunk_elements, get_namespace, is_dask_array, to_numpy
-from gpuvec._checks import warn_at_caller
-from gpuvec._mixture_cov import COVARIANCE_TYPES
-from gpuvec._mixture_em import (
+from gpuvec._core.checks import warn_at_caller
+from gpuvec._core.dispatch import chunk_elements
+from gpuvec._core.namespace import get_namespace, is_dask_array, to_numpy
+from gpuvec._core.threads import blas_limited
+from gpuvec.mixture._covariance import COVARIANCE_TYPES
+from gpuvec.mixture._em import (
     MixtureParams,
     SufficientStats,
     e_step,
@@ -90,7 +92,7 @@ def _convergence_warning(gm):
 
 def _compute(*collections):
     dask, _ = _dask()
-    with blas_one_thread():  # held around the whole compute: the tasks run in dask's threads
+    with blas_limited(always=True):  # held around the whole compute: the tasks run in dask's threads
         return dask.compute(*collections)
 
 

@@ -2,11 +2,11 @@
 
 Imported only on the cupy path. One thread per output cell recomputes its sample
 positions, indices and weights (``ray_axis``, the rules of
-:mod:`gpuvec._rays_rules`), forms each sample, casts it and keeps the running max
+:mod:`gpuvec.rays._rules`), forms each sample, casts it and keeps the running max
 (the kernel body), then writes once. Arithmetic that must match scipy bit for bit
 uses the ``__dmul_rn``/``__dadd_rn`` intrinsics, which the compiler never
 contracts into fused multiply-adds. Same names and signatures as
-:mod:`gpuvec._rays_numpy`, the reference a test compares it with on the device.
+:mod:`gpuvec.rays._numpy`, the reference a test compares it with on the device.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 
 import cupy
 
-from gpuvec import _rays_xp
-from gpuvec._rays_rules import Window, cast_rule
+from gpuvec.rays import _xp as _rays_xp
+from gpuvec.rays._rules import Window, cast_rule
 
 _RAY_MAX_PREAMBLE = r"""
 // One axis of sample k of the ray from `start` to `stop` on an axis of length n: the
-// rules of gpuvec._rays_rules.axis_table (numpy's scalar linspace, then scipy's
+// rules of gpuvec.rays._rules.axis_table (numpy's scalar linspace, then scipy's
 // indices and weights), with intrinsics that are never contracted into fused
 // multiply-adds. Indices are into the full axis.
 struct RayAxis { long long i0, i1; double w0, w1; bool inside; };
@@ -130,7 +130,7 @@ def streaming(
     """Fixed ``num`` on a 2-D image: one thread per cell, sample positions in registers, one write.
 
     Nothing but the image is read: the per-axis indices and weights that the CPU
-    paths take from :func:`gpuvec._rays_rules.axis_table` are recomputed per thread
+    paths take from :func:`gpuvec.rays._rules.axis_table` are recomputed per thread
     with the same operations, so all paths sample at bit-identical points.
     """
     (rows, cols), (r0, c0), (roff, coff) = window.shape, window.start, window.offset
@@ -147,5 +147,5 @@ def streaming(
 def dense(
     image: Any, origin: tuple[float, ...], order: int, mode: str, cval: float, arg_dtype: Any, window: Window
 ) -> tuple[Any, Any, Any]:
-    """Dense rays have no fused kernel yet: cupyx's map_coordinates through :mod:`gpuvec._rays_xp`."""
+    """Dense rays have no fused kernel yet: cupyx's map_coordinates through :mod:`gpuvec.rays._xp`."""
     return _rays_xp.dense(image, origin, order, mode, cval, arg_dtype, window)

@@ -1,6 +1,6 @@
 """Covariance types of the Gaussian mixtures: one table row each, and the formulas that differ by type.
 
-The lowest mixture module (it imports no other): :mod:`gpuvec._mixture_em` and
+The lowest mixture module (it imports no other): :mod:`gpuvec.mixture._em` and
 :mod:`gpuvec.mixture` read the table and call the formulas. Adding a covariance
 type means one :class:`CovarianceSpec` row in :data:`COVARIANCE_TYPES` and a
 branch in each formula function below:
@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gpuvec._linalg import batched_cholesky
+from gpuvec._core.linalg import batched_cholesky
 
 __all__ = [
     "COVARIANCE_TYPES",

@@ -1,0 +1,78 @@
+"""The rotation checks written once against the array namespace ``xp``: the reference.
+
+Each function takes a (B, n, n) chunk of matrices and returns two arrays of
+shape (B,): ``max |R R^T - I|`` (NaN for a matrix with NaN or inf) and
+``det R``. 2x2 and 3x3 use closed forms of the Gram entries and the
+determinant on rows of entries (no (B, n, n) temporaries); other sizes use
+matmul and ``linalg.det``. :func:`residual_chunks` runs them chunk by chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from gpuvec._core.dispatch import chunk_elements
+
+__all__ = ["closed_form_2x2", "closed_form_3x3", "empty_matrices", "general", "residual_chunks"]
+
+
+def residual_chunks(xp: Any, flat: Any) -> Iterator[tuple[slice, Any, Any]]:
+    """(slice, orthogonality error, determinant) per chunk of a (B, n, n) stack.
+
+    On the CPU the chunks stay in cache, and a caller that reduces them at once
+    (is_rotation) never holds a full-size temporary.
+    """
+    n = flat.shape[-1]
+    chunk = chunk_elements(xp, "rotations")
+    residuals = {0: empty_matrices, 2: closed_form_2x2, 3: closed_form_3x3}.get(n, general)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for s in range(0, flat.shape[0], chunk):
+            yield (slice(s, s + chunk), *residuals(xp, flat[s : s + chunk]))
+
+
+def empty_matrices(xp, M):
+    """0x0 matrices: R R^T = I (both empty) and det R = 1 (the empty product), as numpy's det gives."""
+    return xp.zeros(M.shape[0], M.dtype), xp.ones(M.shape[0], M.dtype)
+
+
+def _entries(xp, M):
+    """The n*n entries of a (B, n, n) chunk as contiguous rows of length B."""
+    return xp.ascontiguousarray(M.reshape(M.shape[0], -1).T)
+
+
+def closed_form_2x2(xp, M):
+    a, b, c, d = _entries(xp, M)
+    err = xp.abs(a * a + b * b - 1)
+    xp.maximum(err, xp.abs(c * c + d * d - 1), out=err)
+    xp.maximum(err, xp.abs(a * c + b * d), out=err)
+    return _nan_if_not_finite(xp, err, a * d - b * c)
+
+
+def closed_form_3x3(xp, M):
+    a00, a01, a02, a10, a11, a12, a20, a21, a22 = _entries(xp, M)
+    err = xp.abs(a00 * a00 + a01 * a01 + a02 * a02 - 1)
+    xp.maximum(err, xp.abs(a10 * a10 + a11 * a11 + a12 * a12 - 1), out=err)
+    xp.maximum(err, xp.abs(a20 * a20 + a21 * a21 + a22 * a22 - 1), out=err)
+    xp.maximum(err, xp.abs(a00 * a10 + a01 * a11 + a02 * a12), out=err)
+    xp.maximum(err, xp.abs(a00 * a20 + a01 * a21 + a02 * a22), out=err)
+    xp.maximum(err, xp.abs(a10 * a20 + a11 * a21 + a12 * a22), out=err)
+    det = a00 * (a11 * a22 - a12 * a21) - a01 * (a10 * a22 - a12 * a20) + a02 * (a10 * a21 - a11 * a20)
+    return _nan_if_not_finite(xp, err, det)
+
+
+def general(xp, M):
+    n = M.shape[-1]
+    gram = xp.matmul(M, xp.swapaxes(M, -1, -2))
+    gram -= xp.eye(n, dtype=M.dtype)
+    err = xp.abs(gram).max(axis=(-1, -2))
+    det = xp.linalg.det(M) if M.shape[0] else xp.empty(0, M.dtype)
+    return _nan_if_not_finite(xp, err, det)
+
+
+def _nan_if_not_finite(xp, err, det):
+    # inf - inf can hide in a maximum as a finite number; a matrix with any
+    # non-finite entry is never a rotation, so report NaN for it.
+    return xp.where(xp.isfinite(err) & xp.isfinite(det), err, xp.nan), det
