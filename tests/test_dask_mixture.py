@@ -145,9 +145,9 @@ def test_rows_random_init_on_a_sample_of_large_n(sync, monkeypatch):
     sizes = []
     real = _dask_mixture._sample_starts
 
-    def spy(gm, sample, *args):
+    def spy(gm, settings, sample, *args):
         sizes.append(sample.shape)
-        return real(gm, sample, *args)
+        return real(gm, settings, sample, *args)
 
     monkeypatch.setattr(_dask_mixture, "_sample_starts", spy)
     rng = np.random.default_rng(6)

@@ -1,7 +1,7 @@
 """Covariance types of the Gaussian mixtures: one table row each, and the formulas that differ by type.
 
-The lowest mixture module (it imports no other): :mod:`gpuvec.mixture._em` and
-:mod:`gpuvec.mixture` read the table and call the formulas. Adding a covariance
+The lowest mixture module (it imports no other): every other mixture module
+reads the table and calls the formulas; none branches on the type's name. Adding a covariance
 type means one :class:`CovarianceSpec` row in :data:`COVARIANCE_TYPES` and a
 branch in each formula function below:
 
@@ -12,6 +12,8 @@ branch in each formula function below:
 :func:`covariances_from_cholesky`      precision Cholesky factor -> covariance
 :func:`precisions_from_cholesky`       precision Cholesky factor -> precision
 :func:`cholesky_from_precisions`       a user's precisions -> precision Cholesky factor
+:func:`per_component`                  one factor or covariance per component (sampling,
+                                       the compiled loops)
 =====================================  ================================================
 
 Shapes (B problems, K components, D features): 'full' (B, K, D, D), 'tied'
@@ -38,6 +40,7 @@ __all__ = [
     "covariances_from_cholesky",
     "covariances_from_statistics",
     "log_det_and_mahalanobis",
+    "per_component",
     "precision_cholesky",
     "precisions_from_cholesky",
 ]
@@ -213,6 +216,28 @@ def precision_cholesky(xp: Any, cov: Any, covariance_type: str) -> Any:
     L, ok = batched_cholesky(xp, lower + xp.swapaxes(xp.tril(cov, -1), -1, -2))
     P = xp.swapaxes(xp.linalg.inv(L), -1, -2)
     return xp.where(ok[..., None, None], P, xp.nan)
+
+
+def per_component(xp: Any, a: Any, covariance_type: str, K: int, D: int, *, dense: bool = False) -> Any:
+    """Covariances (or precision Cholesky factors) ``a`` of a batch, one per component.
+
+    (B, K, D, D) matrices for 'full' and 'tied'; (B, K, D) diagonals for
+    'diag' and 'spherical', or with ``dense`` (B, K, D, D) diagonal matrices.
+    'tied' and 'spherical' diagonals are broadcast (views, no copy).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> per_component(np, np.array([[2.0, 3.0]]), "spherical", 2, 2, dense=True)[0, 1]
+    array([[3., 0.],
+           [0., 3.]])
+    """
+    spec = COVARIANCE_TYPES[covariance_type]
+    B = a.shape[0]
+    if spec.full_matrix:
+        return xp.broadcast_to(a[:, None], (B, K, D, D)) if spec.shared else a
+    diagonal = a if a.ndim == 3 else xp.broadcast_to(a[..., None], (B, K, D))  # spherical: one variance each
+    return diagonal[..., None] * xp.eye(D) if dense else diagonal
 
 
 def covariances_from_cholesky(xp: Any, P: Any, covariance_type: str) -> Any:

@@ -46,7 +46,6 @@ pass was 3.5x slower).
 from __future__ import annotations
 
 import re
-import sys
 import warnings
 
 import numpy as np
@@ -56,15 +55,17 @@ from gpuvec._core.dispatch import chunk_elements
 from gpuvec._core.namespace import get_namespace, is_dask_array, to_numpy
 from gpuvec._core.threads import blas_limited
 from gpuvec.mixture._covariance import COVARIANCE_TYPES
-from gpuvec.mixture._em import (
-    MixtureParams,
-    SufficientStats,
-    e_step,
-    em_loop,
-    interleave_starts,
-    params_ok,
-    sufficient_statistics,
+from gpuvec.mixture._em import em_loop, interleave_starts, params_ok
+from gpuvec.mixture._fit import convergence_warning_class, finish, n_parameters, store, warm_state
+from gpuvec.mixture._validation import (
+    Settings,
+    check_matches_fit,
+    check_n_samples,
+    check_weight_shape,
+    check_weight_values,
+    check_X_metadata,
 )
+from gpuvec.mixture._xp import MixtureParams, SufficientStats, e_step, sufficient_statistics
 
 __all__ = ["INIT_SAMPLE_ROWS", "aic", "bic", "fit", "fit_predict", "predict", "predict_proba", "score", "score_samples"]
 
@@ -85,11 +86,6 @@ def _dask():
     return dask, da
 
 
-def _convergence_warning(gm):
-    """gpuvec's ConvergenceWarning, from the estimator's own module (already imported: no import cycle)."""
-    return sys.modules[type(gm).__module__].ConvergenceWarning
-
-
 def _compute(*collections):
     dask, _ = _dask()
     with blas_limited(always=True):  # held around the whole compute: the tasks run in dask's threads
@@ -105,6 +101,7 @@ def _chunk_xp(X):
 
 
 def _check_X(gm, X, *, fitting: bool) -> None:
+    """The in-memory fit's checks of X that read no values, and those of a dask array's chunks."""
     if not is_dask_array(X):
         msg = (
             f"X is a {type(X).__module__}.{type(X).__name__} while sample_weight is a dask array: pass both as dask "
@@ -113,39 +110,11 @@ def _check_X(gm, X, *, fitting: bool) -> None:
         raise TypeError(msg)
     if any(np.isnan(c) for c in X.shape):
         raise ValueError(f"X has unknown chunk sizes (shape {X.shape}): call X.compute_chunk_sizes() first")
-    kind = np.dtype(X.dtype).kind
-    if kind == "c":
-        raise ValueError("Complex data not supported: X must be real")
-    if kind not in "biuf":
-        raise ValueError(f"X must be numeric; got dtype {X.dtype}")
-    if X.ndim == 1:
-        raise ValueError(
-            "Expected 2D array (n_samples, n_features) or 3D (batch, n_samples, n_features), "
-            f"got 1D array of shape {X.shape}."
-        )
-    if X.ndim not in (2, 3):
-        raise ValueError(
-            f"X must have shape (n_samples, n_features) or (batch, n_samples, n_features); got shape {X.shape}"
-        )
-    for axis, what in ((-2, "sample(s)"), (-1, "feature(s)"), (0, "problem(s)")):
-        if X.shape[axis] == 0:
-            raise ValueError(f"Found array with 0 {what} (shape={X.shape}) while a minimum of 1 is required.")
+    check_X_metadata(tuple(X.shape), X.dtype)
     if fitting:
-        if X.shape[-2] < gm.n_components:
-            raise ValueError(
-                "Expected n_samples >= n_components but got "
-                f"n_components = {gm.n_components}, n_samples = {X.shape[-2]}"
-            )
-        return
-    gm._check_fitted()
-    if X.shape[-1] != gm.means_.shape[-1]:
-        raise ValueError(
-            f"X has {X.shape[-1]} features, but GaussianMixture is expecting {gm.means_.shape[-1]} features as input."
-        )
-    batched = X.ndim == 3
-    if batched != gm._batched or (batched and X.shape[0] != gm._B):
-        expected = f"(B={gm._B}, N, D)" if gm._batched else "(N, D)"
-        raise ValueError(f"X must have shape {expected} as in fit; got shape {X.shape}")
+        check_n_samples(X.shape[-2], gm.n_components)
+    else:
+        check_matches_fit(gm, tuple(X.shape))
 
 
 def _result_dtype(X):
@@ -277,7 +246,7 @@ def _split_pass(X, sw, params, problems, shift, covariance_type):
     return SufficientStats(nk, sx, sxx, ll, wsum, shift[problems])
 
 
-def _sample_starts(gm, sample, sample_weight, rng, n_init, B, K, D):
+def _sample_starts(gm, settings, sample, sample_weight, rng, n_init, B, K, D):
     """The ``n_init`` starts of each of the B problems, each by an in-memory ``max_iter=0`` fit (random init,
     user parameters, the regularisation retry) of ``sample``, drawing in turn from one generator as the
     in-memory fit does.
@@ -302,9 +271,10 @@ def _sample_starts(gm, sample, sample_weight, rng, n_init, B, K, D):
                     raise
                 errors.append(exc)
                 nan = np.full(1, np.nan)
-                shapes = [(1, K), (1, K, D)] + [(1,) + COVARIANCE_TYPES[gm.covariance_type].precision_shape(K, D)] * 2
+                tail = COVARIANCE_TYPES[settings.covariance_type].precision_shape(K, D)
+                shapes = [(1, K), (1, K, D)] + [(1,) + tail] * 2
                 starts.append(MixtureParams(*(np.broadcast_to(nan, s).reshape(s) for s in shapes)))
-                regs.append(np.full(1, float(gm.reg_covar)))
+                regs.append(np.full(1, float(settings.reg_covar)))
                 continue
             errors.append(None)
             attrs = (init.weights_, init.means_, init.covariances_, init.precisions_cholesky_)
@@ -328,40 +298,38 @@ def _sample_starts(gm, sample, sample_weight, rng, n_init, B, K, D):
     return params, interleave_starts(np, regs), errors
 
 
-def _weights_of_problems(gm, sample_weight, X3, batched):
+def _weights_of_problems(sample_weight, X3, batched):
     """sample_weight as a float64 dask array (B, N) chunked like X3's first two axes, or None."""
     _, da = _dask()
     if sample_weight is None:
         return None
     B, N, _ = X3.shape
     shape = tuple(sample_weight.shape) if hasattr(sample_weight, "shape") else np.shape(sample_weight)
-    if batched and shape == (B, N):
+    check_weight_shape(shape, B, N, batched)
+    if shape == (B, N) and batched:
         return _weight_as_dask(sample_weight, X3, (B, N), X3.chunks[:2])
-    if shape != (N,):
-        expected = f"(n_samples,) = ({N},)" + (f" or (B, n_samples) = ({B}, {N})" if batched else "")
-        raise ValueError(f"sample_weight must have shape {expected} to match X; got shape {shape}")
     sw = _weight_as_dask(sample_weight, X3, (N,), X3.chunks[1:2])
     return da.broadcast_to(sw[None], (B, N), chunks=X3.chunks[:2])
 
 
-def _fit_split(gm, X, sample_weight):
+def _fit_split(gm, settings, X, sample_weight):
     """Fit the problems of X (N, D), or (B, N, D) with N split over chunks, by the client-driven EM loop;
     stores gm's attributes; returns gm."""
-    K, ct = gm.n_components, gm.covariance_type
+    K, ct = settings.n_components, settings.covariance_type
     batched = X.ndim == 3
     dtype = _result_dtype(X)
     X3 = (X if batched else X[None]).rechunk({2: -1})
     B, N, D = X3.shape
-    sw = _weights_of_problems(gm, sample_weight, X3, batched)
-    rng = gm._rng(np)  # a bad random_state is refused up front
-    warm = gm.warm_start and hasattr(gm, "converged_") and gm._B == B and gm.means_.shape[-1] == D
-    n_init = 1 if warm else gm.n_init
-    explicit = all(v is not None for v in (gm.weights_init, gm.means_init, gm.precisions_init))
+    sw = _weights_of_problems(sample_weight, X3, batched)
+    rng = settings.rng(np)  # a bad random_state is refused up front
+    warm = warm_state(gm, settings, np, B, D)
+    n_init = 1 if warm is not None else settings.n_init
+    explicit = settings.explicit_start
 
     # First pass: the shifts, the checks of X and sample_weight, and (for a random init) the sample.
     first = _tree_sum(_map_blocks(_first_pass_block, X3, sw, width=B * (2 * D + 5), n_problems=B))
     sample = sample_sw = None
-    if not warm and not explicit:
+    if warm is None and not explicit:
         if N > INIT_SAMPLE_ROWS:
             seed = int(to_numpy(rng.integers(0, 2**62)))
             rows = np.sort(np.random.default_rng(seed).choice(N, INIT_SAMPLE_ROWS, replace=False))
@@ -374,15 +342,12 @@ def _fit_split(gm, X, sample_weight):
     if (sums[:, 2 * D + 2] > 0).any():
         raise ValueError("Input X contains NaN or infinity (or a value too large for dtype('float64')).")
     if sw is not None:
-        if (sums[:, 2 * D + 3] > 0).any():
-            raise ValueError("sample_weight must be finite and non-negative")
-        if (sums[:, 2 * D + 1] == 0).any():
-            raise ValueError("sample_weight is zero for every sample of a problem: sample weights must not all be zero")
-        if (sums[:, 2 * D + 4] < K).any():
-            raise ValueError(
-                "Expected n_samples >= n_components among samples of positive sample_weight in every problem, "
-                f"n_components = {K}"
-            )
+        check_weight_values(
+            bad_values=bool((sums[:, 2 * D + 3] > 0).any()),
+            empty_problem=bool((sums[:, 2 * D + 1] == 0).any()),
+            too_few_positive=bool((sums[:, 2 * D + 4] < K).any()),
+            n_components=K,
+        )
     mean = sums[:, :D] / sums[:, D : D + 1]
     if sw is None:
         shift = mean
@@ -391,12 +356,8 @@ def _fit_split(gm, X, sample_weight):
         shift = np.where(total > 0, sums[:, D + 1 : 2 * D + 1] / np.where(total > 0, total, 1.0), mean)
     shift = shift.reshape(B, 1, D)
 
-    if warm:
-        attrs = (gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_)
-        params = MixtureParams(*(np.asarray(gm._batch_attr(np, a), dtype=np.float64) for a in attrs))
-        before = np.asarray(gm._batch_attr(np, np.asarray(gm.reg_covar_, dtype=np.float64)), dtype=np.float64)
-        reg = np.maximum(before, float(gm.reg_covar)) if gm.reg_covar > 0 else np.zeros(B)
-        previous = np.asarray(gm._batch_attr(np, np.asarray(gm.lower_bound_, dtype=np.float64)), dtype=np.float64)
+    if warm is not None:
+        params, reg, previous = (MixtureParams(*map(to_numpy, warm[0])), to_numpy(warm[1]), to_numpy(warm[2]))
         start_errors = [None]
         start_reg = reg.copy()
     else:
@@ -407,9 +368,9 @@ def _fit_split(gm, X, sample_weight):
             sample_sw = None if sample_sw is None else to_numpy(sample_sw)
         if not batched:
             sample, sample_sw = sample[0], None if sample_sw is None else sample_sw[0]
-        params, reg, start_errors = _sample_starts(gm, sample, sample_sw, rng, n_init, B, K, D)
+        params, reg, start_errors = _sample_starts(gm, settings, sample, sample_sw, rng, n_init, B, K, D)
         previous = None
-        start_reg = np.full(B * n_init, float(gm.reg_covar))
+        start_reg = np.full(B * n_init, float(settings.reg_covar))
     S = B * n_init
     start_failed = ~params_ok(params)
     start_overflow = ~np.isfinite(params.covariances.reshape(S, -1)).all(-1)
@@ -417,8 +378,8 @@ def _fit_split(gm, X, sample_weight):
     def pass_fn(p, active):
         return _split_pass(X3, sw, p, active // n_init, shift, ct)
 
-    result = em_loop(np, pass_fn, params, reg, ct, lower_bound=previous, **gm._em_options())
-    gm._finish_fit(np, result, start_failed, start_overflow, start_reg, n_init, batched, B, dtype, start_errors)
+    result = em_loop(np, pass_fn, params, reg, ct, lower_bound=previous, **settings.em_options())
+    finish(gm, settings, np, result, start_failed, start_overflow, start_reg, n_init, batched, dtype, start_errors)
     return gm
 
 
@@ -499,11 +460,11 @@ def _fit_problems(estimator, x, w, params, inits, seed, offset):
     return out
 
 
-def _fit_batched(gm, X, sample_weight):
+def _fit_batched(gm, settings, X, sample_weight):
     """Fit the B problems of X block by block where the blocks live; stores gm's attributes; returns gm."""
     dask, _ = _dask()
     B, N, D = X.shape
-    K, ct = gm.n_components, gm.covariance_type
+    K, ct = settings.n_components, settings.covariance_type
     X = X.rechunk({1: -1, 2: -1})
     sizes = X.chunks[0]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
@@ -514,7 +475,7 @@ def _fit_batched(gm, X, sample_weight):
             sw = _weight_as_dask(sample_weight, X, (N,), -1)
         else:
             sw = _weight_as_dask(sample_weight, X, (B, N), (X.chunks[0], -1))
-    rng = gm._rng(np)
+    rng = settings.rng(np)
     seeds = [int(s) for s in to_numpy(rng.integers(0, 2**62, size=len(sizes)))]
     tails = {
         "weights_init": (K,),
@@ -533,7 +494,7 @@ def _fit_batched(gm, X, sample_weight):
     for i, (xb, wb, start, size) in enumerate(zip(x_blocks, w_blocks, offsets, sizes)):
         inits = {}
         for name, tail in tails.items():
-            value = getattr(gm, name)
+            value = getattr(settings, name)
             if value is not None:
                 value = to_numpy(value) if not isinstance(value, (list, tuple)) else np.asarray(value)
                 if value.ndim == len(tail) + 1 and value.shape[0] == B:
@@ -550,7 +511,7 @@ def _fit_batched(gm, X, sample_weight):
                 continue  # as in memory: a failure raises before the fit's own warnings
             by_category.setdefault(category, []).append(_split_message(text, r["offset"]))
     for category, messages in by_category.items():
-        cls = _convergence_warning(gm) if category == "ConvergenceWarning" else UserWarning
+        cls = convergence_warning_class() if category == "ConvergenceWarning" else UserWarning
         for text in _merge_messages(messages):
             warn_at_caller(text, cls)
     if errors:
@@ -561,31 +522,28 @@ def _fit_batched(gm, X, sample_weight):
     attrs["lower_bounds_"] = [
         np.pad(h, ((0, 0), (0, longest - h.shape[1])), constant_values=np.nan) for h in attrs["lower_bounds_"]
     ]
-    for name, parts in attrs.items():
-        setattr(gm, name, np.concatenate(parts))
-    gm.n_features_in_ = D
-    gm._batched, gm._B = True, B
+    store(gm, {name: np.concatenate(parts) for name, parts in attrs.items()})
     return gm
 
 
 # --------------------------------------------------------------------------- public entry points
 
 
-def fit(gm, X, sample_weight=None):
+def fit(gm, X, y=None, sample_weight=None):
     """:meth:`GaussianMixture.fit` for a dask X (see the module docstring); returns gm."""
-    gm._check_parameters()
+    settings = Settings.of(gm)
     _check_X(gm, X, fitting=True)
     B, D = X.shape[0] if X.ndim == 3 else 1, X.shape[-1]
-    warm = gm.warm_start and hasattr(gm, "converged_") and gm._B == B and gm.means_.shape[-1] == D
+    warm = warm_state(gm, settings, np, B, D) is not None
     if X.ndim == 3 and X.numblocks[1] == 1 and not warm:  # whole problems in each block: one fit per block
-        return _fit_batched(gm, X, sample_weight)
+        return _fit_batched(gm, settings, X, sample_weight)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return _fit_split(gm, X, sample_weight)
+        return _fit_split(gm, settings, X, sample_weight)
 
 
-def fit_predict(gm, X, sample_weight=None):
+def fit_predict(gm, X, y=None, sample_weight=None):
     """Fit, then the labels of X as a lazy dask array (of the fitted parameters, as :meth:`predict`)."""
-    fit(gm, X, sample_weight)
+    fit(gm, X, sample_weight=sample_weight)
     return predict(gm, X)
 
 
@@ -660,7 +618,7 @@ def _score(gm, X):
     return (float(s) if X.ndim == 2 else to_numpy(s)), X.shape[-2]
 
 
-def score(gm, X):
+def score(gm, X, y=None):
     """Mean log-likelihood of a dask X, computed: a float, or a numpy array of shape (B,)."""
     return _score(gm, X)[0]
 
@@ -670,10 +628,10 @@ def bic(gm, X):
     import math
 
     s, n = _score(gm, X)
-    return -2 * s * n + gm._n_parameters() * math.log(n)
+    return -2 * s * n + n_parameters(gm) * math.log(n)
 
 
 def aic(gm, X):
     """Akaike information criterion of a dask X, computed: a float, or a numpy array of shape (B,)."""
     s, n = _score(gm, X)
-    return -2 * s * n + 2 * gm._n_parameters()
+    return -2 * s * n + 2 * n_parameters(gm)

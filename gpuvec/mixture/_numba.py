@@ -38,6 +38,7 @@ import numba
 import numpy as np
 
 from gpuvec._core.threads import run_parallel
+from gpuvec.mixture._covariance import COVARIANCE_TYPES, per_component
 
 __all__ = ["e_step_outputs", "label_moments", "min_sq_dist", "moments", "nearest"]
 
@@ -324,14 +325,13 @@ def _prepare(X, weights, means, P, covariance_type, shift):
     P = np.asarray(P, dtype=np.float64)
     shift = np.ascontiguousarray(np.asarray(shift, dtype=np.float64).reshape(B, D))
     dmu = np.asarray(means, dtype=np.float64) - shift[:, None, :]
-    if covariance_type in ("diag", "spherical"):  # (B, K, D) or (B, K)
-        diagonal = np.broadcast_to(P if covariance_type == "diag" else P[..., None], (B, K, D))
+    P = per_component(np, P, covariance_type, K, D)
+    if not COVARIANCE_TYPES[covariance_type].full_matrix:  # diagonal factors, (B, K, D)
+        diagonal = P
         P = np.ascontiguousarray(diagonal[..., None])
         mup = np.ascontiguousarray(dmu * diagonal)
         structure = 2
     else:
-        if covariance_type == "tied":
-            P = np.broadcast_to(P[:, None], (B, K, D, D))
         P = np.ascontiguousarray(P)
         mup = np.ascontiguousarray(np.matmul(dmu[:, :, None, :], P)[:, :, 0, :])
         diagonal = np.diagonal(P, axis1=-2, axis2=-1)

@@ -46,18 +46,7 @@ def streaming(
     exact = [[finite and order == 1 and not bool(tab["w1"][k].any()) for tab in tabs] for k in range(num)]
 
     def new_buffers(rows: int) -> dict[str, Any]:
-        bshape = (rows,) + shape[1:]
-        return {
-            "acc": np.empty(bshape),
-            "src": np.empty((rows,) + image.shape[1:], dtype),
-            "levels": [np.empty((rows,) + shape[1 : d + 1] + image.shape[d + 1 :]) for d in range(len(shape))],
-            "cur": np.empty(bshape, work_dtype),
-            "mask": np.empty(bshape, bool),
-            "nan": np.empty(bshape, bool),
-            "best": np.empty(bshape, work_dtype),
-            "arg": np.empty(bshape, arg_dtype),
-            "argk": np.empty(bshape, arg_dtype),
-        }
+        return _buffers(rows, shape, image, work_dtype, arg_dtype)
 
     def step(k: int, rs: slice, buf: dict[str, Any]) -> Any:
         """Step k's samples of rows rs as the image dtype gives them back (in the work dtype)."""
@@ -107,6 +96,22 @@ def streaming(
         return to_dtype(best, dtype), arg
     best += 0.0  # scipy's sums start at 0.0, so a sample is never -0.0
     return best, arg
+
+
+def _buffers(rows: int, shape: tuple[int, ...], image: Any, work_dtype: Any, arg_dtype: Any) -> dict[str, Any]:
+    """One thread's work buffers for a block of ``rows`` output rows of ``shape``."""
+    bshape = (rows,) + shape[1:]
+    return {
+        "acc": np.empty(bshape),
+        "src": np.empty((rows,) + image.shape[1:], image.dtype),
+        "levels": [np.empty((rows,) + shape[1 : d + 1] + image.shape[d + 1 :]) for d in range(len(shape))],
+        "cur": np.empty(bshape, work_dtype),
+        "mask": np.empty(bshape, bool),
+        "nan": np.empty(bshape, bool),
+        "best": np.empty(bshape, work_dtype),
+        "arg": np.empty(bshape, arg_dtype),
+        "argk": np.empty(bshape, arg_dtype),
+    }
 
 
 def dense(

@@ -1,0 +1,478 @@
+"""GaussianMixture: sklearn's estimator, fitted by EM, one problem (N, D) or a batch (B, N, D) at once.
+
+The sklearn adapter only: parameters, methods and fitted attributes. What it
+does lives below it: checks in :mod:`gpuvec.mixture._validation`, the fit
+(starts, EM, failures, warnings, stored attributes) in
+:mod:`gpuvec.mixture._fit`, the EM core in :mod:`gpuvec.mixture._em` and
+:mod:`gpuvec.mixture._xp`. A dask array goes to :mod:`gpuvec.mixture._dask`
+through one decorator (:func:`_dask_aware`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+
+from gpuvec._core.checks import check_int
+from gpuvec._core.dlpack import dlpack_io
+from gpuvec._core.namespace import get_namespace, is_dask_array
+from gpuvec.mixture import _fit
+from gpuvec.mixture._covariance import CovarianceType, per_component
+from gpuvec.mixture._validation import Settings, check_fitted, check_matches_fit, validate_sample_weight, validate_X
+
+__all__ = ["GaussianMixture"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _dask_aware(method: F) -> F:
+    """The method, or for a call with a dask array among its arguments the same-named function of
+    :mod:`gpuvec.mixture._dask` (imported only then), which takes the estimator and the same arguments."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        if any(is_dask_array(a) for a in (*args, *kwargs.values())):
+            from gpuvec.mixture import _dask
+
+            return getattr(_dask, method.__name__)(self, *args, **kwargs)
+        return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class GaussianMixture:
+    """Gaussian mixture fitted by EM; one problem (N, D) or a batch (B, N, D) at once.
+
+    sklearn's parameters, methods and attributes (``sklearn.mixture.GaussianMixture``),
+    on numpy or cupy data. With ``X`` of shape (B, N, D), every fitted attribute
+    gains a leading B axis and the B problems are fitted independently in one
+    call; problems that have converged leave the active set.
+
+    Memory and threads on the CPU: float32 and float64 X are used without a
+    copy, and every pass over X (the start, EM, the final E-step, prediction)
+    runs in chunks, so a fit needs little beyond X itself. For every
+    covariance type the E-step and the M-step's sums run in one compiled
+    loop (numba; ``GPUVEC_JIT=0`` selects the numpy reference) on every core
+    this process may use, or ``GPUVEC_NUM_THREADS`` (else ``OMP_NUM_THREADS``)
+    threads. Called from any thread but the main one (a thread pool, a dask
+    worker thread), a fit runs on that thread alone and limits BLAS to one
+    thread while it runs (threadpoolctl), so a pool of N threads uses N cores.
+
+    Dask arrays (numpy or cupy chunks, extra ``gpuvec[dask]``) are never
+    computed into memory (see :mod:`gpuvec.mixture._dask`). A (B, N, D) X
+    chunked along B only: each block of problems is fitted where it lives;
+    warnings and errors name problems by their global index. An (N, D) X
+    chunked along N (or a (B, N, D) X with N split): one pass over the chunks
+    per EM iteration (their sufficient statistics tree-summed), the M-step on
+    the client; from the same start it gives the in-memory result up to
+    summation order. A random init runs on a uniform sample of at most 100,000
+    rows per problem gathered to the client (all rows when N is
+    smaller: then the in-memory start), so with a large N it differs from the
+    in-memory fit's for the same ``random_state``. Fitted parameters are numpy
+    on the client; predict, predict_proba and score_samples return lazy dask
+    arrays; score, bic and aic compute. gpuvec uses dask's current scheduler or
+    the active ``distributed.Client`` and never starts a cluster.
+
+    Parameters
+    ----------
+    n_components : int, default 1
+        The number of mixture components K.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default 'full'
+    tol : float, default 1e-3
+        Convergence threshold on the change of the lower bound.
+    reg_covar : float, default 1e-6
+        Added to the covariance diagonals. Where it is > 0, a problem whose
+        covariance still fails Cholesky gets ten times more, up to six times
+        (for the start, and in any EM iteration), with a UserWarning naming the
+        problems and the new value (see ``reg_covar_``). With ``reg_covar=0``
+        there is no retry: a failing covariance raises ValueError, as in sklearn.
+    max_iter : int, default 100
+        The most EM iterations per start.
+    n_init : int, default 1
+        Starts per problem, run one after another on the same X (no copy of
+        X per start; each start is batched over the B problems); the best
+        lower bound wins. The first start of each problem is the one ``n_init=1`` makes
+        with the same ``random_state``, so more starts never end worse (up to
+        rounding). A start that failed loses to any that did not; a problem
+        raises only if all its starts failed.
+    init_params : {'k-means++', 'kmeans', 'random', 'random_from_data'}, default 'k-means++'
+        'k-means++' seeds centres by D^2 sampling and assigns every sample to
+        its nearest centre; 'kmeans' adds 10 Lloyd iterations. (sklearn's
+        default is 'kmeans'; its 'k-means++' gives each centre only its own seed
+        sample.)
+    weights_init : array, shape (K,) or (B, K), optional
+        Starting weights (default: from ``init_params``).
+    means_init : array, shape (K, D) or (B, K, D), optional
+        Starting means (default: from ``init_params``).
+    precisions_init : array, optional
+        Shaped by covariance_type as sklearn's, with an optional leading B axis.
+        The three initial parameters (small: no N axis) may be numpy arrays or
+        lists with cupy X, as from a previous sklearn fit: they are copied to X's
+        device. ``sample_weight`` (one value per sample) must live where X lives.
+    random_state : None, int or Generator
+        Seed for :func:`gpuvec.random.default_rng` on the data's backend.
+    warm_start : bool, default False
+        Start from the previous fit's parameters *and lower bound* (as sklearn),
+        so that fits with a small ``max_iter`` can detect convergence:
+        ``while not gm.converged_: gm.fit(X)`` ends (batched: ``.all()``).
+    verbose : int, default 0
+        1: print a line every ``verbose_interval`` iterations; 2: with timing.
+    verbose_interval : int, default 10
+        Iterations between the lines that ``verbose`` prints.
+
+    Attributes
+    ----------
+    weights_ : array, shape ([B,] K)
+    means_ : array, shape ([B,] K, D)
+    covariances_, precisions_, precisions_cholesky_ : array
+        Shaped by covariance_type, with the leading B axis for batches.
+        ``precisions_cholesky_`` is upper triangular for 'full' and 'tied',
+        as sklearn's. All five are float32 for float32 X (as sklearn), though
+        EM runs in float64.
+    converged_ : bool or array, shape (B,)
+    n_iter_ : int or array, shape (B,)
+    lower_bound_ : float or array, shape (B,)
+    lower_bounds_ : list of float, or array, shape (B, n_iter)
+        The lower bound after each iteration (NaN-padded past a problem's ``n_iter_``).
+    reg_covar_ : float or array, shape (B,)
+        The regularisation each problem ended with.
+
+    Raises
+    ------
+    ValueError
+        From fit, for a problem whose covariance cannot be made positive
+        definite (with ``reg_covar=0``, or even after raising it), or whose lower
+        bound is NaN (the data's scale overflows float64): the message names the
+        problems of a batch. sklearn raises for the same failures.
+
+    Examples
+    --------
+    Two clusters, at (0, 0) and (5, 5), from a k-means++ start (a start with
+    both means at one point is a fixed point of EM, which never separates them):
+
+    >>> import numpy as np, gpuvec
+    >>> rng = np.random.default_rng(1)
+    >>> X = np.concatenate([rng.normal(0, 1, (1000, 2)), rng.normal(5, 1, (1000, 2))])
+    >>> gm = gpuvec.GaussianMixture(2, random_state=0).fit(X)
+    >>> bool(np.allclose(np.sort(gm.means_[:, 0]), [0, 5], atol=0.1))
+    True
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: CovarianceType = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: str = "k-means++",
+        weights_init: Any = None,
+        means_init: Any = None,
+        precisions_init: Any = None,
+        random_state: Any = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        verbose_interval: int = 10,
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    # ------------------------------------------------------------------ sklearn protocol
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        return sorted(p for p in inspect.signature(cls.__init__).parameters if p != "self")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters, as sklearn's ``BaseEstimator.get_params``.
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for sklearn's API; gpuvec's estimator has no sub-estimators.
+
+        Returns
+        -------
+        params : dict of str to object
+            Each constructor parameter's name and current value.
+        """
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> GaussianMixture:
+        """Set constructor parameters, as sklearn's ``BaseEstimator.set_params``.
+
+        Parameters
+        ----------
+        **params : dict
+            Constructor parameters by name; an unknown name is a ValueError.
+
+        Returns
+        -------
+        self : GaussianMixture
+            The estimator, updated.
+        """
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                msg = (
+                    f"Invalid parameter {name!r} for estimator {type(self).__name__}. Valid parameters are: {valid!r}."
+                )
+                raise ValueError(msg)
+            setattr(self, name, value)
+        return self
+
+    def __sklearn_tags__(self):
+        """sklearn (>= 1.6) estimator tags: an unsupervised density estimator."""
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="density_estimator",
+            target_tags=TargetTags(required=False),
+            input_tags=InputTags(allow_nan=False),
+        )
+
+    def __repr__(self) -> str:
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = [
+            f"{k}={v!r}"
+            for k, v in self.get_params().items()
+            if not (v is defaults[k] or (np.isscalar(v) and v == defaults[k]))
+        ]
+        return f"GaussianMixture({', '.join(changed)})"
+
+    # ------------------------------------------------------------------ fitting
+
+    @dlpack_io
+    @_dask_aware
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianMixture:
+        """Fit by EM; X of shape (N, D), or (B, N, D) for B independent problems.
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            The samples: one problem, or B problems of N samples each.
+        y : ignored
+            Not used; present for sklearn's API.
+        sample_weight : array, shape (N,) or (B, N), optional
+            Non-negative weights; zero-weight rows let problems of different
+            sizes share a batch.
+
+        Returns
+        -------
+        self : GaussianMixture
+            The fitted estimator.
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    @dlpack_io
+    @_dask_aware
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
+        """Fit, then return the component labels of X, shape (N,) or (B, N).
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            The samples, as for :meth:`fit`.
+        y : ignored
+            Not used; present for sklearn's API.
+        sample_weight : array, shape (N,) or (B, N), optional
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        labels : array of int, shape (N,) or (B, N)
+            The most likely component of each sample under the fitted model.
+        """
+        xp, X, batched, dtype = self._fit(X, sample_weight)
+        # From the stored attributes (float32 for float32 X), so that fit_predict(X) == fit(X).predict(X).
+        labels = _fit.e_step_outputs(self, xp, X, "labels", dtype)
+        return labels if batched else labels[0]
+
+    @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # failures are reported by _fit.finish
+    def _fit(self, X: Any, sample_weight: Any) -> tuple[Any, Any, bool, Any]:
+        """Fit in memory; (xp, X as validated (B, N, D), whether batched, the result dtype) for fit_predict."""
+        settings = Settings.of(self)
+        xp, X, batched, dtype = validate_X(X, settings.n_components)
+        sw = validate_sample_weight(xp, sample_weight, X, batched, settings.n_components)
+        _fit.fit(self, settings, xp, X, sw, batched, dtype)
+        return xp, X, batched, dtype
+
+    # ------------------------------------------------------------------ prediction
+
+    def _estimate(self, X: Any, what: str) -> tuple[Any, bool, int]:
+        """(:func:`~gpuvec.mixture._fit.e_step_outputs` of X, without the batch axis for (N, D) input;
+        whether batched; N)."""
+        xp, X3, batched, dtype = validate_X(X, None)
+        check_matches_fit(self, tuple(X3.shape) if batched else tuple(X3.shape[1:]))
+        out = _fit.e_step_outputs(self, xp, X3, what, dtype)
+        return (out if batched else out[0]), batched, X3.shape[1]
+
+    @dlpack_io
+    @_dask_aware
+    def score_samples(self, X: Any) -> Any:
+        """Log-likelihood of each sample, shape (N,) or (B, N) (float32 for float32 X).
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+
+        Returns
+        -------
+        log_prob : array, shape (N,) or (B, N)
+            ``log p(x)`` of each sample under the fitted mixture.
+        """
+        return self._estimate(X, "log_norm")[0]
+
+    def _score(self, X: Any) -> tuple[Any, int]:
+        """(mean log-likelihood: float or shape (B,), in score_samples' dtype; the number of samples N)."""
+        log_norm, batched, N = self._estimate(X, "log_norm")
+        s = log_norm.mean(-1)
+        return (s if batched else float(s)), N
+
+    @dlpack_io
+    @_dask_aware
+    def score(self, X: Any, y: Any = None) -> Any:
+        """Mean log-likelihood: a float, or an array of shape (B,) for a batch.
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+        y : ignored
+            Not used; present for sklearn's API.
+
+        Returns
+        -------
+        score : float or array, shape (B,)
+            The mean of :meth:`score_samples` over the samples.
+        """
+        return self._score(X)[0]
+
+    @dlpack_io
+    @_dask_aware
+    def predict(self, X: Any) -> Any:
+        """Component labels, shape (N,) or (B, N).
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+
+        Returns
+        -------
+        labels : array of int, shape (N,) or (B, N)
+            The most likely component of each sample.
+        """
+        return self._estimate(X, "labels")[0]
+
+    @dlpack_io
+    @_dask_aware
+    def predict_proba(self, X: Any) -> Any:
+        """Responsibilities, shape (N, K) or (B, N, K) (float32 for float32 X).
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+
+        Returns
+        -------
+        resp : array, shape (N, K) or (B, N, K)
+            The posterior probability of each component for each sample.
+        """
+        return self._estimate(X, "proba")[0]
+
+    @dlpack_io
+    @_dask_aware
+    def bic(self, X: Any) -> Any:
+        """Bayesian information criterion (lower is better): float or shape (B,).
+
+        N is the number of samples of the validated X (axis -2), also for nested lists.
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+
+        Returns
+        -------
+        bic : float or array, shape (B,)
+            ``-2 N score(X) + n_parameters log(N)``.
+        """
+        score, n = self._score(X)
+        return -2 * score * n + _fit.n_parameters(self) * math.log(n)
+
+    @dlpack_io
+    @_dask_aware
+    def aic(self, X: Any) -> Any:
+        """Akaike information criterion (lower is better): float or shape (B,).
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+
+        Returns
+        -------
+        aic : float or array, shape (B,)
+            ``-2 N score(X) + 2 n_parameters``.
+        """
+        score, n = self._score(X)
+        return -2 * score * n + 2 * _fit.n_parameters(self)
+
+    def sample(self, n_samples: int = 1) -> tuple[Any, Any]:
+        """Draw samples from the fitted mixture (sklearn's semantics).
+
+        Parameters
+        ----------
+        n_samples : int, default 1
+            The number of samples (per problem, for a batch).
+
+        Returns
+        -------
+        X : array, shape (n_samples, D), or (B, n_samples, D) for a batch
+            The samples, grouped by component.
+        y : array, shape (n_samples,) or (B, n_samples)
+            The component of each sample, sorted.
+        """
+        check_fitted(self)
+        n_samples = check_int("n_samples", n_samples)
+        if n_samples < 1:
+            msg = f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample."
+            raise ValueError(msg)  # sklearn's words
+        xp = get_namespace(self.means_)
+        rng = Settings.of(self).rng(xp)
+        w, m, _ = _fit.fitted_params(self, xp)
+        B, K, D = m.shape
+        cov = self.covariances_ if self.means_.ndim == 3 else self.covariances_[None]
+        cov = per_component(xp, cov, self.covariance_type, K, D, dense=True)
+        # Component of each sample: the sorted order sklearn returns.
+        u = rng.random((B, n_samples))
+        labels = xp.sort((u[..., None] > xp.cumsum(w, -1)[:, None, :]).sum(-1), axis=-1)
+        labels = xp.minimum(labels, K - 1)
+        draws = rng.multivariate_normal(xp.zeros((B, K, D)), cov, size=n_samples)  # (n, B, K, D)
+        draws = xp.swapaxes(draws, 0, 1)  # (B, n, K, D)
+        bidx, nidx = xp.arange(B)[:, None], xp.arange(n_samples)[None, :]
+        X = draws[bidx, nidx, labels] + m[bidx, labels]
+        return (X, labels) if self.means_.ndim == 3 else (X[0], labels[0])
