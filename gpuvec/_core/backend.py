@@ -347,8 +347,14 @@ def sync() -> None:
 
     Examples
     --------
+    Time GPU work with it: cupy returns before the device has finished.
+
     >>> import gpuvec
-    >>> gpuvec.sync()
+    >>> x = gpuvec.xp.ones((1000, 1000))  # on the GPU where cupy is the default backend
+    >>> total = x.sum()  # queued on the device
+    >>> gpuvec.sync()  # the sum has now run: time here
+    >>> float(total)
+    1000000.0
     """
     if "cupy" in sys.modules and _probe_cache is not None and _probe_cache.usable:
         sys.modules["cupy"].cuda.runtime.deviceSynchronize()

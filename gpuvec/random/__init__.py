@@ -18,15 +18,10 @@ from typing import Any, Literal
 import numpy as np
 
 from gpuvec._core.backend import default_name, use_backend
-from gpuvec._core.checks import check_choice, check_mvn_shapes, check_real, warn_at_caller
+from gpuvec._core.checks import check_choice, check_mvn_shapes, check_real
 from gpuvec._core.dlpack import dlpack_io
-from gpuvec._core.linalg import batched_cholesky
-from gpuvec._core.namespace import (
-    is_cupy_array,
-    is_cupy_namespace,
-    is_dask_array,
-    is_numpy_array,
-)
+from gpuvec._core.namespace import is_cupy_array, is_cupy_namespace, is_dask_array, is_numpy_array
+from gpuvec.random import _xp
 
 __all__ = ["Generator", "default_rng"]
 
@@ -36,7 +31,6 @@ CheckValid = Literal["warn", "raise", "ignore"]
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _MVN_METHODS = ("cholesky", "eigh", "svd")
 _CHECK_VALID = ("warn", "raise", "ignore")
-_NOT_PSD = "covariance is not symmetric positive-semidefinite."  # numpy's words, so numpy's filters match
 _SEEDS = (
     "None, a non-negative int, a sequence of non-negative ints, a numpy.random.SeedSequence, "
     "a numpy Generator, BitGenerator or RandomState, or a gpuvec Generator"
@@ -275,7 +269,7 @@ class Generator:
 
         Examples
         --------
-        The seed's question: 1000 sample sets of N x 3 coordinates in one call.
+        1000 sample sets of 2 x 3 coordinates, each with its own means and standard deviations, in one call:
 
         >>> import numpy as np, gpuvec
         >>> means = np.array([[0.0, 0, 0], [1, 1, 1]])
@@ -296,7 +290,7 @@ class Generator:
         scale = _real_array(xp, "scale", scale, dtype, out)
         negative = xp.signbit(scale) & ~xp.isnan(scale)  # numpy's rule: -0.0 is negative, NaN is not
         if bool(negative.any()):
-            where = _first(xp, negative)
+            where = _xp.first_index(xp, negative)
             msg = (
                 f"scale must be non-negative everywhere; got scale{list(where) if where else ''} = "
                 f"{float(scale[where])!r} (as in numpy, any value with its sign bit set counts, -0.0 too)"
@@ -455,66 +449,13 @@ class Generator:
         d, batch = check_mvn_shapes(tuple(mean.shape), tuple(cov.shape))
         _check_finite(xp, "mean", mean, 1)
         _check_finite(xp, "cov", cov, 2)
-        factor = self._cov_factor(cov, method, check_valid, tol)  # on cov's own batch; matmul broadcasts it
+        factor = _xp.cov_factor(xp, cov, method, check_valid, tol)  # on cov's own batch; matmul broadcasts it
         z = self._rng.standard_normal(size=size + batch + (d, 1))
         samples = xp.matmul(factor, z)[..., 0]
         samples += mean
         return samples.astype(dtype, copy=False)
 
     # ------------------------------------------------------------------ helpers
-
-    def _cov_factor(self, cov: Any, method: str, check_valid: str, tol: float) -> Any:
-        """A (..., d, d) factor A of each covariance with ``A @ A.T == cov``, after numpy's validity check."""
-        xp = self.xp
-        if cov.size == 0:
-            return cov
-        if method == "svd":  # numpy's method and check, as numpy does them
-            u, s, vh = xp.linalg.svd(cov)
-            invalid = ~_svd_reproduces(xp, u, s, vh, cov, tol)
-            problems = [(invalid, "is not reproduced by its SVD within tol (asymmetric, or a negative eigenvalue)")]
-            factor = u * xp.sqrt(s)[..., None, :]
-        else:
-            asym = ~_allclose_each(xp, cov, xp.swapaxes(cov, -1, -2), tol)
-            sym = (cov + xp.swapaxes(cov, -1, -2)) / 2
-            if method == "eigh":  # numpy's rule (no eigenvalue below -tol), plus the symmetry check
-                s, u = xp.linalg.eigh(sym)
-                problems = [
-                    (asym, "is not symmetric within tol"),
-                    ((s < -tol).any(axis=-1), "has a negative eigenvalue below -tol"),
-                ]
-                factor = u * xp.sqrt(xp.abs(s))[..., None, :]
-            else:
-                factor, ok = batched_cholesky(xp, sym)
-                invalid = xp.zeros(ok.shape, dtype=bool)
-                if bool(asym.any()) or not bool(ok.all()):  # the rare path
-                    factor, invalid = self._factor_suspects(cov, sym, factor, asym | ~ok, tol)
-                problems = [
-                    (invalid & asym, "is not symmetric within tol"),
-                    (invalid & ~asym, "has a negative eigenvalue"),
-                ]
-        if check_valid != "ignore":
-            _report_invalid(xp, problems, check_valid, method, tol)
-        return factor
-
-    def _factor_suspects(self, cov: Any, sym: Any, factor: Any, suspect: Any, tol: float) -> tuple[Any, Any]:
-        """For method='cholesky': judge the asymmetric or non-positive-definite covariances by numpy's
-        default ('svd') check, and factor them by a symmetric eigendecomposition.
-
-        Returns the factors (Cholesky's elsewhere) and which covariances numpy's check rejects.
-        """
-        xp = self.xp
-        d = cov.shape[-1]
-        idx = xp.nonzero(suspect.reshape(-1))[0]
-        c, sy = cov.reshape(-1, d, d)[idx], sym.reshape(-1, d, d)[idx]
-        bad = ~_svd_reproduces(xp, *xp.linalg.svd(c), c, tol)
-        s, u = xp.linalg.eigh(sy)
-        # Valid: clip rounding below zero. Invalid: |s|, what numpy's 'svd' and 'eigh' sample from.
-        s = xp.where(bad[:, None], xp.abs(s), xp.maximum(s, 0.0))
-        flat = factor.reshape(-1, d, d).copy()
-        flat[idx] = u * xp.sqrt(s)[..., None, :]
-        invalid = xp.zeros(suspect.size, dtype=bool)
-        invalid[idx] = bad
-        return flat.reshape(factor.shape), invalid.reshape(suspect.shape)
 
     def _draw(self, method: Any, size: Any, dtype: Any, out: Any) -> Any:
         """``method(size, dtype, out)``, through a fresh array where out is not C-contiguous."""
@@ -649,51 +590,11 @@ def _real_array(xp: Any, name: str, value: Any, dtype: Any, out: Any = None, com
     return a.astype(dtype, copy=False)
 
 
-def _first(xp: Any, mask: Any) -> tuple[int, ...]:
-    """The first True index of ``mask`` (``()`` for a 0-d mask)."""
-    if mask.ndim == 0:
-        return ()
-    return tuple(int(i) for i in xp.argwhere(mask)[0])
-
-
-def _batch_name(name: str, index: tuple[int, ...]) -> str:
-    return f"{name}{list(index)}" if index else name
-
-
 def _check_finite(xp: Any, name: str, a: Any, core_ndim: int) -> None:
     """ValueError naming the first batch index of ``a`` whose core holds NaN or inf."""
     bad = ~xp.isfinite(a)
     bad = bad.any(axis=tuple(range(-core_ndim, 0))) if a.size else xp.zeros(a.shape[:-core_ndim], dtype=bool)
     if bool(bad.any()):
-        where = _batch_name(name, _first(xp, bad))
+        where = _xp.batch_name(name, _xp.first_index(xp, bad))
         msg = f"{name} must be finite; {where} holds NaN or inf (samples from it would be NaN)"
         raise ValueError(msg)
-
-
-def _allclose_each(xp: Any, a: Any, b: Any, tol: float) -> Any:
-    """``np.allclose(a[i], b[i], rtol=tol, atol=tol)`` for every matrix of a (..., d, d) stack."""
-    return (xp.abs(a - b) <= tol + tol * xp.abs(b)).all(axis=(-1, -2))
-
-
-def _svd_reproduces(xp: Any, u: Any, s: Any, vh: Any, cov: Any, tol: float) -> Any:
-    """numpy's check for method='svd', per matrix: ``allclose(vh.T * s @ vh, cov, rtol=tol, atol=tol)``."""
-    return _allclose_each(xp, xp.matmul(xp.swapaxes(vh, -1, -2) * s[..., None, :], vh), cov, tol)
-
-
-def _report_invalid(xp: Any, problems: list[tuple[Any, str]], check_valid: str, method: str, tol: float) -> None:
-    """numpy's warning or error for invalid covariances, naming the first one and what is wrong."""
-    details = []
-    for bad, what in problems:
-        n = int(bad.sum())
-        if n:
-            first = _batch_name("cov", _first(xp, bad))
-            details.append(f"{first} {what}" + (f" ({n} of {bad.size} covariances)" if bad.ndim else ""))
-    if not details:
-        return
-    msg = (
-        f"{_NOT_PSD} {'; '.join(details)} (method={method!r}, tol={tol:g}). Fix cov, raise tol, or pass "
-        f"check_valid='ignore' to sample anyway (from the absolute value of its eigenvalues)"
-    )
-    if check_valid == "raise":
-        raise ValueError(msg)
-    warn_at_caller(msg, RuntimeWarning)

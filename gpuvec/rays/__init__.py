@@ -102,65 +102,47 @@ def ray_max(
 
     Notes
     -----
-    ``order`` 0 and 1 with ``mode`` 'nearest' or 'constant' run on the streaming
-    path, bit-identical to ``map_coordinates`` then max/argmax (the seed's
-    accepted answer). Beyond the outputs it holds cache-sized buffers and 1-D
-    axis tables of under 40 ``num (M + N + ...)`` bytes: nothing of size
-    ``num M N``. For 2-D images on the CPU it is a compiled numba loop (the
-    blocked numpy loop until this process has done about as much work as
-    loading numba costs; ``GPUVEC_JIT=0`` always takes the numpy loop); on cupy it is one fused kernel. All of them
-    follow scipy's arithmetic (double accumulation, no fused multiply-add,
-    scipy's rounding; :mod:`gpuvec.rays._rules`) and agree bit for bit.
-    Volumes (3 or more axes) take the numpy loop on the CPU,
-    ``map_coordinates`` on the GPU. The table of which input takes which path
-    is the docstring of ``gpuvec.rays._select_impl``. Both CPU loops split
-    their rows over every core when called from the main thread
-    (``GPUVEC_NUM_THREADS=n`` caps them) and run in the calling thread alone
-    when called from any other thread (:mod:`gpuvec._core.threads`, as for the
-    mixtures); they use Python threads, so they are safe in forked children.
+    ``order`` 0 and 1 with ``mode`` 'nearest' or 'constant' and a fixed
+    ``num`` run on the streaming path: bit-identical to ``map_coordinates``
+    followed by max/argmax (the accepted answer to the question gpuvec started
+    from), holding nothing of size ``num M N`` beyond the outputs (1-D axis
+    tables and cache-sized buffers). Which implementation runs for which input
+    (a numba loop, a numpy loop or a fused CUDA kernel; ``GPUVEC_JIT=0``
+    selects the numpy reference) is the table of the user guide's rays page;
+    every one of them follows scipy's arithmetic and agrees bit for bit. The
+    CPU loops use every core when called from the main thread
+    (``GPUVEC_NUM_THREADS=n`` caps them) and the calling thread alone from any
+    other thread.
 
-    Every other order and mode, and volumes on the GPU, run through
-    ``map_coordinates`` (cupyx's on the GPU, whose arithmetic can differ from
-    scipy's in the last bit) on chunks of at most ``2**21`` points; for
-    ``order > 1`` each chunk repeats the spline prefilter, so that path is slow.
+    Every other order and mode runs through ``map_coordinates`` (cupyx's on
+    the GPU, whose arithmetic can differ from scipy's in the last bit) on
+    chunks of at most ``2**21`` points; for ``order > 1`` each chunk repeats
+    the spline prefilter, so that path is slow.
 
     Dense rays (``num=None``): the ray from cell ``x`` takes
     ``n(x) = L(x) + 1`` samples, ``L(x) = ceil(max_d |origin[d] - x[d]|)``, so
-    consecutive samples are at most one pixel apart on every axis (unit steps
-    along the longest axis); sample ``k`` is at
-    ``np.linspace(x[d], origin[d], n(x))[k]``, interpolated by ``order`` and
-    ``mode`` as above (``order=0``: the nearest pixel). The cost is the number
-    of samples, ``sum(n(x))``, about ``cells * mean distance to the origin``:
-    O(M N max(M, N)) for a 2-D image, streamed through ``map_coordinates`` in
-    chunks of ``2**21`` samples, so memory stays O(M N).
-
-    Dense rays that would take more than ``DENSE_SAMPLE_LIMIT`` (``2**34``)
-    samples are refused up front with their estimated cost.
+    consecutive samples are at most one pixel apart on every axis; sample ``k``
+    is at ``np.linspace(x[d], origin[d], n(x))[k]``. The cost is about
+    ``cells * mean distance to the origin`` samples, streamed in chunks, so
+    memory stays O(M N); more than ``DENSE_SAMPLE_LIMIT`` (``2**34``) samples
+    is refused up front with the estimated cost.
 
     A dask ``image`` (``pip install 'gpuvec[dask]'``) gives lazy dask arrays
-    chunked like the image, with its chunk type (numpy or cupy): one task per
-    output block, reading only the ``num`` input boxes its samples touch (one
-    per sample index, from the exact axis tables; at ``num=5`` under 2x the
-    block's own area), bit-identical to the in-memory call. Write them with
-    ``dask.array.store`` or ``to_zarr`` without gathering them. Supported:
-    ``order`` 0 or 1, ``mode`` 'nearest' or 'constant', a fixed ``num``, any
-    number of axes, ``channel_axis``; the rest (dense rays, ``order > 1``, the
-    other modes, which read whole axes) is a ValueError. Nothing is computed
-    until you compute the results.
+    chunked like the image, with its chunk type: one task per output block,
+    reading only the input boxes its samples touch, bit-identical to the
+    in-memory call (order 0 or 1, 'nearest' or 'constant', a fixed ``num``;
+    the rest is a ValueError). Arrays of other libraries that speak DLPack
+    (torch, JAX) are taken without a copy and come back as the caller's kind.
 
     Integer samples are rounded half away from zero and clipped to the dtype,
-    as scipy does. Integer images beyond 2**53 in magnitude lose precision in
-    the float64 arithmetic, as they do in scipy; and here gpuvec and scipy
-    part: a sample is clipped into the range that both float64 and the dtype
-    hold before the cast (int64 up to ``2**63 - 1024``, uint64 up to
-    ``2**64 - 2048``), where scipy's cast overflows (``2**63 - 1`` comes back
-    as ``-2**63``). Big-endian images give native-order results, as scipy's.
-    Arrays of other libraries that speak DLPack (torch, JAX) are taken without
-    a copy and the results come back as the caller's kind.
+    as scipy does; beyond 2**53 in magnitude they lose precision in float64,
+    as in scipy, and a sample is clipped into the range both float64 and the
+    dtype hold before the cast (int64 up to ``2**63 - 1024``), where scipy's
+    cast overflows. Big-endian images give native-order results, as scipy's.
 
     Examples
     --------
-    The seed's 6x6 example:
+    The 6x6 example of the question gpuvec started from (origin (3, 3), 5 samples per ray):
 
     >>> import numpy as np, gpuvec
     >>> m = np.array([[10, 10, 10, 10, 10, 10],

@@ -1,7 +1,7 @@
 """Namespace-generic ray_max: ``map_coordinates`` (scipy's or cupyx's) on chunks of sample points.
 
 Serves every order and mode, any number of axes, dense rays, and the GPU where no
-fused kernel exists yet. On numpy it is bit-identical to the seed's accepted answer
+fused kernel exists yet. On numpy it is bit-identical to ``map_coordinates`` then max/argmax
 by construction (it *is* map_coordinates, on the positions of
 :func:`gpuvec.rays._rules.linspace`); on cupy, cupyx's arithmetic can differ from
 scipy's in the last bit. Same names and signatures as :mod:`gpuvec.rays._numpy`,

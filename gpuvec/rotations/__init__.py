@@ -156,7 +156,7 @@ def is_rotation(R: Any, *, atol: float | None = None, proper: bool = True) -> An
 
     Examples
     --------
-    The seed's examples, and a stack:
+    A rotation, a reflection, and a stack whose second matrix is not orthogonal:
 
     >>> import numpy as np, gpuvec
     >>> bool(gpuvec.is_rotation(np.array([[0, 0, 1], [1, 0, 0], [0, 1, 0]])))

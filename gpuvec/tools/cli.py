@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "info", help="print the backend, why it was chosen, the device, versions, compiled paths"
     ).set_defaults(func=_info)
-    demo_parser = sub.add_parser("demo", help="solve the seed questions with gpuvec and check the answers")
+    demo_parser = sub.add_parser(
+        "demo", help="solve the questions gpuvec started from with gpuvec, and check the answers"
+    )
     demo_parser.add_argument(
         "--size",
         type=_checked(_size, "--size"),

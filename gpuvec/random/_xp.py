@@ -1,0 +1,111 @@
+"""The multivariate normal's covariance factors, written once against the array namespace (numpy or cupy).
+
+:func:`cov_factor` gives a factor ``A`` of each covariance of a stack with
+``A @ A.T == cov`` by the method numpy's ``multivariate_normal`` names
+('cholesky', 'eigh', 'svd'), after numpy's validity check, whose warning or
+error names the first invalid covariance of a batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gpuvec._core.checks import warn_at_caller
+from gpuvec._core.linalg import batched_cholesky
+
+__all__ = ["NOT_PSD", "batch_name", "cov_factor", "first_index"]
+
+NOT_PSD = "covariance is not symmetric positive-semidefinite."  # numpy's words, so numpy's filters match
+
+
+def cov_factor(xp: Any, cov: Any, method: str, check_valid: str, tol: float) -> Any:
+    """A (..., d, d) factor A of each covariance with ``A @ A.T == cov``, after numpy's validity check."""
+    if cov.size == 0:
+        return cov
+    if method == "svd":  # numpy's method and check, as numpy does them
+        u, s, vh = xp.linalg.svd(cov)
+        invalid = ~_svd_reproduces(xp, u, s, vh, cov, tol)
+        problems = [(invalid, "is not reproduced by its SVD within tol (asymmetric, or a negative eigenvalue)")]
+        factor = u * xp.sqrt(s)[..., None, :]
+    else:
+        asym = ~_allclose_each(xp, cov, xp.swapaxes(cov, -1, -2), tol)
+        sym = (cov + xp.swapaxes(cov, -1, -2)) / 2
+        if method == "eigh":  # numpy's rule (no eigenvalue below -tol), plus the symmetry check
+            s, u = xp.linalg.eigh(sym)
+            problems = [
+                (asym, "is not symmetric within tol"),
+                ((s < -tol).any(axis=-1), "has a negative eigenvalue below -tol"),
+            ]
+            factor = u * xp.sqrt(xp.abs(s))[..., None, :]
+        else:
+            factor, ok = batched_cholesky(xp, sym)
+            invalid = xp.zeros(ok.shape, dtype=bool)
+            if bool(asym.any()) or not bool(ok.all()):  # the rare path
+                factor, invalid = _factor_suspects(xp, cov, sym, factor, asym | ~ok, tol)
+            problems = [
+                (invalid & asym, "is not symmetric within tol"),
+                (invalid & ~asym, "has a negative eigenvalue"),
+            ]
+    if check_valid != "ignore":
+        _report_invalid(xp, problems, check_valid, method, tol)
+    return factor
+
+def _factor_suspects(xp: Any, cov: Any, sym: Any, factor: Any, suspect: Any, tol: float) -> tuple[Any, Any]:
+    """For method='cholesky': judge the asymmetric or non-positive-definite covariances by numpy's
+    default ('svd') check, and factor them by a symmetric eigendecomposition.
+
+    Returns the factors (Cholesky's elsewhere) and which covariances numpy's check rejects.
+    """
+    d = cov.shape[-1]
+    idx = xp.nonzero(suspect.reshape(-1))[0]
+    c, sy = cov.reshape(-1, d, d)[idx], sym.reshape(-1, d, d)[idx]
+    bad = ~_svd_reproduces(xp, *xp.linalg.svd(c), c, tol)
+    s, u = xp.linalg.eigh(sy)
+    # Valid: clip rounding below zero. Invalid: |s|, what numpy's 'svd' and 'eigh' sample from.
+    s = xp.where(bad[:, None], xp.abs(s), xp.maximum(s, 0.0))
+    flat = factor.reshape(-1, d, d).copy()
+    flat[idx] = u * xp.sqrt(s)[..., None, :]
+    invalid = xp.zeros(suspect.size, dtype=bool)
+    invalid[idx] = bad
+    return flat.reshape(factor.shape), invalid.reshape(suspect.shape)
+
+
+def _allclose_each(xp: Any, a: Any, b: Any, tol: float) -> Any:
+    """``np.allclose(a[i], b[i], rtol=tol, atol=tol)`` for every matrix of a (..., d, d) stack."""
+    return (xp.abs(a - b) <= tol + tol * xp.abs(b)).all(axis=(-1, -2))
+
+
+def _svd_reproduces(xp: Any, u: Any, s: Any, vh: Any, cov: Any, tol: float) -> Any:
+    """numpy's check for method='svd', per matrix: ``allclose(vh.T * s @ vh, cov, rtol=tol, atol=tol)``."""
+    return _allclose_each(xp, xp.matmul(xp.swapaxes(vh, -1, -2) * s[..., None, :], vh), cov, tol)
+
+
+def _report_invalid(xp: Any, problems: list[tuple[Any, str]], check_valid: str, method: str, tol: float) -> None:
+    """numpy's warning or error for invalid covariances, naming the first one and what is wrong."""
+    details = []
+    for bad, what in problems:
+        n = int(bad.sum())
+        if n:
+            first = batch_name("cov", first_index(xp, bad))
+            details.append(f"{first} {what}" + (f" ({n} of {bad.size} covariances)" if bad.ndim else ""))
+    if not details:
+        return
+    msg = (
+        f"{NOT_PSD} {'; '.join(details)} (method={method!r}, tol={tol:g}). Fix cov, raise tol, or pass "
+        f"check_valid='ignore' to sample anyway (from the absolute value of its eigenvalues)"
+    )
+    if check_valid == "raise":
+        raise ValueError(msg)
+    warn_at_caller(msg, RuntimeWarning)
+
+
+def first_index(xp: Any, mask: Any) -> tuple[int, ...]:
+    """The first True index of ``mask`` (``()`` for a 0-d mask)."""
+    if mask.ndim == 0:
+        return ()
+    return tuple(int(i) for i in xp.argwhere(mask)[0])
+
+
+def batch_name(name: str, index: tuple[int, ...]) -> str:
+    """``name`` with a batch index: ``cov[2, 0]``, or ``cov`` for no index."""
+    return f"{name}{list(index)}" if index else name
