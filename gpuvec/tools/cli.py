@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo_parser.set_defaults(func=_demo)
     bench_parser = sub.add_parser(
-        "bench", help="time the comparison grid: seed code, scipy/sklearn, gpuvec on numpy and cupy"
+        "bench", help="time the comparison grid: the questions' own code, scipy/sklearn, gpuvec on numpy and cupy"
     )
     bench_parser.add_argument("--quick", action="store_true", help="CI-sized inputs (seconds)")
     bench_parser.add_argument(

@@ -1,4 +1,4 @@
-"""``gpuvec demo``: each seed question solved with gpuvec, checked, and timed next to the seed's code."""
+"""``gpuvec demo``: each question gpuvec started from solved with gpuvec, checked, and timed next to its own code."""
 
 from __future__ import annotations
 
@@ -46,13 +46,13 @@ class _Report:
 
 
 def _rays(xp, size: int, report: _Report) -> None:
-    """The seed's 6x6 example exactly, then a ``size`` x ``size`` image timed against the accepted answer."""
+    """The question's 6x6 example exactly, then a ``size`` x ``size`` image timed against the accepted answer."""
     print("1. Rays: max and argmax along the ray from every cell to the origin (3, 3), num=5")
     m_max, m_dist = gpuvec.ray_max(xp.asarray(SEED_RAY_IMAGE), (3, 3), num=5)
     m_max, m_dist = gpuvec.to_numpy(m_max), gpuvec.to_numpy(m_dist)
     print(f"m_max =\n{m_max}\nm_dist =\n{m_dist}")
     report.check(
-        "the seed's 6x6 m_max and m_dist, exactly",
+        "the question's 6x6 m_max and m_dist, exactly",
         np.array_equal(m_max, SEED_RAY_MAX) and np.array_equal(m_dist, SEED_RAY_DIST),
     )
     img = np.random.default_rng(0).random((size, size))
@@ -103,9 +103,9 @@ def _normal_samples(xp, report: _Report) -> None:
 
 
 def _mixture(xp, report: _Report) -> None:
-    """The seed's two clusters fitted, then the seed's own start (identical components) warned about."""
-    print("4. Gaussian mixture on the seed's data (clusters at (0, 0) and (5, 5), identity covariances)")
-    data = seed_em_data().T  # the seed keeps features in rows
+    """The question's two clusters fitted, then its own start (identical components) warned about."""
+    print("4. Gaussian mixture on the question's data (clusters at (0, 0) and (5, 5), identity covariances)")
+    data = seed_em_data().T  # the question keeps features in rows
     gm, t_ours = _timed(lambda: gpuvec.GaussianMixture(2, random_state=0).fit(xp.asarray(data)))
     means_fit = gpuvec.to_numpy(gm.means_)
     order = np.argsort(means_fit[:, 0])
@@ -125,7 +125,7 @@ def _mixture(xp, report: _Report) -> None:
             2, weights_init=[0.5, 0.5], means_init=[[10, 10], [10, 10]], precisions_init=[np.eye(2) / 10] * 2
         ).fit(xp.asarray(data))
     report.check(
-        "the seed's start (identical components) is warned about",
+        "the question's own start (identical components) is warned about",
         any("identical components" in str(w.message) for w in caught),
     )
     print(f"  fit in {t_ours:.3f} s\n")
