@@ -12,6 +12,8 @@ at build time (sphinx-gallery).
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -153,21 +155,26 @@ intersphinx_mapping = (
 )
 
 
-def _write_rays_table(app):
-    """Write the implementation table of ``gpuvec.rays._dispatch.select`` for the rays page.
+# Each algorithm's implementation table lives in one place, the docstring of its dispatcher (the
+# function or module that chooses), and the user guide includes it from there, generated at build
+# time (``user_guide/<name>``, ignored by git), so the two cannot drift apart.
+IMPL_TABLES = {
+    "rays_impl_table.inc": ("gpuvec.rays._dispatch", "select"),
+    "rotations_impl_table.inc": ("gpuvec.rotations._dispatch", None),
+    "mixture_impl_table.inc": ("gpuvec.mixture._dispatch", None),
+}
 
-    The docstring of ``select`` is the one place that says which implementation runs; the
-    user guide includes it from there (``user_guide/rays_impl_table.inc``, generated), so the two
-    cannot drift apart. Lines whose later columns are empty continue the row above.
+
+def impl_table(doc: str, where: str) -> list[str]:
+    """The one simple reST table of a dispatcher's docstring, as the lines of a ``list-table``.
+
+    A line whose first column is empty continues the row above (reST's rule), and so does a line
+    whose later columns are empty (the first column running over two lines).
     """
-    import inspect
-
-    from gpuvec.rays._dispatch import select
-
-    lines = inspect.cleandoc(select.__doc__).splitlines()
+    lines = inspect.cleandoc(doc).splitlines()
     rules = [i for i, line in enumerate(lines) if line.startswith("====")]
     if len(rules) != 3:
-        msg = "gpuvec.rays._dispatch.select's docstring no longer holds one simple table: update docs/conf.py"
+        msg = f"{where}'s docstring no longer holds one simple table: update IMPL_TABLES in docs/conf.py"
         raise RuntimeError(msg)
     border = lines[rules[0]]
     spans, start = [], 0
@@ -182,19 +189,30 @@ def _write_rays_table(app):
         return [line[starts[k] : starts[k + 1]].strip() for k in range(len(spans))]
 
     header = cells(lines[rules[0] + 1])
-    rows = []
+    rows: list[list[str]] = []
     for line in lines[rules[1] + 1 : rules[2]]:
         row = cells(line)
-        if rows and not any(row[1:]):
-            rows[-1][0] += " " + row[0]
+        if rows and (not row[0] or not any(row[1:])):
+            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], row)]
         else:
             rows.append(row)
-    out = [".. list-table::", "   :header-rows: 1", "   :widths: 34 10 30 26", ""]
+    widths = " ".join(str(b - a) for a, b in spans)
+    out = [".. list-table::", "   :header-rows: 1", f"   :widths: {widths}", ""]
     for row in [header, *rows]:
         out += [f"   * - {row[0]}"] + [f"     - {c}" for c in row[1:]]
-    Path(app.srcdir, "user_guide", "rays_impl_table.inc").write_text("\n".join(out) + "\n")
+    return out
+
+
+def _write_impl_tables(app):
+    """Write every table of :data:`IMPL_TABLES` next to the user guide page that includes it."""
+    for name, (module, attr) in IMPL_TABLES.items():
+        obj = importlib.import_module(module)
+        obj = getattr(obj, attr) if attr else obj
+        where = f"{module}.{attr}" if attr else module
+        lines = impl_table(obj.__doc__ or "", where)
+        Path(app.srcdir, "user_guide", name).write_text("\n".join(lines) + "\n")
 
 
 def setup(app):
     app.connect("autodoc-skip-member", _skip_record_fields)
-    app.connect("builder-inited", _write_rays_table)
+    app.connect("builder-inited", _write_impl_tables)

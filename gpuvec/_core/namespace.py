@@ -84,7 +84,7 @@ def get_namespace(*arrays: Any) -> types.ModuleType:
     TypeError
         If numpy and cupy arrays are mixed, or for a dask array (never
         computed here: the public functions that take dask arrays route them
-        to :mod:`gpuvec._dask` before they get here).
+        to their dask paths before they get here).
 
     Examples
     --------

@@ -3,13 +3,13 @@
 Every pass over the data (the E-step with the M-step's sums, the starts'
 nearest-centre and k-means++ distances, prediction) asks :func:`compiled`:
 
-=======  ===================================================  ==================
+=======  ===================================================  ===================
 backend  ``GPUVEC_JIT`` unset (auto) or on                    ``GPUVEC_JIT=0``
-=======  ===================================================  ==================
-numpy    ``_numba`` (fused loops, every covariance type;      ``_em`` / ``_starts``
+=======  ===================================================  ===================
+numpy    ``_numba`` (fused loops, every covariance type;      ``_xp`` / ``_starts``
          auto: from ``NUMBA_PAYS_WORK``, or once loaded)      (numpy reference)
-cupy     ``_em`` / ``_starts`` on cupy (the reference)        the same
-=======  ===================================================  ==================
+cupy     ``_xp`` / ``_starts`` on cupy (the reference)        the same
+=======  ===================================================  ===================
 
 The reference is written once against the array namespace; the numba loops
 compute the same statistics in one pass over X (compared with the reference

@@ -14,12 +14,12 @@ Every implementation follows scipy's arithmetic, written once in
 :mod:`gpuvec.rays._rules`, so the results are bit-identical to
 ``map_coordinates`` followed by max/argmax.
 
-This module validates the input and chooses the implementation
-(:func:`_select_impl`); the implementations live one per module:
-``_rays_numba`` (compiled CPU loop), ``_rays_numpy`` (blocked numpy loop, the
-reference), ``_rays_cuda`` (fused CuPy kernel) and ``_rays_xp``
-(``map_coordinates`` on either backend), all with the same function names
-(``streaming``, ``dense``) and signatures.
+This module validates the input; :mod:`gpuvec.rays._dispatch` chooses the
+implementation. They live one per module, with the same function names
+(``streaming``, ``dense``) and signatures: ``_numba`` (compiled CPU loops),
+``_numpy`` (blocked numpy loop, the reference), ``_cuda`` (fused CuPy kernel)
+and ``_xp`` (``map_coordinates`` on either backend); ``_dask`` takes dask
+images, block by block.
 """
 
 from __future__ import annotations

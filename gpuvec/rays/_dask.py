@@ -248,7 +248,7 @@ def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coo
     work = np.dtype(np.float64) if is_int else dtype
     cval_sample = cast_value(cval, dtype)
     impl = select(xp, nd, num, order, mode, samples=samples, count=False)  # the in-memory call's choice
-    step = functools.partial(_step_numba, impl) if impl.__name__.endswith("_rays_numba") else _step_xp
+    step = functools.partial(_step_numba, impl) if impl.__name__ == "gpuvec.rays._numba" else _step_xp
     # ndarray.max's NaN rule costs two more passes per step; only NaN, inf (inf * 0) or a NaN cval need it.
     nan_aware = not is_int and not (math.isfinite(cval) and all(bool(xp.isfinite(r[0]).all()) for r in regions if r))
     best = arg = better = None
@@ -306,12 +306,12 @@ def _step_numba(numba_impl, xp, region, box_start, tabs, k, order, mode, cval, d
 
 
 def _step_xp(xp, region, box_start, tabs, k, order, mode, cval, dtype, work, cval_sample, adt):
-    """Step k's samples as the image dtype gives them back, on either namespace (the rules of _rays_rules).
+    """Step k's samples as the image dtype gives them back, on either namespace (the rules of rays/_rules.py).
 
     The corner terms ``((m * w_0) * w_1) * ...`` are summed in C order of the corners from
     0.0 in float64, each operation its own array operation (so nothing is fused into a
     multiply-add); integer samples are rounded half away from zero and clipped. As in
-    ``_rays_numpy``, whole slabs are taken along one axis and scaled by its weight before
+    ``rays/_numpy.py``, whole slabs are taken along one axis and scaled by its weight before
     the next axis is taken: the same products, with fewer multiplications.
     """
     nd = len(tabs)

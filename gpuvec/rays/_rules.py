@@ -6,12 +6,12 @@ numpy functions here are the reference; the compiled implementations repeat
 them per point, and a test compares each implementation with the reference.
 
 ==================  ===========================  ===============================  ==============================
-rule                reference (this module)      numba (``_rays_numba.py``)       CUDA (``_rays_cuda.py``)
+rule                reference (this module)      numba (``_numba.py``)            CUDA (``_cuda.py``)
 ==================  ===========================  ===============================  ==============================
 positions           :func:`linspace`,            ``axis_point``                   ``ray_axis`` (position part)
                     :func:`axis_positions`
 indices, weights    :func:`axis_table`           ``axis_point``                   ``ray_axis``
-sample              (in ``_rays_numpy.py``,      ``sample``                       kernel body, ``t = ...``
+sample              (in ``_numpy.py``,           ``sample``                       kernel body, ``t = ...``
                     ``sample_block``)
 cast to the dtype   :func:`cast_rule`,           ``as_output``                    kernel body, ``kind`` branches
                     :func:`round_like_scipy`
