@@ -1,4 +1,4 @@
-"""Fixtures: ``xp`` (every algorithm test runs on numpy, and on cupy where a GPU answers) and ``impl``.
+"""Fixtures: ``xp`` (every algorithm test runs on numpy, and on cupy where a GPU answers), ``impl`` and ``sync``.
 
 ``GPUVEC_REQUIRE_GPU=1`` makes a missing GPU a failure instead of a skip.
 """
@@ -60,3 +60,11 @@ def impl(request):
         )
     with compiled_paths(request.param == "compiled"):
         yield request.param
+
+
+@pytest.fixture
+def sync():
+    """dask's synchronous scheduler for the test (deterministic), for every tests/*/test_dask.py."""
+    dask = pytest.importorskip("dask")
+    with dask.config.set(scheduler="synchronous"):
+        yield

@@ -56,3 +56,49 @@ def compiled_paths(on: bool):
             del os.environ["GPUVEC_JIT"]
         else:
             os.environ["GPUVEC_JIT"] = old
+
+
+# --------------------------------------------------------------------------- dask (the tests/*/test_dask.py files)
+
+
+def assert_same(a, b):
+    """Same dtype, shape and values, NaN where NaN (a dask result against the in-memory call's)."""
+    assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, b.dtype, a.shape, b.shape)
+    assert np.array_equal(a, b, equal_nan=True), np.argwhere(a != b)[:5]
+
+
+def compute_sync(*arrays):
+    """``dask.compute`` on the synchronous scheduler."""
+    import dask
+
+    return dask.compute(*arrays, scheduler="synchronous")
+
+
+def exploding_dask_array(shape, chunks):
+    """A dask array whose every block raises when computed: proves that nothing computes it."""
+    import dask.array as da
+
+    def boom(block):
+        raise AssertionError("a dask array was computed")
+
+    return da.zeros(shape, chunks=chunks).map_blocks(boom, dtype=float)
+
+
+def uniform_image(shape, dtype, seed=0, nan=False):
+    """Uniform values in [0, 1) (in [0, 200) for integer dtypes), a NaN a third of the way in if ``nan``."""
+    rng = np.random.default_rng(seed)
+    img = rng.random(shape) * (200 if np.dtype(dtype).kind in "iu" else 1)
+    img = img.astype(dtype)
+    if nan:
+        img[tuple(n // 3 for n in shape)] = np.nan
+    return img
+
+
+def rotation_stack(shape, dtype=np.float64, seed=0):
+    """Rotations of shape ``shape + (3, 3)``, the first one scaled by 1.001 (no longer a rotation)."""
+    import gpuvec
+
+    rng = np.random.default_rng(seed)
+    R = gpuvec.nearest_rotation(rng.normal(size=shape + (3, 3)))
+    R[(0,) * len(shape)] *= 1.001
+    return R.astype(dtype)

@@ -119,7 +119,7 @@ def test_ray_picture_example_draws_a_png(tmp_path):
     pytest.importorskip("matplotlib.pyplot")
     import pathlib
 
-    script = pathlib.Path(__file__).parents[1] / "examples" / "ray_picture.py"
+    script = pathlib.Path(__file__).parents[2] / "examples" / "ray_picture.py"
     out = tmp_path / "rays.png"
     r = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, cwd=script.parents[1])
     assert r.returncode == 0, r.stderr

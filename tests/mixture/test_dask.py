@@ -2,6 +2,7 @@
 
 Exactness runs on the synchronous scheduler (deterministic) with odd, ragged chunks; the end-to-end
 tests run on an in-process LocalCluster and on a real 2-process LocalCluster (module-scoped fixtures).
+The ``sync`` fixture (dask's synchronous scheduler) is tests/conftest.py's.
 """
 
 from __future__ import annotations
@@ -59,12 +60,6 @@ def assert_fitted_close(got, want, rtol=RTOL):
     np.testing.assert_allclose(got.lower_bound_, want.lower_bound_, rtol=1e-12)
     np.testing.assert_allclose(got.lower_bounds_, want.lower_bounds_, rtol=1e-12)
     np.testing.assert_array_equal(got.reg_covar_, want.reg_covar_)
-
-
-@pytest.fixture
-def sync():
-    with dask.config.set(scheduler="sync"):
-        yield
 
 
 # --------------------------------------------------------------------------- (N, D): N split

@@ -1,0 +1,175 @@
+"""GaussianMixture's implementation matrix: the numba loops against the namespace reference, and the dispatch.
+
+gpuvec/mixture/_dispatch.py (``compiled``) chooses for every pass over X (the E-step with the M-step's
+sums, the starts' distances, prediction):
+
+- numpy x ``_numba`` (GPUVEC_JIT=1, or unset once the work reaches NUMBA_PAYS_WORK or numba is loaded):
+  against the reference below (statistics, label statistics, prediction, whole fits, k-means starts, the
+  loops' ``exp``), and independent of the thread count; chunked fits, float32, memory and forked children
+  with GPUVEC_JIT 0 and 1 in test_cpu.py.
+- numpy x reference (``_xp``, ``_em``, ``_starts`` on numpy; GPUVEC_JIT=0): the other side of those
+  comparisons. The tests of test_estimator.py, test_core.py and test_hardening.py (sklearn's numerics)
+  run with GPUVEC_JIT unset, on whichever of the two the rule picks.
+- cupy x reference (cupy never takes the numba loops): the ``xp=cupy`` cell of every test taking the
+  ``xp`` fixture (test_estimator.py, test_core.py, test_hardening.py); skipped without a GPU.
+- the choice itself: test_compiled_dispatch_table.
+- dask: every block runs the in-memory pass; tests/mixture/test_dask.py.
+
+Skipped where numba is not installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gpuvec
+from gpuvec import mixture
+from gpuvec._core import dispatch
+from gpuvec.mixture import _dispatch, _xp
+from gpuvec.mixture import _starts as _mixture_init
+from gpuvec.random import default_rng
+from tests.mixture.helpers import blobs, quiet_fit, start_params
+
+pytest.importorskip("numba")
+COV_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+# --------------------------------------------------------------------------- compiled vs reference
+
+
+def assert_tuple_close(a, b, rtol, atol=0.0):
+    for name, x, y in zip(type(a)._fields if hasattr(a, "_fields") else range(len(a)), a, b, strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol, err_msg=str(name))
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_statistics_equal_the_numpy_reference(monkeypatch, ct, weighted, dtype):
+    rng = np.random.default_rng(40)
+    X = blobs(rng, B=3, n=300, D=4, dtype=dtype)
+    params = start_params(rng, X.astype(np.float64), 3, ct)
+    sw = rng.random(X.shape[:2]) if weighted else None
+    if weighted:
+        sw[:, :5] = 0.0  # zero-weight (padding) samples
+    monkeypatch.setenv("GPUVEC_JIT", "0")
+    ref = mixture.sufficient_statistics(X, params, ct, sw)
+    monkeypatch.setenv("GPUVEC_JIT", "1")
+    got = mixture.sufficient_statistics(X, params, ct, sw)
+    for name, a, b in zip(mixture.SufficientStats._fields, got, ref, strict=True):
+        assert a.dtype == np.float64, name
+        scale = np.abs(b).max() if b.size else 1.0
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13 * scale, err_msg=name)
+    assert got.sxx.shape == ref.sxx.shape
+    if got.sxx.ndim == 4:
+        np.testing.assert_array_equal(got.sxx, np.swapaxes(got.sxx, -1, -2))  # mirrored: exactly symmetric
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compiled_label_statistics_equal_the_numpy_reference(monkeypatch, ct, weighted):
+    rng = np.random.default_rng(41)
+    X = blobs(rng, B=2, n=500, D=3)
+    labels = rng.integers(0, 4, X.shape[:2])
+    sw = rng.random(X.shape[:2]) if weighted else None
+    monkeypatch.setenv("GPUVEC_JIT", "0")
+    ref = _xp.label_statistics(X, labels, 4, ct, sw)
+    monkeypatch.setenv("GPUVEC_JIT", "1")
+    got = _xp.label_statistics(X, labels, 4, ct, sw)
+    assert_tuple_close(got, ref, rtol=1e-12, atol=1e-11)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_prediction_equals_the_numpy_reference(monkeypatch, ct, dtype):
+    rng = np.random.default_rng(42)
+    X = blobs(rng, B=2, n=300, D=3, dtype=dtype)
+    gm = quiet_fit(gpuvec.GaussianMixture(3, covariance_type=ct, random_state=0, max_iter=20), X)
+    results = {}
+    for jit in ("0", "1"):
+        monkeypatch.setenv("GPUVEC_JIT", jit)
+        results[jit] = (gm.predict(X), gm.predict_proba(X), gm.score_samples(X))
+    (l0, p0, s0), (l1, p1, s1) = results["0"], results["1"]
+    np.testing.assert_array_equal(l1, l0)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    assert p1.dtype == p0.dtype == s1.dtype == s0.dtype == dtype
+    np.testing.assert_allclose(p1, p0, rtol=tol, atol=tol)
+    np.testing.assert_allclose(s1, s0, rtol=tol)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_fits_with_and_without_the_compiled_loops_agree(monkeypatch, ct):
+    rng = np.random.default_rng(43)
+    X = blobs(rng, B=3, n=300, D=3)
+    fits = {}
+    for jit in ("0", "1"):
+        monkeypatch.setenv("GPUVEC_JIT", jit)
+        fits[jit] = quiet_fit(gpuvec.GaussianMixture(3, covariance_type=ct, random_state=1, tol=1e-8, max_iter=30), X)
+    a, b = fits["0"], fits["1"]
+    np.testing.assert_array_equal(a.n_iter_, b.n_iter_)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "lower_bound_"):
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=1e-9, atol=1e-11, err_msg=name)
+
+
+def test_compiled_result_does_not_depend_on_the_thread_count(monkeypatch):
+    rng = np.random.default_rng(44)
+    X = blobs(rng, B=1, n=20_000, D=3)
+    params = start_params(rng, X, 3, "full")
+    monkeypatch.setenv("GPUVEC_JIT", "1")
+    monkeypatch.setitem(dispatch._CHUNK_ELEMENTS, "mixture", (1 << 10, 1 << 10))  # many items per problem
+    out = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("GPUVEC_NUM_THREADS", threads)
+        out.append(mixture.sufficient_statistics(X, params, "full"))
+    for other in out[1:]:
+        for a, b in zip(other, out[0], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_compiled_exp_is_within_3_ulp_and_keeps_the_special_values():
+    import numba
+
+    from gpuvec.mixture import _numba as _mixture_numba
+
+    @numba.njit
+    def vexp(a, out):
+        for i in range(a.size):
+            out[i] = _mixture_numba._exp(a[i])
+
+    x = np.concatenate([-np.logspace(-20, np.log10(745), 100_000), np.linspace(-50, 709, 10_000), [-0.0, 0.0]])
+    out = np.empty_like(x)
+    vexp(x, out)
+    ref = np.exp(x)
+    normal = ref > np.finfo(np.float64).tiny
+    assert np.max(np.abs(out - ref)[normal] / np.spacing(ref[normal])) <= 3
+    assert np.max(np.abs(out - ref)[~normal]) <= 1e-307
+    special = np.array([np.nan, -np.inf, np.inf, 710.0, -1e300])
+    out = np.empty_like(special)
+    vexp(special, out)
+    np.testing.assert_array_equal(out, [np.nan, 0.0, np.inf, np.inf, 0.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compiled_kmeans_starts_equal_the_numpy_reference(monkeypatch, dtype, weighted):
+    X = blobs(np.random.default_rng(53), B=3, n=400, D=3, K=4, dtype=dtype)
+    sw = np.random.default_rng(54).random(X.shape[:2]) if weighted else None
+    for method in _mixture_init.LABEL_METHODS:
+        out = {}
+        for jit in ("0", "1"):
+            monkeypatch.setenv("GPUVEC_JIT", jit)
+            out[jit] = _mixture_init.initial_labels(np, X, 4, method, default_rng(7), sw)
+        np.testing.assert_array_equal(out["1"], out["0"])
+
+
+# --------------------------------------------------------------------------- the dispatch choice
+
+
+def test_compiled_dispatch_table(monkeypatch):
+    monkeypatch.setenv("GPUVEC_JIT", "0")
+    assert _dispatch.compiled(np, 1 << 40) is None
+    monkeypatch.setenv("GPUVEC_JIT", "1")
+    assert _dispatch.compiled(np, 1) is not None
+    monkeypatch.delenv("GPUVEC_JIT")
+    assert _dispatch.compiled(np, dispatch.NUMBA_PAYS_WORK) is not None
