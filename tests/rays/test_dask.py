@@ -217,3 +217,33 @@ def test_dask_blocks_take_the_in_memory_choice_without_counting_towards_numbas_l
     assert _dispatch.numpy_loop_samples == 0  # 16 blocks, none counted as a call of its own
     assert np.array_equal(lazy, gpuvec.ray_max(img, (20.5, 3), 5)[0])
     assert _dispatch.numpy_loop_samples == img.size * 5  # the in-memory call counts once
+
+
+@pytest.mark.parametrize("jit", ["1", "0"])
+def test_dask_blocks_run_the_step_of_the_implementation_select_picks(sync, monkeypatch, jit):
+    """Where select picks numba for a block, the block's per-sample steps are numba's (they were the namespace
+    step for every block while the check compared the module against its pre-move name)."""
+    from gpuvec.rays import _dask as rays_dask
+
+    pytest.importorskip("numba")
+    monkeypatch.setenv("GPUVEC_JIT", jit)
+    calls = {"numba": 0, "xp": 0}
+    real_numba, real_xp = rays_dask._step_numba, rays_dask._step_xp
+
+    def spy_numba(*args, **kwargs):
+        calls["numba"] += 1
+        return real_numba(*args, **kwargs)
+
+    def spy_xp(*args, **kwargs):
+        calls["xp"] += 1
+        return real_xp(*args, **kwargs)
+
+    monkeypatch.setattr(rays_dask, "_step_numba", spy_numba)
+    monkeypatch.setattr(rays_dask, "_step_xp", spy_xp)
+    img = np.random.default_rng(3).random((30, 30))
+    lazy = gpuvec.ray_max(da.from_array(img, chunks=15), (7.5, 20), 5)[0].compute()
+    _same(lazy, gpuvec.ray_max(img, (7.5, 20), 5)[0])
+    if jit == "1":
+        assert calls["numba"] > 0 and calls["xp"] == 0
+    else:
+        assert calls["xp"] > 0 and calls["numba"] == 0
