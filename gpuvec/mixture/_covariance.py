@@ -40,6 +40,7 @@ __all__ = [
     "covariances_from_cholesky",
     "covariances_from_statistics",
     "log_det_and_mahalanobis",
+    "logsumexp_last",
     "per_component",
     "precision_cholesky",
     "precisions_from_cholesky",
@@ -64,6 +65,10 @@ class CovarianceSpec:
         Free parameters of the covariances (for BIC and AIC).
     full_matrix : bool
         Stored as D x D matrices ('full', 'tied'), not as variances.
+    moments_shape : callable (K, D) -> tuple
+        Shape of one problem's second-moment statistics (``SufficientStats.sxx``):
+        one D x D sum per component ('full'), one for all of them ('tied': only
+        their total enters the shared covariance), or diagonals.
 
     Examples
     --------
@@ -76,19 +81,34 @@ class CovarianceSpec:
     shared: bool
     n_parameters: Callable[[int, int], int]
     full_matrix: bool
+    moments_shape: Callable[[int, int], tuple[int, ...]]
 
 
 COVARIANCE_TYPES: dict[str, CovarianceSpec] = {
-    "full": CovarianceSpec("full", lambda K, D: (K, D, D), False, lambda K, D: K * D * (D + 1) // 2, True),
-    "tied": CovarianceSpec("tied", lambda K, D: (D, D), True, lambda K, D: D * (D + 1) // 2, True),
-    "diag": CovarianceSpec("diag", lambda K, D: (K, D), False, lambda K, D: K * D, False),
-    "spherical": CovarianceSpec("spherical", lambda K, D: (K,), False, lambda K, D: K, False),
+    "full": CovarianceSpec(
+        "full", lambda K, D: (K, D, D), False, lambda K, D: K * D * (D + 1) // 2, True, lambda K, D: (K, D, D)
+    ),
+    "tied": CovarianceSpec(
+        "tied", lambda K, D: (D, D), True, lambda K, D: D * (D + 1) // 2, True, lambda K, D: (1, D, D)
+    ),
+    "diag": CovarianceSpec("diag", lambda K, D: (K, D), False, lambda K, D: K * D, False, lambda K, D: (K, D)),
+    "spherical": CovarianceSpec("spherical", lambda K, D: (K,), False, lambda K, D: K, False, lambda K, D: (K, D)),
 }
 
 
 def sum_last(xp: Any, a: Any) -> Any:
     """Sum over a short last axis as a matrix-vector product (numpy's reduce is slow there)."""
     return xp.matmul(a, xp.ones(a.shape[-1], dtype=a.dtype))
+
+
+def logsumexp_last(xp: Any, a: Any) -> Any:
+    """log(sum(exp(a))) over the last axis, shifted by the max as scipy's logsumexp is."""
+    amax = a[..., 0].copy()
+    for k in range(1, a.shape[-1]):  # K passes over (B, N): faster than a reduce over K
+        xp.maximum(amax, a[..., k], out=amax)
+    amax = xp.where(xp.isfinite(amax), amax, 0.0)
+    with np.errstate(divide="ignore"):
+        return xp.log(sum_last(xp, xp.exp(a - amax[..., None]))) + amax
 
 
 def log_det_and_mahalanobis(xp: Any, X: Any, means: Any, P: Any, covariance_type: str) -> tuple[Any, Any]:
@@ -152,12 +172,21 @@ def log_det_and_mahalanobis(xp: Any, X: Any, means: Any, P: Any, covariance_type
 
 
 def covariances_from_statistics(
-    xp: Any, nk: Any, sx: Any, sxx: Any, d: Any, reg_covar: Any, covariance_type: str, n_total: Any
+    xp: Any, nk: Any, sx: Any, sxx: Any, d: Any, reg_covar: Any, covariance_type: str, n_total: Any, shift: Any
 ) -> Any:
     """sklearn's covariance estimates from moments about a shift, plus ``reg_covar`` on the diagonals.
 
     With ``z = x - shift`` and ``d = mean - shift``, the scatter about the mean is
-    ``sum r (x-m)(x-m)^T = sxx - d sx^T - sx d^T + R d d^T`` (R the raw weight sum).
+    ``sum r (x-m)(x-m)^T = sxx - d sx^T - sx d^T + R d d^T`` (R the raw weight sum):
+    'full' and 'tied' divide it by ``nk = R + EPS`` (or the total weight), as
+    sklearn does. 'diag' and 'spherical' follow sklearn's other formula,
+    ``avg(x^2) - mean^2`` in the data's own coordinates, which depends on where
+    the origin is through ``EPS``: about the shift ``s`` it is
+    ``sxx / nk - d^2 + EPS s^2 / nk``. The last term is zero (rounded) for any
+    component of real weight, and of the order of ``s^2`` for a component whose
+    weight has collapsed to a few ``EPS``: there it is what makes gpuvec's
+    precisions (and lower bound) sklearn's. (sklearn's means, ``sum r x / nk``,
+    depend on the origin the same way; see ``params_from_statistics``.)
 
     Parameters
     ----------
@@ -165,13 +194,15 @@ def covariances_from_statistics(
     nk : array, shape (B, K)
         Weighted responsibility sums, without sklearn's ``EPS`` (added here).
     sx : array, shape (B, K, D)
-    sxx : array, shape (B, K, D, D) for 'full' and 'tied', else (B, K, D)
+    sxx : array, shape (B, K, D, D) for 'full', (B, 1, D, D) for 'tied', else (B, K, D)
     d : array, shape (B, K, D)
         Means minus the shift.
     reg_covar : array, shape (B,)
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
     n_total : array, shape (B,)
         The total weight, the divisor of the 'tied' covariance.
+    shift : array, shape (B, 1, D)
+        The centre of the moments (where z = 0).
 
     Returns
     -------
@@ -181,20 +212,28 @@ def covariances_from_statistics(
     --------
     >>> import numpy as np
     >>> nk, sx, sxx = np.array([[2.0]]), np.zeros((1, 1, 1)), np.array([[[2.0]]])
-    >>> covariances_from_statistics(np, nk, sx, sxx, np.zeros((1, 1, 1)), np.zeros(1), "diag", np.array([2.0]))
+    >>> zero = np.zeros((1, 1, 1))
+    >>> covariances_from_statistics(np, nk, sx, sxx, zero, np.zeros(1), "diag", np.array([2.0]), zero)
     array([[[1.]]])
     """
     R = nk[..., None]
     nk = nk + EPS
     if COVARIANCE_TYPES[covariance_type].full_matrix:
         outer = d[..., :, None] * sx[..., None, :]
-        scatter = sxx - outer - xp.swapaxes(outer, -1, -2) + R[..., None] * d[..., :, None] * d[..., None, :]
         eye = xp.eye(d.shape[-1])
         if covariance_type == "full":
+            scatter = sxx - outer - xp.swapaxes(outer, -1, -2) + R[..., None] * d[..., :, None] * d[..., None, :]
             return scatter / nk[..., None, None] + reg_covar[:, None, None, None] * eye
-        return scatter.sum(1) / n_total[:, None, None] + reg_covar[:, None, None] * eye  # tied
-    scatter = sxx - 2 * d * sx + R * d * d
-    cov = scatter / nk[..., None] + reg_covar[:, None, None]
+        # tied: sxx is the total over the components, (B, 1, D, D)
+        about_means = outer + xp.swapaxes(outer, -1, -2) - R[..., None] * d[..., :, None] * d[..., None, :]
+        scatter = sxx.sum(1) - about_means.sum(1)
+        return scatter / n_total[:, None, None] + reg_covar[:, None, None] * eye
+    nk = nk[..., None]
+    # EPS s^2 / nk, as s^2 - s^2 (R / nk): rounded as sklearn's avg(x^2) - mean^2 rounds it, to exactly 0
+    # for a component of real weight (so that a constant feature's variance is 0, as sklearn's).
+    s2 = shift * shift
+    cov = sxx / nk - d * d + (s2 - s2 * (R / nk))
+    cov += reg_covar[:, None, None]
     return cov.mean(-1) if covariance_type == "spherical" else cov
 
 

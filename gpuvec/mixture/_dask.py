@@ -149,7 +149,7 @@ def _weight_as_dask(sample_weight, X, shape, chunks):
 
 def _layout(S, K, D, covariance_type):
     """Shapes of the packed statistics of S starts: nk, sx, sxx, log-likelihood, weight sum."""
-    tail = (K, D, D) if COVARIANCE_TYPES[covariance_type].full_matrix else (K, D)
+    tail = COVARIANCE_TYPES[covariance_type].moments_shape(K, D)
     return ((S, K), (S, K, D), (S,) + tail, (S,), (S,))
 
 

@@ -337,10 +337,10 @@ def e_step_outputs(estimator: Any, xp: types.ModuleType, X: Any, what: str, dtyp
     else:
         out = xp.empty((B, N, K) if what == "proba" else (B, N), dtype=dtype)
     params = fitted_params(estimator, xp)
-    compiled = _dispatch.compiled(xp, B * N * K * D * D)
-    if compiled is not None:  # the fused loop (see gpuvec.mixture._dispatch)
+    impl = _dispatch.pass_implementation(xp, B, N, K, D, ct)
+    if impl is not None:  # the fused loop, or per-component GEMMs (see gpuvec.mixture._dispatch)
         with np.errstate(divide="ignore", invalid="ignore"), blas_limited():
-            return compiled.e_step_outputs(X, *params, ct, what, out)
+            return impl.e_step_outputs(X, *params, ct, what, out)
     with np.errstate(divide="ignore"), blas_limited():
         for bs, s, log_resp, log_norm in e_step_chunks(X, *params, ct):
             if what == "labels":

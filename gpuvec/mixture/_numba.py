@@ -384,8 +384,8 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
 
     Returns
     -------
-    nk (B, K), sx (B, K, D), sxx (B, K, D, D) (for 'diag' and 'spherical' its diagonal, (B, K, D)),
-    log_likelihood (B,), weight_sum (B,), all float64.
+    nk (B, K), sx (B, K, D), sxx (B, K, D, D) (for 'tied' their total, (B, 1, D, D); for 'diag' and
+    'spherical' its diagonal, (B, K, D)), log_likelihood (B,), weight_sum (B,), all float64.
     """
     X = _contiguous_X(X)
     B, N, D = X.shape
@@ -410,16 +410,19 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
         nk, sx, sxx, ll, ws = (a.reshape((B, per) + a.shape[1:]).sum(1) for a in (nk, sx, sxx, ll, ws))
     if structure == 2:
         sxx = np.ascontiguousarray(sxx[..., 0])
+    if COVARIANCE_TYPES[covariance_type].shared:
+        sxx = sxx.sum(1, keepdims=True)
     return nk, sx, sxx, ll, ws
 
 
 def label_moments(
-    X: Any, labels: Any, n_components: int, full_matrix: bool, sample_weight: Any, shift: Any, budget: int
+    X: Any, labels: Any, n_components: int, covariance_type: str, sample_weight: Any, shift: Any, budget: int
 ) -> tuple[Any, ...]:
     """Statistics of one-hot responsibilities given as labels: ``(nk, sx, sxx, weight_sum)`` (float64).
 
-    ``sxx`` is (B, K, D, D) with ``full_matrix``, else its diagonal (B, K, D).
+    ``sxx`` is shaped as :func:`moments` gives it for ``covariance_type``.
     """
+    full_matrix = COVARIANCE_TYPES[covariance_type].full_matrix
     X = _contiguous_X(X)
     B, N, D = X.shape
     K = n_components
@@ -439,6 +442,8 @@ def label_moments(
     per = n // B
     if per > 1:
         nk, sx, sxx, ws = (a.reshape((B, per) + a.shape[1:]).sum(1) for a in (nk, sx, sxx, ws))
+    if COVARIANCE_TYPES[covariance_type].shared:
+        sxx = sxx.sum(1, keepdims=True)
     return nk, sx, sxx, ws
 
 

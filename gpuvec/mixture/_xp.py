@@ -37,11 +37,11 @@ from gpuvec._core.namespace import get_namespace
 from gpuvec._core.threads import blas_limited
 from gpuvec.mixture import _dispatch
 from gpuvec.mixture._covariance import (
-    COVARIANCE_TYPES,
     EPS,
     CovarianceType,
     covariances_from_statistics,
     log_det_and_mahalanobis,
+    logsumexp_last,
     precision_cholesky,
     sum_last,
 )
@@ -118,16 +118,6 @@ def estimate_log_prob(X: Any, means: Any, precisions_cholesky: Any, covariance_t
     return -0.5 * (D * math.log(2 * math.pi) + maha) + log_det[:, None, :]
 
 
-def _logsumexp_last(xp, a):
-    """log(sum(exp(a))) over the last axis, shifted by the max as scipy's logsumexp is."""
-    amax = a[..., 0].copy()
-    for k in range(1, a.shape[-1]):  # K passes over (B, N): faster than a reduce over K
-        xp.maximum(amax, a[..., k], out=amax)
-    amax = xp.where(xp.isfinite(amax), amax, 0.0)
-    with np.errstate(divide="ignore"):
-        return xp.log(sum_last(xp, xp.exp(a - amax[..., None]))) + amax
-
-
 def e_step(
     X: Any, weights: Any, means: Any, precisions_cholesky: Any, covariance_type: CovarianceType = "full"
 ) -> tuple[Any, Any]:
@@ -166,7 +156,7 @@ def e_step(
     xp = get_namespace(X, weights, means, precisions_cholesky)
     with np.errstate(divide="ignore"):
         weighted = estimate_log_prob(X, means, precisions_cholesky, covariance_type) + xp.log(weights)[:, None, :]
-    log_prob_norm = _logsumexp_last(xp, weighted)
+    log_prob_norm = logsumexp_last(xp, weighted)
     return weighted - log_prob_norm[..., None], log_prob_norm
 
 
@@ -210,8 +200,9 @@ class SufficientStats(NamedTuple):
         Sum of the (sample-weighted) responsibilities ``r``.
     sx : array, shape (B, K, D)
         Sum of ``r z`` with ``z = x - shift``.
-    sxx : array, shape (B, K, D, D) for 'full' and 'tied', else (B, K, D)
-        Sum of ``r z z^T``, or its diagonal.
+    sxx : array, shape (B, K, D, D) for 'full', (B, 1, D, D) for 'tied', else (B, K, D)
+        Sum of ``r z z^T`` per component ('tied': over all components, all the
+        shared covariance needs), or its diagonal.
     log_likelihood : array, shape (B,)
         Sum of ``w log p(x)`` under the parameters the statistics were taken with.
     weight_sum : array, shape (B,)
@@ -311,16 +302,18 @@ def _chunks(n: int, per_sample: int, budget: int):
         yield slice(s, min(n, s + step))
 
 
-def _moments(xp, X, resp, shift, full_matrix):
+def _moments(xp, X, resp, shift, covariance_type):
     """One chunk's nk, sx, sxx: three GEMMs over the chunk, no (B, K, n, D) temporary."""
     B, n, D = X.shape
     Z = X - shift
     rT = xp.swapaxes(resp, 1, 2)  # (B, K, n)
     nk = resp.sum(1)
     sx = xp.matmul(rT, Z)
-    if full_matrix:
+    if covariance_type == "full":
         outer = (Z[..., :, None] * Z[..., None, :]).reshape(B, n, D * D)
         sxx = xp.matmul(rT, outer).reshape(B, -1, D, D)
+    elif covariance_type == "tied":  # the total over the components: rows weighted by their responsibilities' sum
+        sxx = xp.matmul(xp.swapaxes(Z * resp.sum(-1)[..., None], 1, 2), Z)[:, None]
     else:
         sxx = xp.matmul(rT, Z * Z)
     return nk, sx, sxx
@@ -368,11 +361,10 @@ def sufficient_statistics(
     B, N, D = X.shape
     shift = data_shift(X, sample_weight) if shift is None else shift
     budget = chunk_elements(xp, "mixture")
-    compiled = _dispatch.compiled(xp, B * N * params.means.shape[1] * D * D)
-    if compiled is not None:
-        with blas_limited():
-            return SufficientStats(*compiled.moments(X, params, covariance_type, sample_weight, shift, budget), shift)
+    impl = _dispatch.pass_implementation(xp, B, N, params.means.shape[1], D, covariance_type)
     with blas_limited():
+        if impl is not None:  # the fused numba loop, or per-component GEMMs for large D
+            return SufficientStats(*impl.moments(X, params, covariance_type, sample_weight, shift, budget), shift)
         return _sufficient_statistics_xp(xp, X, params, covariance_type, sample_weight, shift, budget)
 
 
@@ -380,7 +372,6 @@ def _sufficient_statistics_xp(xp, X, params, covariance_type, sample_weight, shi
     """The namespace reference of :func:`sufficient_statistics`: chunked E-step and three GEMMs per chunk."""
     B, N, D = X.shape
     per_sample = max(params.means.shape[1], D) * D  # widest per-sample temporary
-    full_matrix = COVARIANCE_TYPES[covariance_type].full_matrix
     ll_sum = xp.zeros(B)
     weight_sum = xp.zeros(B)
     groups = []
@@ -401,7 +392,7 @@ def _sufficient_statistics_xp(xp, X, params, covariance_type, sample_weight, shi
             else:
                 ll_sum[bs] += sum_last(xp, log_norm)
                 weight_sum[bs] += s.stop - s.start
-            sums = _moments(xp, Xc, resp, shift[bs], full_matrix)
+            sums = _moments(xp, Xc, resp, shift[bs], covariance_type)
             group = sums if group is None else tuple(g + c for g, c in zip(group, sums))
         groups.append(group)
     nk, sx, sxx = (xp.concatenate(parts) for parts in zip(*groups))
@@ -445,9 +436,14 @@ def params_from_statistics(
     B = stats.nk.shape[0]
     reg = xp.broadcast_to(xp.asarray(reg_covar, dtype=xp.float64), (B,))
     nk = stats.nk + EPS
-    means = stats.shift + stats.sx / nk[..., None]
-    d = means - stats.shift
-    cov = covariances_from_statistics(xp, stats.nk, stats.sx, stats.sxx, d, reg, covariance_type, stats.weight_sum)
+    # sklearn's means, sum r x / nk, written about the shift: (sx + R shift) / nk = shift + (sx - EPS shift) / nk.
+    # For a component of real weight the EPS term is rounding; for one whose weight has collapsed to a few
+    # EPS it moves the mean towards the origin, as sklearn's.
+    means = stats.shift + (stats.sx - EPS * stats.shift) / nk[..., None]
+    d = means - stats.shift  # from the rounded means: a constant feature's mean is the constant, as in sklearn
+    cov = covariances_from_statistics(
+        xp, stats.nk, stats.sx, stats.sxx, d, reg, covariance_type, stats.weight_sum, stats.shift
+    )
     weights = nk / nk.sum(-1, keepdims=True)
     return MixtureParams(weights, means, cov, precision_cholesky(xp, cov, covariance_type))
 
@@ -525,9 +521,8 @@ def label_statistics(
     compiled = _dispatch.compiled(xp, B * N * n_components * D * D)
     if compiled is not None:
         shift = data_shift(X, sample_weight)
-        full_matrix = COVARIANCE_TYPES[covariance_type].full_matrix
         nk, sx, sxx, ws = compiled.label_moments(
-            X, labels, n_components, full_matrix, sample_weight, shift, chunk_elements(xp, "mixture")
+            X, labels, n_components, covariance_type, sample_weight, shift, chunk_elements(xp, "mixture")
         )
         return SufficientStats(nk, sx, sxx, xp.zeros(B), ws, shift)
     comps = xp.arange(n_components)
@@ -541,7 +536,6 @@ def label_statistics(
 def _resp_statistics(xp, X, resp_of, K, covariance_type, sample_weight):
     """Statistics of given responsibilities (``resp_of(samples)``: a chunk's (B, n, K)), chunk by chunk."""
     B, N, D = X.shape
-    full_matrix = COVARIANCE_TYPES[covariance_type].full_matrix
     shift = data_shift(X, sample_weight)
     total = xp.zeros(B)
     sums = None
@@ -549,7 +543,7 @@ def _resp_statistics(xp, X, resp_of, K, covariance_type, sample_weight):
         resp = resp_of(s)
         if sample_weight is not None:
             resp = resp * sample_weight[:, s, None]
-        part = _moments(xp, X[:, s].astype(xp.float64, copy=False), resp, shift, full_matrix)
+        part = _moments(xp, X[:, s].astype(xp.float64, copy=False), resp, shift, covariance_type)
         sums = part if sums is None else tuple(a + b for a, b in zip(sums, part))
         total += resp.sum((1, 2))  # the total weight is that of the responsibilities (a start's rows need not sum to 1)
     return SufficientStats(*sums, xp.zeros(B), total, shift)

@@ -505,3 +505,19 @@ def test_fit_warnings_point_at_the_callers_line():
     with pytest.warns(UserWarning) as record:
         gpuvec.GaussianMixture(2, max_iter=1, tol=0.0, random_state=0).fit(X)  # stops at max_iter: warns
     assert any(w.filename == __file__ for w in record), [(w.filename, w.lineno) for w in record]
+
+
+@pytest.mark.parametrize("ct", ["diag", "spherical", "full", "tied"])
+def test_nearly_empty_component_covariance_is_sklearns(ct):
+    """A component whose weight collapsed to a few EPS: sklearn's 'diag'/'spherical' estimate,
+    avg(x^2) - mean^2 in the data's coordinates, depends on the origin through EPS; gpuvec's moments
+    are taken about the data's mean and must give the same covariance (not the centred scatter / nk)."""
+    gm_private = pytest.importorskip("sklearn.mixture._gaussian_mixture")
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(60, 3)) * [1.0, 2.0, 0.5] + [50.0, -20.0, 8.0]  # far from the origin
+    resp = np.stack([np.ones(60), np.full(60, 1e-17), rng.uniform(0.2, 0.8, 60)], axis=1)
+    resp /= resp.sum(1, keepdims=True)  # component 1 holds about 6e-16 in all (a few EPS)
+    nk, means, covariances = gm_private._estimate_gaussian_parameters(X, resp, 1e-6, ct)
+    params = gpuvec.mixture.m_step(X[None], np.log(resp)[None], 1e-6, ct)
+    np.testing.assert_allclose(params.means[0], means, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(params.covariances[0], covariances, rtol=1e-7, atol=1e-9)

@@ -1,18 +1,22 @@
-"""GaussianMixture's implementation matrix: the numba loops against the namespace reference, and the dispatch.
+"""GaussianMixture's implementation matrix: the numba loops and the blocked GEMMs against the namespace reference.
 
-gpuvec/mixture/_dispatch.py (``compiled``) chooses for every pass over X (the E-step with the M-step's
-sums, the starts' distances, prediction):
+gpuvec/mixture/_dispatch.py chooses for every pass over X (``pass_implementation``: the E-step with the
+M-step's sums, prediction) and for the starts' distances (``compiled``):
 
-- numpy x ``_numba`` (GPUVEC_JIT=1, or unset once the work reaches NUMBA_PAYS_WORK or numba is loaded):
-  against the reference below (statistics, label statistics, prediction, whole fits, k-means starts, the
-  loops' ``exp``), and independent of the thread count; chunked fits, float32, memory and forked children
-  with GPUVEC_JIT 0 and 1 in test_cpu.py.
-- numpy x reference (``_xp``, ``_em``, ``_starts`` on numpy; GPUVEC_JIT=0): the other side of those
-  comparisons. The tests of test_estimator.py, test_core.py and test_hardening.py (sklearn's numerics)
-  run with GPUVEC_JIT unset, on whichever of the two the rule picks.
-- cupy x reference (cupy never takes the numba loops): the ``xp=cupy`` cell of every test taking the
-  ``xp`` fixture (test_estimator.py, test_core.py, test_hardening.py); skipped without a GPU.
-- the choice itself: test_compiled_dispatch_table.
+- numpy x ``_numba`` (D below ``BLOCKED_FROM_D``; GPUVEC_JIT=1, or unset once the work reaches
+  NUMBA_PAYS_WORK or numba is loaded): against the reference below (statistics, label statistics,
+  prediction, whole fits, k-means starts, the loops' ``exp``), and independent of the thread count;
+  chunked fits, float32, memory and forked children with GPUVEC_JIT 0 and 1 in test_cpu.py.
+- numpy x ``_blocked`` (D from ``BLOCKED_FROM_D``; one GEMM per row block and component):
+  test_blocked_statistics_equal_the_reference, test_blocked_prediction_equals_the_reference,
+  test_blocked_fit_agrees_with_sklearn.
+- numpy x reference (``_xp``, ``_em``, ``_starts`` on numpy; GPUVEC_JIT=0 below ``BLOCKED_FROM_D``): the
+  other side of those comparisons. The tests of test_estimator.py, test_core.py and test_hardening.py
+  (sklearn's numerics) run with GPUVEC_JIT unset, on whichever the rule picks.
+- cupy x reference and cupy x ``_blocked`` (cupy never takes the numba loops): the ``xp=cupy`` cell of
+  every test taking the ``xp`` fixture, and test_blocked_statistics_equal_the_reference_on_cupy;
+  skipped without a GPU.
+- the choice itself: test_compiled_dispatch_table, test_pass_dispatch_table.
 - dask: every block runs the in-memory pass; tests/mixture/test_dask.py.
 
 Skipped where numba is not installed.
@@ -173,3 +177,97 @@ def test_compiled_dispatch_table(monkeypatch):
     assert _dispatch.compiled(np, 1) is not None
     monkeypatch.delenv("GPUVEC_JIT")
     assert _dispatch.compiled(np, dispatch.NUMBA_PAYS_WORK) is not None
+
+
+def test_pass_dispatch_table(monkeypatch):
+    from gpuvec.mixture import _blocked
+
+    monkeypatch.setenv("GPUVEC_JIT", "1")
+    for ct in COV_TYPES:
+        small, large = _dispatch.BLOCKED_FROM_D[ct] - 1, _dispatch.BLOCKED_FROM_D[ct]
+        assert _dispatch.pass_implementation(np, 1, 1000, 4, large, ct) is _blocked
+        assert _dispatch.pass_implementation(np, 1, 1000, 4, small, ct).__name__ == "gpuvec.mixture._numba"
+    monkeypatch.setenv("GPUVEC_JIT", "0")  # no compiled code; the blocked GEMMs are namespace code
+    assert _dispatch.pass_implementation(np, 1, 1000, 4, 2, "full") is None
+    assert _dispatch.pass_implementation(np, 1, 1000, 4, 512, "full") is _blocked
+
+
+# --------------------------------------------------------------------------- blocked GEMMs vs reference
+
+
+def _reference_statistics(X, params, ct, sw, monkeypatch):
+    """The namespace reference's statistics, whatever D (the blocked formulation switched off)."""
+    monkeypatch.setenv("GPUVEC_JIT", "0")
+    monkeypatch.setitem(_dispatch.BLOCKED_FROM_D, ct, 10**9)
+    ref = mixture.sufficient_statistics(X, params, ct, sw)
+    monkeypatch.setitem(_dispatch.BLOCKED_FROM_D, ct, 1)
+    return ref
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_blocked_statistics_equal_the_reference(monkeypatch, ct, weighted, dtype):
+    from gpuvec._core import dispatch as core_dispatch
+
+    rng = np.random.default_rng(43)
+    X = (blobs(rng, B=2, n=700, D=20) + 30.0).astype(dtype)  # away from the origin: the shift matters
+    params = start_params(rng, X.astype(np.float64), 5, ct)
+    sw = rng.random(X.shape[:2]) if weighted else None
+    if weighted:
+        sw[:, :7] = 0.0
+    ref = _reference_statistics(X, params, ct, sw, monkeypatch)
+    # several row blocks per problem (the budget allows ~100 rows at D=20)
+    monkeypatch.setitem(core_dispatch._CHUNK_ELEMENTS, "mixture", (2500, 2500))
+    got = mixture.sufficient_statistics(X, params, ct, sw)
+    for name, a, b in zip(mixture.SufficientStats._fields, got, ref, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-9, err_msg=name)
+
+
+def test_blocked_statistics_equal_the_reference_on_cupy(cp, monkeypatch):
+    rng = np.random.default_rng(44)
+    X = blobs(rng, B=2, n=500, D=24)
+    params = start_params(rng, X, 4, "full")
+    Xc = cp.asarray(X)
+    params_c = mixture.MixtureParams(*(None if a is None else cp.asarray(a) for a in params))
+    ref = _reference_statistics(Xc, params_c, "full", None, monkeypatch)
+    got = mixture.sufficient_statistics(Xc, params_c, "full")
+    for name, a, b in zip(mixture.SufficientStats._fields, got, ref, strict=True):
+        assert type(a).__module__.startswith("cupy"), name
+        np.testing.assert_allclose(cp.asnumpy(a), cp.asnumpy(b), rtol=1e-10, atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_blocked_prediction_equals_the_reference(monkeypatch, ct):
+    rng = np.random.default_rng(45)
+    X = blobs(rng, B=2, n=300, D=18) - 40.0
+    monkeypatch.setenv("GPUVEC_JIT", "0")
+    monkeypatch.setitem(_dispatch.BLOCKED_FROM_D, ct, 10**9)
+    gm = quiet_fit(gpuvec.GaussianMixture(3, covariance_type=ct, random_state=0, max_iter=5), X)
+    ref = (gm.predict(X), gm.predict_proba(X), gm.score_samples(X))
+    monkeypatch.setitem(_dispatch.BLOCKED_FROM_D, ct, 1)
+    got = (gm.predict(X), gm.predict_proba(X), gm.score_samples(X))
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_allclose(got[1], ref[1], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got[2], ref[2], rtol=1e-11)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_blocked_fit_agrees_with_sklearn(ct):
+    sklearn_mixture = pytest.importorskip("sklearn.mixture")
+    rng = np.random.default_rng(46)
+    N, D, K = 3000, 48, 4
+    X = rng.normal(size=(N, D)) + 8.0 * rng.normal(size=(K, D))[rng.integers(0, K, N)] + 5.0
+    start = dict(
+        weights_init=np.full(K, 1 / K),
+        means_init=X[rng.choice(N, K, replace=False)],
+        precisions_init={"full": np.stack([np.eye(D)] * K), "tied": np.eye(D), "diag": np.ones((K, D)),
+                         "spherical": np.ones(K)}[ct],
+    )  # fmt: skip
+    kw = dict(n_components=K, covariance_type=ct, max_iter=4, tol=0.0, reg_covar=1e-3, **start)
+    assert _dispatch.BLOCKED_FROM_D[ct] <= D
+    ours = quiet_fit(gpuvec.GaussianMixture(**kw), X)
+    theirs = quiet_fit(sklearn_mixture.GaussianMixture(**kw), X)
+    np.testing.assert_allclose(ours.lower_bound_, theirs.lower_bound_, rtol=1e-10)
+    np.testing.assert_allclose(ours.means_, theirs.means_, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(ours.covariances_, theirs.covariances_, rtol=1e-7, atol=1e-9)

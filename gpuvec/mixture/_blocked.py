@@ -1,0 +1,174 @@
+"""The EM pass for large D, written once against the array namespace: one GEMM per row block and component.
+
+At large D the pass is BLAS-3 work. The E-step multiplies each sample by each
+component's precision Cholesky factor (N K D^2 multiply-adds; 'tied': one
+factor for all components, N D^2), and the M-step adds each component's
+weighted second moments (N K D^2; 'tied': only their total enters the shared
+covariance, N D^2). Here each of them is one GEMM per (row block, component)
+over rows of ``z = x - shift``, with row blocks of about ``chunk_elements / D``
+rows: the temporaries are (rows, D), never the (rows, K D) or (rows, D^2) of
+the all-components formulation in :mod:`gpuvec.mixture._xp`, whose GEMMs are
+better where D is small. 'diag' and 'spherical' are GEMMs with the squared
+rows. sklearn makes the same products over all of X at once (and K GEMMs for
+the 'tied' E-step).
+
+:func:`moments` has the signature and the result of the numba loops' (the
+statistics of :func:`gpuvec.mixture._xp.sufficient_statistics`);
+:func:`e_step_outputs` those of prediction. Which formulation runs is chosen
+by :mod:`gpuvec.mixture._dispatch`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from gpuvec._core.dispatch import chunk_elements
+from gpuvec._core.namespace import get_namespace
+from gpuvec.mixture._covariance import COVARIANCE_TYPES, logsumexp_last, sum_last
+
+__all__ = ["e_step_outputs", "moments"]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def _row_blocks(N: int, D: int, K: int, budget: int) -> Iterator[slice]:
+    rows = max(1, budget // (D + K))
+    for s in range(0, N, rows):
+        yield slice(s, min(N, s + rows))
+
+
+def _log_det(xp: Any, P: Any, covariance_type: str, D: int) -> Any:
+    """``sum(log(diag(P_k)))`` per component, (K,) (one value for 'tied', broadcast)."""
+    if covariance_type == "spherical":
+        return D * xp.log(P)
+    diagonal = P if covariance_type == "diag" else xp.diagonal(P, axis1=-2, axis2=-1)
+    return xp.log(diagonal).sum(-1)
+
+
+def _weighted_log_prob(xp: Any, Z: Any, d: Any, P: Any, constant: Any, covariance_type: str) -> Any:
+    """``log w_k + log N(z | d_k, P_k)``, shape (n, K), of one problem's rows Z (n, D).
+
+    ``d`` (K, D) are the means minus the shift Z was taken about; ``constant`` (K,)
+    is ``log w_k + log det P_k - D log(2 pi) / 2``.
+    """
+    n, D = Z.shape
+    K = d.shape[0]
+    if covariance_type == "full":
+        maha = xp.empty((n, K))
+        for k in range(K):
+            y = xp.matmul(Z, P[k])
+            y -= xp.matmul(d[k], P[k])
+            y *= y
+            maha[:, k] = sum_last(xp, y)
+    elif covariance_type == "tied":
+        y = xp.matmul(Z, P)
+        dP = xp.matmul(d, P)
+        maha = xp.empty((n, K))
+        for k in range(K):
+            t = y - dP[k]
+            t *= t
+            maha[:, k] = sum_last(xp, t)
+    elif covariance_type == "diag":
+        prec = P * P  # (K, D)
+        maha = xp.matmul(Z * Z, prec.T)
+        maha -= 2.0 * xp.matmul(Z, (d * prec).T)
+        maha += sum_last(xp, d * d * prec)
+    else:  # spherical: one precision per component
+        prec = P * P  # (K,)
+        maha = xp.matmul(Z, -2.0 * d.T)
+        maha += sum_last(xp, d * d)
+        maha += sum_last(xp, Z * Z)[:, None]
+        maha *= prec
+    maha *= -0.5
+    maha += constant
+    return maha
+
+
+def _problem(xp: Any, weights: Any, means: Any, P: Any, shift: Any, covariance_type: str) -> tuple[Any, Any]:
+    """One problem's (d, constant) for :func:`_weighted_log_prob`, about ``shift`` (D,)."""
+    D = means.shape[-1]
+    with np.errstate(divide="ignore"):
+        constant = xp.log(weights) + _log_det(xp, P, covariance_type, D) - 0.5 * D * _LOG_2PI
+    return means - shift, constant
+
+
+def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift: Any, budget: int) -> tuple:
+    """The statistics of one E-step, ``(nk, sx, sxx, log_likelihood, weight_sum)``, as the numba loops give them.
+
+    Parameters
+    ----------
+    X : array, shape (B, N, D), float32 or float64 (rows are taken to float64 a block at a time)
+    params : MixtureParams
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    sample_weight : array, shape (B, N), or None
+    shift : array, shape (B, 1, D)
+    budget : int
+        Elements of the largest temporary (:func:`gpuvec._core.dispatch.chunk_elements`).
+
+    Returns
+    -------
+    nk (B, K), sx (B, K, D), sxx (B,) + ``moments_shape(K, D)``, log_likelihood (B,), weight_sum (B,).
+    """
+    xp = get_namespace(X)
+    B, N, D = X.shape
+    K = params.means.shape[1]
+    spec = COVARIANCE_TYPES[covariance_type]
+    nk, sx = xp.zeros((B, K)), xp.zeros((B, K, D))
+    sxx = xp.zeros((B,) + spec.moments_shape(K, D))
+    ll, ws = xp.zeros(B), xp.zeros(B)
+    for b in range(B):
+        P = params.precisions_cholesky[b]
+        d, constant = _problem(xp, params.weights[b], params.means[b], P, shift[b, 0], covariance_type)
+        for s in _row_blocks(N, D, K, budget):
+            Z = X[b, s].astype(xp.float64)
+            Z -= shift[b, 0]
+            lp = _weighted_log_prob(xp, Z, d, P, constant, covariance_type)
+            log_norm = logsumexp_last(xp, lp)
+            lp -= log_norm[:, None]
+            resp = xp.exp(lp, out=lp)
+            if sample_weight is None:
+                w = None
+                ll[b] += log_norm.sum()
+                ws[b] += s.stop - s.start
+            else:
+                w = sample_weight[b, s]
+                resp *= w[:, None]
+                ll[b] += (xp.where(w > 0, log_norm, 0.0) * w).sum()
+                ws[b] += w.sum()
+            nk[b] += resp.sum(0)
+            sx[b] += xp.matmul(resp.T, Z)
+            if covariance_type == "full":
+                for k in range(K):
+                    sxx[b, k] += xp.matmul((Z * resp[:, k, None]).T, Z)
+            elif covariance_type == "tied":  # every row's responsibilities add up to its weight
+                sxx[b, 0] += xp.matmul(Z.T if w is None else (Z * w[:, None]).T, Z)
+            else:
+                sxx[b] += xp.matmul(resp.T, Z * Z)
+    return nk, sx, sxx, ll, ws
+
+
+def e_step_outputs(X: Any, weights: Any, means: Any, P: Any, covariance_type: str, what: str, out: Any) -> Any:
+    """Fill ``out`` with 'labels' (B, N), 'proba' (B, N, K) or 'log_norm' (B, N) of X under the parameters."""
+    xp = get_namespace(X)
+    B, N, D = X.shape
+    K = means.shape[1]
+    for b in range(B):
+        center = means[b].mean(0)  # rows are taken about the components' centre: less cancellation than about 0
+        d, constant = _problem(xp, weights[b], means[b], P[b], center, covariance_type)
+        for s in _row_blocks(N, D, K, chunk_elements(xp, "mixture")):
+            Z = X[b, s].astype(xp.float64)
+            Z -= center
+            lp = _weighted_log_prob(xp, Z, d, P[b], constant, covariance_type)
+            if what == "labels":
+                out[b, s] = lp.argmax(-1)
+                continue
+            log_norm = logsumexp_last(xp, lp)
+            if what == "proba":
+                out[b, s] = xp.exp(lp - log_norm[:, None])
+            else:
+                out[b, s] = log_norm
+    return out
