@@ -2,7 +2,8 @@
 
 The cases (sizes, methods, backends, and the setup of each) are defined once, in
 gpuvec.tools.bench, which ``gpuvec bench`` runs too. Each timed call synchronises the
-GPU and follows a warm-up call.
+GPU and follows a warm-up call. ``GPUVEC_BENCH_ONLY=mixture-shapes`` (comma-separated
+names, as ``gpuvec bench --only``) picks algorithms, the opt-in grids included.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import pytest
 
 from gpuvec.tools import bench
 
-CASES = bench.cases(quick=os.environ.get("GPUVEC_BENCH_QUICK", "") == "1")
+_ONLY = [name for name in os.environ.get("GPUVEC_BENCH_ONLY", "").split(",") if name.strip()]
+CASES = bench.cases(quick=os.environ.get("GPUVEC_BENCH_QUICK", "") == "1", algorithms=_ONLY or None)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])

@@ -14,7 +14,8 @@ def batched_cholesky(xp: Any, A: Any) -> tuple[Any, Any]:
     numpy raises LinAlgError for the whole stack if one matrix fails; cupy (by
     default) returns unchecked output. Here every matrix gets a factor (the
     identity where it failed) and ``ok`` (shape (...)) says which are real:
-    finite, and ``L L^T`` reproducing ``A`` to rounding.
+    finite, and (on cupy, where nothing raised) ``L L^T`` reproducing ``A`` to
+    rounding.
 
     Examples
     --------
@@ -33,9 +34,41 @@ def batched_cholesky(xp: Any, A: Any) -> tuple[Any, Any]:
             with contextlib.suppress(np.linalg.LinAlgError):
                 L[i] = xp.linalg.cholesky(flat[i])
         L = L.reshape(A.shape)
+    if xp is np:  # LAPACK raised for every matrix that is not positive definite: what is left is exact to rounding
+        ok = np.isfinite(L).all(axis=(-1, -2))
+        return np.where(ok[..., None, None], L, np.eye(d, dtype=A.dtype)), ok
+    # cupy returns what potrf left for a failed matrix: check that L L^T reproduces A (a GEMM, cheap there)
     with np.errstate(invalid="ignore", over="ignore"):
         scale = xp.abs(A).max(axis=(-1, -2)) if A.size else xp.zeros(A.shape[:-2])
         resid = xp.abs(xp.matmul(L, xp.swapaxes(L, -1, -2)) - A).max(axis=(-1, -2)) if A.size else scale
         ok = xp.isfinite(L).all(axis=(-1, -2)) & (resid <= 1e3 * d * np.finfo(np.float64).eps * scale)
     L = xp.where(ok[..., None, None], L, xp.eye(d, dtype=A.dtype))
     return L, ok
+
+
+def upper_inverse_transpose(xp: Any, L: Any) -> Any:
+    """``inv(L)^T`` of a (..., d, d) stack of lower-triangular factors: upper triangular, as sklearn's
+    ``solve_triangular(L, I, lower=True).T``.
+
+    On numpy with d >= 32, one LAPACK ``trtri`` per matrix (a third of a general inverse's work,
+    and exactly triangular); otherwise the batched general inverse (one call for many small matrices).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> L = np.array([[2.0, 0.0], [1.0, 4.0]])
+    >>> upper_inverse_transpose(np, L).tolist()
+    [[0.5, -0.125], [0.0, 0.25]]
+    """
+    d = L.shape[-1]
+    if xp is not np or d < 32 or L.dtype != np.float64:
+        return xp.swapaxes(xp.linalg.inv(L), -1, -2)
+    from scipy.linalg import lapack
+
+    flat = L.reshape(-1, d, d)
+    out = np.empty_like(flat)
+    for i in range(flat.shape[0]):
+        # L^T (a Fortran view of the C-ordered L) is upper triangular; its inverse is inv(L)^T
+        inverse, info = lapack.dtrtri(flat[i].T, lower=0)
+        out[i] = inverse if info == 0 else np.nan
+    return out.reshape(L.shape)

@@ -25,12 +25,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+from scipy.linalg import blas
 
 from gpuvec._core.dispatch import chunk_elements
 from gpuvec._core.namespace import get_namespace
 from gpuvec.mixture._covariance import COVARIANCE_TYPES, logsumexp_last, sum_last
 
-__all__ = ["e_step_outputs", "moments"]
+__all__ = ["e_step_outputs", "label_moments", "moments"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -64,14 +65,13 @@ def _weighted_log_prob(xp: Any, Z: Any, d: Any, P: Any, constant: Any, covarianc
             y -= xp.matmul(d[k], P[k])
             y *= y
             maha[:, k] = sum_last(xp, y)
-    elif covariance_type == "tied":
+    elif covariance_type == "tied":  # one GEMM for the shared factor, one for the distances (as sklearn's 'diag')
         y = xp.matmul(Z, P)
         dP = xp.matmul(d, P)
-        maha = xp.empty((n, K))
-        for k in range(K):
-            t = y - dP[k]
-            t *= t
-            maha[:, k] = sum_last(xp, t)
+        maha = xp.matmul(y, -2.0 * dP.T)
+        maha += sum_last(xp, dP * dP)
+        y *= y
+        maha += sum_last(xp, y)[:, None]
     elif covariance_type == "diag":
         prec = P * P  # (K, D)
         maha = xp.matmul(Z * Z, prec.T)
@@ -143,12 +143,67 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
             sx[b] += xp.matmul(resp.T, Z)
             if covariance_type == "full":
                 for k in range(K):
-                    sxx[b, k] += xp.matmul((Z * resp[:, k, None]).T, Z)
+                    _add_weighted_gram(xp, sxx[b, k], Z, resp[:, k])
             elif covariance_type == "tied":  # every row's responsibilities add up to its weight
                 sxx[b, 0] += xp.matmul(Z.T if w is None else (Z * w[:, None]).T, Z)
             else:
                 sxx[b] += xp.matmul(resp.T, Z * Z)
+    if covariance_type == "full":
+        sxx = _symmetrised(xp, sxx)
     return nk, sx, sxx, ll, ws
+
+
+def label_moments(
+    X: Any, labels: Any, n_components: int, covariance_type: str, sample_weight: Any, shift: Any, budget: int
+) -> tuple:
+    """Statistics of one-hot responsibilities given as labels, ``(nk, sx, sxx, weight_sum)``: per row block,
+    one gather and one gram per component over its own rows (N D^2 in all for 'full', not N K D^2)."""
+    xp = get_namespace(X)
+    B, N, D = X.shape
+    K = n_components
+    nk, sx = xp.zeros((B, K)), xp.zeros((B, K, D))
+    sxx = xp.zeros((B,) + COVARIANCE_TYPES[covariance_type].moments_shape(K, D))
+    ws = xp.zeros(B)
+    for b in range(B):
+        for s in _row_blocks(N, D, K, budget):
+            Z = X[b, s].astype(xp.float64)
+            Z -= shift[b, 0]
+            w = xp.ones(Z.shape[0]) if sample_weight is None else sample_weight[b, s]
+            ws[b] += w.sum()
+            lab = labels[b, s]
+            for k in range(K):
+                rows = lab == k
+                Zk, wk = Z[rows], w[rows]
+                nk[b, k] += wk.sum()
+                sx[b, k] += xp.matmul(wk, Zk)
+                if covariance_type == "full":
+                    _add_weighted_gram(xp, sxx[b, k], Zk, wk)
+                elif covariance_type != "tied":
+                    sxx[b, k] += xp.matmul(wk, Zk * Zk)
+            if covariance_type == "tied":
+                sxx[b, 0] += xp.matmul((Z * w[:, None]).T, Z)
+    if covariance_type == "full":
+        sxx = _symmetrised(xp, sxx)
+    return nk, sx, sxx, ws
+
+
+def _symmetrised(xp: Any, sxx: Any) -> Any:
+    """The full matrices of grams whose upper triangles syrk filled (numpy); cupy's GEMMs filled them whole."""
+    if xp is not np:
+        return sxx
+    return np.triu(sxx) + np.swapaxes(np.triu(sxx, 1), -1, -2)
+
+
+def _add_weighted_gram(xp: Any, acc: Any, Z: Any, r: Any) -> None:
+    """``acc += (Z * r[:, None]).T @ Z``: on numpy only acc's upper triangle, by BLAS syrk (half a GEMM's work)."""
+    if xp is not np:
+        acc += xp.matmul((Z * r[:, None]).T, Z)
+        return
+    W = Z * xp.sqrt(r)[:, None]
+    # acc is C-ordered: its transpose is the Fortran array syrk updates; the upper triangle of acc.T is acc's lower
+    out = blas.dsyrk(1.0, W.T, beta=1.0, c=acc.T, overwrite_c=1, lower=1)
+    if not np.shares_memory(out, acc):  # f2py updates a Fortran-ordered float64 c in place; never copy back wrong
+        acc.T[...] = out
 
 
 def e_step_outputs(X: Any, weights: Any, means: Any, P: Any, covariance_type: str, what: str, out: Any) -> Any:

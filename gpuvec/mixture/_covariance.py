@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gpuvec._core.linalg import batched_cholesky
+from gpuvec._core.linalg import batched_cholesky, upper_inverse_transpose
 
 __all__ = [
     "COVARIANCE_TYPES",
@@ -253,7 +253,7 @@ def precision_cholesky(xp: Any, cov: Any, covariance_type: str) -> Any:
     # that rounding asymmetry of the scatter (~eps |x|^2) is not mistaken for a failure.
     lower = xp.tril(cov)
     L, ok = batched_cholesky(xp, lower + xp.swapaxes(xp.tril(cov, -1), -1, -2))
-    P = xp.swapaxes(xp.linalg.inv(L), -1, -2)
+    P = upper_inverse_transpose(xp, L)
     return xp.where(ok[..., None, None], P, xp.nan)
 
 

@@ -2,24 +2,24 @@
 
 Every pass over the data (the E-step with the M-step's sums, prediction) asks
 :func:`pass_implementation`; the starts' nearest-centre and k-means++ distances
-ask :func:`compiled`:
+ask :func:`compiled`.
 
-=======  ==============================================  ====================================  ==================
-backend  small D (``D < BLOCKED_FROM_D[type]``)           large D                               ``GPUVEC_JIT=0``
-=======  ==============================================  ====================================  ==================
-numpy    ``_numba``: one fused loop per sample (auto:    ``_blocked``: one GEMM per row block  ``_xp`` (reference)
-         from ``NUMBA_PAYS_WORK``, or once loaded)       and component (BLAS-3)                 or ``_blocked``
-cupy     ``_xp`` (all components in one GEMM)            ``_blocked`` (cuBLAS)                  the same
-=======  ==============================================  ====================================  ==================
+=======  =============================================  ====================================  ======================
+backend  small D or K (:func:`blocked_pays` false)       large D and K (``blocked_pays``)      ``GPUVEC_JIT=0``
+=======  =============================================  ====================================  ======================
+numpy    ``_numba``: one fused loop per sample (auto:   ``_blocked``: one GEMM (or syrk) per  ``_xp``, or
+         from ``NUMBA_PAYS_WORK``, or once loaded)      row block and component               ``_blocked``
+cupy     ``_xp`` (all components in one GEMM)           ``_blocked`` (cuBLAS)                 the same
+=======  =============================================  ====================================  ======================
 
-The reference is written once against the array namespace; the numba loops
-and the blocked GEMMs compute the same statistics (compared with the reference
-in tests/mixture/test_implementations.py). Where D is large, a per-sample loop
-cannot compete with BLAS: the E-step and the M-step are each N K D^2
-multiply-adds ('tied': N D^2), which BLAS runs at many times a scalar loop's
-rate; where D is small, one fused loop beats GEMMs whose temporaries are
-larger than the work. ``BLOCKED_FROM_D`` is where the two meet on the 2-core
-machine of benchmarks/RESULTS.md (one pass, interleaved, best of several).
+Where D is small the fused loop wins: it reads each sample once and does the
+triangular and symmetric halves of the products, while GEMMs over a block
+pay for temporaries as large as the work. Where D and K are large the
+products are BLAS-3 work (N K D^2 multiply-adds for 'full'; N D^2 for 'tied',
+whose statistics keep one total; N K D for 'diag' and 'spherical'), and BLAS
+runs them at several times the loop's rate. ``_blocked`` is namespace code,
+not compiled: ``GPUVEC_JIT=0`` keeps it. The reference ``_xp`` formulation and
+the other two compute the same statistics (tests/mixture/test_implementations.py).
 """
 
 from __future__ import annotations
@@ -31,11 +31,7 @@ from typing import Any
 from gpuvec._core.dispatch import NUMBA_PAYS_WORK, compiled_setting
 from gpuvec._core.namespace import is_cupy_namespace
 
-__all__ = ["BLOCKED_FROM_D", "compiled", "pass_implementation"]
-
-# The dimension from which per-component GEMMs beat the fused loop, by covariance type.
-BLOCKED_FROM_D: dict[str, int] = {"full": 16, "tied": 16, "diag": 16, "spherical": 16}
-
+__all__ = ["blocked_pays", "compiled", "pass_implementation"]
 
 def compiled(xp: Any, work: int) -> types.ModuleType | None:
     """The numba loops (:mod:`gpuvec.mixture._numba`) for a pass of ``work`` (B N K D^2), or None for the reference."""
@@ -52,12 +48,28 @@ def compiled(xp: Any, work: int) -> types.ModuleType | None:
     return _numba
 
 
+def blocked_pays(K: int, D: int, covariance_type: str) -> bool:
+    """Whether one GEMM per row block and component beats the fused per-sample loop.
+
+    Measured on the 2-core machine of benchmarks/RESULTS.md (one pass, N = 20,000, best of 3,
+    numba loop / blocked GEMMs): 'full' crosses at D = 96 (0.8x at D = 64, 1.2-1.7x at 96 for
+    K = 2 and 64); 'tied' at D = 48 for K = 2 (1.2x) and D = 24 for K >= 16 (1.2x; 3.6x at 32,
+    10x at 96); 'diag' and 'spherical' only with K >= 8, from D = 64 (1.1-1.6x at 96-128; with
+    K = 2 the loop stays 2x faster up to D = 256). Not measured on a GPU.
+    """
+    if covariance_type == "full":
+        return D >= 96
+    if covariance_type == "tied":
+        return D >= 48 or (D >= 24 and K >= 8)
+    return D >= 64 and K >= 8
+
+
 def pass_implementation(xp: Any, B: int, N: int, K: int, D: int, covariance_type: str) -> types.ModuleType | None:
     """The module whose ``moments`` and ``e_step_outputs`` run a pass over X, or None for :mod:`gpuvec.mixture._xp`.
 
-    ``_numba`` where D is small, ``_blocked`` where it is large (the table above).
+    ``_blocked`` where :func:`blocked_pays`, else the fused ``_numba`` loop where it runs (:func:`compiled`).
     """
-    if BLOCKED_FROM_D[covariance_type] <= D:
+    if blocked_pays(K, D, covariance_type):
         from gpuvec.mixture import _blocked
 
         return _blocked

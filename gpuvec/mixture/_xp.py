@@ -302,14 +302,20 @@ def _chunks(n: int, per_sample: int, budget: int):
         yield slice(s, min(n, s + step))
 
 
-def _moments(xp, X, resp, shift, covariance_type):
-    """One chunk's nk, sx, sxx: three GEMMs over the chunk, no (B, K, n, D) temporary."""
+def _moments(xp, X, resp, shift, covariance_type, per_component=False):
+    """One chunk's nk, sx, sxx: three GEMMs over the chunk, no (B, K, n, D) temporary.
+
+    'full' with ``per_component``: one gram per component ((n, D) temporaries), else one GEMM against
+    the (n, D^2) outer products (fewer calls where D is small)."""
     B, n, D = X.shape
     Z = X - shift
     rT = xp.swapaxes(resp, 1, 2)  # (B, K, n)
     nk = resp.sum(1)
     sx = xp.matmul(rT, Z)
-    if covariance_type == "full":
+    if covariance_type == "full" and per_component:
+        sxx = xp.stack([xp.stack([xp.matmul((Zb * rb[:, k, None]).T, Zb) for k in range(rb.shape[1])])
+                        for Zb, rb in zip(Z, resp)])  # fmt: skip
+    elif covariance_type == "full":
         outer = (Z[..., :, None] * Z[..., None, :]).reshape(B, n, D * D)
         sxx = xp.matmul(rT, outer).reshape(B, -1, D, D)
     elif covariance_type == "tied":  # the total over the components: rows weighted by their responsibilities' sum
@@ -518,12 +524,13 @@ def label_statistics(
     """
     xp = get_namespace(X, labels)
     B, N, D = X.shape
-    compiled = _dispatch.compiled(xp, B * N * n_components * D * D)
-    if compiled is not None:
+    impl = _dispatch.pass_implementation(xp, B, N, n_components, D, covariance_type)
+    if impl is not None:  # the numba loops, or per-component grams over each component's rows
         shift = data_shift(X, sample_weight)
-        nk, sx, sxx, ws = compiled.label_moments(
-            X, labels, n_components, covariance_type, sample_weight, shift, chunk_elements(xp, "mixture")
-        )
+        with blas_limited():
+            nk, sx, sxx, ws = impl.label_moments(
+                X, labels, n_components, covariance_type, sample_weight, shift, chunk_elements(xp, "mixture")
+            )
         return SufficientStats(nk, sx, sxx, xp.zeros(B), ws, shift)
     comps = xp.arange(n_components)
 
@@ -539,11 +546,13 @@ def _resp_statistics(xp, X, resp_of, K, covariance_type, sample_weight):
     shift = data_shift(X, sample_weight)
     total = xp.zeros(B)
     sums = None
-    for s in _chunks(N, B * max(K, D) * D, chunk_elements(xp, "mixture")):
+    per_component = _dispatch.blocked_pays(K, D, covariance_type)
+    per_sample = B * ((K + D) if per_component else max(K, D) * D)
+    for s in _chunks(N, per_sample, chunk_elements(xp, "mixture")):
         resp = resp_of(s)
         if sample_weight is not None:
             resp = resp * sample_weight[:, s, None]
-        part = _moments(xp, X[:, s].astype(xp.float64, copy=False), resp, shift, covariance_type)
+        part = _moments(xp, X[:, s].astype(xp.float64, copy=False), resp, shift, covariance_type, per_component)
         sums = part if sums is None else tuple(a + b for a, b in zip(sums, part))
         total += resp.sum((1, 2))  # the total weight is that of the responsibilities (a start's rows need not sum to 1)
     return SufficientStats(*sums, xp.zeros(B), total, shift)

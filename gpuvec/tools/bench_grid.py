@@ -14,12 +14,8 @@ the cases timed in a new process come from :mod:`gpuvec.tools.bench_process`, an
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import importlib.util
 import os
-import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -27,6 +23,7 @@ import numpy as np
 import gpuvec
 from gpuvec._core.namespace import ndimage_for
 from gpuvec.tools import baselines
+from gpuvec.tools.bench_case import Case, env, installed, quiet, xp_of
 from gpuvec.tools.bench_process import cold_process, mixture_memory
 
 __all__ = [
@@ -40,53 +37,6 @@ __all__ = [
 ]
 
 _ACCEPTED_LIMIT = 4 << 30
-
-
-@dataclasses.dataclass(frozen=True)
-class Case:
-    """One benchmark: ``make()`` sets up and returns the zero-argument callable to time."""
-
-    algorithm: str
-    group: str
-    method: str
-    backend: str
-    make: Callable[[], Callable[[], Any]]
-    reference: bool = False
-    rounds: int = 3
-    items: int = 0  # samples produced per call, for a throughput column
-
-    @property
-    def id(self) -> str:
-        return f"{self.group} | {self.method} [{self.backend}]".replace(" ", "_")
-
-
-@contextlib.contextmanager
-def _env(name: str, value: str) -> Iterator[None]:
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ[name]
-        else:
-            os.environ[name] = old
-
-
-def _quiet(fn: Callable[[], Any]) -> Callable[[], Any]:
-    """``fn`` with warnings silenced (fits stopped at max_iter warn by design here)."""
-
-    def call():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return fn()
-
-    return call
-
-
-def _xp(backend: str):
-    with gpuvec.use_backend(backend) as xp:
-        return xp
 
 
 # --------------------------------------------------------------------------- the grid
@@ -136,7 +86,7 @@ def _rays(n: int, num: int, method: str, backend: str = "numpy") -> Callable[[],
             return lambda: baselines.rays_seed_loop(img, orow, ocol, num)
         if method == "cupyx":
             return _accepted_cupyx(img, num)
-        a = _xp(backend).asarray(img)
+        a = xp_of(backend).asarray(img)
         if method == "streaming":
             return lambda: _streaming(a, (orow, ocol), num)
         return lambda: gpuvec.ray_max(a, (orow, ocol), num)
@@ -152,20 +102,20 @@ def _dense_rgb(h: int, w: int, method: str, backend: str = "numpy") -> Callable[
         ctr = (h * 200 // 768, w * 400 // 1024)
         if method == "second":
             return lambda: baselines.rays_second_answer(img, ctr)
-        a = _xp(backend).asarray(img)
+        a = xp_of(backend).asarray(img)
         return lambda: gpuvec.ray_max(a, ctr, None, order=0, channel_axis=-1, return_coords=True)
 
     return make
 
 
 def _streaming(img, origin, num):
-    with _env("GPUVEC_JIT", "0"):
+    with env("GPUVEC_JIT", "0"):
         return gpuvec.ray_max(img, origin, num)
 
 
 def _accepted_cupyx(img, num):
     """The accepted answer with cupyx's map_coordinates: what a user would port to the GPU."""
-    xp = _xp("cupy")
+    xp = xp_of("cupy")
     ndimage = ndimage_for(xp)
     a = xp.asarray(img)
     return lambda: baselines.rays_accepted_answer(
@@ -185,7 +135,7 @@ def _rotations(n: int, count: int, method: str, backend: str = "numpy") -> Calla
             return lambda: baselines.is_rotation_batched_numpy(R)
         if method == "seed loop":
             return lambda: [baselines.is_rotation_seed(r) for r in R]
-        a = _xp(backend).asarray(R)
+        a = xp_of(backend).asarray(R)
         return lambda: gpuvec.is_rotation(a)
 
     return make
@@ -228,7 +178,7 @@ def _sampling(N: int, method: str, backend: str = "numpy") -> Callable[[], Calla
         if method == "numpy mvn loop":
             g = np.random.default_rng(0)
             return lambda: [g.multivariate_normal(np.zeros(3), c, 1000) for c in cov]
-        xp = _xp(backend)
+        xp = xp_of(backend)
         gen = gpuvec.random.default_rng(0, backend=backend)
         if method == "gpuvec normal":
             m, s = xp.asarray(means), xp.asarray(stds)
@@ -289,23 +239,19 @@ def _mixture(shape: tuple[int, ...], method: str, backend: str = "numpy") -> Cal
             if method == "sklearn":
                 from sklearn.mixture import GaussianMixture as SkGM  # an extra: only the sklearn cases import it
 
-                return _quiet(lambda: SkGM(K, **fixed, **start).fit(X))
-            a = _xp(backend).asarray(X)
-            return _quiet(lambda: gpuvec.GaussianMixture(K, **fixed, **start).fit(a))
+                return quiet(lambda: SkGM(K, **fixed, **start).fit(X))
+            a = xp_of(backend).asarray(X)
+            return quiet(lambda: gpuvec.GaussianMixture(K, **fixed, **start).fit(a))
         X, start = _small_mixtures(*shape)
         B, K = shape[0], shape[3]
         if method == "sklearn":
             from sklearn.mixture import GaussianMixture as SkGM
 
-            return _quiet(lambda: [SkGM(K, **{k: v[b] for k, v in start.items()}).fit(X[b]) for b in range(B)])
-        a = _xp(backend).asarray(X)
-        return _quiet(lambda: gpuvec.GaussianMixture(K, **start).fit(a))
+            return quiet(lambda: [SkGM(K, **{k: v[b] for k, v in start.items()}).fit(X[b]) for b in range(B)])
+        a = xp_of(backend).asarray(X)
+        return quiet(lambda: gpuvec.GaussianMixture(K, **start).fit(a))
 
     return make
-
-
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 # Peak-memory rows (N, D, K, dtype, n_init): a new process per call, peak RSS beyond X printed. The
@@ -321,7 +267,7 @@ MIXTURE_MEMORY_CASES = (
 
 
 def _mixture_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
-    has_sklearn = _installed("sklearn")
+    has_sklearn = installed("sklearn")
     for shape, label in (
         ((5_000 if quick else 1_000_000, 8, 16), "gmm N={} D={} K={}, 5 iterations"),
         ((20 if quick else 1000, 500, 3, 4), "gmm {} problems N={} D={} K={}"),
@@ -359,7 +305,7 @@ def _dask_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
     Dask pays where the data do not fit; these cases say what a pass costs where they do. The cluster
     figures (2-process LocalCluster, worker memory) are in benchmarks/test_dask*_bench.py.
     """
-    if not _installed("dask"):
+    if not installed("dask"):
         return
     n, chunk = (1000, 250) if quick else (4000, 1000)
     group = f"dask ray_max {n}x{n} float32 in {chunk}x{chunk} chunks, num=5"
@@ -402,7 +348,7 @@ def _dask_mixture(N: int, lazy: bool) -> Callable[[], Callable[[], Any]]:
         }
         gm = gpuvec.GaussianMixture(K, max_iter=3, tol=0.0, **start)
         data = da.from_array(X, chunks=(N // 8, D)) if lazy else X
-        return _quiet(lambda: gm.fit(data))
+        return quiet(lambda: gm.fit(data))
 
     return make
 
@@ -420,17 +366,33 @@ def _dask_rotations(lazy: bool) -> Callable[[], Callable[[], Any]]:
     return make
 
 
+def _shape_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
+    from gpuvec.tools.bench_shapes import shape_cases  # its own module: a grid over shapes
+
+    return shape_cases(quick, backends)
+
+
 ALGORITHMS = {
     "rays": _ray_cases,
     "rotations": _rotation_cases,
     "random": _random_cases,
     "mixture": _mixture_cases,
     "dask": _dask_cases,
+    "mixture-shapes": _shape_cases,
 }
+# Left out of the grid unless asked for by name (--only): they take tens of minutes.
+OPT_IN = ("mixture-shapes",)
 
 # References that come with an extra, by algorithm: (module, what it is, the extra that installs it).
 # Their cases are left out where the module is missing (the gpuvec cases still run, without a ratio).
-_OPTIONAL_REFERENCES = {"mixture": ("sklearn", "scikit-learn", "sklearn")}
+_OPTIONAL_REFERENCES = {
+    "mixture": ("sklearn", "scikit-learn", "sklearn"),
+    "mixture-shapes": ("sklearn", "scikit-learn", "sklearn"),
+}
+
+
+def _default() -> list[str]:
+    return [name for name in ALGORITHMS if name not in OPT_IN]
 
 
 def skipped_references(algorithms: Iterable[str] | None = None) -> list[str]:
@@ -441,14 +403,14 @@ def skipped_references(algorithms: Iterable[str] | None = None) -> list[str]:
     >>> skipped_references(["rays"])
     []
     """
-    chosen = list(ALGORITHMS) if algorithms is None else check_algorithms(algorithms)
+    chosen = _default() if algorithms is None else check_algorithms(algorithms)
     notes = [
         f"note: {name}: skipping the reference cases timed against {what}, which is not installed "
         f"(pip install 'gpuvec[{extra}]')"
         for name, (module, what, extra) in _OPTIONAL_REFERENCES.items()
-        if name in chosen and not _installed(module)
+        if name in chosen and not installed(module)
     ]
-    if "dask" in chosen and not _installed("dask"):
+    if "dask" in chosen and not installed("dask"):
         notes.append("note: dask: skipping the dask cases, dask is not installed (pip install 'gpuvec[dask]')")
     return notes
 
@@ -490,5 +452,5 @@ def cases(
 ) -> list[Case]:
     """The benchmark grid: every case of the chosen algorithms, quick (CI-sized) or full."""
     backends = available_backends() if backends is None else backends
-    chosen = list(ALGORITHMS) if algorithms is None else check_algorithms(algorithms)
+    chosen = _default() if algorithms is None else check_algorithms(algorithms)
     return [case for name in chosen for case in ALGORITHMS[name](quick, backends)]

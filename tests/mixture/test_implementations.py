@@ -3,14 +3,14 @@
 gpuvec/mixture/_dispatch.py chooses for every pass over X (``pass_implementation``: the E-step with the
 M-step's sums, prediction) and for the starts' distances (``compiled``):
 
-- numpy x ``_numba`` (D below ``BLOCKED_FROM_D``; GPUVEC_JIT=1, or unset once the work reaches
+- numpy x ``_numba`` (where ``blocked_pays`` is false; GPUVEC_JIT=1, or unset once the work reaches
   NUMBA_PAYS_WORK or numba is loaded): against the reference below (statistics, label statistics,
   prediction, whole fits, k-means starts, the loops' ``exp``), and independent of the thread count;
   chunked fits, float32, memory and forked children with GPUVEC_JIT 0 and 1 in test_cpu.py.
-- numpy x ``_blocked`` (D from ``BLOCKED_FROM_D``; one GEMM per row block and component):
+- numpy x ``_blocked`` (where ``blocked_pays``; one GEMM per row block and component):
   test_blocked_statistics_equal_the_reference, test_blocked_prediction_equals_the_reference,
-  test_blocked_fit_agrees_with_sklearn.
-- numpy x reference (``_xp``, ``_em``, ``_starts`` on numpy; GPUVEC_JIT=0 below ``BLOCKED_FROM_D``): the
+  test_blocked_fit_agrees_with_sklearn, test_blocked_label_statistics_equal_the_reference.
+- numpy x reference (``_xp``, ``_em``, ``_starts`` on numpy; GPUVEC_JIT=0 where blocked does not pay): the
   other side of those comparisons. The tests of test_estimator.py, test_core.py and test_hardening.py
   (sklearn's numerics) run with GPUVEC_JIT unset, on whichever the rule picks.
 - cupy x reference and cupy x ``_blocked`` (cupy never takes the numba loops): the ``xp=cupy`` cell of
@@ -184,9 +184,11 @@ def test_pass_dispatch_table(monkeypatch):
 
     monkeypatch.setenv("GPUVEC_JIT", "1")
     for ct in COV_TYPES:
-        small, large = _dispatch.BLOCKED_FROM_D[ct] - 1, _dispatch.BLOCKED_FROM_D[ct]
-        assert _dispatch.pass_implementation(np, 1, 1000, 4, large, ct) is _blocked
-        assert _dispatch.pass_implementation(np, 1, 1000, 4, small, ct).__name__ == "gpuvec.mixture._numba"
+        assert _dispatch.pass_implementation(np, 1, 1000, 16, 512, ct) is _blocked
+        assert _dispatch.pass_implementation(np, 1, 1000, 16, 4, ct).__name__ == "gpuvec.mixture._numba"
+    assert _dispatch.pass_implementation(np, 1, 1000, 2, 512, "diag").__name__ == "gpuvec.mixture._numba"
+    assert _dispatch.pass_implementation(np, 1, 1000, 16, 32, "tied") is _blocked
+    assert _dispatch.pass_implementation(np, 1, 1000, 16, 32, "full").__name__ == "gpuvec.mixture._numba"
     monkeypatch.setenv("GPUVEC_JIT", "0")  # no compiled code; the blocked GEMMs are namespace code
     assert _dispatch.pass_implementation(np, 1, 1000, 4, 2, "full") is None
     assert _dispatch.pass_implementation(np, 1, 1000, 4, 512, "full") is _blocked
@@ -196,11 +198,11 @@ def test_pass_dispatch_table(monkeypatch):
 
 
 def _reference_statistics(X, params, ct, sw, monkeypatch):
-    """The namespace reference's statistics, whatever D (the blocked formulation switched off)."""
+    """The namespace reference's statistics, whatever D (the blocked formulation switched off); then blocked on."""
     monkeypatch.setenv("GPUVEC_JIT", "0")
-    monkeypatch.setitem(_dispatch.BLOCKED_FROM_D, ct, 10**9)
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct: False)
     ref = mixture.sufficient_statistics(X, params, ct, sw)
-    monkeypatch.setitem(_dispatch.BLOCKED_FROM_D, ct, 1)
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct: True)
     return ref
 
 
@@ -242,10 +244,10 @@ def test_blocked_prediction_equals_the_reference(monkeypatch, ct):
     rng = np.random.default_rng(45)
     X = blobs(rng, B=2, n=300, D=18) - 40.0
     monkeypatch.setenv("GPUVEC_JIT", "0")
-    monkeypatch.setitem(_dispatch.BLOCKED_FROM_D, ct, 10**9)
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct: False)
     gm = quiet_fit(gpuvec.GaussianMixture(3, covariance_type=ct, random_state=0, max_iter=5), X)
     ref = (gm.predict(X), gm.predict_proba(X), gm.score_samples(X))
-    monkeypatch.setitem(_dispatch.BLOCKED_FROM_D, ct, 1)
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct: True)
     got = (gm.predict(X), gm.predict_proba(X), gm.score_samples(X))
     np.testing.assert_array_equal(got[0], ref[0])
     np.testing.assert_allclose(got[1], ref[1], rtol=1e-9, atol=1e-12)
@@ -256,7 +258,7 @@ def test_blocked_prediction_equals_the_reference(monkeypatch, ct):
 def test_blocked_fit_agrees_with_sklearn(ct):
     sklearn_mixture = pytest.importorskip("sklearn.mixture")
     rng = np.random.default_rng(46)
-    N, D, K = 3000, 48, 4
+    N, D, K = 3000, 128, 8
     X = rng.normal(size=(N, D)) + 8.0 * rng.normal(size=(K, D))[rng.integers(0, K, N)] + 5.0
     start = dict(
         weights_init=np.full(K, 1 / K),
@@ -265,9 +267,29 @@ def test_blocked_fit_agrees_with_sklearn(ct):
                          "spherical": np.ones(K)}[ct],
     )  # fmt: skip
     kw = dict(n_components=K, covariance_type=ct, max_iter=4, tol=0.0, reg_covar=1e-3, **start)
-    assert _dispatch.BLOCKED_FROM_D[ct] <= D
+    assert _dispatch.blocked_pays(K, D, ct)
     ours = quiet_fit(gpuvec.GaussianMixture(**kw), X)
     theirs = quiet_fit(sklearn_mixture.GaussianMixture(**kw), X)
     np.testing.assert_allclose(ours.lower_bound_, theirs.lower_bound_, rtol=1e-10)
     np.testing.assert_allclose(ours.means_, theirs.means_, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(ours.covariances_, theirs.covariances_, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_blocked_label_statistics_equal_the_reference(monkeypatch, ct, weighted):
+    rng = np.random.default_rng(47)
+    X = blobs(rng, B=2, n=600, D=20) + 12.0
+    labels = rng.integers(0, 5, X.shape[:2])
+    sw = rng.random(X.shape[:2]) if weighted else None
+    monkeypatch.setenv("GPUVEC_JIT", "0")
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct: False)
+    ref = _xp.label_statistics(X, labels, 5, ct, sw)
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct: True)
+    got = _xp.label_statistics(X, labels, 5, ct, sw)
+    with np.errstate(divide="ignore"):  # log of the one-hot zeros
+        log_resp = np.log(labels[..., None] == np.arange(5))
+    also = _xp.resp_statistics(X, log_resp, ct, sw)  # per-component grams
+    for name, a, b, c in zip(mixture.SufficientStats._fields, got, ref, also, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(np.asarray(c), np.asarray(b), rtol=1e-10, atol=1e-9, err_msg=name)

@@ -400,7 +400,7 @@ def test_bench_plot_on_a_core_install_fails_before_running(tmp_path):
 
 def test_dask_cases_are_skipped_with_a_note_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask", None)
-    monkeypatch.setattr(bench_grid, "_installed", lambda module: module != "dask")
+    monkeypatch.setattr(bench_grid, "installed", lambda module: module != "dask")
     assert bench.skipped_references(["dask"]) == [
         "note: dask: skipping the dask cases, dask is not installed (pip install 'gpuvec[dask]')"
     ]
