@@ -20,6 +20,7 @@ from gpuvec._core.namespace import is_cupy_namespace
 __all__ = [
     "NUMBA_PAYS_SAMPLES",
     "NUMBA_PAYS_WORK",
+    "SERIAL_BELOW",
     "chunk_elements",
     "compiled_enabled",
     "compiled_setting",
@@ -35,6 +36,13 @@ __all__ = [
 NUMBA_PAYS_SAMPLES = 1 << 26
 # Mixtures: the work of one call (B x N x K x D x D) from which the fused numba loop runs.
 NUMBA_PAYS_WORK = 1 << 22
+
+# --------------------------------------------------------------------------- threads
+
+# Work below which a CPU loop runs on the calling thread alone: handing spans to the pool costs about
+# 0.1 ms a call here, more than the whole of such a call (rays: cells x num samples, a few ns each;
+# mixtures: B N K D^2 of one pass). See gpuvec._core.threads.threads_for.
+SERIAL_BELOW: dict[str, int] = {"rays": 1 << 15, "mixture": 1 << 16}
 
 
 # --------------------------------------------------------------------------- chunk sizes

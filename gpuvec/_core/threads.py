@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-__all__ = ["blas_limited", "in_main_thread", "run_parallel", "worker_threads"]
+__all__ = ["blas_limited", "in_main_thread", "run_parallel", "threads_for", "worker_threads"]
 
 _lock = threading.Lock()  # guards the shared pool
 _pool: ThreadPoolExecutor | None = None
@@ -70,6 +70,20 @@ def worker_threads() -> int:
     if omp.isdigit() and int(omp) > 0:
         return min(int(omp), _usable_cores())
     return _usable_cores()
+
+
+def threads_for(what: str, work: int) -> int:
+    """:func:`worker_threads`, or 1 for a call of ``what`` ('rays', 'mixture') whose work is below
+    :data:`gpuvec._core.dispatch.SERIAL_BELOW` (the thread hand-off would cost more than the work).
+
+    Examples
+    --------
+    >>> threads_for("rays", 10)
+    1
+    """
+    from gpuvec._core.dispatch import SERIAL_BELOW
+
+    return worker_threads() if work >= SERIAL_BELOW[what] else 1
 
 
 def _usable_cores() -> int:

@@ -37,7 +37,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from gpuvec._core.threads import run_parallel
+from gpuvec._core.threads import run_parallel, threads_for
 from gpuvec.mixture._covariance import COVARIANCE_TYPES, per_component
 
 __all__ = ["e_step_outputs", "label_moments", "min_sq_dist", "moments", "nearest"]
@@ -404,7 +404,7 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
     def run(lo, hi):
         _moments_items(X, sw, has_sw, shift_, P, mup, c, structure, items, lo, hi, nk, sx, sxx, ll, ws)
 
-    run_parallel(run, _spans(items, _threads_for(N * B * K * D * width)))
+    run_parallel(run, _spans(items, threads_for("mixture", N * B * K * D * width)))
     per = n // B
     if per > 1:  # the ranges of each problem, added in order
         nk, sx, sxx, ll, ws = (a.reshape((B, per) + a.shape[1:]).sum(1) for a in (nk, sx, sxx, ll, ws))
@@ -438,7 +438,7 @@ def label_moments(
     def run(lo, hi):
         _label_items(X, labels, sw, has_sw, shift_, items, lo, hi, nk, sx, sxx, ws)
 
-    run_parallel(run, _spans(items, _threads_for(N * B * D * D)))
+    run_parallel(run, _spans(items, threads_for("mixture", N * B * D * D)))
     per = n // B
     if per > 1:
         nk, sx, sxx, ws = (a.reshape((B, per) + a.shape[1:]).sum(1) for a in (nk, sx, sxx, ws))
@@ -466,14 +466,8 @@ def e_step_outputs(
     def run(lo, hi):
         _e_step_items(X, shift_, P, mup, c, structure, items, lo, hi, code, labels, log_norm, proba)
 
-    run_parallel(run, _spans(items, _threads_for(N * B * K * D * P.shape[-1])))
+    run_parallel(run, _spans(items, threads_for("mixture", N * B * K * D * P.shape[-1])))
     return out
-
-
-def _threads_for(work: int) -> int:
-    from gpuvec._core.threads import worker_threads
-
-    return worker_threads() if work >= 1 << 16 else 1
 
 
 def nearest(X: Any, centers: Any, out: Any) -> Any:
@@ -486,7 +480,7 @@ def nearest(X: Any, centers: Any, out: Any) -> Any:
     def run(lo, hi):
         _nearest_items(X, centers, items, lo, hi, out)
 
-    run_parallel(run, _spans(items, _threads_for(N * B * centers.shape[1] * D)))
+    run_parallel(run, _spans(items, threads_for("mixture", N * B * centers.shape[1] * D)))
     return out
 
 
@@ -500,5 +494,5 @@ def min_sq_dist(X: Any, center: Any, d2: Any, first: bool) -> Any:
     def run(lo, hi):
         _min_sq_dist_items(X, center, items, lo, hi, d2, first)
 
-    run_parallel(run, _spans(items, _threads_for(N * B * D * 8)))
+    run_parallel(run, _spans(items, threads_for("mixture", N * B * D * 8)))
     return d2

@@ -11,6 +11,7 @@ the generator's namespace in the requested dtype.
 
 from __future__ import annotations
 
+import math
 import operator
 import types
 from typing import Any, Literal
@@ -286,16 +287,18 @@ class Generator:
             from gpuvec.random import _dask
 
             return _dask.normal(self, loc, scale, size, dtype=dtype, out=out)
+        if out is None and type(loc) in _NUMBERS and type(scale) in _NUMBERS:  # the common call: no arrays to make
+            _check_scale(float(scale))
+            samples = self._rng.standard_normal(size=() if size is None else size, dtype=dtype)
+            samples *= dtype.type(scale)
+            samples += dtype.type(loc)
+            return samples
         loc = _real_array(xp, "loc", loc, dtype, out)
         scale = _real_array(xp, "scale", scale, dtype, out)
         negative = xp.signbit(scale) & ~xp.isnan(scale)  # numpy's rule: -0.0 is negative, NaN is not
         if bool(negative.any()):
             where = _xp.first_index(xp, negative)
-            msg = (
-                f"scale must be non-negative everywhere; got scale{list(where) if where else ''} = "
-                f"{float(scale[where])!r} (as in numpy, any value with its sign bit set counts, -0.0 too)"
-            )
-            raise ValueError(msg)
+            _check_scale(float(scale[where]), where)
         try:
             shape = np.broadcast_shapes(loc.shape, scale.shape)
         except ValueError:
@@ -588,6 +591,19 @@ def _real_array(xp: Any, name: str, value: Any, dtype: Any, out: Any = None, com
     if out is not None and xp.may_share_memory(a, out):
         return a.astype(dtype, copy=True)  # out is written before a would be read
     return a.astype(dtype, copy=False)
+
+
+_NUMBERS = (float, int)  # Python numbers taken as loc and scale without making arrays of them
+
+
+def _check_scale(scale: float, where: tuple[int, ...] = ()) -> None:
+    """numpy's rule for a scale: any value with its sign bit set is refused (-0.0 too), NaN is not."""
+    if scale == scale and math.copysign(1.0, scale) < 0:
+        msg = (
+            f"scale must be non-negative everywhere; got scale{list(where) if where else ''} = "
+            f"{scale!r} (as in numpy, any value with its sign bit set counts, -0.0 too)"
+        )
+        raise ValueError(msg)
 
 
 def _check_finite(xp: Any, name: str, a: Any, core_ndim: int) -> None:

@@ -28,8 +28,12 @@ def cov_factor(xp: Any, cov: Any, method: str, check_valid: str, tol: float) -> 
         problems = [(invalid, "is not reproduced by its SVD within tol (asymmetric, or a negative eigenvalue)")]
         factor = u * xp.sqrt(s)[..., None, :]
     else:
-        asym = ~_allclose_each(xp, cov, xp.swapaxes(cov, -1, -2), tol)
-        sym = (cov + xp.swapaxes(cov, -1, -2)) / 2
+        transposed = xp.swapaxes(cov, -1, -2)
+        if bool((cov == transposed).all()):  # the common case, one pass: nothing to symmetrise or to judge
+            asym, sym = xp.zeros(cov.shape[:-2], dtype=bool), cov
+        else:
+            asym = ~_allclose_each(xp, cov, transposed, tol)
+            sym = (cov + transposed) / 2
         if method == "eigh":  # numpy's rule (no eigenvalue below -tol), plus the symmetry check
             s, u = xp.linalg.eigh(sym)
             problems = [

@@ -24,7 +24,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from gpuvec._core.threads import run_parallel, worker_threads
+from gpuvec._core.threads import run_parallel, threads_for
 from gpuvec.rays._rules import Window, axis_tables, cast_rule
 
 jit = numba.njit(cache=True, inline="always")
@@ -232,13 +232,14 @@ def streaming_tables(image: Any, ytab: dict[str, Any], xtab: dict[str, Any], ord
         else:
             rows_loop(*args, r0, r1)
 
-    _run_rows(run, out.shape[0])
+    _run_rows(run, out.shape[0], out.size * ytab["i0"].shape[0])  # cells x samples per ray
 
 
-def _run_rows(fn: Any, rows: int) -> None:
-    """``fn(r0, r1)`` over the rows, on the worker threads (:func:`gpuvec._core.threads.worker_threads`: every
-    core from the main thread, one from any other thread), in 8 spans per thread taken as threads free up."""
-    threads = worker_threads()
+def _run_rows(fn: Any, rows: int, samples: int) -> None:
+    """``fn(r0, r1)`` over the rows, on the worker threads (:func:`gpuvec._core.threads.threads_for`: every
+    core from the main thread, one from any other thread or for a small call), in 8 spans per thread taken
+    as threads free up."""
+    threads = threads_for("rays", samples)
     parts = max(1, min(8 * threads, rows))
     cuts = [rows * i // parts for i in range(parts + 1)]
     run_parallel(fn, list(zip(cuts[:-1], cuts[1:])), threads)
@@ -263,5 +264,6 @@ def dense(
     (rows, cols), (r0, c0), (roff, coff) = window.shape, window.start, window.offset
     args = (np.ascontiguousarray(image), rows, cols, r0, c0, roff, coff, float(origin[0]), float(origin[1]),
             order, mode == "constant", kind, float(cval), lo, hi, out, arg, coords)  # fmt: skip
-    _run_rows(lambda i0, i1: dense_loop(*args, i0, i1), out.shape[0])
+    # about cells x the image's longest side samples: what decides whether threads pay
+    _run_rows(lambda i0, i1: dense_loop(*args, i0, i1), out.shape[0], out.size * max(rows, cols))
     return out, arg, coords

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from gpuvec._core.dispatch import chunk_elements
-from gpuvec._core.threads import run_parallel, worker_threads
+from gpuvec._core.threads import run_parallel, threads_for
 from gpuvec.rays._rules import Window, axis_tables, cast_value, round_like_scipy, to_dtype
 
 
@@ -88,7 +88,7 @@ def streaming(
 
     # Blocks are independent (numpy releases the GIL inside each operation): spans of them taken by the
     # worker threads as they free up (4 spans per thread).
-    threads = worker_threads()
+    threads = threads_for("rays", best.size * num)
     parts = max(1, min(4 * threads, len(starts)))
     cuts = [len(starts) * i // parts for i in range(parts + 1)]
     run_parallel(run_blocks, list(zip(cuts[:-1], cuts[1:])), threads)
