@@ -36,14 +36,20 @@ def batched_cholesky(xp: Any, A: Any) -> tuple[Any, Any]:
         L = L.reshape(A.shape)
     if xp is np:  # LAPACK raised for every matrix that is not positive definite: what is left is exact to rounding
         ok = np.isfinite(L).all(axis=(-1, -2))
-        return np.where(ok[..., None, None], L, np.eye(d, dtype=A.dtype)), ok
+        return _identity_where_failed(xp, L, ok), ok
     # cupy returns what potrf left for a failed matrix: check that L L^T reproduces A (a GEMM, cheap there)
     with np.errstate(invalid="ignore", over="ignore"):
         scale = xp.abs(A).max(axis=(-1, -2)) if A.size else xp.zeros(A.shape[:-2])
         resid = xp.abs(xp.matmul(L, xp.swapaxes(L, -1, -2)) - A).max(axis=(-1, -2)) if A.size else scale
         ok = xp.isfinite(L).all(axis=(-1, -2)) & (resid <= 1e3 * d * np.finfo(np.float64).eps * scale)
-    L = xp.where(ok[..., None, None], L, xp.eye(d, dtype=A.dtype))
-    return L, ok
+    return _identity_where_failed(xp, L, ok), ok
+
+
+def _identity_where_failed(xp: Any, L: Any, ok: Any) -> Any:
+    """L with the identity in place of each failed factor (in place: no copy of a large stack)."""
+    if not bool(ok.all()):
+        L[~ok] = xp.eye(L.shape[-1], dtype=L.dtype)
+    return L
 
 
 def upper_inverse_transpose(xp: Any, L: Any) -> Any:

@@ -168,8 +168,13 @@ _HOST_DEVICES = {1, 3}  # kDLCPU, kDLCUDAHost
 _CUDA_DEVICES = {2, 13}  # kDLCUDA, kDLCUDAManaged
 
 
+_PLAIN = frozenset({type(None), bool, int, float, complex, str, tuple, list, dict, np.ndarray})
+
+
 def is_foreign(x: Any) -> bool:
     """An array of another library that speaks DLPack (not numpy, cupy or dask)."""
+    if type(x) in _PLAIN:  # the common arguments, answered without looking further (every public call asks)
+        return False
     if isinstance(x, (np.ndarray, np.generic)) or is_cupy_array(x) or type(x).__module__.split(".")[0] == "dask":
         return False
     return hasattr(x, "__dlpack__") and hasattr(x, "__dlpack_device__") and not isinstance(x, type)

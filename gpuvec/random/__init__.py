@@ -279,6 +279,15 @@ class Generator:
         >>> rng.normal(means, stds, size=(1000, *means.shape)).shape
         (1000, 2, 3)
         """
+        if out is None and type(loc) in _NUMBERS and type(scale) in _NUMBERS:  # the common call: no arrays to make
+            dtype = _float_dtype(dtype, "normal")
+            _check_scale(float(scale))
+            if dtype == np.float64 and self.backend == "numpy":  # numpy's own normal: the same numbers, in C
+                return self._rng.normal(loc, scale, size=_shape(size) or ())
+            samples = self._rng.standard_normal(size=_shape(size) or (), dtype=dtype)
+            samples *= dtype.type(scale)
+            samples += dtype.type(loc)
+            return samples
         xp = self.xp
         self._check_arrays(loc=loc, scale=scale)
         dtype = _float_dtype(dtype, "normal")
@@ -287,12 +296,6 @@ class Generator:
             from gpuvec.random import _dask
 
             return _dask.normal(self, loc, scale, size, dtype=dtype, out=out)
-        if out is None and type(loc) in _NUMBERS and type(scale) in _NUMBERS:  # the common call: no arrays to make
-            _check_scale(float(scale))
-            samples = self._rng.standard_normal(size=() if size is None else size, dtype=dtype)
-            samples *= dtype.type(scale)
-            samples += dtype.type(loc)
-            return samples
         loc = _real_array(xp, "loc", loc, dtype, out)
         scale = _real_array(xp, "scale", scale, dtype, out)
         negative = xp.signbit(scale) & ~xp.isnan(scale)  # numpy's rule: -0.0 is negative, NaN is not
@@ -539,6 +542,8 @@ def _checked_seed(seed: Any, backend: str) -> Any:
 
 
 def _float_dtype(dtype: Any, where: str) -> np.dtype:
+    if dtype is np.float64:  # the default, without a dtype lookup
+        return _FLOAT_DTYPES[1]
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -608,6 +613,9 @@ def _check_scale(scale: float, where: tuple[int, ...] = ()) -> None:
 
 def _check_finite(xp: Any, name: str, a: Any, core_ndim: int) -> None:
     """ValueError naming the first batch index of ``a`` whose core holds NaN or inf."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if bool(xp.isfinite(a.sum())):  # one pass, no mask: NaN and inf reach the sum (finite values may overflow it)
+            return
     bad = ~xp.isfinite(a)
     bad = bad.any(axis=tuple(range(-core_ndim, 0))) if a.size else xp.zeros(a.shape[:-core_ndim], dtype=bool)
     if bool(bad.any()):

@@ -15,7 +15,7 @@ import threading
 import types
 from typing import Any
 
-from gpuvec._core.dispatch import NUMBA_PAYS_SAMPLES, compiled_setting
+from gpuvec._core.dispatch import NUMBA_PAYS_SAMPLES, XP_BELOW_SAMPLES, compiled_setting
 from gpuvec._core.namespace import get_namespace, is_cupy_namespace
 from gpuvec.rays._rules import STREAMING_MODES, Window, arg_dtype, axis_positions
 
@@ -89,7 +89,9 @@ def select(
     ``GPUVEC_JIT`` unset, fixed-``num`` 2-D calls take ``_numpy`` until the
     samples it has taken in this process, the current call's included, reach
     ``NUMBA_PAYS_SAMPLES`` (about numba's first-use cost), and numba from then
-    on (see :func:`gpuvec._core.dispatch.compiled_setting`). Every row is bit-identical to
+    on (see :func:`gpuvec._core.dispatch.compiled_setting`); calls of at most
+    ``XP_BELOW_SAMPLES`` samples take ``_xp`` until then (map_coordinates in
+    one call beats the numpy loop's fixed cost there). Every row is bit-identical to
     scipy except cupyx's map_coordinates (``_xp`` on cupy), whose arithmetic
     can differ from scipy's in the last bit.
     """
@@ -104,7 +106,9 @@ def select(
         from gpuvec.rays import _cuda as impl
     elif not is_cupy_namespace(xp) and streaming_case and ndim == 2 and numba_pays and numba_installed():
         from gpuvec.rays import _numba as impl
-    elif not is_cupy_namespace(xp) and streaming_case and num is not None:
+    elif not is_cupy_namespace(xp) and streaming_case and num is not None and not (
+        ndim == 2 and setting == "auto" and samples <= XP_BELOW_SAMPLES
+    ):
         from gpuvec.rays import _numpy as impl
 
         if ndim == 2 and setting == "auto" and count:  # the rent paid towards numba's load

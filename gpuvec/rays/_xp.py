@@ -21,6 +21,9 @@ from gpuvec._core.dispatch import chunk_elements
 from gpuvec._core.namespace import get_namespace, ndimage_for, to_numpy
 from gpuvec.rays._rules import Window, axis_positions, better, cast_rule, linspace, to_dtype
 
+# Samples up to which a numpy call takes all of them in one map_coordinates call (a few hundred KiB).
+ONE_CALL_POINTS = 1 << 14
+
 
 def _whole_image_only(image: Any, window: Window) -> None:
     if tuple(image.shape) != tuple(window.shape) or any(window.offset):
@@ -61,6 +64,13 @@ def streaming(
     sample, work_dtype = _sampler(xp, image, order, mode, cval)
     shape = window.out_shape
     lins = [axis_positions(xp, range(a, b), o, num) for a, b, o in zip(window.start, window.stop, origin)]
+    if xp is np and num * math.prod(shape) <= ONE_CALL_POINTS:  # small: every sample in one call, as the seed's
+        coords = np.empty((image.ndim, num) + shape)
+        for d, lin in enumerate(lins):
+            coords[d] = lin.reshape((num,) + (1,) * d + (-1,) + (1,) * (image.ndim - 1 - d))
+        samples = sample(coords)
+        # max and the first argmax over the samples: NaN wins, the first one, as ``better`` decides step by step
+        return to_dtype(samples.max(0), image.dtype), samples.argmax(0).astype(arg_dtype)
     best = xp.empty(shape, work_dtype)
     arg = xp.zeros(shape, arg_dtype)
     block = max(1, min(shape[0], chunk_elements(xp, "rays_points") // math.prod(shape[1:])))

@@ -166,3 +166,12 @@ def test_blas_limit_is_held_while_any_task_runs():
     a.join()
     assert all(s <= {1} for s in seen), (seen, before)
     assert blas_threads() == before
+
+
+def test_small_calls_run_on_the_calling_thread(monkeypatch):
+    from gpuvec._core import dispatch, threads
+
+    monkeypatch.setenv("GPUVEC_NUM_THREADS", "2")
+    for what, below in dispatch.SERIAL_BELOW.items():
+        assert threads.threads_for(what, below - 1) == 1
+        assert threads.threads_for(what, below) == 2

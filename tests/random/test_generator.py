@@ -602,3 +602,15 @@ def test_out_aliasing_never_changes_the_numbers(shape, which, dtype):
     )
     got = gpuvec.random.default_rng(2, backend="numpy").normal(loc, scale, dtype=dtype, out=x)
     assert got is x and np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("size", [None, 7, (2, 3)])
+def test_normal_with_python_numbers_is_the_array_path_bit_for_bit(dtype, size):
+    """The fast path for Python-number loc and scale gives the numbers of the general path (0-d arrays in)."""
+    fast = gpuvec.random.default_rng(11, backend="numpy").normal(1.5, 2, size, dtype=dtype)
+    general = gpuvec.random.default_rng(11, backend="numpy").normal(np.array(1.5), np.array(2.0), size, dtype=dtype)
+    assert fast.dtype == general.dtype == dtype and fast.shape == general.shape
+    np.testing.assert_array_equal(fast, general)
+    with pytest.raises(ValueError, match=r"scale must be non-negative everywhere; got scale = -0.0"):
+        gpuvec.random.default_rng(0, backend="numpy").normal(0.0, -0.0, size)

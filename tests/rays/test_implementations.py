@@ -190,3 +190,35 @@ def test_numpy_loop_until_its_work_reaches_numbas_load_cost(monkeypatch):
     assert _dispatch.select(np, 2, 5, 3, "nearest").__name__ == "gpuvec.rays._xp"
     monkeypatch.setenv("GPUVEC_JIT", "off")
     assert _dispatch.select(np, 2, None, 1, "nearest").__name__ == "gpuvec.rays._xp"
+
+
+def test_tiny_images_take_map_coordinates_in_one_call_until_numba_is_loaded(monkeypatch):
+    from gpuvec import rays
+    from gpuvec.rays import _dispatch, _xp
+    from gpuvec.tools.baselines import rays_accepted_answer
+
+    monkeypatch.delenv("GPUVEC_JIT", raising=False)
+    monkeypatch.delitem(__import__("sys").modules, "gpuvec.rays._numba", raising=False)  # as in a new process
+    monkeypatch.delattr(rays, "_numba", raising=False)
+    monkeypatch.setattr(_dispatch, "numpy_loop_samples", 0)
+    tiny = dispatch.XP_BELOW_SAMPLES
+    assert _dispatch.select(np, 2, 5, 1, "nearest", samples=tiny).__name__ == "gpuvec.rays._xp"
+    assert _dispatch.select(np, 2, 5, 1, "nearest", samples=tiny + 1).__name__ == "gpuvec.rays._numpy"
+    assert _dispatch.numpy_loop_samples == tiny + 1  # only the numpy loop's samples pay towards numba's load
+    monkeypatch.setenv("GPUVEC_JIT", "0")
+    assert _dispatch.select(np, 2, 5, 1, "nearest", samples=tiny).__name__ == "gpuvec.rays._numpy"
+    monkeypatch.delenv("GPUVEC_JIT")
+    rng = np.random.default_rng(5)
+    for shape, origin in (((8, 8), (4, 2)), ((16, 9), (-3.5, 20.25)), ((6, 6), (3, 3))):
+        img = rng.integers(0, 9, shape) if shape == (6, 6) else rng.random(shape)
+        got = gpuvec.ray_max(img, origin, 5)
+        want = rays_accepted_answer(img, *origin)
+        assert got[1].dtype == np.uint8 and got[0].dtype == img.dtype
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        # the one-call path against the per-sample path (both map_coordinates; every point is computed alone)
+        monkeypatch.setattr(_xp, "ONE_CALL_POINTS", 0)
+        per_step = gpuvec.ray_max(img, origin, 5)
+        monkeypatch.setattr(_xp, "ONE_CALL_POINTS", 1 << 14)
+        np.testing.assert_array_equal(got[0], per_step[0])
+        np.testing.assert_array_equal(got[1], per_step[1])
