@@ -49,11 +49,12 @@ def _log_det(xp: Any, P: Any, covariance_type: str, D: int) -> Any:
     return xp.log(diagonal).sum(-1)
 
 
-def _weighted_log_prob(xp: Any, Z: Any, d: Any, P: Any, constant: Any, covariance_type: str) -> Any:
+def _weighted_log_prob(xp: Any, Z: Any, d: Any, P: Any, constant: Any, covariance_type: str, Z2: Any = None) -> Any:
     """``log w_k + log N(z | d_k, P_k)``, shape (n, K), of one problem's rows Z (n, D).
 
     ``d`` (K, D) are the means minus the shift Z was taken about; ``constant`` (K,)
-    is ``log w_k + log det P_k - D log(2 pi) / 2``.
+    is ``log w_k + log det P_k - D log(2 pi) / 2``; ``Z2`` is ``Z * Z`` where the
+    caller has it ('diag' and 'spherical').
     """
     n, D = Z.shape
     K = d.shape[0]
@@ -73,14 +74,14 @@ def _weighted_log_prob(xp: Any, Z: Any, d: Any, P: Any, constant: Any, covarianc
         maha += sum_last(xp, y)[:, None]
     elif covariance_type == "diag":
         prec = P * P  # (K, D)
-        maha = xp.matmul(Z * Z, prec.T)
+        maha = xp.matmul(Z * Z if Z2 is None else Z2, prec.T)
         maha -= 2.0 * xp.matmul(Z, (d * prec).T)
         maha += sum_last(xp, d * d * prec)
     else:  # spherical: one precision per component
         prec = P * P  # (K,)
         maha = xp.matmul(Z, -2.0 * d.T)
         maha += sum_last(xp, d * d)
-        maha += sum_last(xp, Z * Z)[:, None]
+        maha += sum_last(xp, Z * Z if Z2 is None else Z2)[:, None]
         maha *= prec
     maha *= -0.5
     maha += constant
@@ -125,7 +126,8 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
         for s in _row_blocks(N, D, K, budget):
             Z = X[b, s].astype(xp.float64)
             Z -= shift[b, 0]
-            lp = _weighted_log_prob(xp, Z, d, P, constant, covariance_type)
+            Z2 = None if spec.full_matrix else Z * Z  # the E-step's and the M-step's, computed once
+            lp = _weighted_log_prob(xp, Z, d, P, constant, covariance_type, Z2)
             log_norm = logsumexp_last(xp, lp)
             lp -= log_norm[:, None]
             resp = xp.exp(lp, out=lp)
@@ -146,7 +148,7 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
             elif covariance_type == "tied":  # every row's responsibilities add up to its weight
                 sxx[b, 0] += xp.matmul(Z.T if w is None else (Z * w[:, None]).T, Z)
             else:
-                sxx[b] += xp.matmul(resp.T, Z * Z)
+                sxx[b] += xp.matmul(resp.T, Z2)
     return nk, sx, sxx, ll, ws
 
 
