@@ -161,6 +161,7 @@ intersphinx_mapping = (
 IMPL_TABLES = {
     "rays_impl_table.inc": ("gpuvec.rays._dispatch", "select"),
     "rotations_impl_table.inc": ("gpuvec.rotations._dispatch", None),
+    "rotations_nearest_impl_table.inc": ("gpuvec.rotations._dispatch", "nearest"),
     "mixture_impl_table.inc": ("gpuvec.mixture._dispatch", None),
 }
 

@@ -18,6 +18,7 @@ from typing import Literal
 from gpuvec._core.namespace import is_cupy_namespace
 
 __all__ = [
+    "NUMBA_PAYS_MATRICES",
     "NUMBA_PAYS_SAMPLES",
     "NUMBA_PAYS_WORK",
     "SERIAL_BELOW",
@@ -37,6 +38,9 @@ __all__ = [
 NUMBA_PAYS_SAMPLES = 1 << 26
 # Mixtures: the work of one call (B x N x K x D x D) from which the fused numba loop runs.
 NUMBA_PAYS_WORK = 1 << 22
+# nearest_rotation: 3x3 matrices from which the numba loop runs (numpy's batched SVD takes about 0.6 s
+# for this many here, as long as numba's first load).
+NUMBA_PAYS_MATRICES = 1 << 18
 # ray_max: fixed-num 2-D calls up to this many samples (a 16 x 16 image at num=16), while numba is not
 # loaded, take map_coordinates in one call (0.08 ms at 8 x 8 here) instead of the numpy loop (0.17 ms).
 XP_BELOW_SAMPLES = 1 << 12
@@ -46,7 +50,7 @@ XP_BELOW_SAMPLES = 1 << 12
 # Work below which a CPU loop runs on the calling thread alone: handing spans to the pool costs about
 # 0.1 ms a call here, more than the whole of such a call (rays: cells x num samples, a few ns each;
 # mixtures: B N K D^2 of one pass). See gpuvec._core.threads.threads_for.
-SERIAL_BELOW: dict[str, int] = {"rays": 1 << 15, "mixture": 1 << 16}
+SERIAL_BELOW: dict[str, int] = {"rays": 1 << 15, "mixture": 1 << 16, "rotations": 1 << 12}
 
 
 # --------------------------------------------------------------------------- chunk sizes

@@ -225,7 +225,4 @@ def nearest_rotation(M: Any) -> Any:
         raise ValueError(msg)
     if M.size == 0:
         return M.copy()
-    U, _, Vt = xp.linalg.svd(M)
-    sign = xp.sign(xp.linalg.det(xp.matmul(U, Vt)))
-    U[..., :, -1] *= sign[..., None]
-    return xp.matmul(U, Vt)
+    return _dispatch.nearest(xp, M)

@@ -16,7 +16,7 @@ import numpy as np
 
 from gpuvec._core.dispatch import chunk_elements
 
-__all__ = ["closed_form_2x2", "closed_form_3x3", "empty_matrices", "general", "residual_chunks"]
+__all__ = ["closed_form_2x2", "closed_form_3x3", "empty_matrices", "general", "nearest", "residual_chunks"]
 
 
 def residual_chunks(xp: Any, flat: Any) -> Iterator[tuple[slice, Any, Any]]:
@@ -76,3 +76,11 @@ def _nan_if_not_finite(xp, err, det):
     # inf - inf can hide in a maximum as a finite number; a matrix with any
     # non-finite entry is never a rotation, so report NaN for it.
     return xp.where(xp.isfinite(err) & xp.isfinite(det), err, xp.nan), det
+
+
+def nearest(xp: Any, M: Any) -> Any:
+    """The proper rotation nearest each matrix of a (..., n, n) stack: ``U diag(1, .., 1, det(U V^T)) V^T``."""
+    U, _, Vt = xp.linalg.svd(M)
+    sign = xp.sign(xp.linalg.det(xp.matmul(U, Vt)))
+    U[..., :, -1] *= sign[..., None]
+    return xp.matmul(U, Vt)
