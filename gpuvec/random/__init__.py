@@ -548,7 +548,7 @@ def _float_dtype(dtype: Any, where: str) -> np.dtype:
         dt = np.dtype(dtype)
     except TypeError:
         dt = None
-    if dt not in _FLOAT_DTYPES:
+    if dt is None or dt not in _FLOAT_DTYPES:  # (None == float64 in numpy's eyes)
         msg = f"dtype must be float32 or float64 (native byte order) for {where}; got {_dtype_name(dtype)}"
         raise TypeError(msg)
     return dt

@@ -189,6 +189,10 @@ def nearest_rotation(M: Any) -> Any:
     """The proper rotation closest (in Frobenius norm) to each matrix.
 
     ``U diag(1, ..., 1, det(U V^T)) V^T`` from the SVD ``M = U S V^T``, batched.
+    Large stacks of 3x3 matrices take Newton's polar iteration on the CPU
+    instead, equal to the SVD's result to rounding (see the user guide's
+    rotations page); which one runs depends only on the stack's size and
+    ``GPUVEC_JIT``, so a call gives the same result in any process.
 
     Parameters
     ----------
@@ -205,8 +209,10 @@ def nearest_rotation(M: Any) -> Any:
     A dask array ``M`` (``pip install 'gpuvec[dask]'``) gives a lazy dask array
     with M's chunks and chunk type, from one task per block (the matrix axes are
     rechunked to one chunk each where they are not), equal to the in-memory
-    call's. The finiteness check then runs per block when the result is
-    computed: NaN or inf raises the ValueError at that time.
+    call's (each block makes the whole call's choice of method; to rounding
+    only where the workers' ``GPUVEC_JIT`` differs from the caller's). The
+    finiteness check then runs per block when the result is computed: NaN or
+    inf raises the ValueError at that time.
 
     Examples
     --------
@@ -218,11 +224,16 @@ def nearest_rotation(M: Any) -> Any:
     if is_dask_array(M):  # lazy: dask is imported only for dask inputs
         from gpuvec.rotations import _dask
 
-        return _dask.nearest_rotation(M, nearest_rotation)
+        return _dask.nearest_rotation(M, _nearest_rotation)
+    return _nearest_rotation(M)
+
+
+def _nearest_rotation(M: Any, matrices: int | None = None) -> Any:
+    """nearest_rotation of an in-memory M; ``matrices``: the whole call's count (a dask block's choice)."""
     xp, M, _ = _prepare(M, "M")
     if not bool(xp.isfinite(M).all()):
         msg = "M must contain only finite values: the SVD of NaN or inf is undefined"
         raise ValueError(msg)
     if M.size == 0:
         return M.copy()
-    return _dispatch.nearest(xp, M)
+    return _dispatch.nearest(xp, M, matrices)

@@ -9,6 +9,7 @@ so every value equals the in-memory call's.
 
 from __future__ import annotations
 
+import math
 import types
 from typing import Any
 
@@ -89,6 +90,8 @@ def nearest_rotation(M: Any, func: Any) -> Any:
     """:func:`gpuvec.nearest_rotation` (``func``) on a dask stack: one task per block, a dask array of M's chunks."""
     xp, M, work = _matrix_stack(M, "M")
     da = require_dask()
-    return da.map_blocks(in_block, func, M, dtype=work, meta=meta_of(xp, M.ndim, work))
+    # every block makes the whole call's choice of method (Newton or SVD: equal only to rounding)
+    matrices = math.prod(M.shape[:-2])
+    return da.map_blocks(in_block, func, M, matrices=matrices, dtype=work, meta=meta_of(xp, M.ndim, work))
 
 

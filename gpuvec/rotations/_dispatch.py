@@ -19,7 +19,6 @@ of entries, chunk by chunk; the CUDA kernel takes the whole stack in one launch.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,14 +44,17 @@ def residual_chunks(xp: Any, R: Any) -> Iterator[tuple[Any, Any, Any]]:
     yield from _xp.residual_chunks(xp, flat)
 
 
-def nearest(xp: Any, M: Any) -> Any:
+def nearest(xp: Any, M: Any, matrices: int | None = None) -> Any:
     """The nearest proper rotations of a validated (..., n, n) stack M (float32 or float64).
+
+    ``matrices``: the size of the whole call M is a block of (default: M's), which decides with
+    ``GPUVEC_JIT`` alone, so that a call's result never depends on what the process ran before.
 
     ================  =======  ==========================================  =================
     matrices          backend  ``GPUVEC_JIT`` unset or on                  ``GPUVEC_JIT=0``
     ================  =======  ==========================================  =================
     3x3, det > 0      numpy    ``_numba`` (Newton's polar iteration; auto:  ``_xp``
-                               from ``NUMBA_PAYS_MATRICES`` or once loaded)
+                               stacks from ``NUMBA_PAYS_MATRICES``)
     any other         either   ``_xp`` (batched SVD)                       ``_xp``
     ================  =======  ==========================================  =================
 
@@ -61,9 +63,7 @@ def nearest(xp: Any, M: Any) -> Any:
     """
     n, batch = M.shape[-1], math.prod(M.shape[:-2])
     setting = compiled_setting()
-    pays = setting == "on" or (
-        setting == "auto" and (batch >= NUMBA_PAYS_MATRICES or "gpuvec.rotations._numba" in sys.modules)
-    )
+    pays = setting == "on" or (setting == "auto" and (batch if matrices is None else matrices) >= NUMBA_PAYS_MATRICES)
     if is_cupy_namespace(xp) or n != 3 or not pays:
         return _xp.nearest(xp, M)
     from gpuvec.rotations import _numba  # lazy: numba loads only on this path

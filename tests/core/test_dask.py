@@ -107,7 +107,8 @@ def _end_to_end(client):
     _same(want[0], got[0])
     _same(want[1], got[1])
     _same(gpuvec.is_rotation(R), got[2])
-    _same(gpuvec.nearest_rotation(R), got[3])
+    # the workers run GPUVEC_JIT=1 (Newton's iteration for 3x3), the caller not (the SVD): equal to rounding
+    np.testing.assert_allclose(got[3], gpuvec.nearest_rotation(R), rtol=0, atol=1e-13)
     assert got[4].shape == (100, 6, 3) and np.isfinite(got[4]).all()
 
 

@@ -60,15 +60,20 @@ def test_run_parallel_raises_the_calling_threads_own_error_first():
 
 
 def test_gpuvec_num_threads_is_read(monkeypatch):
+    cores = _threads._usable_cores()
     monkeypatch.setenv("GPUVEC_NUM_THREADS", "3")
-    assert _threads.worker_threads() == 3
+    assert _threads.worker_threads() == min(3, cores)
+    monkeypatch.setenv("GPUVEC_NUM_THREADS", "10000")  # capped at the cores this process may use
+    assert _threads.worker_threads() == cores
     monkeypatch.delenv("GPUVEC_NUM_THREADS")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as dask's process workers set it
     assert _threads.worker_threads() == 1
-    for bad in ("many", "0", "-3"):
+    for bad in ("many", "0", "-3", "2.5"):
         monkeypatch.setenv("GPUVEC_NUM_THREADS", bad)
         with pytest.raises(ValueError, match=f"GPUVEC_NUM_THREADS must be a positive integer; got '{bad}'"):
             _threads.worker_threads()
+        with pytest.raises(ValueError, match="GPUVEC_NUM_THREADS"):  # small calls check it too
+            _threads.threads_for("rays", 1)
 
 
 # --------------------------------------------------------------------------- the BLAS limiter
@@ -174,4 +179,4 @@ def test_small_calls_run_on_the_calling_thread(monkeypatch):
     monkeypatch.setenv("GPUVEC_NUM_THREADS", "2")
     for what, below in dispatch.SERIAL_BELOW.items():
         assert threads.threads_for(what, below - 1) == 1
-        assert threads.threads_for(what, below) == 2
+        assert threads.threads_for(what, below) == min(2, threads._usable_cores())

@@ -52,3 +52,16 @@ def test_nearest_rotation_nan_raises_when_computed(sync):
     lazy = gpuvec.nearest_rotation(da.from_array(M, chunks=(2, 3, 3)))
     with pytest.raises(ValueError, match="finite"):
         lazy.compute()
+
+
+def test_nearest_rotation_blocks_make_the_whole_calls_choice(sync, monkeypatch):
+    """Newton's iteration and the SVD agree only to rounding: every block takes the method the in-memory
+    call of the whole stack takes (by its size), so the dask result is the in-memory one bit for bit."""
+    pytest.importorskip("numba")
+    from gpuvec._core import dispatch
+
+    monkeypatch.delenv("GPUVEC_JIT", raising=False)
+    count = dispatch.NUMBA_PAYS_MATRICES
+    M = np.eye(3) + 0.05 * np.random.default_rng(3).normal(size=(count, 3, 3))
+    lazy = gpuvec.nearest_rotation(da.from_array(M, chunks=(count // 4, 3, 3))).compute()
+    _same(gpuvec.nearest_rotation(M), lazy)
