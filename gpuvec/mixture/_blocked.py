@@ -65,13 +65,14 @@ def _weighted_log_prob(xp: Any, Z: Any, d: Any, P: Any, constant: Any, covarianc
             y -= xp.matmul(d[k], P[k])
             y *= y
             maha[:, k] = sum_last(xp, y)
-    elif covariance_type == "tied":  # one GEMM for the shared factor, one for the distances (as sklearn's 'diag')
+    elif covariance_type == "tied":  # one GEMM for the shared factor; the distances subtracted, not expanded
         y = xp.matmul(Z, P)
         dP = xp.matmul(d, P)
-        maha = xp.matmul(y, -2.0 * dP.T)
-        maha += sum_last(xp, dP * dP)
-        y *= y
-        maha += sum_last(xp, y)[:, None]
+        maha = xp.empty((n, K))
+        t = xp.empty_like(y)
+        for k in range(K):  # |y - dP_k|^2 expanded would cancel where the data lie far from the centre
+            xp.subtract(y, dP[k], out=t)
+            maha[:, k] = xp.einsum("ij,ij->i", t, t)  # one read of t, no squared copy
     elif covariance_type == "diag":
         prec = P * P  # (K, D)
         maha = xp.matmul(Z * Z if Z2 is None else Z2, prec.T)

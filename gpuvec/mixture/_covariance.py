@@ -181,12 +181,12 @@ def covariances_from_statistics(
     'full' and 'tied' divide it by ``nk = R + EPS`` (or the total weight), as
     sklearn does. 'diag' and 'spherical' follow sklearn's other formula,
     ``avg(x^2) - mean^2`` in the data's own coordinates, which depends on where
-    the origin is through ``EPS``: about the shift ``s`` it is
-    ``sxx / nk - d^2 + EPS s^2 / nk``. The last term is zero (rounded) for any
-    component of real weight, and of the order of ``s^2`` for a component whose
-    weight has collapsed to a few ``EPS``: there it is what makes gpuvec's
-    precisions (and lower bound) sklearn's. (sklearn's means, ``sum r x / nk``,
-    depend on the origin the same way; see ``params_from_statistics``.)
+    the origin is through ``EPS``: it is the scatter about the mean over ``nk``
+    plus ``EPS mean^2 / nk``. The last term is zero (rounded) for any component
+    of real weight, and of the order of ``mean^2`` for a component whose weight
+    has collapsed to a few ``EPS``: there it is what makes gpuvec's precisions
+    (and lower bound) sklearn's. (sklearn's means, ``sum r x / nk``, depend on
+    the origin the same way; see ``params_from_statistics``.)
 
     Parameters
     ----------
@@ -229,10 +229,12 @@ def covariances_from_statistics(
         scatter = sxx.sum(1) - about_means.sum(1)
         return scatter / n_total[:, None, None] + reg_covar[:, None, None] * eye
     nk = nk[..., None]
-    # EPS s^2 / nk, as s^2 - s^2 (R / nk): rounded as sklearn's avg(x^2) - mean^2 rounds it, to exactly 0
-    # for a component of real weight (so that a constant feature's variance is 0, as sklearn's).
-    s2 = shift * shift
-    cov = sxx / nk - d * d + (s2 - s2 * (R / nk))
+    # sklearn's sum r x^2 / nk - m^2 is the scatter about the mean over nk plus EPS m^2 / nk (nk = R + EPS),
+    # m = shift + d; that last term as m^2 - m^2 (R / nk), which rounds to exactly 0 for a component of
+    # real weight (R / nk == 1), and about the means, not the shift: no cancellation of shift^2 terms
+    # (an empty component gets exactly reg_covar, as in sklearn, wherever the data lie).
+    m2 = (shift + d) ** 2
+    cov = (sxx - 2 * d * sx + R * d * d) / nk + (m2 - m2 * (R / nk))
     cov += reg_covar[:, None, None]
     return cov.mean(-1) if covariance_type == "spherical" else cov
 

@@ -279,7 +279,7 @@ class Generator:
         >>> rng.normal(means, stds, size=(1000, *means.shape)).shape
         (1000, 2, 3)
         """
-        if out is None and type(loc) in _NUMBERS and type(scale) in _NUMBERS:  # the common call: no arrays to make
+        if out is None and _plain_number(loc) and _plain_number(scale):  # the common call: no arrays to make
             dtype = _float_dtype(dtype, "normal")
             _check_scale(float(scale))
             if dtype == np.float64 and self.backend == "numpy":  # numpy's own normal: the same numbers, in C
@@ -598,7 +598,9 @@ def _real_array(xp: Any, name: str, value: Any, dtype: Any, out: Any = None, com
     return a.astype(dtype, copy=False)
 
 
-_NUMBERS = (float, int)  # Python numbers taken as loc and scale without making arrays of them
+def _plain_number(v: Any) -> bool:
+    """A Python float, or an int that float64 holds exactly: taken as loc or scale without making an array."""
+    return type(v) is float or (type(v) is int and -(2**53) <= v <= 2**53)
 
 
 def _check_scale(scale: float, where: tuple[int, ...] = ()) -> None:

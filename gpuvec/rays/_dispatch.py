@@ -22,6 +22,7 @@ from gpuvec.rays._rules import STREAMING_MODES, Window, arg_dtype, axis_position
 __all__ = ["ray_max_window", "select"]
 
 numpy_loop_samples = 0  # samples of 2-D fixed-num calls the numpy loop took while numba was not loaded
+SMALL_CALL_SAMPLES = 1 << 13  # what a small call (map_coordinates in one go) costs, in numpy-loop samples
 _rent_lock = threading.Lock()
 
 
@@ -116,6 +117,12 @@ def select(
                 numpy_loop_samples += samples
     else:
         from gpuvec.rays import _xp as impl
+
+        if ndim == 2 and setting == "auto" and count and streaming_case and num is not None:
+            # a small call's fixed cost (~0.07 ms) counts as that many numpy-loop samples towards numba's
+            # load: a process that keeps making small calls pays it once, as one making large ones
+            with _rent_lock:
+                numpy_loop_samples += max(samples, SMALL_CALL_SAMPLES)
     return impl
 
 

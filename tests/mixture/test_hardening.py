@@ -521,3 +521,45 @@ def test_nearly_empty_component_covariance_is_sklearns(ct):
     params = gpuvec.mixture.m_step(X[None], np.log(resp)[None], 1e-6, ct)
     np.testing.assert_allclose(params.means[0], means, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(params.covariances[0], covariances, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("ct", ["diag", "spherical"])
+def test_an_empty_component_far_from_the_origin_gets_exactly_reg_covar(ct):
+    """Responsibilities exactly 0 (far components underflow): sklearn's variance is reg_covar whatever the data's
+    offset; written about the shift, s^2 terms must not cancel into a negative variance (and a raised reg_covar)."""
+    gm_private = pytest.importorskip("sklearn.mixture._gaussian_mixture")
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 4)) + 1e6
+    resp = rng.dirichlet(np.ones(3), size=200)
+    resp[:, 1] = 0.0
+    resp /= resp.sum(1, keepdims=True)
+    _, _, covariances = gm_private._estimate_gaussian_parameters(X, resp, 1e-6, ct)
+    with np.errstate(divide="ignore"):
+        params = gpuvec.mixture.m_step(X[None], np.log(resp)[None], 1e-6, ct)
+    assert np.all(covariances[1] == 1e-6)
+    np.testing.assert_allclose(params.covariances[0, 1], 1e-6, rtol=1e-12)  # was -2.4e-4 (a NaN precision)
+    assert np.isfinite(params.precisions_cholesky).all()
+    # the other components: the weighted variances about their means (sklearn's avg(x^2) - m^2 loses
+    # ~1e-3 of them to cancellation at this offset; gpuvec's moments are taken about the data's mean)
+    for k in (0, 2):
+        w = resp[:, k] / resp[:, k].sum()
+        var = (w[:, None] * (X - w @ X) ** 2).sum(0) + 1e-6
+        np.testing.assert_allclose(params.covariances[0, k], var if ct == "diag" else var.mean(), rtol=1e-9)
+
+
+def test_blocked_tied_distances_keep_their_precision_far_from_the_centre():
+    """Two clusters at +-1e6, D=96 ('tied' takes the blocked GEMMs there): the lower bound is sklearn's."""
+    sklearn_mixture = pytest.importorskip("sklearn.mixture")
+    from gpuvec.mixture import _dispatch
+
+    rng = np.random.default_rng(2)
+    N, D = 4000, 96
+    X = rng.normal(size=(N, D)) + np.where(rng.random(N) < 0.5, 1e6, -1e6)[:, None]
+    assert _dispatch.blocked_pays(2, D, "tied")
+    kw = dict(n_components=2, covariance_type="tied", max_iter=1, tol=0.0, weights_init=[0.5, 0.5],
+              means_init=np.stack([np.full(D, 1e6), np.full(D, -1e6)]) + 0.1, precisions_init=np.eye(D))  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = gpuvec.GaussianMixture(**kw).fit(X).lower_bound_
+        theirs = sklearn_mixture.GaussianMixture(**kw).fit(X).lower_bound_
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10)
