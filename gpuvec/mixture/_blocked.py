@@ -33,6 +33,9 @@ from gpuvec.mixture._covariance import COVARIANCE_TYPES, logsumexp_last, sum_las
 __all__ = ["e_step_outputs", "label_moments", "moments"]
 
 _LOG_2PI = math.log(2 * math.pi)
+# Where the expanded 'tied' distance is below this fraction of |y|^2 + |dP|^2, its rounding (~4 eps of that
+# sum) would exceed 1e-12 of it: those entries are computed by subtraction.
+_CANCELLATION = 1e-4
 
 
 def _row_blocks(N: int, D: int, K: int, budget: int) -> Iterator[slice]:
@@ -65,14 +68,21 @@ def _weighted_log_prob(xp: Any, Z: Any, d: Any, P: Any, constant: Any, covarianc
             y -= xp.matmul(d[k], P[k])
             y *= y
             maha[:, k] = sum_last(xp, y)
-    elif covariance_type == "tied":  # one GEMM for the shared factor; the distances subtracted, not expanded
+    elif covariance_type == "tied":  # one GEMM for the shared factor, one for the distances
         y = xp.matmul(Z, P)
         dP = xp.matmul(d, P)
-        maha = xp.empty((n, K))
-        t = xp.empty_like(y)
-        for k in range(K):  # |y - dP_k|^2 expanded would cancel where the data lie far from the centre
-            xp.subtract(y, dP[k], out=t)
-            maha[:, k] = xp.einsum("ij,ij->i", t, t)  # one read of t, no squared copy
+        ysq, dsq = xp.einsum("ij,ij->i", y, y), sum_last(xp, dP * dP)
+        maha = xp.matmul(y, -2.0 * dP.T)
+        maha += dsq
+        maha += ysq[:, None]
+        # |y|^2 - 2 y.dP + |dP|^2 loses ~eps (|y|^2 + |dP|^2) to cancellation: where that is more than 1e-12
+        # of the distance (data far from the shift, e.g. clusters on either side of it), subtract instead
+        close = maha < _CANCELLATION * (ysq[:, None] + dsq)
+        for k in range(K) if bool(close.any()) else ():
+            rows = xp.nonzero(close[:, k])[0]
+            if rows.shape[0]:
+                t = y[rows] - dP[k]
+                maha[rows, k] = xp.einsum("ij,ij->i", t, t)
     elif covariance_type == "diag":
         prec = P * P  # (K, D)
         maha = xp.matmul(Z * Z if Z2 is None else Z2, prec.T)

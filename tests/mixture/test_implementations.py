@@ -188,7 +188,7 @@ def test_pass_dispatch_table(monkeypatch):
         assert _dispatch.pass_implementation(np, 1, 1000, 16, 512, ct) is _blocked
         assert _dispatch.pass_implementation(np, 1, 1000, 16, 4, ct).__name__ == "gpuvec.mixture._numba"
     assert _dispatch.pass_implementation(np, 1, 1000, 2, 512, "diag").__name__ == "gpuvec.mixture._numba"
-    assert _dispatch.pass_implementation(np, 1, 1000, 16, 48, "tied") is _blocked
+    assert _dispatch.pass_implementation(np, 1, 1000, 16, 32, "tied") is _blocked
     assert _dispatch.pass_implementation(np, 1, 1000, 16, 32, "full").__name__ == "gpuvec.mixture._numba"
     monkeypatch.setenv("GPUVEC_JIT", "0")  # no compiled code; the blocked GEMMs are namespace code
     assert _dispatch.pass_implementation(np, 1, 1000, 4, 2, "full") is None
