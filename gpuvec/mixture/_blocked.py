@@ -137,6 +137,8 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
         for s in _row_blocks(N, D, K, budget):
             Z = X[b, s].astype(xp.float64)
             Z -= shift[b, 0]
+            if sample_weight is not None:  # a zero-weight row touches no sum, whatever it holds (0 * inf)
+                Z[sample_weight[b, s] == 0] = 0.0
             Z2 = None if spec.full_matrix else Z * Z  # the E-step's and the M-step's, computed once
             lp = _weighted_log_prob(xp, Z, d, P, constant, covariance_type, Z2)
             log_norm = logsumexp_last(xp, lp)
@@ -179,6 +181,7 @@ def label_moments(
             Z = X[b, s].astype(xp.float64)
             Z -= shift[b, 0]
             w = xp.ones(Z.shape[0]) if sample_weight is None else sample_weight[b, s]
+            Z[w == 0] = 0.0  # a zero-weight row touches no sum, whatever it holds
             ws[b] += w.sum()
             lab = labels[b, s]
             for k in range(K):

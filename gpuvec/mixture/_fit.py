@@ -270,8 +270,7 @@ def _raise_failures(xp, failed, overflow, reg, batched):
         where = f" in problems {first(xp.nonzero(overflow)[0])}" if batched else ""
         parts.append(
             f"Fitting the mixture model failed because the covariances or the log-likelihood overflow{where}: "
-            "the data's scale is too large for float64 arithmetic (samples of zero sample_weight too, which "
-            "must be of a modest scale, e.g. zeros)."
+            "the data's scale is too large for float64 arithmetic."
         )
     parts.append("Try to decrease the number of components, increase reg_covar, or scale the input data.")
     raise ValueError(" ".join(parts))

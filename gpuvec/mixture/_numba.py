@@ -174,8 +174,14 @@ def _moments_items(X, sw, has_sw, shift, P, mup, c, structure, items, lo, hi, nk
             for s in range(m):
                 if w[s] > 0:
                     ll += w[s] * lse[s]
+                    tot[s] = w[s] / tot[s]
+                else:  # a zero-weight row touches no sum, whatever it holds (0 * inf is NaN)
+                    tot[s] = 0.0
+                    for k in range(K):
+                        lp[k, s] = 0.0
+                    for i in range(D):
+                        zt[i, s] = 0.0
                 ws += w[s]
-                tot[s] = w[s] / tot[s]
             for k in range(K):
                 for s in range(m):
                     lp[k, s] *= tot[s]  # the responsibilities, weighted
@@ -256,6 +262,8 @@ def _label_items(X, labels, sw, has_sw, shift, items, lo, hi, nk_out, sx_out, sx
         ws = 0.0
         for n in range(items[it, 1], items[it, 2]):
             w = sw[b, n] if has_sw else 1.0
+            if w == 0.0:  # a zero-weight row touches no sum, whatever it holds
+                continue
             ws += w
             k = labels[b, n]
             nk[k] += w

@@ -92,8 +92,8 @@ def _kmeans_pp_centers(xp, X, K, rng, sample_weight):
     wd2 = d2 if sample_weight is None else xp.empty((B, N), dtype=dtype)
     for k in range(1, K):
         if sample_weight is not None:
-            for s in chunks:
-                xp.multiply(sample_weight[:, s], d2[:, s], out=wd2[:, s])
+            for s in chunks:  # a zero-weight row is never drawn, whatever its distance (0 * inf is NaN)
+                wd2[:, s] = xp.where(sample_weight[:, s] > 0, sample_weight[:, s] * d2[:, s], 0.0)
         idx[:, k] = _sample_index(xp, wd2, rng)
         center = X[bidx, idx[:, k]].astype(xp.float64)
         if compiled is not None:

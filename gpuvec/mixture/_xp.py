@@ -388,6 +388,8 @@ def _sufficient_statistics_xp(xp, X, params, covariance_type, sample_weight, shi
         part = MixtureParams(*(None if a is None else a[bs] for a in params))
         for s in _chunks(N, (bs.stop - bs.start) * per_sample, budget):
             Xc = X[bs, s].astype(xp.float64, copy=False)  # float32 data: float64 sums, one chunk at a time
+            if sample_weight is not None:  # a zero-weight row touches no sum, whatever it holds (0 * inf)
+                Xc = xp.where(sample_weight[bs, s][..., None] > 0, Xc, shift[bs])
             log_resp, log_norm = e_step(Xc, part.weights, part.means, part.precisions_cholesky, covariance_type)
             resp = xp.exp(log_resp)
             if sample_weight is not None:
@@ -550,9 +552,11 @@ def _resp_statistics(xp, X, resp_of, K, covariance_type, sample_weight):
     per_sample = B * ((K + D) if per_component else max(K, D) * D)
     for s in _chunks(N, per_sample, chunk_elements(xp, "mixture")):
         resp = resp_of(s)
-        if sample_weight is not None:
+        Xc = X[:, s].astype(xp.float64, copy=False)
+        if sample_weight is not None:  # a zero-weight row touches no sum, whatever it holds (0 * inf)
             resp = resp * sample_weight[:, s, None]
-        part = _moments(xp, X[:, s].astype(xp.float64, copy=False), resp, shift, covariance_type, per_component)
+            Xc = xp.where(sample_weight[:, s, None] > 0, Xc, shift)
+        part = _moments(xp, Xc, resp, shift, covariance_type, per_component)
         sums = part if sums is None else tuple(a + b for a, b in zip(sums, part))
         total += resp.sum((1, 2))  # the total weight is that of the responsibilities (a start's rows need not sum to 1)
     return SufficientStats(*sums, xp.zeros(B), total, shift)

@@ -101,13 +101,17 @@ def test_data_that_overflows_raises_instead_of_predicting(ct, scale):
 
 
 @pytest.mark.parametrize("ct", COV_TYPES)
-def test_zero_weight_padding_row_that_overflows_raises_naming_the_problem(ct):
+def test_zero_weight_padding_row_that_would_overflow_is_ignored(ct):
+    """It raised an overflow failure naming the problem; a zero-weight row now touches no statistic."""
     Xb = batch(B=3)
     Xb[1, -1] = 1e200  # a padding row of problem 1
     sw = np.ones(Xb.shape[:2])
     sw[1, -1] = 0
-    with pytest.raises(ValueError, match=r"problems \[1\]"):
-        gpuvec.GaussianMixture(2, covariance_type=ct, random_state=0).fit(Xb, sample_weight=sw)
+    padded = gpuvec.GaussianMixture(2, covariance_type=ct, random_state=0).fit(Xb, sample_weight=sw)
+    Xb[1, -1] = 0.0
+    modest = gpuvec.GaussianMixture(2, covariance_type=ct, random_state=0).fit(Xb, sample_weight=sw)
+    np.testing.assert_allclose(padded.means_, modest.means_, atol=1e-10)
+    np.testing.assert_allclose(padded.lower_bound_, modest.lower_bound_, rtol=1e-12)
 
 
 def test_overflow_from_an_explicit_start_also_raises():
@@ -563,3 +567,24 @@ def test_blocked_tied_distances_keep_their_precision_far_from_the_centre():
         ours = gpuvec.GaussianMixture(**kw).fit(X).lower_bound_
         theirs = sklearn_mixture.GaussianMixture(**kw).fit(X).lower_bound_
     np.testing.assert_allclose(ours, theirs, rtol=1e-10)
+
+
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("init", ["k-means++", "kmeans"])
+@pytest.mark.parametrize("jit", ["0", "1"])
+def test_zero_weight_rows_touch_no_statistic_whatever_they_hold(monkeypatch, ct, init, jit):
+    """Padding rows of zero sample_weight holding 1e200 (their squares overflow: 0 * inf is NaN) give the fit
+    of the rows without them, instead of an overflow failure."""
+    monkeypatch.setenv("GPUVEC_JIT", jit)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2, 100, 2))
+    X[:, 50:] += 5.0
+    X[:, :10] = 1e200
+    sw = np.ones((2, 100))
+    sw[:, :10] = 0.0
+    kw = dict(covariance_type=ct, init_params=init, random_state=0)
+    padded = gpuvec.GaussianMixture(2, **kw).fit(X, sample_weight=sw)
+    plain = gpuvec.GaussianMixture(2, **kw).fit(X[:, 10:], sample_weight=sw[:, 10:])
+    np.testing.assert_allclose(padded.means_, plain.means_, atol=1e-8)
+    np.testing.assert_allclose(padded.covariances_, plain.covariances_, atol=1e-8)
+    np.testing.assert_allclose(padded.lower_bound_, plain.lower_bound_, rtol=1e-12)
