@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+import gpuvec.mixture._dispatch as _dispatch
 from gpuvec._core.checks import warn_at_caller
 from gpuvec._core.threads import blas_limited
-from gpuvec.mixture import _dispatch
 from gpuvec.mixture._covariance import COVARIANCE_TYPES, covariances_from_cholesky, precisions_from_cholesky
 from gpuvec.mixture._em import REG_COVAR_TRIES, EMResult, fit_em, interleave_starts, params_ok, regularisation_retry
 from gpuvec.mixture._starts import LABEL_METHODS, initial_labels, initial_resp

@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+import gpuvec.mixture._fit as _fit
 from gpuvec._core.checks import check_int
 from gpuvec._core.dlpack import dlpack_io
 from gpuvec._core.namespace import get_namespace, is_dask_array
-from gpuvec.mixture import _fit
 from gpuvec.mixture._covariance import CovarianceType, per_component
 from gpuvec.mixture._validation import Settings, check_fitted, check_matches_fit, validate_sample_weight, validate_X
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import gpuvec.mixture._dispatch as _dispatch
 from gpuvec._core.dispatch import chunk_elements
-from gpuvec.mixture import _dispatch
 
 __all__ = ["INIT_PARAMS", "LABEL_METHODS", "initial_labels", "initial_resp"]
 

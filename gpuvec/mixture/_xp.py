@@ -32,10 +32,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+import gpuvec.mixture._dispatch as _dispatch
 from gpuvec._core.dispatch import chunk_elements
 from gpuvec._core.namespace import get_namespace
 from gpuvec._core.threads import blas_limited
-from gpuvec.mixture import _dispatch
 from gpuvec.mixture._covariance import (
     EPS,
     CovarianceType,

@@ -16,7 +16,7 @@ from typing import Any
 
 import cupy
 
-from gpuvec.rays import _xp as _rays_xp
+import gpuvec.rays._xp as _rays_xp
 from gpuvec.rays._rules import Window, cast_rule
 
 _RAY_MAX_PREAMBLE = r"""

@@ -22,9 +22,9 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import gpuvec.rotations._xp as _xp
 from gpuvec._core.dispatch import NUMBA_PAYS_MATRICES, compiled_enabled, compiled_setting
 from gpuvec._core.namespace import is_cupy_namespace
-from gpuvec.rotations import _xp
 
 __all__ = ["nearest", "residual_chunks"]
 
