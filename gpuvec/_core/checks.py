@@ -79,6 +79,31 @@ def check_mvn_shapes(mean_shape: tuple[int, ...], cov_shape: tuple[int, ...]) ->
     return mean_shape[-1], batch
 
 
+def check_normal_shapes(
+    loc_shape: tuple[int, ...], scale_shape: tuple[int, ...], size: tuple[int, ...] | None, what: str = "size"
+) -> tuple[int, ...]:
+    """The output shape of a normal draw: loc and scale broadcast together, and to ``size`` where given
+    (numpy's rule); ``what`` names ``size`` in the message (``'out.shape'`` where out gave it)."""
+    try:
+        shape = np.broadcast_shapes(loc_shape, scale_shape)
+    except ValueError:
+        msg = f"loc and scale must broadcast together; got loc of shape {loc_shape} and scale of shape {scale_shape}"
+        raise ValueError(msg) from None
+    if size is None:
+        return shape
+    try:
+        fits = np.broadcast_shapes(size, shape) == size
+    except ValueError:
+        fits = False
+    if not fits:
+        msg = (
+            f"{what} {size} does not broadcast with loc {loc_shape} and scale {scale_shape}: "
+            f"loc and scale must broadcast to {what} (numpy's rule)"
+        )
+        raise ValueError(msg)
+    return size
+
+
 def warn_at_caller(text: str, category: type[Warning]) -> None:
     """``warnings.warn`` pointing at the first frame outside gpuvec (and numpy's/contextlib's decorators),
     so a warning names the user's line however deep in gpuvec it was raised."""

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gpuvec._core.backend import default_name, use_backend
-from gpuvec._core.checks import check_choice, check_mvn_shapes, check_real
+from gpuvec._core.checks import check_choice, check_mvn_shapes, check_normal_shapes, check_real
 from gpuvec._core.dlpack import dlpack_io
 from gpuvec._core.namespace import is_cupy_array, is_cupy_namespace, is_dask_array, is_numpy_array
 from gpuvec.random import _xp
@@ -302,26 +302,7 @@ class Generator:
         if bool(negative.any()):
             where = _xp.first_index(xp, negative)
             _check_scale(float(scale[where]), where)
-        try:
-            shape = np.broadcast_shapes(loc.shape, scale.shape)
-        except ValueError:
-            msg = (
-                f"loc and scale must broadcast together; got loc of shape {loc.shape} and scale of shape {scale.shape}"
-            )
-            raise ValueError(msg) from None
-        if size is not None:
-            try:
-                fits = np.broadcast_shapes(size, shape) == size
-            except ValueError:
-                fits = False
-            if not fits:
-                what = "size" if out is None else "out.shape"
-                msg = (
-                    f"{what} {size} does not broadcast with loc {loc.shape} and scale {scale.shape}: "
-                    f"loc and scale must broadcast to {what} (numpy's rule)"
-                )
-                raise ValueError(msg)
-            shape = size
+        shape = check_normal_shapes(loc.shape, scale.shape, size, "size" if out is None else "out.shape")
         samples = self._draw(
             self._rng.standard_normal, shape, dtype, None if out is None or not out.flags.c_contiguous else out
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from gpuvec._core.checks import check_mvn_shapes
+from gpuvec._core.checks import check_mvn_shapes, check_normal_shapes
 from gpuvec._core.dask import check_known_shape, chunk_namespace, meta_of, require_dask
 from gpuvec._core.namespace import is_cupy_array, is_dask_array
 from gpuvec._core.threads import blas_limited
@@ -168,23 +168,7 @@ def normal(gen: Any, loc: Any, scale: Any, size: tuple[int, ...] | None, *, dtyp
         raise TypeError(msg)
     xp = gen.xp
     loc, scale = _as_dask(da, loc, "loc", xp), _as_dask(da, scale, "scale", xp)
-    try:
-        shape = np.broadcast_shapes(loc.shape, scale.shape)
-    except ValueError:
-        msg = f"loc and scale must broadcast together; got loc of shape {loc.shape} and scale of shape {scale.shape}"
-        raise ValueError(msg) from None
-    if size is not None:
-        try:
-            fits = np.broadcast_shapes(size, shape) == size
-        except ValueError:
-            fits = False
-        if not fits:
-            msg = (
-                f"size {size} does not broadcast with loc {loc.shape} and scale {scale.shape}: "
-                "loc and scale must broadcast to size (numpy's rule)"
-            )
-            raise ValueError(msg)
-        shape = size
+    shape = check_normal_shapes(loc.shape, scale.shape, size)
     (loc, scale), chunks = _broadcast_plan(da, [(loc, 0), (scale, 0)], shape, (), dtype)
     root = _root_seed(gen)
     name = f"gpuvec-normal-{da.core.tokenize(loc, scale, root.entropy, chunks, dtype, gen.backend)}"
