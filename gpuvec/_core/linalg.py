@@ -35,7 +35,9 @@ def batched_cholesky(xp: Any, A: Any) -> tuple[Any, Any]:
                 L[i] = xp.linalg.cholesky(flat[i])
         L = L.reshape(A.shape)
     if xp is np:  # LAPACK raised for every matrix that is not positive definite: what is left is exact to rounding
-        ok = np.isfinite(L).all(axis=(-1, -2))
+        # (a NaN or inf anywhere in a row of the lower triangle reaches that row's pivot, which potrf rejects;
+        # failed matrices are NaN): the diagonal says it
+        ok = np.isfinite(np.diagonal(L, axis1=-2, axis2=-1)).all(axis=-1)
         return _identity_where_failed(xp, L, ok), ok
     # cupy returns what potrf left for a failed matrix: check that L L^T reproduces A (a GEMM, cheap there)
     with np.errstate(invalid="ignore", over="ignore"):

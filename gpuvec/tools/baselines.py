@@ -157,6 +157,13 @@ def normal_seed_loop(means, stds, n=1000):
     return np.stack([np.random.normal(means, stds) for _ in range(n)])
 
 
+def mvn_cholesky_einsum(rng, mean, cov):
+    """One draw from each of a stack of distributions, as a user batches it by hand:
+    ``np.linalg.cholesky`` of the (B, d, d) stack and an ``einsum`` with standard normals."""
+    L = np.linalg.cholesky(cov)
+    return mean + np.einsum("bij,bj->bi", L, rng.standard_normal(mean.shape))
+
+
 def normal_seed_broadcast(rng, means, stds, n=1000):
     """The answer: numpy's broadcast normal with size=(n, N, 3) (Generator API)."""
     return rng.normal(means, stds, size=(n,) + np.shape(means))

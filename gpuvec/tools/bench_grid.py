@@ -205,6 +205,27 @@ def _random_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
     )
     for backend in backends:
         yield Case("random", group, "gpuvec", backend, _sampling(N, "gpuvec mvn", backend), items=items)
+    B, d = (200, 100) if quick else (10_000, 100)
+    group = f"multivariate_normal one draw x {B} covariances of {d}x{d}"
+    yield Case("random", group, "cholesky + einsum", "numpy", _many_covariances(B, d, "by hand"), reference=True)
+    for backend in backends:
+        yield Case("random", group, "gpuvec", backend, _many_covariances(B, d, "gpuvec", backend))
+
+
+def _many_covariances(B: int, d: int, method: str, backend: str = "numpy") -> Callable[[], Callable[[], Any]]:
+    """Setups of the many-covariances case: B random positive-definite (d, d) covariances, one draw each."""
+
+    def make():
+        A = np.random.default_rng(2).standard_normal((B, d, d)) / np.sqrt(d)
+        cov, mean = A @ np.swapaxes(A, -1, -2) + np.eye(d), np.zeros((B, d))
+        if method == "by hand":
+            g = np.random.default_rng(0)
+            return lambda: baselines.mvn_cholesky_einsum(g, mean, cov)
+        xp = xp_of(backend)
+        gen, m, c = gpuvec.random.default_rng(0, backend=backend), xp.asarray(mean), xp.asarray(cov)
+        return lambda: gen.multivariate_normal(m, c)
+
+    return make
 
 
 def _big_mixture(N: int, D: int, K: int):

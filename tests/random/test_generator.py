@@ -403,7 +403,7 @@ def test_negative_zero_scale_names_its_index(xp):
 def test_bad_method_check_valid_tol(xp):
     rng = rng_for(xp)
     mean, cov = xp.zeros(2), xp.eye(2)
-    with pytest.raises(ValueError, match=r"method must be one of 'cholesky', 'eigh', 'svd'; got 'qr'"):
+    with pytest.raises(ValueError, match=r"method must be one of None, 'cholesky', 'eigh', 'svd'; got 'qr'"):
         rng.multivariate_normal(mean, cov, method="qr")
     with pytest.raises(ValueError, match="check_valid must be one of 'warn', 'raise', 'ignore'; got 'other'"):
         rng.multivariate_normal(mean, cov, check_valid="other")
@@ -414,7 +414,7 @@ def test_bad_method_check_valid_tol(xp):
     assert first_draw_is_fresh(xp, rng)
 
 
-@pytest.mark.parametrize("method", ["cholesky", "eigh", "svd"])
+@pytest.mark.parametrize("method", [None, "eigh", "svd"])
 def test_not_psd_warns_like_numpy_and_samples(xp, method):
     cov = xp.asarray([np.eye(2), [[1.0, 2.0], [2.0, 1.0]]])
     with pytest.warns(RuntimeWarning, match=r"^covariance is not symmetric positive-semidefinite\. cov\[1\]"):
@@ -428,6 +428,43 @@ def test_not_psd_warns_like_numpy_and_samples(xp, method):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         rng_for(xp).multivariate_normal(xp.zeros(2), cov, method=method, check_valid="ignore")
+
+
+@pytest.mark.parametrize("cov", [[[1.0, 2.0], [2.0, 1.0]], [[1.0, 0.0], [0.0, 0.0]]], ids=["indefinite", "singular"])
+def test_explicit_cholesky_raises_linalgerror_as_numpy(xp, cov):
+    with pytest.raises(np.linalg.LinAlgError):
+        np.random.default_rng(0).multivariate_normal([0.0, 0.0], cov, method="cholesky")
+    rng = rng_for(xp)
+    stack = xp.asarray([np.eye(2), cov])
+    for check_valid in ("warn", "raise", "ignore"):
+        with pytest.raises(np.linalg.LinAlgError, match=r"^cov\[1\] is not positive definite"):
+            rng.multivariate_normal(xp.zeros(2), stack, method="cholesky", check_valid=check_valid)
+    assert first_draw_is_fresh(xp, rng)
+
+
+def test_explicit_cholesky_reads_the_lower_triangle_as_numpy():
+    cov = np.array([[2.0, 0.6], [0.2, 1.0]])  # asymmetric: numpy's 'cholesky' factors [[2, 0.2], [0.2, 1]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = gpuvec.random.default_rng(3, backend="numpy").multivariate_normal([0.0, 0.0], cov, 5, method="cholesky")
+        theirs = np.random.default_rng(3).multivariate_normal([0.0, 0.0], cov, 5, method="cholesky")
+    np.testing.assert_allclose(ours, theirs, rtol=1e-13, atol=1e-15)
+
+
+def test_default_method_factors_blocks_as_one_cholesky():
+    """The default's common case (symmetric positive-definite stacks, factored in blocks over the
+    worker threads) equals one np.linalg.cholesky of the stack, bit for bit, at any block split."""
+    A = np.random.default_rng(0).standard_normal((700, 9, 9))
+    cov = A @ np.swapaxes(A, -1, -2) + np.eye(9)
+    mean = np.zeros((700, 9))
+    z = np.random.default_rng(1).standard_normal((3, 700, 9, 1))
+    expected = (np.linalg.cholesky(cov) @ z)[..., 0]
+    ours = gpuvec.random.default_rng(1, backend="numpy").multivariate_normal(mean, cov, size=3)
+    assert np.array_equal(ours, expected)
+    bad = cov.copy()
+    bad[650] = [[1.0 if i == j else 2.0 for j in range(9)] for i in range(9)]  # one indefinite, late in the stack
+    with pytest.warns(RuntimeWarning, match=r"cov\[650\]"):
+        gpuvec.random.default_rng(1, backend="numpy").multivariate_normal(mean, bad)
 
 
 def test_warning_points_at_the_caller():
@@ -444,7 +481,7 @@ def random_spd_precisions(n, d, rng, span=6.0):
     return (P + np.swapaxes(P, -1, -2)) / 2
 
 
-@pytest.mark.parametrize("method", ["cholesky", "eigh", "svd"])
+@pytest.mark.parametrize("method", [None, "cholesky", "eigh", "svd"])
 def test_covariances_inverted_from_precisions_are_accepted(xp, method):
     covs = np.linalg.inv(random_spd_precisions(50, 3, np.random.default_rng(0)))
     asym = np.abs(covs - np.swapaxes(covs, -1, -2)).max(axis=(-1, -2)) / np.abs(covs).max(axis=(-1, -2))
@@ -452,7 +489,7 @@ def test_covariances_inverted_from_precisions_are_accepted(xp, method):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for c in covs:  # numpy accepts every one
-            np.random.default_rng(0).multivariate_normal(np.zeros(3), c, method=method)
+            np.random.default_rng(0).multivariate_normal(np.zeros(3), c, method=method or "cholesky")
         x = rng_for(xp).multivariate_normal(xp.zeros(3), xp.asarray(covs), size=100, method=method, check_valid="raise")
     assert_namespace(x, xp, np.float64, (100, 50, 3))
     assert np.isfinite(to_np(x)).all()
@@ -507,7 +544,7 @@ def test_validity_verdicts_match_numpys():
 def test_tol_is_numpys_tolerance():
     cov = np.array([[1.0, 0.0], [1e-6, 1.0]])  # asymmetric by 1e-6
     rng = gpuvec.random.default_rng(0, backend="numpy")
-    for method in ("cholesky", "eigh", "svd"):
+    for method in (None, "eigh", "svd"):
         with pytest.raises(ValueError, match="not symmetric|SVD"):
             rng.multivariate_normal([0.0, 0.0], cov, method=method, check_valid="raise")
         rng.multivariate_normal([0.0, 0.0], cov, method=method, check_valid="raise", tol=1e-5)
@@ -564,8 +601,8 @@ def test_inputs_are_not_mutated(xp):
     copies = [to_np(a).copy() for a in (loc, scale, mean, cov, cov_asym)]
     rng.normal(loc, scale, size=(4, 2, 3))
     rng.normal(loc, scale, dtype=np.float32)
-    for method in ("cholesky", "eigh", "svd"):
-        rng.multivariate_normal(mean, cov, size=5, method=method)
+    for method in (None, "cholesky", "eigh", "svd"):
+        rng.multivariate_normal(mean, cov + 0.1 * xp.eye(3), size=5, method=method)
         rng.multivariate_normal(mean[0, :2], cov_asym, method=method, check_valid="ignore")
     for a, c in zip((loc, scale, mean, cov, cov_asym), copies):
         assert np.array_equal(to_np(a), c)

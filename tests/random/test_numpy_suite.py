@@ -18,7 +18,7 @@ from scipy import stats
 import gpuvec
 from tests.helpers import assert_namespace, to_np
 
-METHODS = ["svd", "eigh", "cholesky"]
+METHODS = ["svd", "eigh", "cholesky", None]  # None: gpuvec's default (Cholesky where it factors, else eigh)
 
 
 def gv(xp, seed=1234567890):
@@ -101,7 +101,7 @@ def test_multivariate_normal_matches_numpy_for_the_seed(method):
     # numpy's test_multivariate_normal: mean (.123456789, 10), cov eye(2), size (3, 2)
     mean, cov, size = (0.123456789, 10), [[1, 0], [0, 1]], (3, 2)
     ours = gpuvec.random.default_rng(1234567890, backend="numpy").multivariate_normal(mean, cov, size, method=method)
-    theirs = np.random.default_rng(1234567890).multivariate_normal(mean, cov, size, method=method)
+    theirs = np.random.default_rng(1234567890).multivariate_normal(mean, cov, size, method=method or "cholesky")
     assert ours.shape == theirs.shape == (3, 2, 2)
     assert_allclose(ours, theirs, rtol=1e-13, atol=1e-13)
 
@@ -111,7 +111,7 @@ def test_multivariate_normal_matches_numpy_general_cov(method):
     A = np.random.default_rng(0).standard_normal((4, 4))
     cov, mean = A @ A.T + 0.1 * np.eye(4), np.arange(4.0)
     ours = gpuvec.random.default_rng(5, backend="numpy").multivariate_normal(mean, cov, size=(10, 3), method=method)
-    theirs = np.random.default_rng(5).multivariate_normal(mean, cov, size=(10, 3), method=method)
+    theirs = np.random.default_rng(5).multivariate_normal(mean, cov, size=(10, 3), method=method or "cholesky")
     assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
 
@@ -133,8 +133,15 @@ def test_multivariate_normal_batch_shapes(xp, method):
 @pytest.mark.parametrize("method", METHODS)
 def test_multivariate_normal_non_psd_warns(xp, method):
     # numpy: "Check that non positive-semidefinite covariance warns with RuntimeWarning".
-    # numpy's 'cholesky' raises LinAlgError here instead; gpuvec's falls back to eigh and warns.
+    # numpy's 'cholesky' raises LinAlgError here instead, and so does gpuvec's; the default falls back to eigh.
     mean, cov = xp.asarray([0.0, 0.0]), xp.asarray([[1.0, 2.0], [2.0, 1.0]])
+    if method == "cholesky":
+        with pytest.raises(np.linalg.LinAlgError):
+            np.random.default_rng(0).multivariate_normal([0.0, 0.0], [[1.0, 2.0], [2.0, 1.0]], method=method)
+        for check_valid in ("warn", "ignore", "raise"):
+            with pytest.raises(np.linalg.LinAlgError):
+                gv(xp).multivariate_normal(mean, cov, check_valid=check_valid, method=method)
+        return
     with pytest.warns(RuntimeWarning, match="covariance is not symmetric positive-semidefinite"):
         gv(xp).multivariate_normal(mean, cov, method=method)
     with warnings.catch_warnings():
@@ -189,7 +196,7 @@ def test_multivariate_normal_methods_agree_in_distribution(xp):
     }
     for a in METHODS:
         for b in METHODS:
-            if a < b:
+            if str(a) < str(b):
                 for axis in range(3):
                     assert stats.ks_2samp(draws[a][:, axis], draws[b][:, axis]).pvalue > 1e-4
     L = np.linalg.cholesky(cov)
@@ -200,8 +207,12 @@ def test_multivariate_normal_methods_agree_in_distribution(xp):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_multivariate_normal_semidefinite(xp, method):
-    # rank-deficient covariance: no warning, and the samples lie in its range
+    # rank-deficient covariance: no warning, and the samples lie in its range (numpy's 'cholesky': LinAlgError)
     cov = xp.asarray([[1.0, 1.0], [1.0, 1.0]])
+    if method == "cholesky":
+        with pytest.raises(np.linalg.LinAlgError):
+            gv(xp).multivariate_normal(xp.zeros(2), cov, method=method)
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         x = to_np(gv(xp).multivariate_normal(xp.zeros(2), cov, size=2000, method=method))
