@@ -68,3 +68,38 @@ def sync():
     dask = pytest.importorskip("dask")
     with dask.config.set(scheduler="synchronous"):
         yield
+
+
+def _edge_chunks(n: int, kind: str) -> tuple[int, ...]:
+    if kind == "zero-size":  # what compute_chunk_sizes() gives after a boolean mask emptied some chunks
+        return (0, n // 2, 0, n - n // 2, 0) if n > 1 else (0, n, 0)
+    if kind == "one-row":
+        return (1, n - 1) if n > 1 else (n,)
+    return (n,)  # "whole"
+
+
+@pytest.fixture(params=["zero-size", "one-row", "from-mask"])
+def edge_chunked(request):
+    """``edge_chunked(x, axes=(0,))``: ``x`` as a dask array whose chunks along ``axes`` are one of the
+    edge cases dask users meet: empty chunks (``compute_chunk_sizes()`` after boolean indexing), a
+    one-row chunk, or the real thing (``x[mask].compute_chunk_sizes()`` with a mask that empties
+    some chunks, along the first axis). Every dask test can take it to compare with the in-memory call."""
+    da = pytest.importorskip("dask.array")
+
+    def chunked(x, axes=(0,)):
+        x = np.asarray(x)
+        if request.param == "from-mask":  # along axis 0: 4 rows masked out, their chunk left empty
+            n = x.shape[0]
+            padded = np.concatenate([x[: n // 2], np.full((4, *x.shape[1:]), -1, x.dtype), x[n // 2 :]])
+            keep = np.ones(n + 4, bool)
+            keep[n // 2 : n // 2 + 4] = False
+            chunks = (n // 2, 4, n - n // 2)
+            d = da.from_array(padded, chunks=(chunks, *x.shape[1:]))
+            out = d[da.from_array(keep, chunks=(chunks,))].compute_chunk_sizes()
+            assert 0 in out.chunks[0]
+            return out
+        chunks = [_edge_chunks(n, request.param) if a in axes else (n,) for a, n in enumerate(x.shape)]
+        return da.from_array(x, chunks=tuple(chunks))
+
+    chunked.kind = request.param
+    return chunked

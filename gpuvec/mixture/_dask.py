@@ -492,6 +492,8 @@ def _fit_batched(gm, settings, X, sample_weight):
         w_blocks = sw.to_delayed().ravel()
     tasks = []
     for i, (xb, wb, start, size) in enumerate(zip(x_blocks, w_blocks, offsets, sizes)):
+        if size == 0:  # an empty block along B (boolean indexing, compute_chunk_sizes): no problem to fit
+            continue
         inits = {}
         for name, tail in tails.items():
             value = getattr(settings, name)

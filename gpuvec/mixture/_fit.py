@@ -220,6 +220,27 @@ def _interleave_results(xp: types.ModuleType, runs: list[EMResult]) -> EMResult:
 # --------------------------------------------------------------------------- after EM
 
 
+# Starts whose lower bounds are this close (relative) count as tied: the in-memory and dask passes sum
+# in different orders, and rounding must not pick another start (and another order of components).
+TIE_RTOL = 1e-10
+
+
+def best_starts(xp: types.ModuleType, score: Any) -> Any:
+    """Per row of the (B, n_init) lower bounds (-inf for failed starts), the first start within
+    :data:`TIE_RTOL` of the row's best: the same choice whatever order the pass summed in.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> best_starts(np, np.array([[-1.0, -0.5, -0.5 + 1e-15], [-np.inf, -2.0, -3.0]])).tolist()
+    [1, 1]
+    """
+    top = score.max(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):  # infinite bounds: only the equal ones count
+        near = (score == top) | (score >= top - TIE_RTOL * xp.abs(top))
+    return xp.argmax(near, axis=1)
+
+
 def finish(
     estimator, settings, xp, result, start_failed, start_overflow, start_reg, n_init, batched, dtype, start_errors=None
 ) -> None:
@@ -233,7 +254,7 @@ def finish(
     if n_init > 1:
         B = lower_bound.shape[0] // n_init
         score = xp.where(failed | xp.isnan(lower_bound), -xp.inf, lower_bound).reshape(B, n_init)
-        best = xp.argmax(score, axis=1) + xp.arange(B) * n_init  # ties: the first start, n_init=1's
+        best = best_starts(xp, score) + xp.arange(B) * n_init
         if start_errors is not None and B == 1 and start_errors[int(best[0])] is not None:
             raise start_errors[int(best[0])]
         params = MixtureParams(*(a[best] for a in params))

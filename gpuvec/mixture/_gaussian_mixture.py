@@ -20,6 +20,7 @@ import numpy as np
 
 import gpuvec.mixture._fit as _fit
 from gpuvec._core.checks import check_int
+from gpuvec._core.dask import chunk_namespace
 from gpuvec._core.dlpack import dlpack_io
 from gpuvec._core.namespace import get_namespace, is_dask_array
 from gpuvec.mixture._covariance import CovarianceType, per_component
@@ -34,11 +35,16 @@ def _dask_aware(method: F) -> F:
     """The method, or for a call with a dask array among its arguments the same-named function of
     :mod:`gpuvec.mixture._dask` (imported only then), which takes the estimator and the same arguments."""
 
+    signature = inspect.signature(method)
+
     @functools.wraps(method)
     def wrapper(self, *args: Any, **kwargs: Any) -> Any:
         if any(is_dask_array(a) for a in (*args, *kwargs.values())):
             from gpuvec.mixture import _dask
 
+            for name, value in signature.bind(self, *args, **kwargs).arguments.items():
+                if is_dask_array(value):  # numpy or cupy chunks, else the TypeError naming the argument
+                    chunk_namespace(value, name)
             return getattr(_dask, method.__name__)(self, *args, **kwargs)
         return method(self, *args, **kwargs)
 

@@ -297,8 +297,10 @@ def data_shift(X: Any, sample_weight: Any = None) -> Any:
 
 
 def _chunks(n: int, per_sample: int, budget: int):
+    """Slices of ``range(n)`` of at most ``budget // per_sample`` each; one empty slice for ``n == 0`` (an
+    empty dask chunk's pass still returns its zero statistics)."""
     step = max(1, budget // max(1, per_sample))
-    for s in range(0, n, step):
+    for s in range(0, max(n, 1), step):
         yield slice(s, min(n, s + step))
 
 

@@ -406,9 +406,13 @@ class Generator:
         generator seeded with child ``i`` of a ``SeedSequence`` drawn from this
         generator (``dask.array.random``'s convention): reproducible for the same
         seed and the same chunks, but the numbers depend on the chunking and
-        differ from the in-memory call's. The validity checks run per block when
-        it is computed; their warnings and errors name the index within the
-        block and the block's first batch index.
+        differ from the in-memory call's. With ``check_valid`` 'warn' or 'raise'
+        (and a method other than 'cholesky'), the validity check runs during the
+        call, on the active scheduler (one read of cov), so that its warning or
+        error reaches the caller wherever the tasks run; 'ignore' keeps the call
+        fully lazy. Non-finite entries raise when the block is computed. The
+        messages name the index within the block and the block's first batch
+        index.
 
         Examples
         --------

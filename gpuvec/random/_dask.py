@@ -80,6 +80,8 @@ def _broadcast_plan(
             out_axis = len(batch) - xb + j
             if known[out_axis] == "auto" and x.shape[j] == batch[out_axis] and batch[out_axis] != 1:
                 known[out_axis] = x.chunks[j]
+    if 0 in batch + core:  # nothing to draw: one chunk per axis (dask's "auto" divides by the size)
+        known = [(n,) if k == "auto" else k for k, n in zip(known, batch)]
     chunks = da.core.normalize_chunks(tuple(known) + tuple((n,) for n in core), batch + core, dtype=dtype)
     out = []
     for x, core_ndim in arrays:
@@ -136,8 +138,8 @@ def _block_context(what: str, batch_start: tuple[int, ...]) -> Iterator[None]:
         warnings.simplefilter("always")
         try:
             yield
-        except ValueError as exc:
-            raise ValueError(f"{exc} ({where})") from None
+        except ValueError as exc:  # LinAlgError (a ValueError) stays one
+            raise type(exc)(f"{exc} ({where})") from None
     for w in caught:
         warnings.warn_explicit(f"{w.message} ({where})", w.category, w.filename, w.lineno)
 
@@ -203,6 +205,48 @@ def _mvn_block(
         return generator(seed, backend).multivariate_normal(mean, cov, size=shape[:n_size], **kwargs)
 
 
+def _check_block(cov: Any, batch_start: tuple[int, ...], method: str | None, check_valid: str, tol: float) -> list:
+    """The validity check of one block of covariances: its warnings and error as ``(category, text)`` pairs."""
+    from gpuvec._core.namespace import get_namespace
+    from gpuvec.random import _xp
+
+    out = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with blas_limited(always=True), _block_context("multivariate_normal's", batch_start):
+                xp = get_namespace(cov)
+                if bool(xp.isfinite(cov).all()):  # non-finite blocks raise when sampled, as in memory
+                    _xp.cov_factor(xp, xp.asarray(cov, dtype=xp.float64), method or "auto", check_valid, tol)
+        except ValueError as exc:
+            out.append(("error", str(exc)))
+    return out + [(w.category.__name__, str(w.message)) for w in caught]
+
+
+def _check_covariances(da: types.ModuleType, cov: Any, method: str | None, check_valid: str, tol: float) -> None:
+    """The validity check of every covariance, run now (one read of cov on the active scheduler), so that
+    its warnings reach the caller wherever the tasks run (a process cluster's workers keep theirs)."""
+    import dask
+
+    from gpuvec._core.checks import warn_at_caller
+
+    n_batch = cov.ndim - 2
+    starts = [np.concatenate([[0], np.cumsum(c)]) for c in cov.chunks[:n_batch]]
+    blocks = cov.to_delayed()
+    tasks = [
+        dask.delayed(_check_block, pure=True)(
+            blocks[idx], tuple(int(s[i]) for s, i in zip(starts, idx[:n_batch])), method, check_valid, tol
+        )
+        for idx in np.ndindex(*blocks.shape)
+    ]
+    found = [item for items in dask.compute(*tasks) for item in items]
+    errors = [text for category, text in found if category == "error"]
+    if errors:
+        raise ValueError(errors[0])
+    for category, text in found:
+        warn_at_caller(text, RuntimeWarning if category == "RuntimeWarning" else UserWarning)
+
+
 def multivariate_normal(
     gen: Any, mean: Any, cov: Any, size: tuple[int, ...], check_valid: str, tol: float, *, method: str, dtype: np.dtype
 ) -> Any:
@@ -214,6 +258,9 @@ def multivariate_normal(
     d, batch = check_mvn_shapes(tuple(mean.shape), tuple(cov.shape))
     out_batch = size + batch
     (mean, cov), chunks = _broadcast_plan(da, [(mean, 1), (cov, 2)], out_batch, (d,), dtype)
+    if check_valid != "ignore" and method != "cholesky":  # numpy's 'cholesky' checks nothing
+        _check_covariances(da, cov, method, check_valid, tol)
+        check_valid = "ignore"  # told once, here: the tasks need not say it again
     root = _root_seed(gen)
     token = da.core.tokenize(mean, cov, root.entropy, chunks, dtype, method, check_valid, tol, gen.backend)
     name = f"gpuvec-multivariate_normal-{token}"

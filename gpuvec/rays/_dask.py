@@ -160,37 +160,23 @@ def _ray_max_spatial(da, xp, image, origin, num, order, mode, cval, return_coord
     for flat, b in enumerate(np.ndindex(*image.numblocks)):
         start = tuple(int(s[i]) for s, i in zip(starts, b))
         stop = tuple(int(s[i + 1]) for s, i in zip(starts, b))
-        parts = []
-        for k in range(num):
-            box = [(int(p[i, k, 0]), int(p[i, k, 1])) for p, i in zip(plan, b)]
-            if any(lo >= hi for lo, hi in box):
-                parts.append(None)  # every sample k of this block is outside: cval
-                continue
-            pieces, places = [], []
-            ranges = [
-                [j for j in range(len(c)) if s[j] < hi and s[j + 1] > lo and c[j] > 0]
-                for c, s, (lo, hi) in zip(chunks, starts, box)
-            ]
-            for p, cidx in enumerate(itertools.product(*ranges)):
-                local = tuple(
-                    slice(max(lo, int(s[j])) - int(s[j]), min(hi, int(s[j + 1])) - int(s[j]))
-                    for s, j, (lo, hi) in zip(starts, cidx, box)
-                )
-                places.append(
-                    tuple(
-                        slice(max(lo, int(s[j])) - lo, min(hi, int(s[j + 1])) - lo)
-                        for s, j, (lo, hi) in zip(starts, cidx, box)
-                    )
-                )
-                source = (image.name,) + cidx
-                if all(sl.start == 0 and sl.stop == c[j] for sl, c, j in zip(local, chunks, cidx)):
-                    pieces.append(TaskRef(source))  # the whole chunk
-                else:
-                    key = (f"{block_name}-box", flat, k, p)
-                    layer[key] = Task(key, operator.getitem, TaskRef(source), local)
-                    pieces.append(TaskRef(key))
-            parts.append((pieces, tuple(places), tuple(lo for lo, _ in box), tuple(hi - lo for lo, hi in box)))
         key = (block_name,) + b
+        if any(hi == lo for lo, hi in zip(start, stop)):  # an empty chunk (compute_chunk_sizes after a mask)
+            layer[key] = Task(key, _empty_block, TaskRef((image.name,) + b), num, return_coords)
+            for i, (name, out) in enumerate(zip(names, outputs)):
+                okey = (name,) + ((0,) if i == 2 else ()) + b
+                out[okey] = Task(okey, operator.getitem, TaskRef(key), i)
+            continue
+        parts = [
+            _box_parts(
+                image,
+                starts,
+                [(int(p[i, k, 0]), int(p[i, k, 1])) for p, i in zip(plan, b)],
+                layer,
+                (f"{block_name}-box", flat, k),
+            )
+            for k in range(num)
+        ]
         layer[key] = Task(
             key,
             _block,
@@ -225,6 +211,42 @@ def _ray_max_spatial(da, xp, image, origin, num, order, mode, cval, return_coord
 
 
 # --------------------------------------------------------------------------- one block
+
+
+def _box_parts(image, starts, box, layer, key_prefix):
+    """``None`` if box is empty (every sample of the block outside the image: cval), else ``(pieces, places,
+    box_start, box_shape)``: the chunks (whole, or ``getitem`` tasks added to ``layer``) that tile the box."""
+    from dask._task_spec import Task, TaskRef
+
+    if any(lo >= hi for lo, hi in box):
+        return None
+    chunks = image.chunks
+    ranges = [
+        [j for j in range(len(c)) if s[j] < hi and s[j + 1] > lo and c[j] > 0]
+        for c, s, (lo, hi) in zip(chunks, starts, box)
+    ]
+    pieces, places = [], []
+    for p, cidx in enumerate(itertools.product(*ranges)):
+        spans = [
+            (max(lo, int(s[j])), min(hi, int(s[j + 1])), int(s[j]), lo) for s, j, (lo, hi) in zip(starts, cidx, box)
+        ]
+        local = tuple(slice(a - s0, z - s0) for a, z, s0, _ in spans)
+        places.append(tuple(slice(a - lo, z - lo) for a, z, _, lo in spans))
+        source = (image.name,) + cidx
+        if all(sl.start == 0 and sl.stop == c[j] for sl, c, j in zip(local, chunks, cidx)):
+            pieces.append(TaskRef(source))  # the whole chunk
+        else:
+            box_key = (*key_prefix, p)
+            layer[box_key] = Task(box_key, operator.getitem, TaskRef(source), local)
+            pieces.append(TaskRef(box_key))
+    return pieces, tuple(places), tuple(lo for lo, _ in box), tuple(hi - lo for lo, hi in box)
+
+
+def _empty_block(chunk, num, return_coords):
+    """The outputs of a block without cells: empty arrays of the chunk's namespace and the outputs' dtypes."""
+    xp = get_namespace(chunk)
+    out = (xp.empty(chunk.shape, dtype=chunk.dtype), xp.empty(chunk.shape, dtype=arg_dtype(num)))
+    return (*out, xp.empty((chunk.ndim, *chunk.shape), dtype=xp.float64)) if return_coords else out
 
 
 def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coords, samples):

@@ -10,6 +10,7 @@ tests: tests/<algorithm>/test_dask.py.
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -121,3 +122,17 @@ def test_end_to_end_two_worker_processes(process_client):
     _end_to_end(process_client)
     ran = process_client.run(lambda: "gpuvec.rays._numba" in sys.modules)
     assert all(ran.values())
+
+
+def test_sampler_warnings_reach_the_caller_from_worker_processes(process_client):
+    """A worker process keeps its own warnings: multivariate_normal's validity check runs during the call."""
+    cov = np.stack([np.eye(2)] * 9)
+    cov[6] = [[1.0, 2.0], [2.0, 1.0]]
+    rng = gpuvec.random.default_rng(5, backend="numpy")
+    with pytest.warns(RuntimeWarning, match=r"cov\[2\] has a negative eigenvalue.*starting at batch index \[4\]"):
+        x = rng.multivariate_normal(da.zeros((9, 2), chunks=(4, 2)), da.from_array(cov, chunks=(4, 2, 2)), size=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # told once: computing on the workers adds nothing
+        assert np.isfinite(process_client.compute(x, sync=True)).all()
+    with pytest.raises(ValueError, match=r"cov\[2\].*starting at batch index \[4\]"):
+        rng.multivariate_normal(da.zeros((9, 2), chunks=(4, 2)), da.from_array(cov, chunks=(4, 2, 2)), check_valid="raise")

@@ -480,3 +480,59 @@ def test_two_process_cluster_end_to_end(process_client):
         wantB.fit(XB)
         gotB.fit(da.from_array(XB, chunks=(3, -1, -1)))
     assert_fitted_close(gotB, wantB)
+
+
+# --------------------------------------------------------------------------- edge chunks (#23)
+
+
+@pytest.mark.parametrize("ct", ["full", "diag"])
+@pytest.mark.parametrize("D", [3, 40], ids=["small-D", "blocked-D"])
+def test_rows_fit_with_edge_chunks_equals_in_memory(sync, edge_chunked, ct, D):
+    rng = np.random.default_rng(4)
+    X = blobs(rng, d=D)
+    params = dict(covariance_type=ct, tol=1e-8, max_iter=20, **explicit_start(rng, X, 3, ct))
+    want = gpuvec.GaussianMixture(3, **params).fit(X)
+    got = gpuvec.GaussianMixture(3, **params).fit(edge_chunked(X))
+    assert_fitted_close(got, want)
+    labels = got.predict(edge_chunked(X))
+    np.testing.assert_array_equal(labels.compute(), want.predict(X))
+
+
+@pytest.mark.parametrize("axes", [(0,), (1,)], ids=["edge-B", "edge-N"])
+def test_batched_fit_with_edge_chunks_equals_in_memory(sync, edge_chunked, axes):
+    rng = np.random.default_rng(5)
+    X = np.stack([blobs(rng, n=(40, 30, 30)) for _ in range(4)])
+    params = dict(tol=1e-8, max_iter=20, **explicit_start(rng, X, 2, "full", batch=(4,)))
+    want = gpuvec.GaussianMixture(2, **params).fit(X)
+    got = gpuvec.GaussianMixture(2, **params).fit(edge_chunked(X, axes))
+    assert_fitted_close(got, want)
+
+
+@pytest.mark.filterwarnings("ignore:Best performing initialization did not converge")
+def test_n_init_picks_the_in_memory_start_on_near_ties(sync):
+    """Starts that converge to the same optimum differ only by rounding, which the dask pass sums in
+    another order: the pick must not depend on it (the first start within TIE_RTOL, in both paths)."""
+    from gpuvec.mixture._fit import TIE_RTOL
+
+    rng = np.random.default_rng(11)
+    X = np.concatenate([rng.normal(4 * i, 1 + 0.3 * i, (300, 2)) for i in range(3)])
+    for seed in range(6):  # iterated to the fixed point (tol=0): the starts end a rounding apart
+        params = dict(n_components=3, n_init=4, tol=0, max_iter=100, random_state=seed)
+        want = gpuvec.GaussianMixture(**params).fit(X)
+        got = gpuvec.GaussianMixture(**params).fit(da.from_array(X, chunks=(ragged(len(X), (97, 211)), 2)))
+        np.testing.assert_allclose(got.means_, want.means_, rtol=1e-8)  # same start: same component order
+        np.testing.assert_array_equal(got.predict(X), want.predict(X))
+        assert abs(got.lower_bound_ - want.lower_bound_) <= TIE_RTOL * abs(want.lower_bound_)
+
+
+def test_chunks_of_another_library_are_a_type_error():
+    xps = pytest.importorskip("array_api_strict")
+    X = da.from_array(np.random.default_rng(0).random((20, 2)), chunks=5)
+    Xs = X.map_blocks(xps.asarray, meta=xps.asarray(np.ones((0, 0))))
+    for call in (
+        lambda: gpuvec.GaussianMixture(2).fit(Xs),
+        lambda: gpuvec.GaussianMixture(2).fit(X, sample_weight=Xs[:, 0]),
+        lambda: gpuvec.GaussianMixture(2).fit(X.compute()).predict(Xs),
+    ):
+        with pytest.raises(TypeError, match=r"must be a dask array of numpy or cupy chunks; its chunks are array_api"):
+            call()

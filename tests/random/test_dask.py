@@ -87,3 +87,36 @@ def test_multivariate_normal_invalid_cov_names_the_block(sync):
         rng.multivariate_normal(mean, da.from_array(cov, chunks=(4, 2, 2)), size=2, check_valid="raise").compute()
     with pytest.raises(TypeError, match="must not be complex"):
         rng.multivariate_normal(mean.astype(complex), cov)
+
+
+def test_edge_chunks_and_empty_batches(sync, edge_chunked):
+    rng = gpuvec.random.default_rng(2, backend="numpy")
+    loc = np.arange(12.0).reshape(6, 2)
+    x = rng.normal(edge_chunked(loc), 1e-9, size=(3, 6, 2)).compute()
+    assert x.shape == (3, 6, 2)
+    np.testing.assert_allclose(x, np.broadcast_to(loc, (3, 6, 2)), atol=1e-6)
+    cov = np.stack([np.eye(2) * (i + 1) for i in range(6)])
+    y = rng.multivariate_normal(edge_chunked(loc), edge_chunked(cov), size=4).compute()
+    assert y.shape == (4, 6, 2) and np.isfinite(y).all()
+    for size in [(4, 0, 3), (0,), (0, 5)]:  # nothing to draw, as in memory
+        empty = da.zeros((0, 3), chunks=1) if size == (4, 0, 3) else 0.0
+        got = rng.normal(empty, 1.0, size=size) if size == (4, 0, 3) else rng.normal(da.zeros(()), 1.0, size=size)
+        assert got.compute().shape == rng.normal(0.0, 1.0, size=size).shape == size
+    got = rng.multivariate_normal(da.zeros((0, 2)), da.zeros((0, 2, 2)) + np.eye(2), size=5).compute()
+    assert got.shape == (5, 0, 2)
+
+
+def test_explicit_cholesky_raises_linalgerror_from_the_block(sync):
+    cov = da.from_array(np.stack([np.eye(2), [[1.0, 2.0], [2.0, 1.0]]]), chunks=1)
+    x = gpuvec.random.default_rng(0, backend="numpy").multivariate_normal(np.zeros(2), cov, method="cholesky")
+    with pytest.raises(np.linalg.LinAlgError, match=r"cov\[0\] is not positive definite.*batch index \[1\]"):
+        x.compute()
+
+
+def test_chunks_of_another_library_are_a_type_error():
+    xps = pytest.importorskip("array_api_strict")
+    loc = da.from_array(np.zeros((4, 2)), chunks=2).map_blocks(xps.asarray, meta=xps.asarray(np.ones((0, 0))))
+    rng = gpuvec.random.default_rng(0, backend="numpy")
+    for call in (lambda: rng.normal(loc, 1.0), lambda: rng.multivariate_normal(loc, np.eye(2))):
+        with pytest.raises(TypeError, match=r"must be a dask array of numpy or cupy chunks; its chunks are array_api"):
+            call()

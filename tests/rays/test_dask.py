@@ -247,3 +247,31 @@ def test_dask_blocks_run_the_step_of_the_implementation_select_picks(sync, monke
         assert calls["numba"] > 0 and calls["xp"] == 0
     else:
         assert calls["xp"] > 0 and calls["numba"] == 0
+
+
+# --------------------------------------------------------------------------- edge chunks (#23)
+
+
+@pytest.mark.parametrize("return_coords", [False, True])
+@pytest.mark.parametrize(("shape", "origin", "axes"), [((23, 17), (4.5, 30.0), (0, 1)), ((6, 9, 8), (1, 3, 4), (0, 2))])
+def test_edge_chunks_bit_identical_to_in_memory(sync, edge_chunked, shape, origin, axes, return_coords):
+    img = _image(shape, np.float64, nan=True)
+    want = gpuvec.ray_max(img, origin, num=7, return_coords=return_coords)
+    got = _compute(*gpuvec.ray_max(edge_chunked(img, axes), origin, num=7, return_coords=return_coords))
+    for g, w in zip(got, want):
+        _same(g, w)
+
+
+def test_unknown_chunk_sizes_get_the_same_error_for_dense_rays():
+    x = da.from_array(np.ones((8, 8)), chunks=4)
+    unknown = x[x[:, 0] > 0]
+    for num in (5, None):
+        with pytest.raises(ValueError, match=r"image has unknown chunk sizes .*compute_chunk_sizes\(\)"):
+            gpuvec.ray_max(unknown, (1, 1), num=num)
+
+
+def test_chunks_of_another_library_are_a_type_error():
+    xps = pytest.importorskip("array_api_strict")
+    x = da.from_array(np.ones((8, 8)), chunks=4).map_blocks(xps.asarray, meta=xps.asarray(np.ones((0, 0))))
+    with pytest.raises(TypeError, match=r"image must be a dask array of numpy or cupy chunks; its chunks are array_api"):
+        gpuvec.ray_max(x, (1, 1), num=5)

@@ -65,3 +65,12 @@ def test_nearest_rotation_blocks_make_the_whole_calls_choice(sync, monkeypatch):
     M = np.eye(3) + 0.05 * np.random.default_rng(3).normal(size=(count, 3, 3))
     lazy = gpuvec.nearest_rotation(da.from_array(M, chunks=(count // 4, 3, 3))).compute()
     _same(gpuvec.nearest_rotation(M), lazy)
+
+
+def test_edge_chunks_equal_in_memory(sync, edge_chunked):
+    R = _stack((11,))
+    M = R + np.random.default_rng(0).normal(0, 1e-3, R.shape)
+    _same(gpuvec.is_rotation(edge_chunked(R)).compute(), gpuvec.is_rotation(R))
+    for got, want in zip(_compute(*gpuvec.rotation_residuals(edge_chunked(M))), gpuvec.rotation_residuals(M)):
+        _same(got, want)
+    np.testing.assert_allclose(gpuvec.nearest_rotation(edge_chunked(M)).compute(), gpuvec.nearest_rotation(M), atol=1e-14)
