@@ -139,7 +139,9 @@ class GaussianMixture:
         Shaped by covariance_type, with the leading B axis for batches.
         ``precisions_cholesky_`` is upper triangular for 'full' and 'tied',
         as sklearn's. All five are float32 for float32 X (as sklearn), though
-        EM runs in float64.
+        EM runs in float64; so are predict_proba's and score_samples' results.
+        sklearn promotes some of them to float64 when a ``*_init`` array is
+        float64 (its arithmetic mixes the two); gpuvec's dtype follows X alone.
     converged_ : bool or array, shape (B,)
     n_iter_ : int or array, shape (B,)
     lower_bound_ : float or array, shape (B,)
