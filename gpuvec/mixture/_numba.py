@@ -19,8 +19,9 @@ them).
 Work is split into *items* (one problem, a range of its samples) whose partial
 sums are written separately and added in item order: the result does not
 depend on how many threads ran. The functions are module-level
-``numba.njit(cache=True, nogil=True)``: a new process loads them from numba's
-on-disk cache, and the Python threads of :func:`run_items` run them in
+``numba.njit(cache=True, nogil=True)`` (:func:`gpuvec._core.jit.cached_njit`):
+a new process loads them from numba's on-disk cache (where numba has a writable
+cache directory), and the Python threads of :func:`run_items` run them in
 parallel without the GIL (one thread from a non-main thread, see
 :func:`gpuvec._core.threads.worker_threads`).
 
@@ -34,9 +35,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numba
 import numpy as np
 
+from gpuvec._core.jit import cached_njit
 from gpuvec._core.threads import run_parallel, threads_for
 from gpuvec.mixture._covariance import COVARIANCE_TYPES, per_component
 
@@ -55,7 +56,7 @@ _LN2_LO = 1.9082149292705877e-10
 _INV_FACT = tuple(1.0 / math.factorial(i) for i in range(13))
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST, inline="always")
+@cached_njit(nogil=True, error_model="numpy", fastmath=_FAST, inline="always")
 def _exp(x):
     """exp(x) within 3 ulp for -708.39 < x <= 709 (the callers pass x <= 0): x = n ln2 + r with |r| <= ln2 / 2,
     a degree-12 Taylor polynomial of exp(r) (truncation < 2e-16), times 2**n from a table. Below -708.39
@@ -84,7 +85,7 @@ def _exp(x):
     return res if x == x else x
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST, inline="always")
+@cached_njit(nogil=True, error_model="numpy", fastmath=_FAST, inline="always")
 def _block_log_prob(X, b, start, m, shift, P, mup, c, structure, zt, y, maha, lp):
     """Log density plus log weight of samples ``start:start+m`` of problem b under every component into lp (K, NB).
 
@@ -116,7 +117,7 @@ def _block_log_prob(X, b, start, m, shift, P, mup, c, structure, zt, y, maha, lp
             lp[k, s] = ck - 0.5 * maha[s]
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST, inline="always")
+@cached_njit(nogil=True, error_model="numpy", fastmath=_FAST, inline="always")
 def _block_log_norm(K, m, lp, lse, mx, tot):
     """log-sum-exp over components of lp (K, NB) into lse (NB), shifted by the max as scipy's; lp becomes
     ``exp(lp - max)`` and tot its sum over components (so that responsibilities cost no second exp)."""
@@ -138,7 +139,7 @@ def _block_log_norm(K, m, lp, lse, mx, tot):
         lse[s] = np.log(tot[s]) + mx[s]
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
+@cached_njit(nogil=True, error_model="numpy", fastmath=_FAST)
 def _moments_items(X, sw, has_sw, shift, P, mup, c, structure, items, lo, hi, nk_out, sx_out, sxx_out, ll_out, ws_out):
     """Items ``lo:hi`` (rows of ``items``: problem, first sample, end) into their own partial sums; with diagonal
     factors (``structure`` 2) only the diagonal of sxx, in sxx_out (n, K, D, 1)."""
@@ -209,7 +210,7 @@ def _moments_items(X, sw, has_sw, shift, P, mup, c, structure, items, lo, hi, nk
         ws_out[it] = ws
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
+@cached_njit(nogil=True, error_model="numpy", fastmath=_FAST)
 def _e_step_items(X, shift, P, mup, c, structure, items, lo, hi, what, labels, log_norm, proba):
     """Items ``lo:hi`` into labels (what 0), log p(x) (1) or responsibilities (2), at the items' samples."""
     D = X.shape[2]
@@ -244,7 +245,7 @@ def _e_step_items(X, shift, P, mup, c, structure, items, lo, hi, what, labels, l
                         proba[b, start + s, k] = lp[k, s] / tot[s]
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
+@cached_njit(nogil=True, error_model="numpy", fastmath=_FAST)
 def _label_items(X, labels, sw, has_sw, shift, items, lo, hi, nk_out, sx_out, sxx_out, ws_out):
     """One-hot statistics (each sample's weight to its label's component) of items ``lo:hi``; sxx_out is
     (n, K, D, D), or (n, K, D) for the diagonal only."""
@@ -287,7 +288,7 @@ def _label_items(X, labels, sw, has_sw, shift, items, lo, hi, nk_out, sx_out, sx
         ws_out[it] = ws
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@cached_njit(nogil=True, error_model="numpy")
 def _nearest_items(X, centers, items, lo, hi, labels):
     """Label of the nearest centre (squared distance in float64, the first of equals) of the items' samples."""
     D = X.shape[2]
@@ -308,7 +309,7 @@ def _nearest_items(X, centers, items, lo, hi, labels):
             labels[b, n] = best
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@cached_njit(nogil=True, error_model="numpy")
 def _min_sq_dist_items(X, center, items, lo, hi, d2, first):
     """d2 = min(d2, |x - centre|^2) (or the distance itself where ``first``) for the items' samples."""
     D = X.shape[2]

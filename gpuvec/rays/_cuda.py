@@ -17,7 +17,7 @@ from typing import Any
 import cupy
 
 import gpuvec.rays._xp as _rays_xp
-from gpuvec.rays._rules import Window, cast_rule
+from gpuvec.rays._rules import Window, cast_rule, saturation
 
 _RAY_MAX_PREAMBLE = r"""
 // One axis of sample k of the ray from `start` to `stop` on an axis of length n: the
@@ -106,7 +106,9 @@ for (long long k = 0; k < num; ++k) {
         best_k = k;
     }
 }
-out = (T)(best + 0.0);
+// The saturating store (gpuvec.rays._rules.saturation): past edge (int64/uint64 values that float64 rounded
+// past the max) the dtype's max, never the conversion's undefined result.
+out = (kind != 0 && best > edge) ? top : (T)(best + 0.0);
 arg = (A)best_k;
 """
 
@@ -116,7 +118,7 @@ def _ray_max_kernel() -> cupy.ElementwiseKernel:
     return cupy.ElementwiseKernel(
         "raw T img, int64 rows, int64 cols, int64 r0, int64 c0, int64 ocols, int64 roff, int64 coff, int64 icols, "
         "float64 orow, float64 ocol, int64 num, int32 order, bool constant, int32 kind, "
-        "float64 cval, float64 lo, float64 hi",
+        "float64 cval, float64 lo, float64 hi, float64 edge, T top",
         "T out, A arg",
         _RAY_MAX_BODY,
         name="gpuvec_ray_max",
@@ -135,11 +137,12 @@ def streaming(
     """
     (rows, cols), (r0, c0), (roff, coff) = window.shape, window.start, window.offset
     kind, lo, hi = cast_rule(image.dtype)
+    edge, top = saturation(image.dtype)
     out = cupy.empty(window.out_shape, image.dtype)
     arg = cupy.empty(window.out_shape, arg_dtype)
     _ray_max_kernel()(
         cupy.ascontiguousarray(image), rows, cols, r0, c0, window.out_shape[1], roff, coff, image.shape[1],
-        float(origin[0]), float(origin[1]), num, order, mode == "constant", kind, cval, lo, hi, out, arg,
+        float(origin[0]), float(origin[1]), num, order, mode == "constant", kind, cval, lo, hi, edge, top, out, arg,
     )  # fmt: skip
     return out, arg
 

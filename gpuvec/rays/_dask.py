@@ -37,7 +37,16 @@ import numpy as np
 from gpuvec._core.dask import check_known_shape, chunk_namespace, meta_of, require_dask
 from gpuvec._core.namespace import get_namespace
 from gpuvec.rays._dispatch import select
-from gpuvec.rays._rules import STREAMING_MODES, arg_dtype, axis_positions, axis_table, cast_rule, cast_value, read_range
+from gpuvec.rays._rules import (
+    STREAMING_MODES,
+    arg_dtype,
+    axis_positions,
+    axis_table,
+    cast_rule,
+    cast_value,
+    read_range,
+    to_dtype,
+)
 
 __all__ = ["box_plan", "ray_max", "read_ratios"]
 
@@ -289,7 +298,7 @@ def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coo
             xp.maximum(best, cur, out=best)  # NaN propagates, as in ndarray.max
             # arg < k everywhere, so max(arg, k * better) sets exactly the improved cells to k (branch-free)
             xp.maximum(arg, better * xp.asarray(k, dtype=adt), out=arg)
-    best = best.astype(dtype) if is_int else best + 0.0  # scipy's sums never give -0.0
+    best = to_dtype(best, dtype) if is_int else best + 0.0  # saturating for 64-bit ints; scipy's sums never give -0.0
     if not return_coords:
         return best, arg
     coords = xp.empty((nd,) + out_shape)

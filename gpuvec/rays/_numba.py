@@ -1,12 +1,14 @@
 """Compiled CPU loops for ray_max (numba): 2-D images, ``order`` 0/1, ``mode`` 'nearest'/'constant'.
 
-Module-level functions compiled with ``numba.njit(cache=True, nogil=True)``, so a
-new process loads the machine code from numba's on-disk cache instead of compiling
-(numba keys the cache on this file and the argument types). Each loop takes a range
-of output rows; :func:`gpuvec._core.threads.run_parallel` runs the ranges on the worker
-threads (Python threads, no numba threading layer: fork-safe, and one thread when
-called from a thread pool). numba compiles without
-fast-math, so no multiply-add is contracted and the arithmetic is scipy's.
+Module-level functions compiled with ``numba.njit(cache=True, nogil=True)``
+(:func:`gpuvec._core.jit.cached_njit`: uncached, with one warning, where numba has no
+writable cache directory), so a new process loads the machine code from numba's
+on-disk cache instead of compiling (numba keys the cache on this file and the
+argument types). Each loop takes a range of output rows;
+:func:`gpuvec._core.threads.run_parallel` runs the ranges on the worker threads
+(Python threads, no numba threading layer: fork-safe, and one thread when called
+from a thread pool). numba compiles without fast-math, so no multiply-add is
+contracted and the arithmetic is scipy's.
 
 Each scalar helper implements one rule of :mod:`gpuvec.rays._rules`:
 ``axis_point`` the positions, indices and weights; ``sample`` the sample;
@@ -21,13 +23,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 
+from gpuvec._core.jit import cached_njit
 from gpuvec._core.threads import run_parallel, threads_for
-from gpuvec.rays._rules import Window, axis_tables, cast_rule
+from gpuvec.rays._rules import Window, axis_tables, cast_rule, saturation
 
-jit = numba.njit(cache=True, inline="always")
+jit = cached_njit(inline="always")
 
 
 @jit
@@ -53,6 +55,17 @@ def as_output(t, kind, lo, hi, cast):
         return np.trunc(min(max(u, lo), hi))
     u = t + 0.5 if t > 0 else 0.0  # unsigned
     return np.trunc(min(u, hi))
+
+
+@jit
+def stored(best, edge, top, cast):
+    """The running max (a clipped float64 value) as the image dtype, saturating: gpuvec.rays._rules.saturation.
+
+    Above ``edge`` (only int64/uint64 values that float64 rounded past the max) it is ``top[0]``, the max."""
+    if best > edge:
+        return top[0]
+    cast[0] = best + 0.0
+    return cast[0]
 
 
 @jit
@@ -99,10 +112,11 @@ def axis_point(start, stop, k, L, n, order, constant):
 CELL_LOOP_MAX_NUM = 8
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def cells_loop(
-    img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, order, constant, kind, cval, lo, hi, out, arg, whole, r0, r1
-):
+    img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, order, constant, kind, cval, lo, hi, edge, top, out, arg,
+    whole, r0, r1,
+):  # fmt: skip
     """Fixed num, a cell's samples innermost, for rows ``r0:r1``: row tables (num, rows), column
     tables (cols, num). The inside flags are read only for mode 'constant'.
 
@@ -136,14 +150,15 @@ def cells_loop(
                     best, best_k = cur, k
             if whole and better(last, best):
                 best, best_k = last, L
-            out[r, c] = best + 0.0
+            out[r, c] = stored(best, edge, top, cast)
             arg[r, c] = best_k
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def rows_loop(
-    img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, order, constant, kind, cval, lo, hi, out, arg, r0, r1
-):
+    img, yi0, yi1, yw0, yw1, yin, xi0, xi1, xw0, xw1, xin, order, constant, kind, cval, lo, hi, edge, top, out, arg,
+    r0, r1,
+):  # fmt: skip
     """Fixed num, one sample index at a time along a row, for rows ``r0:r1``: every table (num, cells),
     a running max per row. The inside flags are read only for mode 'constant'."""
     cols = out.shape[1]
@@ -165,14 +180,15 @@ def rows_loop(
                     best[c] = cur
                     best_k[c] = k
         for c in range(cols):
-            out[r, c] = best[c] + 0.0
+            out[r, c] = stored(best[c], edge, top, cast)
             arg[r, c] = best_k[c]
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def dense_loop(
-    img, rows, cols, r0, c0, roff, coff, orow, ocol, order, constant, kind, cval, lo, hi, out, arg, coords, i0, i1
-):
+    img, rows, cols, r0, c0, roff, coff, orow, ocol, order, constant, kind, cval, lo, hi, edge, top, out, arg, coords,
+    i0, i1,
+):  # fmt: skip
     """num=None: each cell's own L + 1 samples, positions computed per point (cell (r0 + i, c0 + j)), for
     output rows ``i0:i1``."""
     out_cols = out.shape[1]
@@ -195,7 +211,7 @@ def dense_loop(
                 if better(cur, best):
                     best, best_k = cur, k
                     best_y, best_x = y, x
-            out[i, j] = best + 0.0
+            out[i, j] = stored(best, edge, top, cast)
             arg[i, j] = best_k
             coords[0, i, j], coords[1, i, j] = best_y, best_x
 
@@ -223,8 +239,9 @@ def streaming_tables(image: Any, ytab: dict[str, Any], xtab: dict[str, Any], ord
     not a part of them."""
     cells = ytab["i0"].shape[0] <= CELL_LOOP_MAX_NUM
     kind, lo, hi = cast_rule(image.dtype)
+    edge, top = saturation(image.dtype)
     args = (np.ascontiguousarray(image), *_table_arrays(ytab, False), *_table_arrays(xtab, cells),
-            order, mode == "constant", kind, float(cval), lo, hi, out, arg)  # fmt: skip
+            order, mode == "constant", kind, float(cval), lo, hi, edge, np.array([top]), out, arg)  # fmt: skip
 
     def run(r0: int, r1: int) -> None:
         if cells:
@@ -260,10 +277,11 @@ def dense(
     """Dense rays (num=None) on a 2-D image: every cell's own number of samples."""
     out, arg = (np.empty(window.out_shape, dt) for dt in (image.dtype, arg_dtype))
     kind, lo, hi = cast_rule(image.dtype)
+    edge, top = saturation(image.dtype)
     coords = np.empty((2,) + window.out_shape)
     (rows, cols), (r0, c0), (roff, coff) = window.shape, window.start, window.offset
     args = (np.ascontiguousarray(image), rows, cols, r0, c0, roff, coff, float(origin[0]), float(origin[1]),
-            order, mode == "constant", kind, float(cval), lo, hi, out, arg, coords)  # fmt: skip
+            order, mode == "constant", kind, float(cval), lo, hi, edge, np.array([top]), out, arg, coords)  # fmt: skip
     # about cells x the image's longest side samples: what decides whether threads pay
     _run_rows(lambda i0, i1: dense_loop(*args, i0, i1), out.shape[0], out.size * max(rows, cols))
     return out, arg, coords

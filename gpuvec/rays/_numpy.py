@@ -18,7 +18,7 @@ import numpy as np
 
 from gpuvec._core.dispatch import chunk_elements
 from gpuvec._core.threads import run_parallel, threads_for
-from gpuvec.rays._rules import Window, axis_tables, cast_value, round_like_scipy, to_dtype
+from gpuvec.rays._rules import Window, axis_tables, cast_rule, cast_value, round_like_scipy, to_dtype
 
 
 def streaming(
@@ -36,6 +36,10 @@ def streaming(
     # float dtype, or for integer images as their rounded float64 values.
     work_dtype = np.dtype(np.float64) if is_int else dtype
     cval_sample = work_dtype.type(cast_value(cval, dtype))
+    _, lo, hi = cast_rule(dtype)
+    # Only 64-bit samples can leave the dtype's range (float64 rounds int64/uint64 values near the
+    # limits past them): they are clipped before they are compared, as every implementation does.
+    clip = is_int and dtype.itemsize == 8
     # ndarray.max's NaN rule costs three more passes; only NaN, inf (inf * 0) or a NaN cval need it.
     nan_aware = not is_int and not (math.isfinite(cval) and bool(np.isfinite(image).all()))
 
@@ -53,6 +57,8 @@ def streaming(
         acc = sample_block(image, tabs, k, rs, order, buf, exact[k])
         if is_int:
             round_like_scipy(acc, dtype)
+            if clip:
+                np.clip(acc, lo, hi, out=acc)
         cur = acc
         if work_dtype != np.float64:  # the cast to a float32 image's dtype
             cur = buf["cur"]

@@ -13,8 +13,9 @@ positions           :func:`linspace`,            ``axis_point``                 
 indices, weights    :func:`axis_table`           ``axis_point``                   ``ray_axis``
 sample              (in ``_numpy.py``,           ``sample``                       kernel body, ``t = ...``
                     ``sample_block``)
-cast to the dtype   :func:`cast_rule`,           ``as_output``                    kernel body, ``kind`` branches
-                    :func:`round_like_scipy`
+cast to the dtype   :func:`cast_rule`,           ``as_output``, ``stored``        kernel body, ``kind`` branches,
+                    :func:`round_like_scipy`,                                     ``out = ...``
+                    :func:`saturation`
 max / NaN           :func:`better`               ``better``                       kernel body, ``if (k == 0 ...``
 ==================  ===========================  ===============================  ==============================
 
@@ -34,12 +35,14 @@ Sample
     of the corners, in float64 from ``0.0`` (so never ``-0.0``), with no fused
     multiply-add.
 Cast
-    Float images: the float64 sample rounded to the image's dtype. Integer
-    images: rounded half away from zero (unsigned: negatives become 0), then
-    clipped into the range that both float64 and the dtype hold (see
-    :func:`cast_rule`; here gpuvec and scipy part for int64/uint64 beyond
-    ``2**63 - 1024`` / ``2**64 - 2048``, where scipy's cast overflows).
-    ``cval`` is a sample like any other and takes the same cast.
+    Float images: the float64 sample rounded to the image's dtype (beyond its
+    range: inf). Integer images: rounded half away from zero (unsigned:
+    negatives become 0), clipped to the dtype's range in float64 (see
+    :func:`cast_rule`) and compared there, then stored saturating
+    (:func:`saturation`): an int64/uint64 sample that float64 rounds past the
+    dtype's max (``2**63``, ``2**64``) is the max. Here alone gpuvec and scipy
+    part: scipy's cast overflows (int64: the min, uint64: 0). ``cval`` is a
+    sample like any other and takes the same cast.
 Max
     ``ndarray.max``/``argmax``: the first index of the largest sample; the first
     NaN wins and stays.
@@ -185,17 +188,32 @@ def cast_rule(dtype: np.dtype) -> tuple[int, float, float]:
     """How a float64 sample becomes the image dtype: ``(kind, lo, hi)``.
 
     kind 0: float (no clip); 1: signed integer, 2: unsigned integer, both rounded
-    half away from zero then clipped to ``[lo, hi]``: the float64 values nearest
-    the dtype's range *from inside* (``float(2**63 - 1)`` is ``2**63``, which
-    int64 does not hold, so int64's ``hi`` is ``2**63 - 1024``).
+    half away from zero then clipped to ``[lo, hi]``, the float64 values nearest
+    the dtype's min and max. For int64 and uint64 ``hi`` is one past the max
+    (``float(2**63 - 1)`` is ``2**63``): a sample there stands for every value
+    that float64 rounds past the max, and :func:`saturation` stores it as the max.
     """
     if dtype.kind == "f":
         return 0, 0.0, 0.0
     info = np.iinfo(dtype)
-    hi = float(info.max)
-    if int(hi) > info.max:
-        hi = float(np.nextafter(hi, 0.0))
-    return (1 if dtype.kind == "i" else 2), float(info.min), hi
+    return (1 if dtype.kind == "i" else 2), float(info.min), float(info.max)
+
+
+def saturation(dtype: np.dtype) -> tuple[float, Any]:
+    """The saturating store of a clipped float64 sample into the dtype: ``(edge, top)``.
+
+    A value above ``edge`` (the largest float64 the dtype holds) is stored as
+    ``top`` (the dtype's max), every other value by the plain cast. Only int64
+    and uint64 have such values (``cast_rule``'s ``hi``); float dtypes have none
+    (``edge`` is inf).
+    """
+    if dtype.kind == "f":
+        return float("inf"), dtype.type(0)
+    info = np.iinfo(dtype)
+    edge = float(info.max)
+    if int(edge) > info.max:
+        edge = float(np.nextafter(edge, 0.0))
+    return edge, dtype.type(info.max)
 
 
 def round_like_scipy(t: Any, dtype: np.dtype) -> Any:
@@ -210,20 +228,31 @@ def round_like_scipy(t: Any, dtype: np.dtype) -> Any:
 
 
 def cast_value(value: float, dtype: np.dtype) -> float:
-    """One float64 sample (e.g. ``cval``) as the image dtype gives it back, as a float64 value."""
+    """One float64 sample (e.g. ``cval``) as the image dtype gives it back, as a float64 value.
+
+    A float dtype rounds it to its precision, overflowing to inf without a warning (the
+    documented cast of ``cval``; scipy's C cast gives the same); an integer dtype rounds and
+    clips it (:func:`cast_rule`).
+    """
     kind, lo, hi = cast_rule(np.dtype(dtype))
     if kind == 0:
-        return float(np.array(value, dtype=dtype))
+        with np.errstate(over="ignore"):
+            return float(np.array(value, dtype=dtype))
     t = round_like_scipy(np.array([value]), np.dtype(dtype))
     return float(np.clip(t, lo, hi)[0])
 
 
 def to_dtype(best: Any, dtype: np.dtype) -> Any:
-    """The running max (float64 values of the samples) as the image dtype."""
-    kind, lo, hi = cast_rule(dtype)
-    if kind == 0:
+    """The running max (float64 values of the samples, clipped by :func:`cast_rule`) as the image dtype,
+    saturating (:func:`saturation`): a value past the dtype's max is the max, never a wrapped integer."""
+    if dtype.kind == "f":
         return best.astype(dtype, copy=False)
-    return best.clip(lo, hi).astype(dtype)
+    _, lo, _ = cast_rule(dtype)
+    edge, top = saturation(dtype)
+    out = best.clip(lo, edge).astype(dtype)
+    if edge < float(top):  # int64, uint64: float64 rounds values near the max past it
+        out[best > edge] = top
+    return out
 
 
 def better(xp: types.ModuleType, cur: Any, best: Any) -> Any:

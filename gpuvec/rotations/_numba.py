@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 
+from gpuvec._core.jit import cached_njit
 from gpuvec._core.threads import run_parallel, threads_for
 
 __all__ = ["nearest_3x3"]
 
 
-@numba.njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _polar_items(M, out, ok, lo, hi):  # pragma: no cover - compiled
     for b in range(lo, hi):
         a = M[b]

@@ -15,6 +15,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -67,6 +68,16 @@ def check_output_path(path: str | os.PathLike, name: str = "path") -> None:
     if not os.access(folder, os.W_OK) or (os.path.exists(text) and not os.access(text, os.W_OK)):
         msg = f"{name} must be a writable path; got {text!r}, which this user cannot write: choose another place"
         raise ValueError(msg)
+    # Permission bits are not the whole story (root passes every os.access check, and a read-only filesystem or
+    # a kernel folder such as /proc refuses new files whatever they say): a file is really created there.
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        msg = (
+            f"{name} must be a writable path; got {text!r}, but no file can be created in its folder {folder!r} "
+            f"({exc.strerror or exc}): choose another place"
+        )
+        raise ValueError(msg) from None
 
 
 def _pyplot(name: str = "plot_path"):

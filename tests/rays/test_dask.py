@@ -275,3 +275,16 @@ def test_chunks_of_another_library_are_a_type_error():
     x = da.from_array(np.ones((8, 8)), chunks=4).map_blocks(xps.asarray, meta=xps.asarray(np.ones((0, 0))))
     with pytest.raises(TypeError, match=r"image must be a dask array of numpy or cupy chunks; its chunks are array_api"):
         gpuvec.ray_max(x, (1, 1), num=5)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64])
+@pytest.mark.parametrize("order", [0, 1])
+def test_64_bit_extremes_saturate_as_in_memory(sync, dtype, order):
+    info = np.iinfo(dtype)
+    img = np.full((9, 9), info.max, dtype)
+    img[::3, ::2] = info.min
+    want = gpuvec.ray_max(img, (4.5, 3.0), num=6, order=order)
+    got = _compute(*gpuvec.ray_max(da.from_array(img, chunks=4), (4.5, 3.0), num=6, order=order))
+    _same(got[0], want[0])
+    _same(got[1], want[1])
+    assert want[0].max() == info.max  # the cell's own value, not the largest float64 below it

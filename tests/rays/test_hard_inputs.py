@@ -3,22 +3,105 @@ inputs left unchanged."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 import gpuvec
-from tests.helpers import assert_identical, random_image, to_np
+from gpuvec.tools.baselines import rays_accepted_answer
+from tests.helpers import assert_identical, compiled_paths, random_image, to_np
+
+INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.uint64])
-def test_integer_extremes_clip_into_range_instead_of_wrapping(xp, impl, dtype):
+def test_integer_extremes_saturate_instead_of_wrapping(xp, impl, dtype):
     info = np.iinfo(dtype)
     img = np.array([[info.max, 0], [0, info.max - 5]], dtype)
     best, _ = gpuvec.ray_max(xp.asarray(img), (1, 1), 2, order=0)
     best = to_np(best)
-    hi = int(np.nextafter(float(info.max), 0.0))  # the largest float64 the dtype holds
-    assert best[0, 0] == hi and best[1, 1] == hi
-    assert (best >= 0).all() if dtype == np.uint64 else best[0, 0] > 0
+    # float64 rounds both values to 2**63 (2**64): past the dtype's max, so stored as the max
+    assert best[0, 0] == info.max and best[1, 1] == info.max
+
+
+def _extreme_image(rng, shape, dtype):
+    """Integers at both ends of the dtype's range (and zeros): the values float64 rounds past the limits."""
+    info = np.iinfo(dtype)
+    lo, hi = int(info.min), int(info.max)
+    span = min(3000, (hi - lo) // 4)
+    choices = [lambda: hi - int(rng.integers(span)), lambda: lo + int(rng.integers(span)), lambda: 0,
+               lambda: hi, lambda: lo]  # fmt: skip
+    values = [choices[int(k)]() for k in rng.integers(0, len(choices), int(np.prod(shape)))]
+    return np.array(values, dtype=object).reshape(shape).astype(dtype)
+
+
+def _saturating_answer(img, origin, num, order, mode, cval):
+    """The accepted answer's samples in float64 (map_coordinates' own arithmetic), cast as gpuvec documents:
+    rounded half away from zero, clipped to the dtype, saturating past its max. Also where scipy's own cast
+    is defined (no sample rounds past the dtype's max)."""
+    from scipy import ndimage
+
+    def float_samples(m, coords, **kw):
+        return ndimage.map_coordinates(m, coords, output=np.float64, **kw)
+
+    rows, cols = img.shape
+    info = np.iinfo(img.dtype)
+    lin = [np.array([np.linspace(i, o, num) for i in range(n)]) for n, o in zip(img.shape, origin)]
+    coords = np.vstack((np.tile(lin[0], cols).ravel(), np.tile(lin[1].ravel(), rows)))
+    t = float_samples(img, coords, order=order, mode=mode, cval=cval).reshape(rows, cols, num)
+    t = np.trunc(np.where(t > 0, t + 0.5, t - 0.5 if info.min < 0 else 0.0))
+    t = np.clip(t, float(info.min), float(info.max))
+    past = t > float(np.nextafter(float(info.max), 0.0)) if float(info.max) > info.max else np.zeros(t.shape, bool)
+    samples = np.where(past, 0, t).astype(img.dtype)
+    samples[past] = info.max
+    return samples.max(-1), samples.argmax(-1), ~past.any(-1)
+
+
+def _every_implementation(img, origin, num, order, mode, cval):
+    """(name, max, argmax) of each CPU implementation that takes this call (2-D, order 0/1)."""
+    from gpuvec.rays import _rules, _xp
+
+    window = _rules.Window.whole(img.shape)
+    with compiled_paths(True):  # the numba loops, fixed rays and dense
+        yield ("numba", *gpuvec.ray_max(img, origin, num, order=order, mode=mode, cval=cval))
+    with compiled_paths(False):  # the blocked numpy loop (fixed rays), map_coordinates (dense)
+        yield ("numpy", *gpuvec.ray_max(img, origin, num, order=order, mode=mode, cval=cval))
+    arg_dtype = np.uint32
+    if num is None:
+        yield ("xp", *_xp.dense(img, origin, order, mode, cval, arg_dtype, window)[:2])
+    else:
+        yield ("xp", *_xp.streaming(img, origin, num, order, mode, cval, arg_dtype, window))
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+@pytest.mark.parametrize("order", [0, 1])
+def test_integer_extremes_agree_across_implementations_and_with_scipy(dtype, order):
+    """Every CPU implementation (numba, the numpy loop, map_coordinates) on images at the dtype's limits: the
+    same bits as scipy's float64 samples cast by gpuvec's rule, and as the accepted answer wherever scipy's
+    own cast is defined (it overflows past the max of int64 and uint64)."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(np.dtype(dtype).itemsize + order)
+    img = _extreme_image(rng, (9, 8), dtype)
+    cases = [((4.0, 3.5), 5, "nearest", 0.0), ((-2.0, 9.25), 12, "constant", 1e30), ((3.0, 2.0), 4, "constant", -7.0)]
+    for origin, num, mode, cval in cases:
+        want, want_arg, defined = _saturating_answer(img, origin, num, order, mode, cval)
+        seed_max, seed_arg = rays_accepted_answer(img, *origin, num, order=order, mode=mode, cval=cval)
+        assert np.array_equal(want[defined], seed_max[defined]) and np.array_equal(want_arg[defined], seed_arg[defined])
+        for name, best, arg in _every_implementation(img, origin, num, order, mode, cval):
+            assert best.dtype == img.dtype, name
+            assert np.array_equal(best, want), (name, origin, np.argwhere(best != want)[:3])
+            assert np.array_equal(arg, want_arg), (name, origin)
+    for fill, origin, num in itertools.product((info.min, info.max), [(2.0, 3.0), (0.25, 5.9)], (5, 12, None)):
+        # a constant image; at (0.25, 5.9) one uint64 sample of order 1 sums to 2**64 + 4096, past the clip
+        img = np.full((5, 6), fill, dtype)
+        results = list(_every_implementation(img, origin, num, order, "nearest", 0.0))
+        for name, best, arg in results:
+            assert np.array_equal(best, results[0][1]) and np.array_equal(arg, results[0][2]), (name, origin, num)
+            # order 0 samples the image's values; order 1 too where the cell's own sample (weight 1) is the
+            # max: a weighted sum of int64's min can land a float64 step above it, as in scipy
+            if order == 0 or fill == info.max:
+                assert (best == fill).all(), (name, origin, num, np.unique(best))
 
 
 @pytest.mark.parametrize("volume", [False, True])
@@ -43,6 +126,25 @@ def test_constant_cval_outside_the_dtype_range_is_cast_like_every_sample(xp, imp
         img.shape + (4,)
     )
     assert np.array_equal(to_np(best), samples.max(-1)) and np.array_equal(to_np(arg), samples.argmax(-1))
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("cval", [1e300, -1e300])
+@pytest.mark.parametrize("num", [5, None])
+def test_float32_cval_beyond_its_range_is_inf_without_a_warning(xp, impl, cval, num):
+    """cval takes the image dtype's cast like every sample: float32 holds 1e300 as inf, as scipy's C cast
+    gives; the cast is documented, so gpuvec warns of no overflow (warnings are errors here)."""
+    img = random_image(np.random.default_rng(4), (5, 6), np.float32)
+    origin = (-3.0, 8.5)  # every ray leaves the image
+    best, arg = gpuvec.ray_max(xp.asarray(img), origin, num, mode="constant", cval=cval)
+    if num is not None:
+        want = rays_accepted_answer(img, *origin, num, mode="constant", cval=cval)
+        assert_identical(best, want[0])
+        assert np.array_equal(to_np(arg), want[1])
+    assert to_np(best).dtype == np.float32
+    assert np.isinf(to_np(best)).any() if cval > 0 else np.isfinite(to_np(best)).all()
+    volume = gpuvec.ray_max(xp.asarray(img[:, :, None]), origin + (0.0,), num, mode="constant", cval=cval)
+    assert np.array_equal(to_np(volume[0])[:, :, 0], to_np(best))
 
 
 def test_big_endian_images_give_native_results(impl):

@@ -303,6 +303,34 @@ def test_bench_output_in_a_read_only_folder_fails_before_running(tmp_path, capsy
     assert_one_line_error(capsys.readouterr().err, "gpuvec bench: error: argument --json: ", "cannot write")
 
 
+@pytest.mark.skipif(not os.path.isfile("/proc/version"), reason="needs Linux's /proc")
+def test_bench_json_into_proc_fails_before_running_even_for_root(capsys, monkeypatch):
+    """/proc/version passes every permission check for root (and open(..., 'w') too); only a write fails. The
+    check creates a file in the folder for real, so the error comes before the first case, not after all."""
+    monkeypatch.setattr(bench, "run_cases", lambda *a, **k: pytest.fail("a case ran before the check"))
+    assert main(["bench", "--quick", "--only", "rotations", "--json", "/proc/version"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "[1/" not in err
+    # root: no file can be created in /proc; any other user: the permission bits already say no
+    assert_one_line_error(err, "gpuvec bench: error: argument --json: must be a writable path; got '/proc/version'")
+    with pytest.raises(ValueError, match="json_path must be a writable path; got '/proc/version'"):
+        bench.main(quick=True, json_path="/proc/version")
+    if os.geteuid() == 0:
+        assert "no file can be created in its folder '/proc'" in err
+
+
+@pytest.mark.parametrize("target", ["/proc/version", "missing/x.json", "."], ids=["proc", "missing-folder", "folder"])
+def test_bench_json_unwritable_from_python_dash_m_is_one_line_and_runs_nothing(tmp_path, target):
+    """``python -m gpuvec bench --json`` into a place that cannot be written: status 2, one line, no case."""
+    if target.startswith("/proc") and not os.path.isfile(target):
+        pytest.skip("needs Linux's /proc")
+    path = target if target.startswith("/") else str(tmp_path / target)
+    r = run_cli("bench", "--quick", "--json", path)
+    assert r.returncode == 2 and r.stdout == "", (r.returncode, r.stdout)
+    assert "[1/" not in r.stderr
+    assert_one_line_error(r.stderr, "gpuvec bench: error: argument --json: ")
+
+
 def test_bench_plot_format_is_checked_before_running(tmp_path, capsys):
     pytest.importorskip("matplotlib.pyplot")
     assert main(["bench", "--quick", "--plot", str(tmp_path / "ratios.xyz")]) == 2
