@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from gpuvec._core.namespace import is_dask_array, is_foreign, to_native
+
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
     """Raise ValueError naming ``name`` unless ``value`` is one of ``choices``."""
@@ -19,12 +21,49 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
         raise ValueError(msg)
 
 
+def scalar_value(value: Any) -> Any:
+    """The Python number a 0-d array holds; any other value as it is.
+
+    One rule for every scalar argument: a 0-d numpy or cupy array, or a 0-d
+    array of another library that speaks DLPack (torch, JAX, array-api-strict,
+    ...), counts as the number it holds, as numpy counts it. A dask array is
+    never computed to read one: it stays as it is (and fails the check that
+    follows, naming the parameter).
+
+    Parameters
+    ----------
+    value : Any
+        The argument as the caller passed it.
+
+    Returns
+    -------
+    value : Any
+        ``bool``, ``int``, ``float`` or ``complex`` for a 0-d array (by its
+        dtype's kind), else ``value`` itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpuvec._core.checks import scalar_value
+    >>> scalar_value(np.array(2.5)), scalar_value(np.array(3)), scalar_value([1])
+    (2.5, 3, [1])
+    """
+    if isinstance(value, (numbers.Number, str, bytes)) or is_dask_array(value):
+        return value
+    native = to_native(value) if is_foreign(value) else value  # a DLPack producer need not have ndim or item
+    if getattr(native, "ndim", None) != 0 or not callable(getattr(native, "item", None)):
+        return value
+    return native.item()
+
+
 def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    """Return ``value`` as an int, or raise TypeError/ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    """Return ``value`` (a 0-d array too, see :func:`scalar_value`) as an int, or raise TypeError/ValueError
+    naming ``name``."""
+    number = scalar_value(value)
+    if isinstance(number, bool) or not isinstance(number, numbers.Integral):
         msg = f"{name} must be an integer; got {value!r} of type {type(value).__name__}"
         raise TypeError(msg)
-    value = int(value)
+    value = int(number)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         lo = "-inf" if minimum is None else minimum
         hi = "inf" if maximum is None else maximum
@@ -34,11 +73,13 @@ def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int
 
 
 def check_real(name: str, value: Any, *, finite: bool = True) -> float:
-    """Return ``value`` as a float, or raise TypeError/ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    """Return ``value`` (a 0-d array too, see :func:`scalar_value`) as a float, or raise TypeError/ValueError
+    naming ``name``."""
+    number = scalar_value(value)
+    if isinstance(number, bool) or not isinstance(number, numbers.Real):
         msg = f"{name} must be a real number; got {value!r} of type {type(value).__name__}"
         raise TypeError(msg)
-    value = float(value)
+    value = float(number)
     if finite and not math.isfinite(value):
         msg = f"{name} must be finite; got {value}"
         raise ValueError(msg)
@@ -46,11 +87,13 @@ def check_real(name: str, value: Any, *, finite: bool = True) -> float:
 
 
 def check_bool(name: str, value: Any) -> bool:
-    """Return ``value`` as a bool, or raise TypeError naming ``name`` (a string such as 'no' is not a bool)."""
-    if not isinstance(value, (bool, np.bool_)):
+    """Return ``value`` (a 0-d bool array too) as a bool, or raise TypeError naming ``name`` (a string such as
+    'no' is not a bool)."""
+    flag = scalar_value(value)
+    if not isinstance(flag, (bool, np.bool_)):
         msg = f"{name} must be True or False; got {value!r} of type {type(value).__name__}"
         raise TypeError(msg)
-    return bool(value)
+    return bool(flag)
 
 
 def check_matrix_stack(name: str, R: Any) -> None:

@@ -5,10 +5,13 @@ A public function decorated with :func:`dlpack_io` accepts objects with
 one is viewed without a copy as a numpy array (data in host memory) or a cupy
 array (data on a CUDA device), the function runs on that, and every array in its
 result is handed back through the caller's library's ``from_dlpack``, again
-without a copy: torch in, torch out, on the device the data was on. Mixing kinds
-in one call (a torch tensor with a JAX array, or with a numpy array) is a
-TypeError, as mixing numpy and cupy is: gpuvec never moves data behind the
-caller's back.
+without a copy: torch in, torch out, on the device the caller's array was on
+(its ``x.device``, restored with ``to_device`` where DLPack's "host or CUDA n"
+says less: array-api-strict's devices). Mixing kinds in one call (a torch
+tensor with a JAX array, a numpy array or a dask array) is a TypeError naming
+both, as mixing numpy and cupy is: gpuvec never moves data behind the caller's
+back. A 0-d array of any library is a scalar, as a Python number is, beside
+arrays of any kind.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from gpuvec._core.namespace import is_cupy_array, is_foreign, to_native
+from gpuvec._core.namespace import is_cupy_array, is_dask_array, is_foreign, to_native
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,52 +47,119 @@ def _from_dlpack_of(lib: str) -> Callable[[Any], Any]:
     raise TypeError(msg)
 
 
-def back(result: Any, lib: str) -> Any:
-    """Every numpy/cupy array in ``result`` (arrays, tuples, named tuples) as an array of ``lib``."""
+def device_of(x: Any) -> Any:
+    """``x.device`` (the array API's device attribute), or None where ``x`` has none.
+
+    Older JAX spells it as a method, which is not a device: None there too.
+    """
+    device = getattr(x, "device", None)
+    return None if callable(device) else device
+
+
+def _on_device(x: Any, device: Any) -> Any:
+    """``x`` on ``device`` by its library's own means (the array API's ``to_device``, else its namespace's
+    ``asarray(..., device=)``); ``x`` itself where it is already there or cannot say where it is."""
+    here = device_of(x)
+    if device is None or here is None or here == device:
+        return x
+    if hasattr(x, "to_device"):
+        return x.to_device(device)
+    if hasattr(x, "__array_namespace__"):
+        return x.__array_namespace__().asarray(x, device=device)
+    return x
+
+
+def back(result: Any, lib: str, device: Any = None) -> Any:
+    """Every numpy/cupy array in ``result`` (arrays, tuples, named tuples) as an array of ``lib`` on ``device``.
+
+    ``device`` is the caller's array's own device (``x.device``): DLPack knows only
+    "host memory" or "CUDA device n", so a library's finer devices (array-api-strict's
+    ``Device('device1')``, ...) are restored with its ``to_device``. None leaves
+    the device ``from_dlpack`` chose.
+    """
     if isinstance(result, np.ndarray) or is_cupy_array(result):
         if isinstance(result, np.ndarray) and not result.flags.writeable:
             result = result.copy()  # some producers refuse read-only exports
-        return _from_dlpack_of(lib)(result)
+        return _on_device(_from_dlpack_of(lib)(result), device)
     if isinstance(result, tuple):
-        items = [back(r, lib) for r in result]
+        items = [back(r, lib, device) for r in result]
         return type(result)(*items) if hasattr(result, "_fields") else tuple(items)
     return result
 
 
-def _check_one_kind(args: list[Any]) -> str | None:
-    """The one foreign library among the arguments, or None; TypeError if kinds are mixed."""
-    foreign = [a for a in args if is_foreign(a)]
+def _ndim(x: Any) -> int:
+    """``x.ndim``; for a DLPack producer that has none, its numpy/cupy view's."""
+    ndim = getattr(x, "ndim", None)
+    return int(ndim) if ndim is not None or not is_foreign(x) else to_native(x).ndim
+
+
+def _is_array(x: Any) -> bool:
+    return is_foreign(x) or isinstance(x, np.ndarray) or is_cupy_array(x) or is_dask_array(x)
+
+
+def _mixed(first: Any, other: Any) -> TypeError:
+    """The TypeError for two arguments of different kinds, naming both as the caller passed them."""
+    if is_dask_array(other):
+        hint = (
+            "to run on dask, pass both as dask arrays (dask.array.from_array(numpy.from_dlpack(x))); "
+            "else call .compute() on the dask array yourself"
+        )
+    else:
+        hint = "convert with your library's from_dlpack, or gpuvec.asarray"
+    msg = (
+        f"got both a {_type_name(first)} and a {_type_name(other)}: gpuvec never converts between array libraries "
+        f"behind your back; pass arrays of one kind ({hint})"
+    )
+    return TypeError(msg)
+
+
+def _check_one_kind(args: list[Any]) -> Any:
+    """The foreign array that decides the call's kind (and device), or None; TypeError if kinds are mixed.
+
+    0-d arrays of any library are scalars, as Python numbers are: they decide
+    the kind only where no argument has axes (and dask arrays always count, as
+    gpuvec never computes one to read a scalar). Foreign arrays of one library
+    on two devices are mixed kinds too.
+    """
+    arrays = [a for a in args if _is_array(a)]
+    shaped = [a for a in arrays if is_dask_array(a) or _ndim(a) != 0]
+    deciding = shaped or [a for a in arrays if is_foreign(a)]
+    foreign = [a for a in deciding if is_foreign(a)]
     if not foreign:
         return None
-    libs = {library(a) for a in foreign}
-    native = [a for a in args if (isinstance(a, np.ndarray) and a.ndim > 0) or is_cupy_array(a)]
-    if len(libs) > 1 or native:
-        first, other = (
-            foreign[0],
-            next((a for a in foreign if library(a) != library(foreign[0])), native[0] if native else None),
-        )
+    first = foreign[0]
+    other = next((a for a in deciding if not is_foreign(a) or library(a) != library(first)), None)
+    if other is not None:
+        raise _mixed(first, other)
+    where = device_of(first)
+    elsewhere = next((a for a in foreign if where is not None and device_of(a) not in (None, where)), None)
+    if elsewhere is not None:
         msg = (
-            f"got both a {_type_name(first)} and a {_type_name(other)}: gpuvec never converts between array libraries "
-            "behind your back; pass arrays of one kind (convert with your library's from_dlpack, or gpuvec.asarray)"
+            f"got {_type_name(first)}s on two devices, {where} and {device_of(elsewhere)}: gpuvec never moves data "
+            "between devices behind your back; move them to one device first (x.to_device(...))"
         )
         raise TypeError(msg)
-    return libs.pop()
+    return first
 
 
 def dlpack_io(func: F) -> F:
     """Let ``func`` take DLPack arrays of another library and give its array results back as that library's.
 
-    Arguments without ``__dlpack__`` pass through untouched, so numpy and cupy
-    calls take no detour.
+    Results come back as the library of the caller's arrays, on their device
+    (``x.device``). 0-d arrays of another library are taken as scalars (viewed as
+    numpy or cupy 0-d arrays) beside arrays of any kind. Arguments without
+    ``__dlpack__`` pass through untouched, so numpy and cupy calls take no detour.
     """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        lib = _check_one_kind([*args, *kwargs.values()])
-        if lib is None:
+        values = [*args, *kwargs.values()]
+        if not any(is_foreign(v) for v in values):
             return func(*args, **kwargs)
+        decider = _check_one_kind(values)
         args = tuple(to_native(a) if is_foreign(a) else a for a in args)
         kwargs = {k: to_native(v) if is_foreign(v) else v for k, v in kwargs.items()}
-        return back(func(*args, **kwargs), lib)
+        result = func(*args, **kwargs)
+        return result if decider is None else back(result, library(decider), device_of(decider))
 
     return wrapper  # type: ignore[return-value]

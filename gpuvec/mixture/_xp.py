@@ -369,7 +369,8 @@ def sufficient_statistics(
     B, N, D = X.shape
     shift = data_shift(X, sample_weight) if shift is None else shift
     budget = chunk_elements(xp, "mixture")
-    impl = _dispatch.pass_implementation(xp, B, N, params.means.shape[1], D, covariance_type)
+    # no samples (an empty dask chunk): the reference pass gives the zero statistics in every layout
+    impl = _dispatch.pass_implementation(xp, B, N, params.means.shape[1], D, covariance_type) if N else None
     with blas_limited():
         if impl is not None:  # the fused numba loop, or per-component GEMMs for large D
             return SufficientStats(*impl.moments(X, params, covariance_type, sample_weight, shift, budget), shift)

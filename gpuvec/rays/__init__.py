@@ -25,7 +25,6 @@ images, block by block.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence, Set
 from typing import Any, Literal
 
@@ -79,7 +78,10 @@ def ray_max(
     mode : {'nearest', 'constant', 'reflect', 'grid-mirror', 'mirror', 'grid-wrap', 'wrap', 'grid-constant'}
         How samples outside the image are treated, as in map_coordinates.
     cval : float, default 0.0
-        The value outside the image for ``mode='constant'`` and ``'grid-constant'``.
+        The value outside the image for ``mode='constant'`` and ``'grid-constant'``,
+        a sample like any other: cast to the image dtype as map_coordinates casts
+        it (beyond float32's range a float32 image holds it as +-inf, silently;
+        integer images round and clip it, see Notes).
     channel_axis : int, optional
         The axis of ``image`` that holds channels (e.g. -1 for an (H, W, 3)
         photograph): each channel gets its own result, on that axis.
@@ -135,10 +137,15 @@ def ray_max(
     (torch, JAX) are taken without a copy and come back as the caller's kind.
 
     Integer samples are rounded half away from zero and clipped to the dtype,
-    as scipy does; beyond 2**53 in magnitude they lose precision in float64,
-    as in scipy, and a sample is clipped into the range both float64 and the
-    dtype hold before the cast (int64 up to ``2**63 - 1024``), where scipy's
-    cast overflows. Big-endian images give native-order results, as scipy's.
+    as scipy does. They are formed in float64 as scipy forms them, with
+    ``order=0`` too (a nearest-neighbour sample is the image value as float64
+    holds it, which is scipy's answer), so beyond 2**53 in magnitude they lose
+    precision as in scipy. Where float64 rounds a sample past the dtype's max
+    (int64 values from ``2**63 - 512``, uint64 values from ``2**64 - 1024``,
+    or a larger ``cval``), gpuvec saturates: the result is the dtype's max.
+    scipy's cast overflows there (it gives int64's min, or 0 for uint64):
+    the one place where gpuvec and scipy part. Big-endian images give
+    native-order results, as scipy's.
 
     Examples
     --------
@@ -167,6 +174,11 @@ def ray_max(
     """
     xp = None if is_dask_array(image) else get_namespace(image)  # a dask image is validated below, never computed
     image = image if xp is None else xp.asarray(image)
+    if xp is None:  # a dask image: numpy or cupy chunks of known sizes, before anything reads its dtype or shape
+        from gpuvec._core.dask import check_known_shape, chunk_namespace
+
+        chunk_namespace(image, "image")
+        check_known_shape(image, "image")
     if image.dtype.kind not in "iuf" or image.dtype == np.float16:
         msg = f"image must have an integer, float32 or float64 dtype; got {image.dtype}"
         raise TypeError(msg)
@@ -185,13 +197,13 @@ def ray_max(
             f"origin has {len(origin)} values: {origin!r}"
         )
         raise ValueError(msg)
-    origin = tuple(check_real(f"origin[{i}]", _scalar(v)) for i, v in enumerate(origin))
+    origin = tuple(check_real(f"origin[{i}]", v) for i, v in enumerate(origin))
     if num is not None:
         num = check_int("num", num, minimum=2, maximum=NUM_LIMIT)
     order = check_int("order", order, minimum=0, maximum=5)
     return_coords = check_bool("return_coords", return_coords)
     check_choice("mode", mode, MODES)
-    cval = check_real("cval", _scalar(cval), finite=image.dtype.kind != "f")
+    cval = check_real("cval", cval, finite=image.dtype.kind != "f")
     if 0 in image.shape:
         msg = f"image must have at least one element along every axis; got shape {image.shape}"
         raise ValueError(msg)
@@ -214,13 +226,6 @@ def ray_max(
             out.append(xp.stack([r[2] for r in channels], axis=channel_axis + 1))
         return tuple(out)
     return _dispatch.ray_max_window(image, origin, num, order, mode, cval, return_coords)
-
-
-def _scalar(v: Any) -> Any:
-    """A numpy/cupy 0-d array or scalar as a Python number (complex stays complex, so check_real rejects it)."""
-    if hasattr(v, "dtype") and getattr(v, "ndim", 0) == 0 and not isinstance(v, numbers.Number):
-        return v.item()
-    return v
 
 
 def _check_dense_cost(shape: tuple[int, ...], origin: tuple[float, ...], channels: int) -> None:

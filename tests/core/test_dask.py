@@ -135,4 +135,6 @@ def test_sampler_warnings_reach_the_caller_from_worker_processes(process_client)
         warnings.simplefilter("error")  # told once: computing on the workers adds nothing
         assert np.isfinite(process_client.compute(x, sync=True)).all()
     with pytest.raises(ValueError, match=r"cov\[2\].*starting at batch index \[4\]"):
-        rng.multivariate_normal(da.zeros((9, 2), chunks=(4, 2)), da.from_array(cov, chunks=(4, 2, 2)), check_valid="raise")
+        rng.multivariate_normal(
+            da.zeros((9, 2), chunks=(4, 2)), da.from_array(cov, chunks=(4, 2, 2)), check_valid="raise"
+        )

@@ -273,7 +273,9 @@ def test_unknown_chunk_sizes_get_the_same_error_for_dense_rays():
 def test_chunks_of_another_library_are_a_type_error():
     xps = pytest.importorskip("array_api_strict")
     x = da.from_array(np.ones((8, 8)), chunks=4).map_blocks(xps.asarray, meta=xps.asarray(np.ones((0, 0))))
-    with pytest.raises(TypeError, match=r"image must be a dask array of numpy or cupy chunks; its chunks are array_api"):
+    with pytest.raises(
+        TypeError, match=r"image must be a dask array of numpy or cupy chunks; its chunks are array_api"
+    ):
         gpuvec.ray_max(x, (1, 1), num=5)
 
 

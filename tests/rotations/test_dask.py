@@ -73,4 +73,5 @@ def test_edge_chunks_equal_in_memory(sync, edge_chunked):
     _same(gpuvec.is_rotation(edge_chunked(R)).compute(), gpuvec.is_rotation(R))
     for got, want in zip(_compute(*gpuvec.rotation_residuals(edge_chunked(M))), gpuvec.rotation_residuals(M)):
         _same(got, want)
-    np.testing.assert_allclose(gpuvec.nearest_rotation(edge_chunked(M)).compute(), gpuvec.nearest_rotation(M), atol=1e-14)
+    nearest = gpuvec.nearest_rotation(edge_chunked(M)).compute()
+    np.testing.assert_allclose(nearest, gpuvec.nearest_rotation(M), atol=1e-14)
