@@ -78,6 +78,8 @@ def check_real(name: str, value: Any, *, finite: bool = True) -> float:
     number = scalar_value(value)
     if isinstance(number, bool) or not isinstance(number, numbers.Real):
         msg = f"{name} must be a real number; got {value!r} of type {type(value).__name__}"
+        if is_dask_array(value):  # computing it here could run a whole pipeline behind the caller's back
+            msg += f" (gpuvec does not compute a dask array for a number: pass float({name}.compute()))"
         raise TypeError(msg)
     value = float(number)
     if finite and not math.isfinite(value):

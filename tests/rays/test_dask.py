@@ -290,3 +290,11 @@ def test_64_bit_extremes_saturate_as_in_memory(sync, dtype, order):
     _same(got[0], want[0])
     _same(got[1], want[1])
     assert want[0].max() == info.max  # the cell's own value, not the largest float64 below it
+
+
+def test_dask_scalars_for_origin_or_cval_are_a_clear_type_error():
+    x = da.from_array(np.ones((8, 8)), chunks=4)
+    with pytest.raises(TypeError, match=r"origin\[0\] must be a real number.*pass float\(origin\[0\]\.compute\(\)\)"):
+        gpuvec.ray_max(x, da.from_array(np.array([3.0, 4.0])), num=5)
+    with pytest.raises(TypeError, match=r"cval must be a real number.*pass float\(cval\.compute\(\)\)"):
+        gpuvec.ray_max(x, (3, 4), num=5, mode="constant", cval=x.sum())
