@@ -7,6 +7,8 @@ where it runs (numpy in, numpy out; cupy in, cupy out). ``gpuvec.xp`` and
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gpuvec import random
 from gpuvec._core.backend import BackendInfo, BackendUnavailableError, backend_info, sync, use_backend
 from gpuvec._core.namespace import asarray, get_namespace, to_numpy
@@ -14,6 +16,9 @@ from gpuvec._version import __version__ as __version__
 from gpuvec.mixture import GaussianMixture
 from gpuvec.rays import ray_max
 from gpuvec.rotations import is_rotation, nearest_rotation, rotation_residuals
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 __all__ = [
     "BackendInfo",
@@ -35,7 +40,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> ModuleType:
     # ``gpuvec.xp`` and ``gpuvec.ndimage`` follow the current default, which
     # ``use_backend`` can change, so they are looked up on access.
     from gpuvec._core import backend

@@ -236,10 +236,10 @@ class _DefaultBackend:
             self._from_env = _resolve(os.environ.get("GPUVEC_BACKEND", ""), _require_gpu(), "GPUVEC_BACKEND")
         return self._from_env
 
-    def set(self, backend: _Backend) -> contextvars.Token:
+    def set(self, backend: _Backend) -> contextvars.Token[_Backend | None]:
         return self._override.set(backend)
 
-    def reset(self, token: contextvars.Token) -> None:
+    def reset(self, token: contextvars.Token[_Backend | None]) -> None:
         self._override.reset(token)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import sys
+import types
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -152,7 +153,8 @@ def check_normal_shapes(
 def warn_at_caller(text: str, category: type[Warning]) -> None:
     """``warnings.warn`` pointing at the first frame outside gpuvec (and numpy's/contextlib's decorators),
     so a warning names the user's line however deep in gpuvec it was raised."""
-    frame, level = sys._getframe(1), 2
+    frame: types.FrameType | None = sys._getframe(1)
+    level = 2
     while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in ("gpuvec", "numpy", "contextlib"):
         frame, level = frame.f_back, level + 1
     warnings.warn(text, category, stacklevel=level)

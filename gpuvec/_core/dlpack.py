@@ -90,7 +90,12 @@ def back(result: Any, lib: str, device: Any = None) -> Any:
 def _ndim(x: Any) -> int:
     """``x.ndim``; for a DLPack producer that has none, its numpy/cupy view's."""
     ndim = getattr(x, "ndim", None)
-    return int(ndim) if ndim is not None or not is_foreign(x) else to_native(x).ndim
+    if ndim is not None:
+        return int(ndim)
+    if is_foreign(x):
+        return int(to_native(x).ndim)
+    msg = f"{_type_name(x)} has no ndim"  # never: numpy/cupy arrays, the only others passed, have one
+    raise TypeError(msg)
 
 
 def _is_array(x: Any) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import types
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -61,7 +62,8 @@ def _warn_uncached(exc: Exception) -> None:
         _warned = True
     # The user's line: past gpuvec's frames and the import machinery of the lazy import that decorates the
     # loops (warnings.warn skips importlib's frames itself, so they are not counted).
-    frame, level = sys._getframe(1), 2
+    frame: types.FrameType | None = sys._getframe(1)
+    level = 2
     while frame is not None and (name := frame.f_globals.get("__name__", "")).split(".")[0] in _INSIDE:
         frame, level = frame.f_back, level + ("importlib" not in name)
     warnings.warn(

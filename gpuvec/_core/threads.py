@@ -132,7 +132,7 @@ def run_parallel(fn: Callable[[int, int], object], spans: list[tuple[int, int]],
     queue = iter(spans)
     taking = threading.Lock()
 
-    def worker():
+    def worker() -> None:
         while True:
             with taking:
                 span = next(queue, None)

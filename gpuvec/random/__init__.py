@@ -96,7 +96,7 @@ class Generator:
         numpy or cupy: the namespace of the arrays this generator returns.
     """
 
-    def __init__(self, seed: Any = None, backend: str | None = None) -> None:
+    def __init__(self, seed: Any = None, backend: Literal["numpy", "cupy"] | None = None) -> None:
         if backend is None:
             backend = default_name()
         if backend not in ("numpy", "cupy"):
@@ -561,6 +561,7 @@ def _shape(size: Any) -> tuple[int, ...] | None:
     """``size`` as a tuple of non-negative ints (None stays None)."""
     if size is None:
         return None
+    shape: tuple[int, ...]
     try:
         shape = (operator.index(size),)
     except TypeError:

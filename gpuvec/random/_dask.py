@@ -28,7 +28,7 @@ __all__ = ["multivariate_normal", "normal"]
 def _as_dask(da: types.ModuleType, x: Any, name: str, xp: types.ModuleType, complex_msg: str | None = None) -> Any:
     """A dask array of real numbers (numbers and in-memory arrays become one-chunk dask arrays)."""
     if not is_dask_array(x):
-        if is_cupy_array(x) != (xp.__name__ == "cupy") and getattr(x, "ndim", 0):
+        if is_cupy_array(x) != (xp.__name__ == "cupy") and bool(getattr(x, "ndim", 0)):
             where = "cupy" if is_cupy_array(x) else "numpy"
             msg = f"{name} is a {where} array but the dask arrays of this call have {xp.__name__} chunks; move it first"
             raise TypeError(msg)
@@ -205,12 +205,14 @@ def _mvn_block(
         return generator(seed, backend).multivariate_normal(mean, cov, size=shape[:n_size], **kwargs)
 
 
-def _check_block(cov: Any, batch_start: tuple[int, ...], method: str | None, check_valid: str, tol: float) -> list:
+def _check_block(
+    cov: Any, batch_start: tuple[int, ...], method: str | None, check_valid: str, tol: float
+) -> list[tuple[str, str]]:
     """The validity check of one block of covariances: its warnings and error as ``(category, text)`` pairs."""
     from gpuvec._core.namespace import get_namespace
     from gpuvec.random import _xp
 
-    out = []
+    out: list[tuple[str, str]] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -248,7 +250,15 @@ def _check_covariances(da: types.ModuleType, cov: Any, method: str | None, check
 
 
 def multivariate_normal(
-    gen: Any, mean: Any, cov: Any, size: tuple[int, ...], check_valid: str, tol: float, *, method: str, dtype: np.dtype
+    gen: Any,
+    mean: Any,
+    cov: Any,
+    size: tuple[int, ...],
+    check_valid: str,
+    tol: float,
+    *,
+    method: str | None,
+    dtype: np.dtype[Any],
 ) -> Any:
     """``Generator.multivariate_normal`` with dask mean/cov (the rest checked): a seeded task per output block."""
     da = require_dask()

@@ -124,7 +124,8 @@ def _factor_suspects(xp: Any, cov: Any, sym: Any, factor: Any, suspect: Any, tol
     d = cov.shape[-1]
     idx = xp.nonzero(suspect.reshape(-1))[0]
     c, sy = cov.reshape(-1, d, d)[idx], sym.reshape(-1, d, d)[idx]
-    bad = ~_svd_reproduces(xp, *xp.linalg.svd(c), c, tol)
+    u, s, vh = xp.linalg.svd(c)
+    bad = ~_svd_reproduces(xp, u, s, vh, c, tol)
     s, u = xp.linalg.eigh(sy)
     # Valid: clip rounding below zero. Invalid: |s|, what numpy's 'svd' and 'eigh' sample from.
     s = xp.where(bad[:, None], xp.abs(s), xp.maximum(s, 0.0))

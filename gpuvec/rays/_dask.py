@@ -30,6 +30,8 @@ import functools
 import itertools
 import math
 import operator
+import types
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -151,7 +153,17 @@ def read_ratios(
 # --------------------------------------------------------------------------- the graph
 
 
-def _ray_max_spatial(da, xp, image, origin, num, order, mode, cval, return_coords):
+def _ray_max_spatial(
+    da: types.ModuleType,
+    xp: types.ModuleType,
+    image: Any,
+    origin: tuple[float, ...],
+    num: int,
+    order: int,
+    mode: str,
+    cval: float,
+    return_coords: bool,
+) -> tuple[Any, ...]:
     from dask._task_spec import Task, TaskRef, parse_input
     from dask.highlevelgraph import HighLevelGraph
 
@@ -205,7 +217,8 @@ def _ray_max_spatial(da, xp, image, origin, num, order, mode, cval, return_coord
             okey = (name,) + ((0,) if i == 2 else ()) + b
             out[okey] = Task(okey, operator.getitem, TaskRef(key), i)
     graph = HighLevelGraph.from_collections(block_name, layer, dependencies=[image])
-    layers, deps = dict(graph.layers), dict(graph.dependencies)
+    layers: dict[str, Mapping[Any, Any]] = dict(graph.layers)  # Layers, and the plain dict graphs added here
+    deps = dict(graph.dependencies)
     for name, out in zip(names, outputs):
         layers[name], deps[name] = out, {block_name}
     graph = HighLevelGraph(layers, deps)
@@ -222,7 +235,9 @@ def _ray_max_spatial(da, xp, image, origin, num, order, mode, cval, return_coord
 # --------------------------------------------------------------------------- one block
 
 
-def _box_parts(image, starts, box, layer, key_prefix):
+def _box_parts(
+    image: Any, starts: list[Any], box: list[tuple[int, int]], layer: dict[Any, Any], key_prefix: tuple[Any, ...]
+) -> tuple[list[Any], tuple[Any, ...], tuple[int, ...], tuple[int, ...]] | None:
     """``None`` if box is empty (every sample of the block outside the image: cval), else ``(pieces, places,
     box_start, box_shape)``: the chunks (whole, or ``getitem`` tasks added to ``layer``) that tile the box."""
     from dask._task_spec import Task, TaskRef
@@ -251,14 +266,26 @@ def _box_parts(image, starts, box, layer, key_prefix):
     return pieces, tuple(places), tuple(lo for lo, _ in box), tuple(hi - lo for lo, hi in box)
 
 
-def _empty_block(chunk, num, return_coords):
+def _empty_block(chunk: Any, num: int, return_coords: bool) -> tuple[Any, ...]:
     """The outputs of a block without cells: empty arrays of the chunk's namespace and the outputs' dtypes."""
     xp = get_namespace(chunk)
     out = (xp.empty(chunk.shape, dtype=chunk.dtype), xp.empty(chunk.shape, dtype=arg_dtype(num)))
     return (*out, xp.empty((chunk.ndim, *chunk.shape), dtype=xp.float64)) if return_coords else out
 
 
-def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coords, samples):
+def _block(
+    parts: list[Any],
+    shape: tuple[int, ...],
+    start: tuple[int, ...],
+    stop: tuple[int, ...],
+    origin: tuple[float, ...],
+    num: int,
+    order: int,
+    mode: str,
+    cval: float,
+    return_coords: bool,
+    samples: int,
+) -> tuple[Any, ...]:
     """The max and first argmax (and coords) of the cells ``start <= x < stop`` of the full grid.
 
     ``parts[k]`` is ``None`` (every sample k of the block is outside: cval) or
@@ -268,7 +295,9 @@ def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coo
     from gpuvec.rays._rules import Window, axis_tables
 
     regions = [None if p is None else (_assemble(*p), p[2]) for p in parts]
-    region0 = regions[0][0]  # sample 0 is the cell itself: always read
+    first = regions[0]
+    assert first is not None  # sample 0 is the cell itself: always read
+    region0 = first[0]
     xp = get_namespace(region0)
     dtype, nd = region0.dtype, len(shape)
     out_shape = tuple(b - a for a, b in zip(start, stop))
@@ -282,7 +311,9 @@ def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coo
     step = functools.partial(_step_numba, impl) if impl.__name__ == "gpuvec.rays._numba" else _step_xp
     # ndarray.max's NaN rule costs two more passes per step; only NaN, inf (inf * 0) or a NaN cval need it.
     nan_aware = not is_int and not (math.isfinite(cval) and all(bool(xp.isfinite(r[0]).all()) for r in regions if r))
-    best = arg = better = None
+    best: Any = None
+    arg: Any = None
+    better: Any = None
     with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN, silently
         for k, region in enumerate(regions):
             if region is None:
@@ -308,7 +339,9 @@ def _block(parts, shape, start, stop, origin, num, order, mode, cval, return_coo
     return best, arg, coords
 
 
-def _assemble(pieces, places, box_start, box_shape):
+def _assemble(
+    pieces: list[Any], places: tuple[Any, ...], box_start: tuple[int, ...], box_shape: tuple[int, ...]
+) -> Any:
     """Box k as one array, from the chunk pieces that tile it."""
     if len(pieces) == 1:
         return pieces[0]
@@ -319,11 +352,25 @@ def _assemble(pieces, places, box_start, box_shape):
     return region
 
 
-def _step_numba(numba_impl, xp, region, box_start, tabs, k, order, mode, cval, dtype, work, cval_sample, adt):
+def _step_numba(
+    numba_impl: types.ModuleType,
+    xp: types.ModuleType,
+    region: Any,
+    box_start: tuple[int, ...],
+    tabs: list[dict[str, Any]],
+    k: int,
+    order: int,
+    mode: str,
+    cval: float,
+    dtype: Any,
+    work: Any,
+    cval_sample: Any,
+    adt: Any,
+) -> Any:
     """Step k's samples as the image dtype gives them back: numba's loop on one-row tables."""
 
-    def axis(tab, off):  # step k's row of the table, indices into the region
-        row = {name: None if a is None else a[k : k + 1] for name, a in tab.items()}
+    def axis(tab: dict[str, Any], off: int) -> dict[str, Any]:  # step k's row of the table, indices into the region
+        row: dict[str, Any] = {name: None if a is None else a[k : k + 1] for name, a in tab.items()}
         row["i0"] = row["i0"] - off
         if "i1" in row:
             row["i1"] = row["i1"] - off
@@ -336,7 +383,20 @@ def _step_numba(numba_impl, xp, region, box_start, tabs, k, order, mode, cval, d
     return out.astype(work, copy=False)
 
 
-def _step_xp(xp, region, box_start, tabs, k, order, mode, cval, dtype, work, cval_sample, adt):
+def _step_xp(
+    xp: types.ModuleType,
+    region: Any,
+    box_start: tuple[int, ...],
+    tabs: list[dict[str, Any]],
+    k: int,
+    order: int,
+    mode: str,
+    cval: float,
+    dtype: Any,
+    work: Any,
+    cval_sample: Any,
+    adt: Any,
+) -> Any:
     """Step k's samples as the image dtype gives them back, on either namespace (the rules of rays/_rules.py).
 
     The corner terms ``((m * w_0) * w_1) * ...`` are summed in C order of the corners from
@@ -347,7 +407,8 @@ def _step_xp(xp, region, box_start, tabs, k, order, mode, cval, dtype, work, cva
     """
     nd = len(tabs)
     corners = (0,) if order == 0 else (0, 1)
-    index, weight = [], []
+    index: list[list[Any]] = []
+    weight: list[Any] = []  # per axis: its corners' weights, or None for order 0
     for d, (tab, off) in enumerate(zip(tabs, box_start)):
         shape_d = (-1,) + (1,) * (nd - 1 - d)
         # Indices of samples outside (mode 'constant') may fall outside the box: clipped, then masked below.
@@ -356,7 +417,7 @@ def _step_xp(xp, region, box_start, tabs, k, order, mode, cval, dtype, work, cva
     out_shape = tuple(t["i0"].shape[1] for t in tabs)
     acc = xp.zeros(out_shape)
 
-    def add_terms(src, d):
+    def add_terms(src: Any, d: int) -> None:
         for j in range(len(corners)):
             taken = xp.take(src, index[d][j], axis=d)
             part = taken * weight[d][j] if order else taken.astype(xp.float64)

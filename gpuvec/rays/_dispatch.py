@@ -103,21 +103,28 @@ def select(
     pays = num is None or "gpuvec.rays._numba" in sys.modules or numpy_loop_samples + samples >= NUMBA_PAYS_SAMPLES
     numba_pays = setting == "on" or (setting == "auto" and pays)
     # Lazy imports: numba and cupy load only when their implementation is chosen.
+    impl: types.ModuleType
     if is_cupy_namespace(xp) and streaming_case and ndim == 2 and num is not None and setting != "off":
-        from gpuvec.rays import _cuda as impl
+        from gpuvec.rays import _cuda
+
+        impl = _cuda
     elif not is_cupy_namespace(xp) and streaming_case and ndim == 2 and numba_pays and numba_installed():
-        from gpuvec.rays import _numba as impl
+        from gpuvec.rays import _numba
+
+        impl = _numba
     elif not is_cupy_namespace(xp) and streaming_case and num is not None and not (
         ndim == 2 and setting == "auto" and samples <= XP_BELOW_SAMPLES
     ):
-        from gpuvec.rays import _numpy as impl
+        from gpuvec.rays import _numpy
 
+        impl = _numpy
         if ndim == 2 and setting == "auto" and count:  # the rent paid towards numba's load
             with _rent_lock:
                 numpy_loop_samples += samples
     else:
-        from gpuvec.rays import _xp as impl
+        from gpuvec.rays import _xp
 
+        impl = _xp
         if ndim == 2 and setting == "auto" and count and streaming_case and num is not None:
             # a small call's fixed cost (~0.07 ms) counts as that many numpy-loop samples towards numba's
             # load: a process that keeps making small calls pays it once, as one making large ones

@@ -267,7 +267,8 @@ def streaming(
 ) -> tuple[Any, Any]:
     """Fixed ``num`` on a 2-D image: the fused loop over the host's axis tables."""
     out, arg = (np.empty(window.out_shape, dt) for dt in (image.dtype, arg_dtype))
-    streaming_tables(image, *axis_tables(window, origin, num, order, mode), order, mode, cval, out, arg)
+    ytab, xtab = axis_tables(window, origin, num, order, mode)
+    streaming_tables(image, ytab, xtab, order, mode, cval, out, arg)
     return out, arg
 
 

@@ -12,6 +12,7 @@ and signatures as :mod:`gpuvec.rays._numba` and :mod:`gpuvec.rays._cuda`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -129,20 +130,28 @@ def dense(
     return _rays_xp.dense(image, origin, order, mode, cval, arg_dtype, window)
 
 
-def _axis_slice(tabs, name, d, k, rs, ndim):
+def _axis_slice(tabs: list[dict[str, Any]], name: str, d: int, k: int, rs: slice, ndim: int) -> Any:
     """Table ``name`` of axis d at step k (rows ``rs`` for axis 0), shaped to broadcast along axis d."""
     values = tabs[d][name][k, rs] if d == 0 else tabs[d][name][k]
     return values.reshape((-1,) + (1,) * (ndim - 1 - d))
 
 
-def _inside_mask(tabs, k, rs, out):
+def _inside_mask(tabs: list[dict[str, Any]], k: int, rs: slice, out: Any) -> Any:
     out[...] = True
     for d in range(len(tabs)):
         out &= _axis_slice(tabs, "inside", d, k, rs, len(tabs))
     return out
 
 
-def sample_block(image, tabs, k, rs, order, buf, exact=None):
+def sample_block(
+    image: Any,
+    tabs: list[dict[str, Any]],
+    k: int,
+    rs: slice,
+    order: int,
+    buf: dict[str, Any],
+    exact: list[bool] | None = None,
+) -> Any:
     """Step k's samples for the block ``rs`` of axis 0, in float64, with scipy's arithmetic.
 
     scipy sums the 2**ndim corner terms ``((m * w_0) * w_1) * ...`` in C order
@@ -165,7 +174,9 @@ def sample_block(image, tabs, k, rs, order, buf, exact=None):
     return acc
 
 
-def _corner_terms(src, tabs, k, rs, d, buf, exact):
+def _corner_terms(
+    src: Any, tabs: list[dict[str, Any]], k: int, rs: slice, d: int, buf: dict[str, Any], exact: list[bool]
+) -> Iterator[Any]:
     ndim = len(tabs)
     level = buf["levels"][d]
     for j in (0,) if exact[d] else (0, 1):
@@ -186,7 +197,7 @@ def _corner_terms(src, tabs, k, rs, d, buf, exact):
             yield from _corner_terms(part, tabs, k, rs, d + 1, buf, exact)
 
 
-def _update_max(best, arg, cur, k, nan_aware, buf):
+def _update_max(best: Any, arg: Any, cur: Any, k: int, nan_aware: bool, buf: dict[str, Any]) -> None:
     """Fold step k into the running max and first argmax (:func:`gpuvec.rays._rules.better`, branch-free).
 
     Masked copies run several times slower on the unpredictable masks that real

@@ -13,6 +13,7 @@ any region.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ def _whole_image_only(image: Any, window: Window) -> None:
         raise ValueError(msg)
 
 
-def _sampler(xp, image, order, mode, cval):
+def _sampler(xp: Any, image: Any, order: int, mode: str, cval: float) -> tuple[Callable[[Any], Any], np.dtype[Any]]:
     """map_coordinates at given points, returning each sample as the image dtype gives it back.
 
     Float images: in their dtype. Integer images: as float64 values, rounded and clipped
@@ -47,7 +48,7 @@ def _sampler(xp, image, order, mode, cval):
     if kind == 0:
         return lambda pts: ndimage.map_coordinates(image, pts, order=order, mode=mode, cval=cval), image.dtype
 
-    def sample(pts):
+    def sample(pts: Any) -> Any:
         t = ndimage.map_coordinates(image, pts, output=xp.float64, order=order, mode=mode, cval=cval)
         t = xp.maximum(t, 0.0) + 0.5 if kind == 2 else t + xp.copysign(0.5, t)
         return xp.clip(xp.trunc(t), lo, hi)

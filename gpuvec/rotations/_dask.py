@@ -23,7 +23,7 @@ from gpuvec._core.threads import blas_limited
 __all__ = ["is_rotation", "nearest_rotation", "rotation_residuals"]
 
 
-def _matrix_stack(R: Any, name: str) -> tuple[types.ModuleType, Any, np.dtype]:
+def _matrix_stack(R: Any, name: str) -> tuple[types.ModuleType, Any, np.dtype[Any]]:
     """Chunk namespace, the stack with single-chunk matrix axes, and the dtype results come in."""
     require_dask()
     xp = chunk_namespace(R, name)
@@ -31,6 +31,7 @@ def _matrix_stack(R: Any, name: str) -> tuple[types.ModuleType, Any, np.dtype]:
     check_known_shape(R, name)
     if R.numblocks[-1] > 1 or R.numblocks[-2] > 1:  # every matrix whole in one block
         R = R.rechunk({R.ndim - 2: -1, R.ndim - 1: -1})
+    work: np.dtype[Any]
     if R.dtype.kind != "f":
         work = np.dtype(np.float64)
     elif R.dtype.itemsize < 4:

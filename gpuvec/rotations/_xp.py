@@ -33,17 +33,17 @@ def residual_chunks(xp: Any, flat: Any) -> Iterator[tuple[slice, Any, Any]]:
             yield (slice(s, s + chunk), *residuals(xp, flat[s : s + chunk]))
 
 
-def empty_matrices(xp, M):
+def empty_matrices(xp: Any, M: Any) -> tuple[Any, Any]:
     """0x0 matrices: R R^T = I (both empty) and det R = 1 (the empty product), as numpy's det gives."""
     return xp.zeros(M.shape[0], M.dtype), xp.ones(M.shape[0], M.dtype)
 
 
-def _entries(xp, M):
+def _entries(xp: Any, M: Any) -> Any:
     """The n*n entries of a (B, n, n) chunk as contiguous rows of length B."""
     return xp.ascontiguousarray(M.reshape(M.shape[0], -1).T)
 
 
-def closed_form_2x2(xp, M):
+def closed_form_2x2(xp: Any, M: Any) -> tuple[Any, Any]:
     a, b, c, d = _entries(xp, M)
     err = xp.abs(a * a + b * b - 1)
     xp.maximum(err, xp.abs(c * c + d * d - 1), out=err)
@@ -51,7 +51,7 @@ def closed_form_2x2(xp, M):
     return _nan_if_not_finite(xp, err, a * d - b * c)
 
 
-def closed_form_3x3(xp, M):
+def closed_form_3x3(xp: Any, M: Any) -> tuple[Any, Any]:
     a00, a01, a02, a10, a11, a12, a20, a21, a22 = _entries(xp, M)
     err = xp.abs(a00 * a00 + a01 * a01 + a02 * a02 - 1)
     xp.maximum(err, xp.abs(a10 * a10 + a11 * a11 + a12 * a12 - 1), out=err)
@@ -63,7 +63,7 @@ def closed_form_3x3(xp, M):
     return _nan_if_not_finite(xp, err, det)
 
 
-def general(xp, M):
+def general(xp: Any, M: Any) -> tuple[Any, Any]:
     n = M.shape[-1]
     gram = xp.matmul(M, xp.swapaxes(M, -1, -2))
     gram -= xp.eye(n, dtype=M.dtype)
@@ -72,7 +72,7 @@ def general(xp, M):
     return _nan_if_not_finite(xp, err, det)
 
 
-def _nan_if_not_finite(xp, err, det):
+def _nan_if_not_finite(xp: Any, err: Any, det: Any) -> tuple[Any, Any]:
     # inf - inf can hide in a maximum as a finite number; a matrix with any
     # non-finite entry is never a rotation, so report NaN for it.
     return xp.where(xp.isfinite(err) & xp.isfinite(det), err, xp.nan), det

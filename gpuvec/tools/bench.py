@@ -17,8 +17,9 @@ import statistics
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 import gpuvec
 from gpuvec._core.dispatch import compiled_enabled
@@ -80,7 +81,7 @@ def check_output_path(path: str | os.PathLike, name: str = "path") -> None:
         raise ValueError(msg) from None
 
 
-def _pyplot(name: str = "plot_path"):
+def _pyplot(name: str = "plot_path") -> types.ModuleType:
     try:
         import matplotlib
 
@@ -111,7 +112,7 @@ def check_plot_path(path: str | os.PathLike, name: str = "plot_path") -> None:
 def synced(fn: Callable[[], Any]) -> Callable[[], Any]:
     """``fn`` followed by a device synchronisation, so a timer sees the work, not the launch."""
 
-    def call():
+    def call() -> Any:
         out = fn()
         gpuvec.sync()
         return out
@@ -119,7 +120,7 @@ def synced(fn: Callable[[], Any]) -> Callable[[], Any]:
     return call
 
 
-def run_cases(selected: list[Case], progress=None) -> list[dict[str, Any]]:
+def run_cases(selected: list[Case], progress: TextIO | None = None) -> list[dict[str, Any]]:
     """Time each case (one warm-up, then ``case.rounds`` timed calls); returns one record per case.
 
     Progress lines go to ``progress`` (default: the current ``sys.stderr``).

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import gpuvec
+from gpuvec._core.backend import BackendName
 
 __all__ = ["Case", "env", "installed", "quiet", "xp_of"]
 
@@ -49,7 +50,7 @@ def env(name: str, value: str) -> Iterator[None]:
 def quiet(fn: Callable[[], Any]) -> Callable[[], Any]:
     """``fn`` with warnings silenced (fits stopped at max_iter warn by design here)."""
 
-    def call():
+    def call() -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return fn()
@@ -57,7 +58,7 @@ def quiet(fn: Callable[[], Any]) -> Callable[[], Any]:
     return call
 
 
-def xp_of(backend: str):
+def xp_of(backend: BackendName) -> Any:
     with gpuvec.use_backend(backend) as xp:
         return xp
 

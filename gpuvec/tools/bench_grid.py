@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 import gpuvec
+from gpuvec._core.backend import BackendName
 from gpuvec._core.namespace import ndimage_for
 from gpuvec.tools import baselines
 from gpuvec.tools.bench_case import Case, env, installed, quiet, xp_of
@@ -42,7 +43,7 @@ _ACCEPTED_LIMIT = 4 << 30
 # --------------------------------------------------------------------------- the grid
 
 
-def _ray_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
+def _ray_cases(quick: bool, backends: list[BackendName]) -> Iterable[Case]:
     for n in (64, 128) if quick else (500, 1000, 3000):
         for num in (5, 50):
             group = f"rays {n}x{n} num={num}"
@@ -74,10 +75,10 @@ def _ray_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
         yield Case("rays", group, "gpuvec", backend, _rays(40, 5, "gpuvec", backend))
 
 
-def _rays(n: int, num: int, method: str, backend: str = "numpy") -> Callable[[], Callable[[], Any]]:
+def _rays(n: int, num: int, method: str, backend: BackendName = "numpy") -> Callable[[], Callable[[], Any]]:
     """The setup of one ray case: a random n x n image, origin (n/2, n/3)."""
 
-    def make():
+    def make() -> Callable[[], Any]:
         img = np.random.default_rng(0).random((n, n))
         orow, ocol = n // 2, n // 3
         if method == "accepted":
@@ -94,10 +95,10 @@ def _rays(n: int, num: int, method: str, backend: str = "numpy") -> Callable[[],
     return make
 
 
-def _dense_rgb(h: int, w: int, method: str, backend: str = "numpy") -> Callable[[], Callable[[], Any]]:
+def _dense_rgb(h: int, w: int, method: str, backend: BackendName = "numpy") -> Callable[[], Callable[[], Any]]:
     """The second answer's case: a 3-channel uint8 photograph-sized image, origin (200, 400)-like."""
 
-    def make():
+    def make() -> Callable[[], Any]:
         img = np.random.default_rng(0).integers(0, 256, (h, w, 3)).astype(np.uint8)
         ctr = (h * 200 // 768, w * 400 // 1024)
         if method == "second":
@@ -108,12 +109,12 @@ def _dense_rgb(h: int, w: int, method: str, backend: str = "numpy") -> Callable[
     return make
 
 
-def _streaming(img, origin, num):
+def _streaming(img: Any, origin: tuple[float, ...], num: int) -> tuple[Any, ...]:
     with env("GPUVEC_JIT", "0"):
         return gpuvec.ray_max(img, origin, num)
 
 
-def _accepted_cupyx(img, num):
+def _accepted_cupyx(img: Any, num: int) -> Callable[[], Any]:
     """The accepted answer with cupyx's map_coordinates: what a user would port to the GPU."""
     xp = xp_of("cupy")
     ndimage = ndimage_for(xp)
@@ -128,8 +129,8 @@ def _rotation_stack(n: int, count: int) -> np.ndarray:
     return np.resize(Q, (count, n, n))
 
 
-def _rotations(n: int, count: int, method: str, backend: str = "numpy") -> Callable[[], Callable[[], Any]]:
-    def make():
+def _rotations(n: int, count: int, method: str, backend: BackendName = "numpy") -> Callable[[], Callable[[], Any]]:
+    def make() -> Callable[[], Any]:
         R = _rotation_stack(n, count)
         if method == "batched numpy":
             return lambda: baselines.is_rotation_batched_numpy(R)
@@ -141,7 +142,7 @@ def _rotations(n: int, count: int, method: str, backend: str = "numpy") -> Calla
     return make
 
 
-def _rotation_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
+def _rotation_cases(quick: bool, backends: list[BackendName]) -> Iterable[Case]:
     for n, count in ((3, 20_000 if quick else 10_000_000), (8, 5_000 if quick else 1_000_000)):
         group = f"is_rotation {count} {n}x{n}"
         yield Case(
@@ -163,10 +164,10 @@ def _rotation_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
     yield Case("rotations", group, "gpuvec", "numpy", _rotations(3, count, "gpuvec"))
 
 
-def _sampling(N: int, method: str, backend: str = "numpy") -> Callable[[], Callable[[], Any]]:
+def _sampling(N: int, method: str, backend: BackendName = "numpy") -> Callable[[], Callable[[], Any]]:
     """Setups of the sampling cases: per-coordinate means and stds (N, 3), 1000 draws."""
 
-    def make():
+    def make() -> Callable[[], Any]:
         rng = np.random.default_rng(1)
         means, stds = rng.random((N, 3)), rng.random((N, 3)) + 0.1
         cov = np.broadcast_to(np.eye(3) * 2 + 0.5, (N, 3, 3)).copy()
@@ -189,7 +190,7 @@ def _sampling(N: int, method: str, backend: str = "numpy") -> Callable[[], Calla
     return make
 
 
-def _random_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
+def _random_cases(quick: bool, backends: list[BackendName]) -> Iterable[Case]:
     N = 50 if quick else 1000
     items = 3000 * N
     group = f"normal (1000, {N}, 3)"
@@ -212,10 +213,10 @@ def _random_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
         yield Case("random", group, "gpuvec", backend, _many_covariances(B, d, "gpuvec", backend))
 
 
-def _many_covariances(B: int, d: int, method: str, backend: str = "numpy") -> Callable[[], Callable[[], Any]]:
+def _many_covariances(B: int, d: int, method: str, backend: BackendName = "numpy") -> Callable[[], Callable[[], Any]]:
     """Setups of the many-covariances case: B random positive-definite (d, d) covariances, one draw each."""
 
-    def make():
+    def make() -> Callable[[], Any]:
         A = np.random.default_rng(2).standard_normal((B, d, d)) / np.sqrt(d)
         cov, mean = A @ np.swapaxes(A, -1, -2) + np.eye(d), np.zeros((B, d))
         if method == "by hand":
@@ -228,7 +229,7 @@ def _many_covariances(B: int, d: int, method: str, backend: str = "numpy") -> Ca
     return make
 
 
-def _big_mixture(N: int, D: int, K: int):
+def _big_mixture(N: int, D: int, K: int) -> tuple[Any, dict[str, Any]]:
     rng = np.random.default_rng(0)
     X = rng.normal(0, 5, (K, D))[rng.integers(0, K, N)] + rng.normal(size=(N, D))
     start = dict(
@@ -239,7 +240,7 @@ def _big_mixture(N: int, D: int, K: int):
     return X, start
 
 
-def _small_mixtures(B: int, N: int, D: int, K: int):
+def _small_mixtures(B: int, N: int, D: int, K: int) -> tuple[Any, dict[str, Any]]:
     rng = np.random.default_rng(1)
     X = np.stack([np.concatenate([rng.normal(0, 1, (N // 2, D)), rng.normal(3, 1, (N // 2, D))]) for _ in range(B)])
     start = dict(
@@ -250,13 +251,13 @@ def _small_mixtures(B: int, N: int, D: int, K: int):
     return X, start
 
 
-def _mixture(shape: tuple[int, ...], method: str, backend: str = "numpy") -> Callable[[], Callable[[], Any]]:
+def _mixture(shape: tuple[int, ...], method: str, backend: BackendName = "numpy") -> Callable[[], Callable[[], Any]]:
     """Setups of the mixture cases, all from the same explicit starts (5 iterations for the big one)."""
 
-    def make():
+    def make() -> Callable[[], Any]:
         if len(shape) == 3:
             X, start = _big_mixture(*shape)
-            K, fixed = shape[2], dict(max_iter=5, tol=0)
+            K, fixed = shape[2], dict[str, Any](max_iter=5, tol=0)
             if method == "sklearn":
                 from sklearn.mixture import GaussianMixture as SkGM  # an extra: only the sklearn cases import it
 
@@ -287,7 +288,7 @@ MIXTURE_MEMORY_CASES = (
 )
 
 
-def _mixture_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
+def _mixture_cases(quick: bool, backends: list[BackendName]) -> Iterable[Case]:
     has_sklearn = installed("sklearn")
     for shape, label in (
         ((5_000 if quick else 1_000_000, 8, 16), "gmm N={} D={} K={}, 5 iterations"),
@@ -320,7 +321,7 @@ def _mixture_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
         yield Case("mixture", group, "gpuvec", "numpy", mixture_memory(N, D, K, dtype, n_init), rounds=1)
 
 
-def _dask_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
+def _dask_cases(quick: bool, backends: list[BackendName]) -> Iterable[Case]:
     """gpuvec on dask arrays (dask's threaded scheduler) against the same call in memory: what dask costs.
 
     Dask pays where the data do not fit; these cases say what a pass costs where they do. The cluster
@@ -342,7 +343,7 @@ def _dask_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
 
 
 def _dask_rays(n: int, chunk: int, lazy: bool) -> Callable[[], Callable[[], Any]]:
-    def make():
+    def make() -> Callable[[], Any]:
         import dask.array as da
 
         img = np.random.default_rng(0).random((n, n), dtype=np.float32)
@@ -356,13 +357,13 @@ def _dask_rays(n: int, chunk: int, lazy: bool) -> Callable[[], Callable[[], Any]
 
 
 def _dask_mixture(N: int, lazy: bool) -> Callable[[], Callable[[], Any]]:
-    def make():
+    def make() -> Callable[[], Any]:
         import dask.array as da
 
         rng = np.random.default_rng(0)
         K, D = 8, 8
         X = rng.normal(size=(N, D)) + np.repeat(rng.normal(scale=4, size=(K, D)), N // K, axis=0)
-        start = {
+        start: dict[str, Any] = {
             "means_init": X[:: N // K][:K],
             "weights_init": np.full(K, 1 / K),
             "precisions_init": np.stack([np.eye(D)] * K),
@@ -375,7 +376,7 @@ def _dask_mixture(N: int, lazy: bool) -> Callable[[], Callable[[], Any]]:
 
 
 def _dask_rotations(lazy: bool) -> Callable[[], Callable[[], Any]]:
-    def make():
+    def make() -> Callable[[], Any]:
         import dask.array as da
 
         R = _rotation_stack(3, 1000)
@@ -387,7 +388,7 @@ def _dask_rotations(lazy: bool) -> Callable[[], Callable[[], Any]]:
     return make
 
 
-def _shape_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
+def _shape_cases(quick: bool, backends: list[BackendName]) -> Iterable[Case]:
     from gpuvec.tools.bench_shapes import shape_cases  # its own module: a grid over shapes
 
     return shape_cases(quick, backends)
@@ -459,7 +460,7 @@ def check_algorithms(algorithms: Iterable[str], name: str = "algorithms") -> lis
     return chosen
 
 
-def available_backends() -> list[str]:
+def available_backends() -> list[BackendName]:
     """numpy, and cupy where a CUDA device answers (never imports cupy under GPUVEC_BACKEND=numpy)."""
     from gpuvec._core import backend
 
@@ -469,7 +470,7 @@ def available_backends() -> list[str]:
 
 
 def cases(
-    quick: bool = False, algorithms: Iterable[str] | None = None, backends: list[str] | None = None
+    quick: bool = False, algorithms: Iterable[str] | None = None, backends: list[BackendName] | None = None
 ) -> list[Case]:
     """The benchmark grid: every case of the chosen algorithms, quick (CI-sized) or full."""
     backends = available_backends() if backends is None else backends

@@ -39,7 +39,7 @@ def cold_process(n: int, num: int, method: str, jit: bool = True) -> Callable[[]
     env = {k: v for k, v in os.environ.items() if k != "GPUVEC_JIT"}  # the default: compiled where it pays
     env.update(GPUVEC_BACKEND="numpy", **({} if jit else {"GPUVEC_JIT": "0"}))
 
-    def make():
+    def make() -> Callable[[], Any]:
         return lambda: subprocess.run([sys.executable, "-c", setup + body], env=env, check=True)
 
     return make
@@ -88,8 +88,8 @@ def mixture_peak_memory(N: int, D: int, K: int, dtype: str = "float64", n_init: 
 def mixture_memory(N: int, D: int, K: int, dtype: str, n_init: int) -> Callable[[], Callable[[], Any]]:
     """A memory row: the timed call is the new process; its peak RSS beyond X goes to stderr."""
 
-    def make():
-        def call():
+    def make() -> Callable[[], Any]:
+        def call() -> dict[str, Any]:
             m = mixture_peak_memory(N, D, K, dtype, n_init)
             print(
                 f"  peak RSS beyond X: {m['peak_beyond_x_mib']:.0f} MiB "

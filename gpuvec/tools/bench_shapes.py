@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 import gpuvec
+from gpuvec._core.backend import BackendName
 from gpuvec.tools.bench_case import Case, installed, quiet, xp_of
 
 __all__ = ["shape_cases"]
@@ -52,8 +53,8 @@ def _start(N: int, D: int, K: int, covariance_type: str, dtype: str) -> tuple[np
     return X, start
 
 
-def _fit(method: str, shape: tuple, backend: str = "numpy") -> Callable[[], Callable[[], Any]]:
-    def make():
+def _fit(method: str, shape: tuple, backend: BackendName = "numpy") -> Callable[[], Callable[[], Any]]:
+    def make() -> Callable[[], Any]:
         X, start = _start(*shape)
         if method == "sklearn":
             from sklearn.mixture import GaussianMixture as SkGM
@@ -76,7 +77,7 @@ def _floor(shape: tuple) -> Callable[[], Callable[[], Any]]:
     """The pass's products, 3 iterations, as numpy matmuls of the same sizes (float64)."""
     N, D, K, covariance_type, _ = shape
 
-    def make():
+    def make() -> Callable[[], Any]:
         rng = np.random.default_rng(1)
         X = rng.normal(size=(N, D))
         if covariance_type == "full":  # E-step: X against every component's factor; M-step: a gram per component
@@ -86,7 +87,7 @@ def _floor(shape: tuple) -> Callable[[], Callable[[], Any]]:
         else:  # products with (K, D) tables, each twice
             W, R = rng.normal(size=(D, 2 * K)), rng.normal(size=(N, 2 * K))
 
-        def run():
+        def run() -> None:
             for _ in range(3):
                 X @ W
                 R.T @ X
@@ -101,7 +102,7 @@ def _label(shape: tuple) -> str:
     return f"gmm shapes {covariance_type} {dtype} N={N} D={D} K={K}, 3 iterations"
 
 
-def shape_cases(quick: bool, backends: list[str]) -> Iterable[Case]:
+def shape_cases(quick: bool, backends: list[BackendName]) -> Iterable[Case]:
     """The cells of the grid, quick (CI-sized) or full, each: sklearn (the reference), gpuvec, the BLAS floor."""
     grid = _QUICK_GRID if quick else _FULL_GRID
     has_sklearn = installed("sklearn")

@@ -11,7 +11,8 @@ import argparse
 import importlib.util
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from gpuvec._core import backend, dispatch
 from gpuvec.tools import bench, demo
@@ -23,14 +24,14 @@ _USER_ERRORS = (ValueError, TypeError, ImportError, OSError)
 class _Parser(argparse.ArgumentParser):
     """argparse with its usage errors on one line (the usage itself is one ``--help`` away)."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _checked(check, option: str):
+def _checked(check: Callable[[str, str], Any], option: str) -> Callable[[str], Any]:
     """An argparse ``type`` from ``check(text, option)``, whose errors name ``option`` in a sentence."""
 
-    def convert(text: str):
+    def convert(text: str) -> Any:
         try:
             return check(text, option)
         except (ValueError, TypeError, ImportError) as exc:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
+import types
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +30,7 @@ def check_size(size: object, name: str = "size") -> None:
         raise ValueError(msg)
 
 
-def _timed(fn, *args, **kwargs):
+def _timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
     fn(*args, **kwargs)  # warm-up (kernel compilation on the GPU)
     gpuvec.sync()
     t = time.perf_counter()
@@ -45,7 +48,7 @@ class _Report:
         print(f"  {'ok   ' if ok else 'WRONG'} {label}")
 
 
-def _rays(xp, size: int, report: _Report) -> None:
+def _rays(xp: types.ModuleType, size: int, report: _Report) -> None:
     """The question's 6x6 example exactly, then a ``size`` x ``size`` image timed against the accepted answer."""
     print("1. Rays: max and argmax along the ray from every cell to the origin (3, 3), num=5")
     m_max, m_dist = gpuvec.ray_max(xp.asarray(SEED_RAY_IMAGE), (3, 3), num=5)
@@ -65,7 +68,7 @@ def _rays(xp, size: int, report: _Report) -> None:
     print(f"  accepted answer {t_seed:.3f} s, gpuvec {t_ours:.4f} s: {t_seed / t_ours:.0f}x\n")
 
 
-def _rotations(xp, report: _Report) -> None:
+def _rotations(xp: types.ModuleType, report: _Report) -> None:
     """A permutation and a reflection, then 200,000 rotations timed against batched numpy."""
     print("2. Rotation matrices")
     perm = xp.asarray([[0, 0, 1], [1, 0, 0], [0, 1, 0]])
@@ -87,7 +90,7 @@ def _rotations(xp, report: _Report) -> None:
     print(f"  batched numpy allclose {t_seed:.3f} s, gpuvec {t_ours:.4f} s: {t_seed / t_ours:.0f}x\n")
 
 
-def _normal_samples(xp, report: _Report) -> None:
+def _normal_samples(xp: types.ModuleType, report: _Report) -> None:
     """1000 draws of 2 x 3 coordinates: the shape, and the sample means against the given means."""
     print("3. Normal samples: 1000 sets of N x 3 coordinates from per-coordinate means and stds")
     means = np.array([[0.0, 0, 0], [1, 1, 1]])
@@ -102,7 +105,7 @@ def _normal_samples(xp, report: _Report) -> None:
     print()
 
 
-def _mixture(xp, report: _Report) -> None:
+def _mixture(xp: types.ModuleType, report: _Report) -> None:
     """The question's two clusters fitted, then its own start (identical components) warned about."""
     print("4. Gaussian mixture on the question's data (clusters at (0, 0) and (5, 5), identity covariances)")
     data = seed_em_data().T  # the question keeps features in rows
