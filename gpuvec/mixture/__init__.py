@@ -30,8 +30,6 @@ float64 whatever the input dtype.
 
 from __future__ import annotations
 
-from typing import Any
-
 from gpuvec.mixture._covariance import COVARIANCE_TYPES, CovarianceType
 from gpuvec.mixture._em import EMResult, em_pass, fit_em
 from gpuvec.mixture._fit import convergence_warning_class
@@ -68,7 +66,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> type[UserWarning]:
     if name == "ConvergenceWarning":
         return convergence_warning_class()
     msg = f"module {__name__!r} has no attribute {name!r}"

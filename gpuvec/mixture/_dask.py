@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -259,8 +260,10 @@ def _sample_starts(gm, settings, sample, sample_weight, rng, n_init, B, K, D):
         **{**gm.get_params(), "max_iter": 0, "n_init": 1, "warm_start": False, "verbose": 0, "random_state": rng}
     )
     batched = sample.ndim == 3
-    starts, regs, errors = [], [], []
-    kept = []
+    starts: list[MixtureParams] = []
+    regs: list[Any] = []
+    errors: list[ValueError | None] = []
+    kept: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(n_init):
@@ -292,8 +295,9 @@ def _sample_starts(gm, settings, sample, sample_weight, rng, n_init, B, K, D):
         if "reg_covar raised" not in text and text not in kept:
             kept.append(text)
             warn_at_caller(text, w.category)
-    if all(e is not None for e in errors):
-        raise errors[0]
+    failures = [e for e in errors if e is not None]
+    if len(failures) == len(errors):
+        raise failures[0]
     params = MixtureParams(*(interleave_starts(np, parts) for parts in zip(*starts)))
     return params, interleave_starts(np, regs), errors
 
@@ -541,6 +545,28 @@ def fit(gm, X, y=None, sample_weight=None):
         return _fit_batched(gm, settings, X, sample_weight)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         return _fit_split(gm, settings, X, sample_weight)
+
+
+def partial_fit(gm, X, y=None, sample_weight=None):
+    """:meth:`GaussianMixture.partial_fit` on a dask X: one step per chunk along the samples, in order, each
+    chunk (and its weights) computed alone: equal to calling partial_fit on each chunk in turn."""
+    check_X_metadata(tuple(X.shape), X.dtype)
+    if any(np.isnan(c) for c in X.shape):
+        raise ValueError(f"X has unknown chunk sizes (shape {X.shape}): call X.compute_chunk_sizes() first")
+    axis = X.ndim - 2  # the samples' axis
+    X = X.rechunk({a: -1 for a in range(X.ndim) if a != axis})
+    sw = None
+    if sample_weight is not None:
+        shape = tuple(X.shape[: axis + 1])
+        sw = _weight_as_dask(sample_weight, X, shape, tuple(X.chunks[: axis + 1]))
+    for i, n in enumerate(X.chunks[axis]):
+        if n == 0:  # an empty chunk (compute_chunk_sizes after a mask): no step
+            continue
+        block = X.blocks[(i,) if axis == 0 else (0, i)]
+        weights = None if sw is None else sw.blocks[(i,) if axis == 0 else (0, i)]
+        x, w = _compute(block, weights) if weights is not None else (*_compute(block), None)
+        gm.partial_fit(x, sample_weight=w)
+    return gm
 
 
 def fit_predict(gm, X, y=None, sample_weight=None):

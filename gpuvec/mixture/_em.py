@@ -12,13 +12,19 @@ caller reads :class:`EMResult`'s flags (:mod:`gpuvec.mixture._fit`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from gpuvec._core.namespace import get_namespace
 from gpuvec._core.threads import blas_limited
 from gpuvec.mixture._covariance import CovarianceType
-from gpuvec.mixture._xp import MixtureParams, data_shift, params_from_statistics, sufficient_statistics
+from gpuvec.mixture._xp import (
+    MixtureParams,
+    SufficientStats,
+    data_shift,
+    params_from_statistics,
+    sufficient_statistics,
+)
 
 __all__ = [
     "REG_COVAR_TRIES",
@@ -94,11 +100,11 @@ def params_ok(params: MixtureParams) -> Any:
     return xp.isfinite(P.reshape(P.shape[0], -1)).all(-1)
 
 
-def _where_batch(xp, mask, new, old):
+def _where_batch(xp: Any, mask: Any, new: Any, old: Any) -> Any:
     return xp.where(mask.reshape(mask.shape + (1,) * (new.ndim - 1)), new, old)
 
 
-def _more_regularisation(xp, reg, bad):
+def _more_regularisation(xp: Any, reg: Any, bad: Any) -> Any:
     """reg_covar for the next try: 10x for the failing problems whose reg_covar is > 0."""
     return xp.where(bad, reg * 10, reg)
 
@@ -183,7 +189,7 @@ class EMResult(NamedTuple):
     reg_covar: Any
 
 
-def interleave_starts(xp: Any, parts: list[Any]) -> Any:
+def interleave_starts(xp: Any, parts: Sequence[Any]) -> Any:
     """Arrays (B, ...) of n_init starts as one (B * n_init, ...) array: start i of problem b at b * n_init + i.
 
     Examples
@@ -268,7 +274,7 @@ def fit_em(
     held = xp.arange(X.shape[0])  # the problems whose data the pass holds (the active set only shrinks)
     Xa, swa, shifta = X, sample_weight, shift
 
-    def one_pass(pa, active):
+    def one_pass(pa: MixtureParams, active: Any) -> SufficientStats:
         nonlocal held, Xa, swa, shifta
         if active.shape[0] != held.shape[0]:  # problems left: drop their data once
             keep = xp.isin(held, active)
@@ -285,7 +291,7 @@ def fit_em(
 
 def em_loop(
     xp: Any,
-    pass_fn: Any,
+    pass_fn: Callable[[MixtureParams, Any], SufficientStats],
     params: MixtureParams,
     reg_covar: Any,
     covariance_type: CovarianceType,
@@ -322,11 +328,13 @@ def em_loop(
         stats = pass_fn(pa, active)
         lb = stats.lower_bound
         new = params_from_statistics(stats, rega, ct)
+
         # Retries redo only the M-step, from the same statistics; a problem that still fails keeps its
         # last parameters.
-        new, rega, bad = regularisation_retry(
-            lambda r, stats=stats: params_from_statistics(stats, r, ct), new, rega, REG_COVAR_TRIES
-        )
+        def redo(r: Any, stats: SufficientStats = stats) -> MixtureParams:
+            return params_from_statistics(stats, r, ct)
+
+        new, rega, bad = regularisation_retry(redo, new, rega, REG_COVAR_TRIES)
         bad |= ~xp.isfinite(lb)
         if bool(bad.any()):
             new = MixtureParams(*(_where_batch(xp, bad, old, part) for part, old in zip(new, pa)))

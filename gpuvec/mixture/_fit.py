@@ -42,6 +42,7 @@ __all__ = [
     "fit",
     "fitted_params",
     "n_parameters",
+    "raise_failures",
     "store",
     "warm_state",
 ]
@@ -94,7 +95,7 @@ def warm_state(estimator: Any, settings: Settings, xp: types.ModuleType, B: int,
     if (means.shape[0] if batched else 1) != B or means.shape[-1] != D:
         return None
 
-    def batch(a):
+    def batch(a: Any) -> Any:
         a = xp.asarray(a, dtype=xp.float64)
         return a if batched else a[None]
 
@@ -112,7 +113,11 @@ def n_parameters(estimator: Any) -> int:
 
 
 def store(estimator: Any, attrs: dict[str, Any]) -> None:
-    """Set the fitted attributes (sklearn's names) and ``n_features_in_``."""
+    """Set the fitted attributes (sklearn's names) and ``n_features_in_``. A fit (attributes without
+    ``n_steps_``) ends what partial_fit was running: the next partial_fit goes on from the fit."""
+    if "n_steps_" not in attrs:
+        for name in ("sufficient_stats_", "n_steps_"):
+            estimator.__dict__.pop(name, None)
     for name, value in attrs.items():
         setattr(estimator, name, value)
     estimator.n_features_in_ = attrs["means_"].shape[-1]
@@ -140,7 +145,7 @@ def fit(estimator: Any, settings: Settings, xp: types.ModuleType, X: Any, sw: An
     start_failed = ~params_ok(params)
     start_overflow = ~xp.isfinite(params.covariances.reshape(params.covariances.shape[0], -1)).all(-1)
 
-    def start(a, i):
+    def start(a: Any, i: int) -> Any:
         return a[i::n_init] if n_init > 1 else a
 
     runs = [
@@ -152,7 +157,9 @@ def fit(estimator: Any, settings: Settings, xp: types.ModuleType, X: Any, sw: An
     finish(estimator, settings, xp, result, start_failed, start_overflow, start_reg, n_init, batched, dtype)
 
 
-def starts(settings: Settings, xp: types.ModuleType, X: Any, sw: Any, n_init: int, w_init, m_init, p_init):
+def starts(
+    settings: Settings, xp: types.ModuleType, X: Any, sw: Any, n_init: int, w_init: Any, m_init: Any, p_init: Any
+) -> tuple[MixtureParams, Any]:
     """Starting parameters and reg_covar of the B * n_init starts (start i of problem b at b * n_init + i)."""
     K, ct = settings.n_components, settings.covariance_type
     rep = (lambda a: xp.repeat(a, n_init, axis=0)) if n_init > 1 else (lambda a: a)
@@ -163,18 +170,20 @@ def starts(settings: Settings, xp: types.ModuleType, X: Any, sw: Any, n_init: in
     # One draw over the B problems per start, in order: start 0 draws what n_init=1 draws. Each
     # start's statistics come from X itself.
     rng = settings.rng(xp)
-    stats = []
+    per_start: list[SufficientStats] = []
     for _ in range(n_init):
         if settings.init_params in LABEL_METHODS:  # one label per sample: the one-hot start is never built
             labels = initial_labels(xp, X, K, settings.init_params, rng, sw)
-            stats.append(label_statistics(X, labels, K, ct, sw))
+            per_start.append(label_statistics(X, labels, K, ct, sw))
         else:
             resp = initial_resp(xp, X, K, settings.init_params, rng, sw)
             with np.errstate(divide="ignore"):
-                stats.append(resp_statistics(X, xp.log(resp), ct, sw))
-    stats = stats[0] if n_init == 1 else SufficientStats(*(interleave_starts(xp, parts) for parts in zip(*stats)))
+                per_start.append(resp_statistics(X, xp.log(resp), ct, sw))
+    stats = (
+        per_start[0] if n_init == 1 else SufficientStats(*(interleave_starts(xp, parts) for parts in zip(*per_start)))
+    )
 
-    def step(r):  # the first M-step, redone from the same statistics by the retry
+    def step(r: Any) -> MixtureParams:  # the first M-step, redone from the same statistics by the retry
         return params_from_statistics(stats, r, ct)
 
     params, reg, _ = regularisation_retry(step, step(reg), reg, REG_COVAR_TRIES)
@@ -261,7 +270,7 @@ def finish(
         lower_bound, n_iter, converged, failed, overflow, history, reg, start_reg = (
             a[best] for a in (lower_bound, n_iter, converged, failed, overflow, history, reg, start_reg)
         )
-    _raise_failures(xp, failed, overflow, reg, batched)
+    raise_failures(xp, failed, overflow, reg, batched)
     _warn_regularisation(xp, reg, start_reg, batched)
     if bool((~converged).any()) and settings.max_iter > 0:
         where = f" (problems {first(xp.nonzero(~converged)[0])})" if batched else ""
@@ -274,7 +283,7 @@ def finish(
     store(estimator, _fitted_attributes(xp, settings.covariance_type, result, batched, dtype))
 
 
-def _raise_failures(xp, failed, overflow, reg, batched):
+def raise_failures(xp, failed, overflow, reg, batched):
     """sklearn raises where EM cannot go on; so does gpuvec, naming the problems of a batch."""
     if not bool(failed.any()):
         return

@@ -14,17 +14,22 @@ import functools
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 import gpuvec.mixture._fit as _fit
+import gpuvec.mixture._online as _online
 from gpuvec._core.checks import check_int
 from gpuvec._core.dask import chunk_namespace
 from gpuvec._core.dlpack import dlpack_io
 from gpuvec._core.namespace import get_namespace, is_dask_array
 from gpuvec.mixture._covariance import CovarianceType, per_component
+from gpuvec.mixture._starts import InitParams
 from gpuvec.mixture._validation import Settings, check_fitted, check_matches_fit, validate_sample_weight, validate_X
+
+if TYPE_CHECKING:
+    from sklearn.utils import Tags
 
 __all__ = ["GaussianMixture"]
 
@@ -38,7 +43,7 @@ def _dask_aware(method: F) -> F:
     signature = inspect.signature(method)
 
     @functools.wraps(method)
-    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         if any(is_dask_array(a) for a in (*args, *kwargs.values())):
             from gpuvec.mixture import _dask
 
@@ -59,30 +64,16 @@ class GaussianMixture:
     gains a leading B axis and the B problems are fitted independently in one
     call; problems that have converged leave the active set.
 
-    Memory and threads on the CPU: float32 and float64 X are used without a
-    copy, and every pass over X (the start, EM, the final E-step, prediction)
-    runs in chunks, so a fit needs little beyond X itself. For every
-    covariance type the E-step and the M-step's sums run in one compiled
-    loop (numba; ``GPUVEC_JIT=0`` selects the numpy reference) on every core
-    this process may use, or ``GPUVEC_NUM_THREADS`` (else ``OMP_NUM_THREADS``)
-    threads. Called from any thread but the main one (a thread pool, a dask
-    worker thread), a fit runs on that thread alone and limits BLAS to one
-    thread while it runs (threadpoolctl), so a pool of N threads uses N cores.
+    On the CPU, X (float32 or float64) is never copied and every pass runs in
+    chunks; the passes run compiled (numba; ``GPUVEC_JIT=0``: the numpy
+    reference) on every usable core, or ``GPUVEC_NUM_THREADS`` threads, and on
+    one thread with BLAS at one thread when called from a pool thread.
 
     Dask arrays (numpy or cupy chunks, extra ``gpuvec[dask]``) are never
-    computed into memory (see :mod:`gpuvec.mixture._dask`). A (B, N, D) X
-    chunked along B only: each block of problems is fitted where it lives;
-    warnings and errors name problems by their global index. An (N, D) X
-    chunked along N (or a (B, N, D) X with N split): one pass over the chunks
-    per EM iteration (their sufficient statistics tree-summed), the M-step on
-    the client; from the same start it gives the in-memory result up to
-    summation order. A random init runs on a uniform sample of at most 100,000
-    rows per problem gathered to the client (all rows when N is
-    smaller: then the in-memory start), so with a large N it differs from the
-    in-memory fit's for the same ``random_state``. Fitted parameters are numpy
-    on the client; predict, predict_proba and score_samples return lazy dask
-    arrays; score, bic and aic compute. gpuvec uses dask's current scheduler or
-    the active ``distributed.Client`` and never starts a cluster.
+    computed into memory: blocks of problems are fitted where they live, an N
+    split runs one tree-summed pass per EM iteration (the in-memory result from
+    the same start, up to summation order), predictions come back lazy; see
+    :mod:`gpuvec.mixture._dask` and the user guide's Dask page.
 
     Parameters
     ----------
@@ -100,15 +91,13 @@ class GaussianMixture:
     max_iter : int, default 100
         The most EM iterations per start.
     n_init : int, default 1
-        Starts per problem, run one after another on the same X (no copy of
-        X per start; each start is batched over the B problems); the best
-        lower bound wins. The first start of each problem is the one ``n_init=1`` makes
-        with the same ``random_state``, so more starts never end worse (up to
-        rounding). A start that failed loses to any that did not; a problem
-        raises only if all its starts failed.
+        Starts per problem (on the same X, no copy); the best lower bound
+        wins (the first within 1e-10 of it), a failed start loses, and start 0
+        is ``n_init=1``'s, so more starts never end worse.
     init_params : {'k-means++', 'kmeans', 'random', 'random_from_data'}, default 'k-means++'
-        'k-means++' seeds centres by D^2 sampling and assigns every sample to
-        its nearest centre; 'kmeans' adds 10 Lloyd iterations. (sklearn's
+        'k-means++' seeds centres by greedy D^2 sampling (each the best of
+        ``2 + log(K)`` candidates, as sklearn's ``kmeans_plusplus``) and assigns
+        every sample to its nearest centre; 'kmeans' adds 10 Lloyd iterations. (sklearn's
         default is 'kmeans'; its 'k-means++' gives each centre only its own seed
         sample.)
     weights_init : array, shape (K,) or (B, K), optional
@@ -130,6 +119,15 @@ class GaussianMixture:
         1: print a line every ``verbose_interval`` iterations; 2: with timing.
     verbose_interval : int, default 10
         Iterations between the lines that ``verbose`` prints.
+    learning_decay : float in (0.5, 1], default 0.7
+        :meth:`partial_fit` only (``fit`` ignores it): step ``t`` of stepwise
+        EM gives its batch the weight ``(learning_offset + t) ** -learning_decay``
+        (sklearn's ``LatentDirichletAllocation`` names and defaults). Near 0.5 the
+        model forgets old batches faster and follows drift; 1 averages all
+        batches alike.
+    learning_offset : float >= 0, default 10.0
+        :meth:`partial_fit` only: a larger offset gives early batches less weight
+        (a steadier start from noisy first batches).
 
     Attributes
     ----------
@@ -149,6 +147,12 @@ class GaussianMixture:
         The lower bound after each iteration (NaN-padded past a problem's ``n_iter_``).
     reg_covar_ : float or array, shape (B,)
         The regularisation each problem ended with.
+    n_steps_ : int
+        After :meth:`partial_fit`: the stepwise EM steps taken (the first call
+        and a preceding ``fit`` count one each).
+    sufficient_stats_ : SufficientStats
+        After :meth:`partial_fit`: the running statistics per unit of sample
+        weight, float64 (all that is kept of past batches).
 
     Raises
     ------
@@ -171,6 +175,19 @@ class GaussianMixture:
     True
     """
 
+    # The fitted attributes (sklearn's names): set by fit, absent before it.
+    weights_: Any
+    means_: Any
+    covariances_: Any
+    precisions_: Any
+    precisions_cholesky_: Any
+    converged_: Any
+    n_iter_: Any
+    lower_bound_: Any
+    lower_bounds_: Any
+    reg_covar_: Any
+    n_features_in_: int
+
     def __init__(
         self,
         n_components: int = 1,
@@ -180,7 +197,7 @@ class GaussianMixture:
         reg_covar: float = 1e-6,
         max_iter: int = 100,
         n_init: int = 1,
-        init_params: str = "k-means++",
+        init_params: InitParams = "k-means++",
         weights_init: Any = None,
         means_init: Any = None,
         precisions_init: Any = None,
@@ -188,6 +205,8 @@ class GaussianMixture:
         warm_start: bool = False,
         verbose: int = 0,
         verbose_interval: int = 10,
+        learning_decay: float = 0.7,
+        learning_offset: float = 10.0,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -203,6 +222,8 @@ class GaussianMixture:
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # ------------------------------------------------------------------ sklearn protocol
 
@@ -248,7 +269,7 @@ class GaussianMixture:
             setattr(self, name, value)
         return self
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Tags:
         """sklearn (>= 1.6) estimator tags: an unsupervised density estimator."""
         from sklearn.utils import InputTags, Tags, TargetTags
 
@@ -315,6 +336,52 @@ class GaussianMixture:
         # From the stored attributes (float32 for float32 X), so that fit_predict(X) == fit(X).predict(X).
         labels = _fit.e_step_outputs(self, xp, X, "labels", dtype)
         return labels if batched else labels[0]
+
+    @dlpack_io
+    @_dask_aware
+    @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # failures are raised by the step
+    def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianMixture:
+        """One step of online EM on a minibatch: for streams, drift and data that never sits in memory.
+
+        Stepwise EM (:mod:`gpuvec.mixture._online`; the user guide's "Online
+        mixtures"): the batch's statistics per unit weight move the running ones
+        by ``(learning_offset + n_steps_) ** -learning_decay``, and the parameters
+        are their M-step (``reg_covar`` as in :meth:`fit`; a covariance that is
+        not positive definite raises ValueError, without retry). The first call
+        fits its batch as :meth:`fit` does (``init_params`` or ``*_init``,
+        ``n_init``); after :meth:`fit` the steps go on from the fitted model. Only
+        ``sufficient_stats_`` is kept. A dask X: one step per chunk along the
+        samples, in order.
+
+        Parameters
+        ----------
+        X : array, shape (n, D) or (B, n, D)
+            A minibatch: of one problem, or of each of B problems (the B of
+            every call must be the first call's).
+        y : ignored
+            Not used; present for sklearn's API.
+        sample_weight : array, shape (n,) or (B, n), optional
+            Non-negative weights; zeros pad ragged problems (a problem whose
+            batch has no weight is left as it was).
+
+        Returns
+        -------
+        self : GaussianMixture
+            The estimator, one step further. ``lower_bound_`` is the batch's
+            mean log-likelihood under the parameters before the step.
+
+        Examples
+        --------
+        >>> import numpy as np, gpuvec
+        >>> rng = np.random.default_rng(0)
+        >>> gm = gpuvec.GaussianMixture(2, random_state=0)
+        >>> for _ in range(50):  # a stream of 50 batches of 400 rows
+        ...     gm = gm.partial_fit(rng.normal(0, 1, (400, 2)) + 6 * rng.integers(0, 2, (400, 1)))
+        >>> gm.n_steps_, bool(np.allclose(np.sort(gm.means_[:, 0]), [0, 6], atol=0.2))
+        (50, True)
+        """
+        _online.partial_fit(self, X, sample_weight)
+        return self
 
     @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # failures are reported by _fit.finish
     def _fit(self, X: Any, sample_weight: Any) -> tuple[Any, Any, bool, Any]:

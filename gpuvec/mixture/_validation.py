@@ -60,6 +60,8 @@ class Settings:
     warm_start: bool
     verbose: int
     verbose_interval: int
+    learning_decay: float = 0.7
+    learning_offset: float = 10.0
 
     @classmethod
     def of(cls, estimator: Any) -> Settings:
@@ -78,6 +80,11 @@ class Settings:
             got = params["warm_start"]
             raise TypeError(f"warm_start must be a bool; got {got!r} of type {type(got).__name__}")
         check_int("verbose_interval", params["verbose_interval"], minimum=1)
+        decay = check_real("learning_decay", params.get("learning_decay", 0.7))
+        if not 0.5 < decay <= 1.0:
+            raise ValueError(f"learning_decay must be a float in the range (0.5, 1.0]; got {decay!r}")
+        if check_real("learning_offset", params.get("learning_offset", 10.0)) < 0:
+            raise ValueError(f"learning_offset must be a float >= 0; got {params['learning_offset']!r}")
         return cls(**params)
 
     @property
@@ -217,8 +224,13 @@ def check_weight_values(bad_values: bool, empty_problem: bool, too_few_positive:
         )
 
 
-def validate_sample_weight(xp: types.ModuleType, sample_weight: Any, X: Any, batched: bool, n_components: int) -> Any:
-    """sample_weight as a float64 (B, N) array (a broadcast view for one row), or None."""
+def validate_sample_weight(
+    xp: types.ModuleType, sample_weight: Any, X: Any, batched: bool, n_components: int | None
+) -> Any:
+    """sample_weight as a float64 (B, N) array (a broadcast view for one row), or None.
+
+    ``n_components``: the positive weights every problem needs (None: a problem may have none, as in a
+    later minibatch of partial_fit)."""
     if sample_weight is None:
         return None
     if type(sample_weight).__module__.split(".sparse")[0] in ("scipy", "cupyx.scipy"):
@@ -232,9 +244,9 @@ def validate_sample_weight(xp: types.ModuleType, sample_weight: Any, X: Any, bat
     sw = xp.broadcast_to(sw.astype(xp.float64), (B, N))
     check_weight_values(
         bad_values=not bool(xp.isfinite(sw).all()) or bool((sw < 0).any()),
-        empty_problem=bool((sw.sum(1) == 0).any()),
-        too_few_positive=bool(((sw > 0).sum(1) < n_components).any()),
-        n_components=n_components,
+        empty_problem=n_components is not None and bool((sw.sum(1) == 0).any()),
+        too_few_positive=n_components is not None and bool(((sw > 0).sum(1) < n_components).any()),
+        n_components=n_components or 0,
     )
     return sw
 

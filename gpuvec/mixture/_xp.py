@@ -28,6 +28,7 @@ cupy path. Called from a non-main thread, the pass keeps BLAS to one thread
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -160,7 +161,9 @@ def e_step(
     return weighted - log_prob_norm[..., None], log_prob_norm
 
 
-def e_step_chunks(X: Any, weights: Any, means: Any, precisions_cholesky: Any, covariance_type: CovarianceType = "full"):
+def e_step_chunks(
+    X: Any, weights: Any, means: Any, precisions_cholesky: Any, covariance_type: CovarianceType = "full"
+) -> Iterator[tuple[slice, slice, Any, Any]]:
     """:func:`e_step` over cache-sized blocks: yields ``(problems, samples, log_resp, log_prob_norm)``.
 
     ``problems`` and ``samples`` are slices of the B and N axes; the blocks
@@ -218,7 +221,7 @@ class SufficientStats(NamedTuple):
     weight_sum: Any
     shift: Any
 
-    def __add__(self, other: Any) -> SufficientStats:  # type: ignore[override]
+    def __add__(self, other: Any) -> SufficientStats:
         """``merge_statistics(self, other)`` (not tuple concatenation)."""
         return merge_statistics(self, other)
 
@@ -296,7 +299,7 @@ def data_shift(X: Any, sample_weight: Any = None) -> Any:
     return xp.where(total > 0, weighted / xp.where(total > 0, total, 1.0), mean)
 
 
-def _chunks(n: int, per_sample: int, budget: int):
+def _chunks(n: int, per_sample: int, budget: int) -> Iterator[slice]:
     """Slices of ``range(n)`` of at most ``budget // per_sample`` each; one empty slice for ``n == 0`` (an
     empty dask chunk's pass still returns its zero statistics)."""
     step = max(1, budget // max(1, per_sample))
@@ -304,7 +307,9 @@ def _chunks(n: int, per_sample: int, budget: int):
         yield slice(s, min(n, s + step))
 
 
-def _moments(xp, X, resp, shift, covariance_type, per_component=False):
+def _moments(
+    xp: Any, X: Any, resp: Any, shift: Any, covariance_type: CovarianceType, per_component: bool = False
+) -> tuple[Any, Any, Any]:
     """One chunk's nk, sx, sxx: three GEMMs over the chunk, no (B, K, n, D) temporary.
 
     'full' with ``per_component``: one gram per component ((n, D) temporaries), else one GEMM against
@@ -373,21 +378,30 @@ def sufficient_statistics(
     impl = _dispatch.pass_implementation(xp, B, N, params.means.shape[1], D, covariance_type) if N else None
     with blas_limited():
         if impl is not None:  # the fused numba loop, or per-component GEMMs for large D
-            return SufficientStats(*impl.moments(X, params, covariance_type, sample_weight, shift, budget), shift)
+            nk, sx, sxx, ll, ws = impl.moments(X, params, covariance_type, sample_weight, shift, budget)
+            return SufficientStats(nk, sx, sxx, ll, ws, shift)
         return _sufficient_statistics_xp(xp, X, params, covariance_type, sample_weight, shift, budget)
 
 
-def _sufficient_statistics_xp(xp, X, params, covariance_type, sample_weight, shift, budget):
+def _sufficient_statistics_xp(
+    xp: Any,
+    X: Any,
+    params: MixtureParams,
+    covariance_type: CovarianceType,
+    sample_weight: Any,
+    shift: Any,
+    budget: int,
+) -> SufficientStats:
     """The namespace reference of :func:`sufficient_statistics`: chunked E-step and three GEMMs per chunk."""
     B, N, D = X.shape
     per_sample = max(params.means.shape[1], D) * D  # widest per-sample temporary
     ll_sum = xp.zeros(B)
     weight_sum = xp.zeros(B)
-    groups = []
+    groups: list[tuple[Any, ...]] = []
     # Groups of whole problems while a problem fits the budget, else slices of one problem's samples:
     # either way the temporaries stay cache-sized.
     for bs in _chunks(B, N * per_sample, budget):
-        group = None
+        group: tuple[Any, ...] | None = None
         part = MixtureParams(*(None if a is None else a[bs] for a in params))
         for s in _chunks(N, (bs.stop - bs.start) * per_sample, budget):
             Xc = X[bs, s].astype(xp.float64, copy=False)  # float32 data: float64 sums, one chunk at a time
@@ -405,6 +419,7 @@ def _sufficient_statistics_xp(xp, X, params, covariance_type, sample_weight, shi
                 weight_sum[bs] += s.stop - s.start
             sums = _moments(xp, Xc, resp, shift[bs], covariance_type)
             group = sums if group is None else tuple(g + c for g, c in zip(group, sums))
+        assert group is not None  # _chunks yields at least one slice
         groups.append(group)
     nk, sx, sxx = (xp.concatenate(parts) for parts in zip(*groups))
     return SufficientStats(nk, sx, sxx, ll_sum, weight_sum, shift)
@@ -510,7 +525,7 @@ def resp_statistics(
     """
     xp = get_namespace(X, log_resp)
 
-    def resp_of(s):
+    def resp_of(s: slice) -> Any:
         return xp.exp(log_resp[:, s])
 
     return _resp_statistics(xp, X, resp_of, log_resp.shape[-1], covariance_type, sample_weight)
@@ -539,18 +554,25 @@ def label_statistics(
         return SufficientStats(nk, sx, sxx, xp.zeros(B), ws, shift)
     comps = xp.arange(n_components)
 
-    def resp_of(s):
+    def resp_of(s: slice) -> Any:
         return (labels[:, s, None] == comps).astype(xp.float64)
 
     return _resp_statistics(xp, X, resp_of, n_components, covariance_type, sample_weight)
 
 
-def _resp_statistics(xp, X, resp_of, K, covariance_type, sample_weight):
+def _resp_statistics(
+    xp: Any,
+    X: Any,
+    resp_of: Callable[[slice], Any],
+    K: int,
+    covariance_type: CovarianceType,
+    sample_weight: Any,
+) -> SufficientStats:
     """Statistics of given responsibilities (``resp_of(samples)``: a chunk's (B, n, K)), chunk by chunk."""
     B, N, D = X.shape
     shift = data_shift(X, sample_weight)
     total = xp.zeros(B)
-    sums = None
+    sums: tuple[Any, ...] | None = None
     per_component = _dispatch.blocked_pays(K, D, covariance_type)
     per_sample = B * ((K + D) if per_component else max(K, D) * D)
     for s in _chunks(N, per_sample, chunk_elements(xp, "mixture")):
@@ -562,4 +584,6 @@ def _resp_statistics(xp, X, resp_of, K, covariance_type, sample_weight):
         part = _moments(xp, Xc, resp, shift, covariance_type, per_component)
         sums = part if sums is None else tuple(a + b for a, b in zip(sums, part))
         total += resp.sum((1, 2))  # the total weight is that of the responsibilities (a start's rows need not sum to 1)
-    return SufficientStats(*sums, xp.zeros(B), total, shift)
+    assert sums is not None  # _chunks yields at least one slice
+    nk, sx, sxx = sums
+    return SufficientStats(nk, sx, sxx, xp.zeros(B), total, shift)

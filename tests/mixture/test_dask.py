@@ -499,6 +499,7 @@ def test_rows_fit_with_edge_chunks_equals_in_memory(sync, edge_chunked, ct, D):
 
 
 @pytest.mark.parametrize("axes", [(0,), (1,)], ids=["edge-B", "edge-N"])
+@pytest.mark.filterwarnings("ignore:Best performing initialization did not converge")
 def test_batched_fit_with_edge_chunks_equals_in_memory(sync, edge_chunked, axes):
     rng = np.random.default_rng(5)
     X = np.stack([blobs(rng, n=(40, 30, 30)) for _ in range(4)])

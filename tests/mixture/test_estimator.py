@@ -276,3 +276,13 @@ def test_problem_that_overflows_raises_naming_it_and_saying_how_to_fix():
     with pytest.raises(ValueError, match=r"problems \[1\].*scale the input data"):
         gm.fit(np.stack([good, bad]))
     assert not hasattr(gm, "means_")  # nothing half-fitted to predict with
+
+
+def test_greedy_kmeans_plus_plus_finds_separated_clusters_for_every_seed():
+    """One D^2 draw per centre put two centres in one cluster for 4 seeds in 10 here (EM then ends 0.17 to
+    0.3 nats worse); the best of 2 + log(K) candidates finds the eight clusters for all ten."""
+    centers = np.random.default_rng(0).normal(0, 6, (8, 8))
+    rng = np.random.default_rng(1)
+    X = centers[rng.integers(0, 8, 10_000)] + rng.normal(size=(10_000, 8))
+    scores = [gpuvec.GaussianMixture(8, random_state=seed).fit(X).score(X) for seed in range(10)]
+    assert max(scores) - min(scores) < 1e-6, scores
