@@ -51,10 +51,24 @@ def scalar_value(value: Any) -> Any:
     """
     if isinstance(value, (numbers.Number, str, bytes)) or is_dask_array(value):
         return value
-    native = to_native(value) if is_foreign(value) else value  # a DLPack producer need not have ndim or item
+    try:
+        native = to_native(value) if is_foreign(value) else value  # a DLPack producer need not have ndim or item
+    except BufferError:  # a dtype DLPack cannot carry here (numpy < 1.25 exports no bool): the Python protocols
+        return _by_protocol(value)
     if getattr(native, "ndim", None) != 0 or not callable(getattr(native, "item", None)):
         return value
     return native.item()
+
+
+def _by_protocol(value: Any) -> Any:
+    """A 0-d array's number through ``__bool__``/``__int__``/``__float__``/``__complex__``, by its dtype's name."""
+    if getattr(value, "ndim", None) != 0:
+        return value
+    name = str(getattr(value, "dtype", ""))
+    for kind, convert in (("bool", bool), ("int", int), ("float", float), ("complex", complex)):
+        if kind in name:
+            return convert(value)
+    return value
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
