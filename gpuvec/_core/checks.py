@@ -54,14 +54,15 @@ def scalar_value(value: Any) -> Any:
     try:
         native = to_native(value) if is_foreign(value) else value  # a DLPack producer need not have ndim or item
     except BufferError:  # a dtype DLPack cannot carry here (numpy < 1.25 exports no bool): the Python protocols
-        return _by_protocol(value)
+        return scalar_by_protocol(value)
     if getattr(native, "ndim", None) != 0 or not callable(getattr(native, "item", None)):
         return value
     return native.item()
 
 
-def _by_protocol(value: Any) -> Any:
-    """A 0-d array's number through ``__bool__``/``__int__``/``__float__``/``__complex__``, by its dtype's name."""
+def scalar_by_protocol(value: Any) -> Any:
+    """A 0-d array's number through ``__bool__``/``__int__``/``__float__``/``__complex__``, by its dtype's
+    name (for arrays DLPack cannot carry); any other value as it is."""
     if getattr(value, "ndim", None) != 0:
         return value
     name = str(getattr(value, "dtype", ""))

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from gpuvec._core.checks import scalar_by_protocol
 from gpuvec._core.namespace import is_cupy_array, is_dask_array, is_foreign, to_native
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -147,6 +148,18 @@ def _check_one_kind(args: list[Any]) -> Any:
     return first
 
 
+def _native(x: Any) -> Any:
+    """``to_native(x)``; a 0-d array whose dtype DLPack cannot carry here (bool on numpy < 1.25) as the Python
+    number it holds; a TypeError that says so for a larger one."""
+    try:
+        return to_native(x)
+    except BufferError as exc:
+        if getattr(x, "ndim", None) == 0:
+            return scalar_by_protocol(x)
+        msg = f"a {_type_name(x)} of dtype {getattr(x, 'dtype', '?')} cannot be viewed through DLPack here ({exc})"
+        raise TypeError(msg) from None
+
+
 def dlpack_io(func: F) -> F:
     """Let ``func`` take DLPack arrays of another library and give its array results back as that library's.
 
@@ -162,8 +175,8 @@ def dlpack_io(func: F) -> F:
         if not any(is_foreign(v) for v in values):
             return func(*args, **kwargs)
         decider = _check_one_kind(values)
-        args = tuple(to_native(a) if is_foreign(a) else a for a in args)
-        kwargs = {k: to_native(v) if is_foreign(v) else v for k, v in kwargs.items()}
+        args = tuple(_native(a) if is_foreign(a) else a for a in args)
+        kwargs = {k: _native(v) if is_foreign(v) else v for k, v in kwargs.items()}
         result = func(*args, **kwargs)
         return result if decider is None else back(result, library(decider), device_of(decider))
 

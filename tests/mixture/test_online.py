@@ -60,7 +60,10 @@ def test_each_call_moves_the_running_statistics_by_the_step(ct):
     assert gm.n_steps_ == 1
     old = gm.sufficient_stats_
     params = MixtureParams(
-        *(np.asarray(a, dtype=np.float64)[None] for a in (gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_))
+        *(
+            np.asarray(a, dtype=np.float64)[None]
+            for a in (gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_)
+        )
     )
     batch = draw(centers, 700, rng)
     expected_batch = per_unit_weight(np, gpuvec.mixture.sufficient_statistics(batch[None], params, ct, None, old.shift))
