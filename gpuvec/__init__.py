@@ -13,7 +13,7 @@ from gpuvec import random
 from gpuvec._core.backend import BackendInfo, BackendUnavailableError, backend_info, sync, use_backend
 from gpuvec._core.namespace import asarray, get_namespace, to_numpy
 from gpuvec._version import __version__ as __version__
-from gpuvec.mixture import GaussianMixture
+from gpuvec.mixture import BayesianGaussianMixture, GaussianMixture
 from gpuvec.rays import ray_max
 from gpuvec.rotations import is_rotation, nearest_rotation, rotation_residuals
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BackendInfo",
     "BackendUnavailableError",
+    "BayesianGaussianMixture",
     "GaussianMixture",
     "asarray",
     "backend_info",

@@ -302,6 +302,11 @@ def namespaces(name: BackendName) -> tuple[types.ModuleType, types.ModuleType]:
     return np, importlib.import_module("scipy.ndimage")
 
 
+def special_for(xp: types.ModuleType) -> types.ModuleType:
+    """``scipy.special``, or ``cupyx.scipy.special`` for cupy: digamma, gammaln, betaln on ``xp``'s arrays."""
+    return importlib.import_module("cupyx.scipy.special" if xp.__name__ == "cupy" else "scipy.special")
+
+
 def default_xp() -> types.ModuleType:
     """The array namespace of the default backend (numpy or cupy)."""
     return namespaces(default_name())[0]

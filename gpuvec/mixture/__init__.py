@@ -13,6 +13,10 @@ The files of this folder, one role each:
 
 ==========================  ==========================================================
 ``_gaussian_mixture.py``    the estimator (sklearn's interface only)
+``_bayesian_mixture.py``    BayesianGaussianMixture (sklearn's interface only)
+``_variational.py``         its variational updates, from the same statistics
+``_online.py``              partial_fit: stepwise EM on the running statistics
+``_estimator.py``           sklearn's estimator protocol, shared by the two
 ``_validation.py``          checks of parameters and inputs (in memory and dask)
 ``_fit.py``                 starts, EM, failures, warnings, fitted attributes
 ``_em.py``                  the batched EM loop and the regularisation retry
@@ -30,6 +34,7 @@ float64 whatever the input dtype.
 
 from __future__ import annotations
 
+from gpuvec.mixture._bayesian_mixture import BayesianGaussianMixture
 from gpuvec.mixture._covariance import COVARIANCE_TYPES, CovarianceType
 from gpuvec.mixture._em import EMResult, em_pass, fit_em
 from gpuvec.mixture._fit import convergence_warning_class
@@ -48,6 +53,7 @@ from gpuvec.mixture._xp import (
 
 __all__ = [
     "COVARIANCE_TYPES",
+    "BayesianGaussianMixture",
     "INIT_PARAMS",
     "ConvergenceWarning",
     "CovarianceType",

@@ -21,8 +21,14 @@ import numpy as np
 
 import gpuvec.mixture._dispatch as _dispatch
 from gpuvec._core.checks import warn_at_caller
+from gpuvec._core.namespace import get_namespace
 from gpuvec._core.threads import blas_limited
-from gpuvec.mixture._covariance import COVARIANCE_TYPES, covariances_from_cholesky, precisions_from_cholesky
+from gpuvec.mixture._covariance import (
+    COVARIANCE_TYPES,
+    covariances_from_cholesky,
+    per_component,
+    precisions_from_cholesky,
+)
 from gpuvec.mixture._em import REG_COVAR_TRIES, EMResult, fit_em, interleave_starts, params_ok, regularisation_retry
 from gpuvec.mixture._starts import LABEL_METHODS, initial_labels, initial_resp
 from gpuvec.mixture._validation import Settings, first, g_list, user_init
@@ -43,6 +49,8 @@ __all__ = [
     "fitted_params",
     "n_parameters",
     "raise_failures",
+    "sample",
+    "start_statistics",
     "store",
     "warm_state",
 ]
@@ -161,27 +169,13 @@ def starts(
     settings: Settings, xp: types.ModuleType, X: Any, sw: Any, n_init: int, w_init: Any, m_init: Any, p_init: Any
 ) -> tuple[MixtureParams, Any]:
     """Starting parameters and reg_covar of the B * n_init starts (start i of problem b at b * n_init + i)."""
-    K, ct = settings.n_components, settings.covariance_type
+    ct = settings.covariance_type
     rep = (lambda a: xp.repeat(a, n_init, axis=0)) if n_init > 1 else (lambda a: a)
     reg = xp.full(X.shape[0] * n_init, float(settings.reg_covar))
     if w_init is not None and m_init is not None and p_init is not None:
         P = rep(p_init)  # a complete explicit start: EM's first E-step needs nothing else
         return MixtureParams(rep(w_init), rep(m_init), covariances_from_cholesky(xp, P, ct), P), reg
-    # One draw over the B problems per start, in order: start 0 draws what n_init=1 draws. Each
-    # start's statistics come from X itself.
-    rng = settings.rng(xp)
-    per_start: list[SufficientStats] = []
-    for _ in range(n_init):
-        if settings.init_params in LABEL_METHODS:  # one label per sample: the one-hot start is never built
-            labels = initial_labels(xp, X, K, settings.init_params, rng, sw)
-            per_start.append(label_statistics(X, labels, K, ct, sw))
-        else:
-            resp = initial_resp(xp, X, K, settings.init_params, rng, sw)
-            with np.errstate(divide="ignore"):
-                per_start.append(resp_statistics(X, xp.log(resp), ct, sw))
-    stats = (
-        per_start[0] if n_init == 1 else SufficientStats(*(interleave_starts(xp, parts) for parts in zip(*per_start)))
-    )
+    stats = start_statistics(settings, xp, X, sw, n_init)
 
     def step(r: Any) -> MixtureParams:  # the first M-step, redone from the same statistics by the retry
         return params_from_statistics(stats, r, ct)
@@ -193,6 +187,45 @@ def starts(
         precisions_cholesky=params.precisions_cholesky if p_init is None else rep(p_init),
     )
     return params, reg
+
+
+def start_statistics(settings: Settings, xp: types.ModuleType, X: Any, sw: Any, n_init: int) -> SufficientStats:
+    """The statistics of the ``init_params`` responsibilities of the B * n_init starts (start i of problem b
+    at b * n_init + i): one draw over the B problems per start, in order, so start 0 draws what n_init=1
+    draws; each start's statistics come from X itself."""
+    K, ct = settings.n_components, settings.covariance_type
+    rng = settings.rng(xp)
+    per_start: list[SufficientStats] = []
+    for _ in range(n_init):
+        if settings.init_params in LABEL_METHODS:  # one label per sample: the one-hot start is never built
+            labels = initial_labels(xp, X, K, settings.init_params, rng, sw)
+            per_start.append(label_statistics(X, labels, K, ct, sw))
+        else:
+            resp = initial_resp(xp, X, K, settings.init_params, rng, sw)
+            with np.errstate(divide="ignore"):
+                per_start.append(resp_statistics(X, xp.log(resp), ct, sw))
+    if n_init == 1:
+        return per_start[0]
+    nk, sx, sxx, ll, ws, shift = (interleave_starts(xp, parts) for parts in zip(*per_start))
+    return SufficientStats(nk, sx, sxx, ll, ws, shift)
+
+
+def sample(estimator: Any, n_samples: int, rng: Any) -> tuple[Any, Any]:
+    """``n_samples`` draws per problem from a fitted mixture's ``weights_``, ``means_`` and ``covariances_``
+    (sklearn's ``sample``: samples grouped by component, labels sorted)."""
+    xp = get_namespace(estimator.means_)
+    w, m, _ = fitted_params(estimator, xp)
+    B, K, D = m.shape
+    cov = estimator.covariances_ if estimator.means_.ndim == 3 else estimator.covariances_[None]
+    cov = per_component(xp, cov, estimator.covariance_type, K, D, dense=True)
+    u = rng.random((B, n_samples))
+    labels = xp.sort((u[..., None] > xp.cumsum(w, -1)[:, None, :]).sum(-1), axis=-1)
+    labels = xp.minimum(labels, K - 1)
+    draws = rng.multivariate_normal(xp.zeros((B, K, D)), cov, size=n_samples)  # (n, B, K, D)
+    draws = xp.swapaxes(draws, 0, 1)  # (B, n, K, D)
+    bidx, nidx = xp.arange(B)[:, None], xp.arange(n_samples)[None, :]
+    X = draws[bidx, nidx, labels] + m[bidx, labels]
+    return (X, labels) if estimator.means_.ndim == 3 else (X[0], labels[0])
 
 
 def warn_identical_components(settings: Settings, xp: types.ModuleType, params: MixtureParams, n_init: int) -> None:

@@ -14,7 +14,7 @@ import functools
 import inspect
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -24,12 +24,10 @@ from gpuvec._core.checks import check_int
 from gpuvec._core.dask import chunk_namespace
 from gpuvec._core.dlpack import dlpack_io
 from gpuvec._core.namespace import get_namespace, is_dask_array
-from gpuvec.mixture._covariance import CovarianceType, per_component
+from gpuvec.mixture._covariance import CovarianceType
+from gpuvec.mixture._estimator import MixtureEstimator
 from gpuvec.mixture._starts import InitParams
 from gpuvec.mixture._validation import Settings, check_fitted, check_matches_fit, validate_sample_weight, validate_X
-
-if TYPE_CHECKING:
-    from sklearn.utils import Tags
 
 __all__ = ["GaussianMixture"]
 
@@ -56,7 +54,7 @@ def _dask_aware(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class GaussianMixture:
+class GaussianMixture(MixtureEstimator):
     """Gaussian mixture fitted by EM; one problem (N, D) or a batch (B, N, D) at once.
 
     sklearn's parameters, methods and attributes (``sklearn.mixture.GaussianMixture``),
@@ -224,69 +222,6 @@ class GaussianMixture:
         self.verbose_interval = verbose_interval
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
-
-    # ------------------------------------------------------------------ sklearn protocol
-
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        return sorted(p for p in inspect.signature(cls.__init__).parameters if p != "self")
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor parameters, as sklearn's ``BaseEstimator.get_params``.
-
-        Parameters
-        ----------
-        deep : bool, default True
-            Accepted for sklearn's API; gpuvec's estimator has no sub-estimators.
-
-        Returns
-        -------
-        params : dict of str to object
-            Each constructor parameter's name and current value.
-        """
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params: Any) -> GaussianMixture:
-        """Set constructor parameters, as sklearn's ``BaseEstimator.set_params``.
-
-        Parameters
-        ----------
-        **params : dict
-            Constructor parameters by name; an unknown name is a ValueError.
-
-        Returns
-        -------
-        self : GaussianMixture
-            The estimator, updated.
-        """
-        valid = self._get_param_names()
-        for name, value in params.items():
-            if name not in valid:
-                msg = (
-                    f"Invalid parameter {name!r} for estimator {type(self).__name__}. Valid parameters are: {valid!r}."
-                )
-                raise ValueError(msg)
-            setattr(self, name, value)
-        return self
-
-    def __sklearn_tags__(self) -> Tags:
-        """sklearn (>= 1.6) estimator tags: an unsupervised density estimator."""
-        from sklearn.utils import InputTags, Tags, TargetTags
-
-        return Tags(
-            estimator_type="density_estimator",
-            target_tags=TargetTags(required=False),
-            input_tags=InputTags(allow_nan=False),
-        )
-
-    def __repr__(self) -> str:
-        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
-        changed = [
-            f"{k}={v!r}"
-            for k, v in self.get_params().items()
-            if not (v is defaults[k] or (np.isscalar(v) and v == defaults[k]))
-        ]
-        return f"GaussianMixture({', '.join(changed)})"
 
     # ------------------------------------------------------------------ fitting
 
@@ -536,18 +471,4 @@ class GaussianMixture:
         if n_samples < 1:
             msg = f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample."
             raise ValueError(msg)  # sklearn's words
-        xp = get_namespace(self.means_)
-        rng = Settings.of(self).rng(xp)
-        w, m, _ = _fit.fitted_params(self, xp)
-        B, K, D = m.shape
-        cov = self.covariances_ if self.means_.ndim == 3 else self.covariances_[None]
-        cov = per_component(xp, cov, self.covariance_type, K, D, dense=True)
-        # Component of each sample: the sorted order sklearn returns.
-        u = rng.random((B, n_samples))
-        labels = xp.sort((u[..., None] > xp.cumsum(w, -1)[:, None, :]).sum(-1), axis=-1)
-        labels = xp.minimum(labels, K - 1)
-        draws = rng.multivariate_normal(xp.zeros((B, K, D)), cov, size=n_samples)  # (n, B, K, D)
-        draws = xp.swapaxes(draws, 0, 1)  # (B, n, K, D)
-        bidx, nidx = xp.arange(B)[:, None], xp.arange(n_samples)[None, :]
-        X = draws[bidx, nidx, labels] + m[bidx, labels]
-        return (X, labels) if self.means_.ndim == 3 else (X[0], labels[0])
+        return _fit.sample(self, n_samples, Settings.of(self).rng(get_namespace(self.means_)))

@@ -158,6 +158,13 @@ def _nearest(xp, X, centers):
     if compiled is not None:
         return compiled.nearest(X, centers, labels)
     for s in _sample_chunks(xp, N, B * K * D):
+        if D <= 8:  # a feature at a time, in order (numpy's reduce over a short axis is slow; same sums)
+            x = X[:, s].astype(xp.float64)
+            d2 = (x[:, :, None, 0] - centers[:, None, :, 0]) ** 2
+            for j in range(1, D):
+                d2 += (x[:, :, None, j] - centers[:, None, :, j]) ** 2
+            labels[:, s] = d2.argmin(-1)
+            continue
         d = X[:, s, None, :].astype(xp.float64) - centers[:, None, :, :]
         d *= d
         labels[:, s] = d.sum(-1).argmin(-1)

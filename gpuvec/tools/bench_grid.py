@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -288,6 +288,41 @@ MIXTURE_MEMORY_CASES = (
 )
 
 
+def _bayesian_problems(B: int) -> Any:
+    """B problems of 600 rows in 2-D, each 2 to 4 well-separated clusters (the effective K differs)."""
+    rng = np.random.default_rng(3)
+    X = np.empty((B, 600, 2))
+    for b in range(B):
+        k = 2 + b % 3
+        centers = rng.normal(0, 10, (k, 2))
+        X[b] = centers[rng.integers(0, k, 600)] + rng.normal(size=(600, 2))
+    return X
+
+
+def _bayesian(B: int, method: str, backend: BackendName = "numpy") -> Callable[[], Callable[[], Any]]:
+    """Setups of the BayesianGaussianMixture case: a loop of sklearn fits, or one batched gpuvec fit (K=6, both
+    prior types)."""
+
+    def make():
+        X = _bayesian_problems(B)
+        kinds: tuple[Literal["dirichlet_process", "dirichlet_distribution"], ...] = (
+            "dirichlet_process",
+            "dirichlet_distribution",
+        )
+        if method == "sklearn":
+            from sklearn.mixture import BayesianGaussianMixture as SkBGM  # an extra: only the sklearn case imports it
+
+            fits = [SkBGM(n_components=6, weight_concentration_prior_type=t, random_state=0) for t in kinds]
+            return lambda: [model.fit(x) for model in fits for x in X]
+        data = xp_of(backend).asarray(X)
+        return lambda: [
+            gpuvec.BayesianGaussianMixture(6, weight_concentration_prior_type=t, random_state=0).fit(data)
+            for t in kinds
+        ]
+
+    return make
+
+
 def _mixture_cases(quick: bool, backends: list[BackendName]) -> Iterable[Case]:
     has_sklearn = installed("sklearn")
     for shape, label in (
@@ -314,6 +349,12 @@ def _mixture_cases(quick: bool, backends: list[BackendName]) -> Iterable[Case]:
                 _mixture(shape, "gpuvec", backend),
                 rounds=1 if len(shape) == 3 else 3,
             )
+    B = 5 if quick else 50
+    group = f"bayesian gmm {B} problems N=600 D=2 K=6, both prior types"
+    if has_sklearn:
+        yield Case("mixture", group, "sklearn loop", "numpy", _bayesian(B, "sklearn"), reference=True, rounds=1)
+    for backend in backends:
+        yield Case("mixture", group, "gpuvec", backend, _bayesian(B, "gpuvec", backend), rounds=1)
     for N, D, K, dtype, n_init in MIXTURE_MEMORY_CASES:
         N = N // 100 if quick else N
         starts = f" n_init={n_init}" if n_init > 1 else ""
