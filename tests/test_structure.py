@@ -146,9 +146,9 @@ def test_cupy_is_imported_only_by_the_backend_and_the_cuda_kernels():
                 names = [node.module]
             if any(n.split(".")[0] in ("cupy", "cupyx") for n in names):
                 strays.append(name)
-    assert sorted(set(strays) - {"gpuvec._core.backend"}) == sorted(
-        m for m in modules() if m.endswith("._cuda")
-    ), strays
+    assert sorted(set(strays) - {"gpuvec._core.backend"}) == sorted(m for m in modules() if m.endswith("._cuda")), (
+        strays
+    )
 
 
 def _code_lines(node) -> int:

@@ -119,8 +119,8 @@ def check_matrix_stack(name: str, R: Any) -> None:
     if R.ndim < 2 or R.shape[-1] != R.shape[-2]:
         msg = f"{name} must be a stack of square matrices, shape (..., n, n); got shape {R.shape}"
         raise ValueError(msg)
-    if R.dtype.kind not in "biuf":
-        msg = f"{name} must have a real dtype; got {R.dtype}"
+    if R.dtype.kind not in "biuf" or (R.dtype.kind == "f" and R.dtype.itemsize > 8):
+        msg = f"{name} must have a real dtype of at most 64 bits (bool, integers, float16/32/64); got {R.dtype}"
         raise TypeError(msg)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from gpuvec._core.checks import scalar_by_protocol
 from gpuvec._core.namespace import is_cupy_array, is_dask_array, is_foreign, to_native
+from gpuvec._core.threads import num_threads_setting
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -171,6 +172,7 @@ def dlpack_io(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        num_threads_setting()  # a bad GPUVEC_NUM_THREADS fails every public call, not only those that thread
         values = [*args, *kwargs.values()]
         if not any(is_foreign(v) for v in values):
             return func(*args, **kwargs)

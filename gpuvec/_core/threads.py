@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-__all__ = ["blas_limited", "in_main_thread", "run_parallel", "threads_for", "worker_threads"]
+__all__ = ["blas_limited", "in_main_thread", "num_threads_setting", "run_parallel", "threads_for", "worker_threads"]
 
 _lock = threading.Lock()  # guards the shared pool
 _pool: ThreadPoolExecutor | None = None
@@ -63,7 +63,7 @@ def worker_threads() -> int:
     >>> worker_threads() >= 1
     True
     """
-    asked = _num_threads_setting()
+    asked = num_threads_setting()
     if not in_main_thread():
         return 1
     if asked is None:
@@ -73,7 +73,8 @@ def worker_threads() -> int:
     return cores if asked is None else min(asked, cores)
 
 
-def _num_threads_setting() -> int | None:
+def num_threads_setting() -> int | None:
+    """``GPUVEC_NUM_THREADS`` as an int (None where unset), or the ValueError naming it."""
     value = os.environ.get("GPUVEC_NUM_THREADS", "").strip()
     if not value:
         return None

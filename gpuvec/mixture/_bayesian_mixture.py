@@ -24,6 +24,7 @@ from gpuvec.mixture._validation import (
     Settings,
     check_fitted,
     check_matches_fit,
+    check_same_model,
     first,
     validate_sample_weight,
     validate_X,
@@ -424,6 +425,7 @@ def _fit_all(est, settings, xp, X, sw, priors, pt, batched, dtype) -> None:
     if settings.warm_start and hasattr(est, "converged_") and est.means_.shape[-1] == X.shape[-1] and (
         (est.means_.shape[0] if est.means_.ndim == 3 else 1) == B
     ):
+        check_same_model(est, settings)
         starts, n_init, previous = [_fitted(est, xp)], 1, _batch(xp, est.lower_bound_, batched)
     else:
         n_init = settings.n_init

@@ -122,7 +122,7 @@ def _result_dtype(X):
     return np.float32 if X.dtype == np.float32 else np.float64
 
 
-def _weight_as_dask(sample_weight, X, shape, chunks):
+def _weight_as_dask(sample_weight, X, shape, chunks, scaled=False):
     """sample_weight (dask or in memory) as a float64 dask array of ``shape`` chunked like X's leading axes."""
     _, da = _dask()
     if type(sample_weight).__module__.split(".sparse")[0] in ("scipy", "cupyx.scipy"):
@@ -142,7 +142,14 @@ def _weight_as_dask(sample_weight, X, shape, chunks):
         raise TypeError(f"sample_weight must be a real numeric array; got dtype {sw.dtype}")
     if tuple(sw.shape) != shape:
         raise ValueError(f"sample_weight must have shape {shape} to match X; got shape {tuple(sw.shape)}")
-    return sw.astype(np.float64).rechunk(chunks)
+    sw = sw.astype(np.float64).rechunk(chunks)
+    if not scaled:  # for in-memory fits of blocks, which scale their own
+        return sw
+    # scaled to mean 1 over each problem's positive weights, as in memory (validate_sample_weight)
+    positive, total = _compute((sw > 0).sum(axis=-1), sw.sum(axis=-1))
+    positive, total = np.asarray(positive, dtype=np.float64), np.asarray(total)
+    scale = np.where(total > 0, positive / np.where(total > 0, total, 1.0), 1.0)
+    return sw * (scale[..., None] if scale.ndim else float(scale))
 
 
 # --------------------------------------------------------------------------- N split: the EM loop on the client
@@ -311,8 +318,8 @@ def _weights_of_problems(sample_weight, X3, batched):
     shape = tuple(sample_weight.shape) if hasattr(sample_weight, "shape") else np.shape(sample_weight)
     check_weight_shape(shape, B, N, batched)
     if shape == (B, N) and batched:
-        return _weight_as_dask(sample_weight, X3, (B, N), X3.chunks[:2])
-    sw = _weight_as_dask(sample_weight, X3, (N,), X3.chunks[1:2])
+        return _weight_as_dask(sample_weight, X3, (B, N), X3.chunks[:2], scaled=True)
+    sw = _weight_as_dask(sample_weight, X3, (N,), X3.chunks[1:2], scaled=True)
     return da.broadcast_to(sw[None], (B, N), chunks=X3.chunks[:2])
 
 

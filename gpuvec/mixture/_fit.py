@@ -31,7 +31,7 @@ from gpuvec.mixture._covariance import (
 )
 from gpuvec.mixture._em import REG_COVAR_TRIES, EMResult, fit_em, interleave_starts, params_ok, regularisation_retry
 from gpuvec.mixture._starts import LABEL_METHODS, initial_labels, initial_resp
-from gpuvec.mixture._validation import Settings, first, g_list, user_init
+from gpuvec.mixture._validation import Settings, check_same_model, first, g_list, user_init
 from gpuvec.mixture._xp import (
     MixtureParams,
     SufficientStats,
@@ -102,6 +102,7 @@ def warm_state(estimator: Any, settings: Settings, xp: types.ModuleType, B: int,
     batched = means.ndim == 3
     if (means.shape[0] if batched else 1) != B or means.shape[-1] != D:
         return None
+    check_same_model(estimator, settings)
 
     def batch(a: Any) -> Any:
         a = xp.asarray(a, dtype=xp.float64)

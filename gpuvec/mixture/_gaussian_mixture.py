@@ -118,13 +118,13 @@ class GaussianMixture(MixtureEstimator):
     verbose_interval : int, default 10
         Iterations between the lines that ``verbose`` prints.
     learning_decay : float in (0.5, 1], default 0.7
-        :meth:`partial_fit` only (``fit`` ignores it): step ``t`` of stepwise
+        :meth:`partial_fit` only (``fit`` checks it, but does not use it): step ``t`` of stepwise
         EM gives its batch the weight ``(learning_offset + t) ** -learning_decay``
         (sklearn's ``LatentDirichletAllocation`` names and defaults). Near 0.5 the
         model forgets old batches faster and follows drift; 1 averages all
         batches alike.
     learning_offset : float >= 0, default 10.0
-        :meth:`partial_fit` only: a larger offset gives early batches less weight
+        :meth:`partial_fit` only (checked by ``fit`` too): a larger offset gives early batches less weight
         (a steadier start from noisy first batches).
 
     Attributes

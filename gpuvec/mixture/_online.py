@@ -30,7 +30,13 @@ from typing import Any
 import gpuvec.mixture._fit as _fit
 from gpuvec.mixture._covariance import precisions_from_cholesky
 from gpuvec.mixture._em import params_ok
-from gpuvec.mixture._validation import Settings, check_matches_fit, validate_sample_weight, validate_X
+from gpuvec.mixture._validation import (
+    Settings,
+    check_matches_fit,
+    check_same_model,
+    validate_sample_weight,
+    validate_X,
+)
 from gpuvec.mixture._xp import MixtureParams, SufficientStats, data_shift, params_from_statistics, sufficient_statistics
 
 __all__ = ["partial_fit", "per_unit_weight", "stats_from_params", "step", "step_size"]
@@ -86,8 +92,9 @@ def partial_fit(estimator: Any, X: Any, sample_weight: Any) -> None:
     settings = Settings.of(estimator)
     first_call = not hasattr(estimator, "means_")
     xp, X3, batched, dtype = validate_X(X, settings.n_components if first_call else None)
-    if not first_call:  # the first call's features and B
+    if not first_call:  # the first call's features, B, K and covariance type
         check_matches_fit(estimator, tuple(X3.shape) if batched else tuple(X3.shape[1:]))
+        check_same_model(estimator, settings)
     # a problem of a later batch may have no weight at all (ragged streams): it is left as it was
     sw = validate_sample_weight(xp, sample_weight, X3, batched, settings.n_components if first_call else None)
     step(estimator, settings, xp, X3, sw, batched, dtype)
@@ -131,7 +138,10 @@ def step(
     new = params_from_statistics(running, reg, ct)
     failed = ~params_ok(new)
     _fit.raise_failures(xp, failed, xp.zeros_like(failed), reg, batched)
-    _store(estimator, xp, new, reg, running, t + 1, batch.log_likelihood, ct, batched, dtype)
+    bound = batch.log_likelihood
+    if not first_call:  # a problem without weight in this batch keeps its last bound (nothing was measured)
+        bound = xp.where(batch.weight_sum > 0, bound, _batch(xp, estimator.lower_bound_, batched))
+    _store(estimator, xp, new, reg, running, t + 1, bound, ct, batched, dtype)
 
 
 def _batch(xp: types.ModuleType, a: Any, batched: bool) -> Any:

@@ -24,6 +24,7 @@ from gpuvec.mixture._starts import INIT_PARAMS
 
 __all__ = [
     "Settings",
+    "check_same_model",
     "check_fitted",
     "check_matches_fit",
     "check_n_samples",
@@ -75,6 +76,8 @@ class Settings:
                 raise ValueError(f"{name} must be >= 0; got {params[name]}")
         check_int("max_iter", params["max_iter"], minimum=0)
         check_int("n_init", params["n_init"], minimum=1)
+        if isinstance(params["verbose"], (bool, np.bool_)):  # sklearn takes a bool
+            params["verbose"] = int(params["verbose"])
         check_int("verbose", params["verbose"], minimum=0)
         if not isinstance(params["warm_start"], (bool, np.bool_)):
             got = params["warm_start"]
@@ -164,6 +167,25 @@ def check_matches_fit(estimator: Any, shape: tuple[int, ...]) -> None:
         raise ValueError(f"X must have shape {expected} as in fit; got shape {shape}")
 
 
+def check_same_model(estimator: Any, settings: Settings) -> None:
+    """A fitted estimator whose ``n_components`` or ``covariance_type`` changed since (set_params) cannot go on
+    from its parameters (partial_fit, warm_start): a ValueError naming what changed."""
+    means, cov = estimator.means_, estimator.covariances_
+    batched = means.ndim == 3
+    K, D = means.shape[-2], means.shape[-1]
+    if settings.n_components != K:
+        raise ValueError(
+            f"n_components is {settings.n_components} but the fitted model has {K} components: go on with "
+            f"n_components={K}, or call fit (without warm_start) to start again"
+        )
+    expected = COVARIANCE_TYPES[settings.covariance_type].precision_shape(K, D)
+    if tuple(cov.shape[1:] if batched else cov.shape) != tuple(expected):
+        raise ValueError(
+            f"covariance_type is {settings.covariance_type!r} but the fitted covariances_ have shape "
+            f"{tuple(cov.shape)}: go on with the type they were fitted with, or call fit (without warm_start)"
+        )
+
+
 def validate_X(X: Any, n_components: int | None) -> tuple[types.ModuleType, Any, bool, Any]:
     """(xp, X as a (B, N, D) float32 or float64 array (X itself where it is one), whether batched, its dtype).
 
@@ -248,7 +270,12 @@ def validate_sample_weight(
         too_few_positive=n_components is not None and bool(((sw > 0).sum(1) < n_components).any()),
         n_components=n_components or 0,
     )
-    return sw
+    # Scaled to mean 1 over each problem's positive weights: a fit does not depend on the weights' scale
+    # (sklearn's 10 eps on the component weights would, once the weights are that small).
+    positive = (sw > 0).sum(1)
+    total = sw.sum(1)
+    scale = xp.where(total > 0, positive / xp.where(total > 0, total, 1.0), 1.0)
+    return sw * scale[:, None]
 
 
 # --------------------------------------------------------------------------- the user's initial parameters
@@ -294,6 +321,8 @@ def _batched_init(xp, value, name, label, B, tail, batched):
     """
     if value is None:
         return None
+    if np.iscomplexobj(value) or getattr(getattr(value, "dtype", None), "kind", "") == "c":
+        raise TypeError(f"{name} must be real; got a complex array")
     try:
         value = xp.asarray(value, dtype=xp.float64)
     except (TypeError, ValueError) as exc:

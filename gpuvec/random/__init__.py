@@ -111,6 +111,15 @@ class Generator:
     def __repr__(self) -> str:
         return f"gpuvec.random.Generator(backend={self.backend!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle and deepcopy the state without the namespace module (numpy's Generator pickles its stream)."""
+        return {"backend": self.backend, "_rng": self._rng}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        with use_backend(state["backend"]) as xp:
+            self.xp = xp
+        self.backend, self._rng = state["backend"], state["_rng"]
+
     # ------------------------------------------------------------------ basic draws
 
     @dlpack_io
@@ -285,8 +294,9 @@ class Generator:
             if dtype == np.float64 and self.backend == "numpy":  # numpy's own normal: the same numbers, in C
                 return self._rng.normal(loc, scale, size=_shape(size) or ())
             samples = self._rng.standard_normal(size=_shape(size) or (), dtype=dtype)
-            samples *= dtype.type(scale)
-            samples += dtype.type(loc)
+            with np.errstate(over="ignore"):  # a loc or scale beyond float32's range is inf, as the cast says
+                samples *= dtype.type(scale)
+                samples += dtype.type(loc)
             return samples
         xp = self.xp
         self._check_arrays(loc=loc, scale=scale)
@@ -526,6 +536,8 @@ def _checked_seed(seed: Any, backend: str) -> Any:
         raise TypeError(msg)
     if is_cupy_array(seed):
         seed = seed.get()
+    if isinstance(seed, np.ndarray) and seed.ndim == 0 and seed.dtype.kind in "iu":  # numpy takes a 0-d int
+        seed = int(seed)
     if seed is not None:
         try:
             np.random.SeedSequence(seed)
@@ -561,6 +573,8 @@ def _shape(size: Any) -> tuple[int, ...] | None:
     """``size`` as a tuple of non-negative ints (None stays None)."""
     if size is None:
         return None
+    if isinstance(size, (bool, np.bool_)):  # numpy: TypeError
+        raise TypeError(f"size must be None, an int or a tuple of ints; got {size!r}")
     shape: tuple[int, ...]
     try:
         shape = (operator.index(size),)
@@ -590,9 +604,10 @@ def _real_array(xp: Any, name: str, value: Any, dtype: Any, out: Any = None, com
     if a.dtype.kind not in "biuf":
         msg = f"{name} must be real numbers; got an array of dtype {a.dtype}"
         raise TypeError(msg)
-    if out is not None and xp.may_share_memory(a, out):
-        return a.astype(dtype, copy=True)  # out is written before a would be read
-    return a.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # values beyond float32's range are inf, as the documented cast says
+        if out is not None and xp.may_share_memory(a, out):
+            return a.astype(dtype, copy=True)  # out is written before a would be read
+        return a.astype(dtype, copy=False)
 
 
 def _plain_number(v: Any) -> bool:

@@ -44,6 +44,9 @@ MODES = ("nearest", "constant", "reflect", "grid-mirror", "mirror", "grid-wrap",
 DENSE_SAMPLE_LIMIT = 1 << 34
 # The largest num: the argmax is stored as uint32.
 NUM_LIMIT = 1 << 32
+# Entries of the per-axis sample tables (num per cell of each axis, 16 bytes each) beyond which a fixed num
+# is refused up front: 2**28 is 4 GiB.
+TABLE_LIMIT = 1 << 28
 
 
 @dlpack_io
@@ -173,13 +176,18 @@ def ray_max(
     array([7, 7, 8, 8, 8, 8])
     """
     xp = None if is_dask_array(image) else get_namespace(image)  # a dask image is validated below, never computed
-    image = image if xp is None else xp.asarray(image)
+    try:
+        image = image if xp is None else xp.asarray(image)
+    except ValueError as exc:  # a ragged nested list
+        raise ValueError(
+            f"image must be a rectangular array; got a {type(image).__name__} numpy cannot make one of ({exc})"
+        ) from None
     if xp is None:  # a dask image: numpy or cupy chunks of known sizes, before anything reads its dtype or shape
         from gpuvec._core.dask import check_known_shape, chunk_namespace
 
         chunk_namespace(image, "image")
         check_known_shape(image, "image")
-    if image.dtype.kind not in "iuf" or image.dtype == np.float16:
+    if image.dtype.kind not in "iuf" or image.dtype == np.float16 or image.dtype.itemsize > 8:
         msg = f"image must have an integer, float32 or float64 dtype; got {image.dtype}"
         raise TypeError(msg)
     if not image.dtype.isnative:  # big-endian data (FITS, np.fromfile('>f4')): results in native order, as scipy's
@@ -187,7 +195,11 @@ def ray_max(
     if channel_axis is not None:
         channel_axis = check_int("channel_axis", channel_axis, minimum=-image.ndim, maximum=image.ndim - 1) % image.ndim
     spatial = image.ndim - (channel_axis is not None)
-    if isinstance(origin, (str, bytes, Mapping, Set)) or not hasattr(origin, "__len__"):
+    if (
+        isinstance(origin, (str, bytes, Mapping, Set))
+        or not hasattr(origin, "__len__")
+        or getattr(origin, "ndim", 1) == 0
+    ):
         msg = f"origin must be a sequence of {spatial} finite numbers, one per spatial axis; got {origin!r}"
         raise TypeError(msg)
     if len(origin) != spatial or spatial < 1:
@@ -208,8 +220,11 @@ def ray_max(
         msg = f"image must have at least one element along every axis; got shape {image.shape}"
         raise ValueError(msg)
     shape = tuple(n for d, n in enumerate(image.shape) if d != channel_axis)
+    channels = image.shape[channel_axis] if channel_axis is not None else 1
     if num is None:
-        _check_dense_cost(shape, origin, image.shape[channel_axis] if channel_axis is not None else 1)
+        _check_dense_cost(shape, origin, channels)
+    else:
+        _check_fixed_cost(shape, num, channels)
     if xp is None:  # lazy: dask is imported only for dask inputs
         from gpuvec.rays import _dask as _dask_rays
 
@@ -226,6 +241,20 @@ def ray_max(
             out.append(xp.stack([r[2] for r in channels], axis=channel_axis + 1))
         return tuple(out)
     return _dispatch.ray_max_window(image, origin, num, order, mode, cval, return_coords)
+
+
+def _check_fixed_cost(shape: tuple[int, ...], num: int, channels: int) -> None:
+    """Refuse a fixed num whose samples (cells x num) pass DENSE_SAMPLE_LIMIT, or whose per-axis tables
+    (num entries per cell of every axis) pass TABLE_LIMIT, before any work."""
+    samples = channels * math.prod(shape) * num
+    tables = num * sum(shape)
+    if samples > DENSE_SAMPLE_LIMIT or tables > TABLE_LIMIT:
+        msg = (
+            f"num={num} over an image of shape {shape} would take {samples:.2g} samples and per-axis tables of "
+            f"{tables:.2g} entries, more than gpuvec runs in one call ({DENSE_SAMPLE_LIMIT:.2g} samples, "
+            f"{TABLE_LIMIT:.2g} table entries); a ray crosses at most {max(shape)} pixels per axis: pass a smaller num"
+        )
+        raise ValueError(msg)
 
 
 def _check_dense_cost(shape: tuple[int, ...], origin: tuple[float, ...], channels: int) -> None:

@@ -43,7 +43,10 @@ __global__ void gpuvec_rotation3(const T* __restrict__ m, const long long n, T* 
         e = fmax(e, fabs(a10 * a20 + a11 * a21 + a12 * a22));
         const double d = a00 * (a11 * a22 - a12 * a21) - a01 * (a10 * a22 - a12 * a20) + a02 * (a10 * a21 - a11 * a20);
         const bool finite = isfinite(e) && isfinite(d);
-        err[i] = finite ? (T)e : (T)__longlong_as_double(0x7ff8000000000000LL);
+        bool entries_finite = true;  // NaN for a NaN or inf entry; inf where finite entries overflow
+        for (int j = 0; j < 9; ++j) entries_finite = entries_finite && isfinite((double)m[b + j]);
+        const double nan = __longlong_as_double(0x7ff8000000000000LL), inf = __longlong_as_double(0x7ff0000000000000LL);
+        err[i] = finite ? (T)e : (T)(entries_finite ? inf : nan);
         det[i] = (T)d;
     }
 }

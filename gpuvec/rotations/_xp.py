@@ -48,7 +48,7 @@ def closed_form_2x2(xp: Any, M: Any) -> tuple[Any, Any]:
     err = xp.abs(a * a + b * b - 1)
     xp.maximum(err, xp.abs(c * c + d * d - 1), out=err)
     xp.maximum(err, xp.abs(a * c + b * d), out=err)
-    return _nan_if_not_finite(xp, err, a * d - b * c)
+    return _nan_if_not_finite(xp, M, err, a * d - b * c)
 
 
 def closed_form_3x3(xp: Any, M: Any) -> tuple[Any, Any]:
@@ -60,7 +60,7 @@ def closed_form_3x3(xp: Any, M: Any) -> tuple[Any, Any]:
     xp.maximum(err, xp.abs(a00 * a20 + a01 * a21 + a02 * a22), out=err)
     xp.maximum(err, xp.abs(a10 * a20 + a11 * a21 + a12 * a22), out=err)
     det = a00 * (a11 * a22 - a12 * a21) - a01 * (a10 * a22 - a12 * a20) + a02 * (a10 * a21 - a11 * a20)
-    return _nan_if_not_finite(xp, err, det)
+    return _nan_if_not_finite(xp, M, err, det)
 
 
 def general(xp: Any, M: Any) -> tuple[Any, Any]:
@@ -69,13 +69,17 @@ def general(xp: Any, M: Any) -> tuple[Any, Any]:
     gram -= xp.eye(n, dtype=M.dtype)
     err = xp.abs(gram).max(axis=(-1, -2))
     det = xp.linalg.det(M) if M.shape[0] else xp.empty(0, M.dtype)
-    return _nan_if_not_finite(xp, err, det)
+    return _nan_if_not_finite(xp, M, err, det)
 
 
-def _nan_if_not_finite(xp: Any, err: Any, det: Any) -> tuple[Any, Any]:
-    # inf - inf can hide in a maximum as a finite number; a matrix with any
-    # non-finite entry is never a rotation, so report NaN for it.
-    return xp.where(xp.isfinite(err) & xp.isfinite(det), err, xp.nan), det
+def _nan_if_not_finite(xp: Any, M: Any, err: Any, det: Any) -> tuple[Any, Any]:
+    """NaN error for a matrix with a NaN or inf entry (never a rotation; inf - inf can hide in a maximum as a
+    finite number); inf for one whose finite entries overflow the products, as numpy's matmul gives."""
+    ok = xp.isfinite(err) & xp.isfinite(det)
+    if bool(ok.all()):
+        return err, det
+    entries_finite = xp.isfinite(M.reshape(M.shape[0], -1)).all(-1)
+    return xp.where(ok, err, xp.where(entries_finite, xp.inf, xp.nan)), det
 
 
 def nearest(xp: Any, M: Any) -> Any:

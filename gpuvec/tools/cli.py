@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from gpuvec._core import backend, dispatch
+from gpuvec._core import backend, dispatch, threads
 from gpuvec.tools import bench, demo
 
 # The caller's mistakes (arguments, settings, missing extras, unwritable paths): one line, status 2.
@@ -133,6 +133,7 @@ def _check_environment() -> None:
     """Read every setting now, so that a bad one is reported before any work starts."""
     backend.backend_info()  # GPUVEC_BACKEND, GPUVEC_REQUIRE_GPU: ValueError or BackendUnavailableError
     dispatch.compiled_enabled()  # GPUVEC_JIT
+    threads.num_threads_setting()  # GPUVEC_NUM_THREADS
 
 
 def main(argv: Sequence[str] | None = None) -> int:

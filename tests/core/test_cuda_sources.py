@@ -66,6 +66,6 @@ def test_a_broken_kernel_fails_to_compile(compiler, kernel_module):
 
 def test_the_fma_check_can_fail(compiler):
     """Without -fmad=false and the _rn intrinsics, NVRTC contracts a * b + c: the PTX check sees it."""
-    source = "extern \"C\" __global__ void f(const double* a, double* b) { b[0] = a[0] * a[1] + a[2]; }"
+    source = 'extern "C" __global__ void f(const double* a, double* b) { b[0] = a[0] * a[1] + a[2]; }'
     ptx = compiler.compile_source(source, [], [], 80).ptx
     assert any(re.match(r"\s*fma\.", line) for line in ptx.splitlines())

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
+import gpuvec
 from gpuvec._core import threads as _threads
 
 # --------------------------------------------------------------------------- the span runner
@@ -180,3 +182,21 @@ def test_small_calls_run_on_the_calling_thread(monkeypatch):
     for what, below in dispatch.SERIAL_BELOW.items():
         assert threads.threads_for(what, below - 1) == 1
         assert threads.threads_for(what, below) == min(2, threads._usable_cores())
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "abc", "2.5"])
+def test_a_bad_thread_count_fails_every_public_call(monkeypatch, bad):
+    """Not only the calls large enough to use threads: the smallest call of each algorithm says it."""
+    monkeypatch.setenv("GPUVEC_NUM_THREADS", bad)
+    rng = gpuvec.random.default_rng(0, backend="numpy")
+    calls = [
+        lambda: gpuvec.is_rotation(np.eye(3)),
+        lambda: gpuvec.nearest_rotation(np.eye(3)),
+        lambda: gpuvec.ray_max(np.ones((4, 4)), (1, 1)),
+        lambda: rng.multivariate_normal([0.0, 0.0], np.eye(2)),
+        lambda: rng.normal(np.zeros(2), 1.0),
+        lambda: gpuvec.GaussianMixture(1).fit(np.random.default_rng(0).normal(size=(10, 2))),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=f"GPUVEC_NUM_THREADS must be a positive integer; got '{bad}'"):
+            call()

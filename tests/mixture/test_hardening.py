@@ -588,3 +588,82 @@ def test_zero_weight_rows_touch_no_statistic_whatever_they_hold(monkeypatch, ct,
     np.testing.assert_allclose(padded.means_, plain.means_, atol=1e-8)
     np.testing.assert_allclose(padded.covariances_, plain.covariances_, atol=1e-8)
     np.testing.assert_allclose(padded.lower_bound_, plain.lower_bound_, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- round 3 (#23): hostile cases
+
+
+def _two_blobs():
+    rs = np.random.default_rng(0)
+    return np.r_[rs.normal(0, 1, (200, 2)), rs.normal(5, 1, (200, 2))]
+
+
+@pytest.mark.parametrize("scale", [1e-20, 1e-14, 1e20])
+def test_the_scale_of_sample_weight_does_not_change_the_fit(scale):
+    X = _two_blobs()
+    want = gpuvec.GaussianMixture(2, random_state=0).fit(X)
+    got = gpuvec.GaussianMixture(2, random_state=0).fit(X, sample_weight=np.full(len(X), scale))
+    np.testing.assert_allclose(got.means_, want.means_, rtol=1e-9, atol=1e-12)
+    online = gpuvec.GaussianMixture(2, random_state=0).partial_fit(X, sample_weight=np.full(len(X), scale))
+    np.testing.assert_allclose(
+        online.means_, gpuvec.GaussianMixture(2, random_state=0).partial_fit(X).means_, rtol=1e-9
+    )
+
+
+def test_the_scale_of_dask_sample_weight_does_not_change_the_fit(sync):
+    da = pytest.importorskip("dask.array")
+    X = _two_blobs()
+    want = gpuvec.GaussianMixture(2, random_state=0).fit(X)
+    got = gpuvec.GaussianMixture(2, random_state=0).fit(
+        da.from_array(X, chunks=100), sample_weight=da.from_array(np.full(len(X), 1e-20), chunks=100)
+    )
+    np.testing.assert_allclose(np.sort(got.means_, 0), np.sort(want.means_, 0), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"covariance_type": "diag"}, "covariance_type is 'diag' but the fitted"),
+        ({"n_components": 3}, "n_components is 3"),
+    ],
+)
+def test_a_changed_model_cannot_go_on(change, match):
+    X = _two_blobs()
+    online = gpuvec.GaussianMixture(2, random_state=0).partial_fit(X)
+    online.set_params(**change)
+    with pytest.raises(ValueError, match=match):
+        online.partial_fit(X)
+    warm = gpuvec.GaussianMixture(2, random_state=0, warm_start=True).fit(X)
+    warm.set_params(**change)
+    with pytest.raises(ValueError, match=match):
+        warm.fit(X)
+    bayes = gpuvec.BayesianGaussianMixture(2, random_state=0, warm_start=True).fit(X)
+    bayes.set_params(**change)
+    with pytest.raises(ValueError, match=match):
+        bayes.fit(X)
+
+
+@pytest.mark.parametrize("name", ["weights_init", "means_init", "precisions_init"])
+def test_complex_initial_parameters_are_refused(name):
+    value = {
+        "weights_init": np.array([0.5, 0.5]),
+        "means_init": np.zeros((2, 2)),
+        "precisions_init": np.eye(2)[None] * np.ones((2, 1, 1)),
+    }[name]
+    with pytest.raises(TypeError, match=f"{name} must be real; got a complex array"):
+        gpuvec.GaussianMixture(2, **{name: value + 1j}).fit(_two_blobs())
+
+
+def test_verbose_may_be_a_bool_as_in_sklearn(capsys):
+    gpuvec.GaussianMixture(2, random_state=0, verbose=True, verbose_interval=1, max_iter=2).fit(_two_blobs())
+    assert "Iteration 1" in capsys.readouterr().out
+
+
+def test_partial_fit_keeps_the_bound_of_a_problem_without_weight():
+    X = np.random.default_rng(0).normal(size=(3, 100, 2))
+    gm = gpuvec.GaussianMixture(2, random_state=0).partial_fit(X)
+    before = gm.lower_bound_.copy()
+    w = np.ones((3, 100))
+    w[1] = 0.0
+    gm.partial_fit(X + 1.0, sample_weight=w)
+    assert gm.lower_bound_[1] == before[1] and gm.lower_bound_[0] != before[0]

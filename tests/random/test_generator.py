@@ -651,3 +651,34 @@ def test_normal_with_python_numbers_is_the_array_path_bit_for_bit(dtype, size):
     np.testing.assert_array_equal(fast, general)
     with pytest.raises(ValueError, match=r"scale must be non-negative everywhere; got scale = -0.0"):
         gpuvec.random.default_rng(0, backend="numpy").normal(0.0, -0.0, size)
+
+
+# -- round 3 (#23): hostile cases
+
+
+def test_generators_pickle_and_copy_with_their_stream():
+    import copy
+    import pickle
+
+    g = gpuvec.random.default_rng(0, backend="numpy")
+    g.random(3)
+    for other in (copy.deepcopy(g), pickle.loads(pickle.dumps(g))):
+        assert other.backend == "numpy" and other.xp is np
+        assert np.array_equal(other.random(4), copy.deepcopy(g).random(4))
+    assert np.array_equal(pickle.loads(pickle.dumps(g)).normal(np.zeros(2), 1.0), g.normal(np.zeros(2), 1.0))
+
+
+def test_numpy_argument_rules_kept():
+    assert np.array_equal(
+        gpuvec.random.default_rng(np.array(3), backend="numpy").random(2), np.random.default_rng(3).random(2)
+    )
+    with pytest.raises(TypeError, match="size must be None, an int or a tuple of ints; got True"):
+        gpuvec.random.default_rng(0, backend="numpy").normal(size=True)
+
+
+def test_float32_samples_beyond_range_are_inf_without_a_warning():
+    rng = gpuvec.random.default_rng(0, backend="numpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isinf(rng.normal(1e300, 1.0, size=2, dtype=np.float32)).all()
+        assert np.isinf(rng.normal(np.array([1e300]), 1.0, size=2, dtype=np.float32)).all()

@@ -4,6 +4,7 @@ inputs left unchanged."""
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -189,3 +190,21 @@ def test_inputs_are_not_mutated(impl):
     gpuvec.ray_max(img, (2, 2), 5, mode="constant", cval=-40000)
     gpuvec.ray_max(img, (2, 2), None)
     assert np.array_equal(img, before)
+
+
+# --------------------------------------------------------------------------- round 3 (#23): hostile cases
+
+
+def test_hostile_arguments_are_named():
+    with pytest.raises(TypeError, match="origin must be a sequence of 2 finite numbers"):
+        gpuvec.ray_max(np.ones((4, 4)), np.array(1.0))
+    with pytest.raises(TypeError, match="image must have an integer, float32 or float64 dtype; got float128"):
+        gpuvec.ray_max(np.ones((4, 4), np.longdouble), (1, 1))
+    with pytest.raises(ValueError, match="image must be a rectangular array"):
+        gpuvec.ray_max([[1, 2], [3]], (0, 0))
+
+
+@pytest.mark.parametrize(("shape", "num"), [((2, 2), 2**32), ((100, 100), 10**7)])
+def test_a_fixed_num_beyond_what_one_call_runs_is_refused_up_front(shape, num):
+    with pytest.raises(ValueError, match=re.escape(f"num={num} over an image of shape {tuple(shape)} would take")):
+        gpuvec.ray_max(np.ones(shape), (1, 1), num=num)

@@ -78,7 +78,7 @@ def test_numba_nearest_rotation_equals_the_svd_to_rounding(monkeypatch, dtype):
     assert gpuvec.is_rotation(got).all()
     _, ok = _numba.nearest_3x3(M.astype(np.float64))
     det = np.linalg.det(M.astype(np.float64))
-    assert ok[: 4000].all() and (~ok[det <= 0]).all()  # rotations and near ones converge; reflections go to SVD
+    assert ok[:4000].all() and (~ok[det <= 0]).all()  # rotations and near ones converge; reflections go to SVD
 
 
 def test_nearest_rotation_dispatch(monkeypatch):

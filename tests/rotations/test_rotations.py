@@ -186,3 +186,14 @@ def test_big_endian_stack_is_checked_like_native():
 def test_proper_must_be_a_bool():
     with pytest.raises(TypeError, match="proper must be True or False; got 'no'"):
         gpuvec.is_rotation(np.eye(3), proper="no")
+
+
+def test_overflow_of_finite_entries_is_inf_and_nonfinite_entries_nan():
+    for n in (2, 3, 4):
+        for dtype, big in ((np.float64, 1e200), (np.float32, 1e20)):
+            res = gpuvec.rotation_residuals(np.eye(n, dtype=dtype) * dtype(big))
+            assert np.isposinf(res.orthogonality), (n, dtype)
+        assert np.isnan(gpuvec.rotation_residuals(np.eye(n) * np.nan).orthogonality)
+        assert np.isnan(gpuvec.rotation_residuals(np.where(np.eye(n) > 0, np.inf, 0.0)).orthogonality)
+    with pytest.raises(TypeError, match="M must have a real dtype of at most 64 bits"):
+        gpuvec.nearest_rotation(np.eye(3, dtype=np.longdouble))
