@@ -221,6 +221,9 @@ class BayesianGaussianMixture(MixtureEstimator):
             msg = f"Found array with {X3.shape[1]} sample(s) (shape={shape}) while a minimum of 2 is required."
             raise ValueError(msg)
         sw = validate_sample_weight(xp, sample_weight, X3, batched, settings.n_components)
+        if sw is not None and bool(((sw > 0).sum(1) < 2).any()):
+            raise ValueError("sample_weight must be positive on at least 2 samples of every problem (the default "
+                             "covariance prior is their covariance, ddof=1)")  # fmt: skip
         prior_type = self.weight_concentration_prior_type
         check_choice("weight_concentration_prior_type", prior_type, _vi.PRIOR_TYPES)
         priors = _priors(self, xp, X3, sw, batched)
@@ -350,7 +353,11 @@ def _settings(estimator: BayesianGaussianMixture) -> Settings:
 
 def _per_problem(xp: types.ModuleType, name: str, value: Any, B: int, tail: tuple[int, ...], batched: bool) -> Any:
     """A prior given once or per problem, as a float64 (B, *tail) array, or a ValueError naming it."""
+    if np.iscomplexobj(value) or getattr(getattr(value, "dtype", None), "kind", "") == "c":
+        raise TypeError(f"{name} must be real; got a complex array")
     a = xp.asarray(value, dtype=xp.float64)
+    if not bool(xp.isfinite(a).all()):
+        raise ValueError(f"{name} must be finite; got {a.tolist()}")
     if tuple(a.shape) == tail:
         return xp.broadcast_to(a, (B, *tail)).copy()
     if batched and tuple(a.shape) == (B, *tail):
@@ -426,7 +433,13 @@ def _fit_all(est, settings, xp, X, sw, priors, pt, batched, dtype) -> None:
         (est.means_.shape[0] if est.means_.ndim == 3 else 1) == B
     ):
         check_same_model(est, settings)
-        starts, n_init, previous = [_fitted(est, xp)], 1, _batch(xp, est.lower_bound_, batched)
+        if isinstance(est.weight_concentration_, tuple) != (pt == "dirichlet_process"):
+            raise ValueError(
+                f"weight_concentration_prior_type is {pt!r} but the model was fitted with the other: go on with "
+                "the type it was fitted with, or call fit without warm_start"
+            )
+        previous = _batch(xp, est.lower_bound_, est.means_.ndim == 3)  # as the previous fit stored it
+        starts, n_init = [_fitted(est, xp)], 1
     else:
         n_init = settings.n_init
         stats = _fit.start_statistics(settings, xp, X, sw, n_init)
@@ -435,7 +448,7 @@ def _fit_all(est, settings, xp, X, sw, priors, pt, batched, dtype) -> None:
     options = dict(tol=settings.tol, max_iter=settings.max_iter)
     # one start after another on X itself (as one batch of B * n_init, copies of X, it measured slower:
     # every problem of the stacked batch paid the loop until the slowest start converged)
-    runs = [_vi.run(xp, X, sw, p, priors, reg, ct, pt, previous=previous, **options) for p in starts]
+    runs = [_vi.run(xp, X, sw, p, priors, reg, ct, pt, previous=previous, batched=batched, **options) for p in starts]
     lbs = xp.stack([r[1] for r in runs], axis=1)  # (B, n_init)
     best = _fit.best_starts(xp, xp.where(xp.isnan(lbs), -xp.inf, lbs))
 

@@ -562,15 +562,17 @@ def partial_fit(gm, X, y=None, sample_weight=None):
         raise ValueError(f"X has unknown chunk sizes (shape {X.shape}): call X.compute_chunk_sizes() first")
     axis = X.ndim - 2  # the samples' axis
     X = X.rechunk({a: -1 for a in range(X.ndim) if a != axis})
-    sw = None
+    sw, per_row = None, axis == 0
     if sample_weight is not None:
-        shape = tuple(X.shape[: axis + 1])
-        sw = _weight_as_dask(sample_weight, X, shape, tuple(X.chunks[: axis + 1]))
+        given = tuple(getattr(sample_weight, "shape", np.shape(sample_weight)))
+        per_row = per_row or given == (X.shape[axis],)  # one weight per row, shared by the B problems
+        shape = (X.shape[axis],) if per_row else tuple(X.shape[: axis + 1])
+        sw = _weight_as_dask(sample_weight, X, shape, X.chunks[axis : axis + 1] if per_row else X.chunks[: axis + 1])
     for i, n in enumerate(X.chunks[axis]):
         if n == 0:  # an empty chunk (compute_chunk_sizes after a mask): no step
             continue
         block = X.blocks[(i,) if axis == 0 else (0, i)]
-        weights = None if sw is None else sw.blocks[(i,) if axis == 0 else (0, i)]
+        weights = None if sw is None else sw.blocks[(i,) if per_row else (0, i)]
         x, w = _compute(block, weights) if weights is not None else (*_compute(block), None)
         gm.partial_fit(x, sample_weight=w)
     return gm

@@ -317,15 +317,16 @@ def finish(
     store(estimator, _fitted_attributes(xp, settings.covariance_type, result, batched, dtype))
 
 
-def raise_failures(xp, failed, overflow, reg, batched):
-    """sklearn raises where EM cannot go on; so does gpuvec, naming the problems of a batch."""
+def raise_failures(xp, failed, overflow, reg, batched, retried=True):
+    """sklearn raises where EM cannot go on; so does gpuvec, naming the problems of a batch. ``retried``: the
+    fit raised reg_covar before failing (partial_fit and the variational fit do not)."""
     if not bool(failed.any()):
         return
     parts = []
     ill = failed & ~overflow
     if bool(ill.any()):
         where = f" in problems {first(xp.nonzero(ill)[0])}" if batched else ""
-        raised = "" if bool((reg[ill] == 0).all()) else f" (reg_covar raised to {g_list(reg[ill])})"
+        raised = "" if not retried or bool((reg[ill] == 0).all()) else f" (reg_covar raised to {g_list(reg[ill])})"
         parts.append(
             "Fitting the mixture model failed because some components have ill-defined empirical covariance "
             f"(for instance caused by singleton or collapsed samples){where}{raised}."

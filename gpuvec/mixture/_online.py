@@ -137,7 +137,7 @@ def step(
         running = SufficientStats(nk, sx, sxx, log_likelihood, weight_sum, shift)
     new = params_from_statistics(running, reg, ct)
     failed = ~params_ok(new)
-    _fit.raise_failures(xp, failed, xp.zeros_like(failed), reg, batched)
+    _fit.raise_failures(xp, failed, xp.zeros_like(failed), reg, batched, retried=False)
     bound = batch.log_likelihood
     if not first_call:  # a problem without weight in this batch keeps its last bound (nothing was measured)
         bound = xp.where(batch.weight_sum > 0, bound, _batch(xp, estimator.lower_bound_, batched))

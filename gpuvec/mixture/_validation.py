@@ -159,7 +159,8 @@ def check_matches_fit(estimator: Any, shape: tuple[int, ...]) -> None:
     means = estimator.means_
     if shape[-1] != means.shape[-1]:
         raise ValueError(
-            f"X has {shape[-1]} features, but GaussianMixture is expecting {means.shape[-1]} features as input."
+            f"X has {shape[-1]} features, but {type(estimator).__name__} is expecting {means.shape[-1]} features as "
+            "input."
         )
     fitted_batched = means.ndim == 3
     if (len(shape) == 3) != fitted_batched or (fitted_batched and shape[0] != means.shape[0]):

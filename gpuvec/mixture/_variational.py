@@ -79,7 +79,8 @@ def m_step(
     xk, sk = gauss.means, gauss.covariances
     B, K, D = xk.shape
     if prior_type == "dirichlet_process":
-        later = nk.sum(-1, keepdims=True) - xp.cumsum(nk, axis=-1)  # sum over j > k
+        from_end = xp.cumsum(nk[:, ::-1], axis=-1)[:, ::-1]  # sum over j >= k, summed from the end as sklearn
+        later = xp.concatenate([from_end[:, 1:], xp.zeros_like(nk[:, :1])], axis=-1)  # sum over j > k
         concentration = xp.stack([1.0 + nk, priors.weight_concentration[:, None] + later], axis=1)
     else:
         concentration = priors.weight_concentration[:, None] + nk
@@ -116,7 +117,8 @@ def log_weights(xp: types.ModuleType, concentration: Any, prior_type: str) -> An
         a, b = concentration[:, 0], concentration[:, 1]
         digamma_sum = special.digamma(a + b)
         from_b = special.digamma(b) - digamma_sum
-        before = xp.cumsum(from_b, axis=-1) - from_b  # sum over j < k
+        running = xp.cumsum(from_b, axis=-1)
+        before = xp.concatenate([xp.zeros_like(from_b[:, :1]), running[:, :-1]], axis=-1)  # sum over j < k
         return special.digamma(a) - digamma_sum + before
     return special.digamma(concentration) - special.digamma(concentration.sum(-1, keepdims=True))
 
@@ -258,6 +260,7 @@ def run(
     tol: float,
     max_iter: int,
     previous: Any = None,
+    batched: bool = True,
 ) -> tuple[VariationalParams, Any, Any, Any, Any]:
     """Variational EM on B problems until each converges (``|change| < tol``) or ``max_iter``:
     (params, lower bound (B,), n_iter (B,), converged (B,), history (B, n_iter)).
@@ -284,7 +287,7 @@ def run(
             from gpuvec.mixture._fit import raise_failures
 
             failed, reg_all = _scatter(xp, B, active, bad), _scatter(xp, B, active, reg_a)
-            raise_failures(xp, failed, xp.zeros(B, dtype=bool), reg_all, B > 1)
+            raise_failures(xp, failed, xp.zeros(B, dtype=bool), reg_all, batched, retried=False)
         change = bound - lb[active]
         lb[active], history[active, it - 1], n_iter[active] = bound, bound, it
         for full_arr, part in zip(params, new):

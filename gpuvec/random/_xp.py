@@ -111,8 +111,8 @@ def cov_factor(xp: Any, cov: Any, method: str, check_valid: str, tol: float) -> 
                 (invalid & asym, "is not symmetric within tol"),
                 (invalid & ~asym, "has a negative eigenvalue"),
             ]
-    if check_valid != "ignore":
-        _report_invalid(xp, problems, check_valid, method, tol)
+    if check_valid != "ignore":  # the default method is method=None to the caller
+        _report_invalid(xp, problems, check_valid, None if method == "auto" else method, tol)
     return factor
 
 def _factor_suspects(xp: Any, cov: Any, sym: Any, factor: Any, suspect: Any, tol: float) -> tuple[Any, Any]:
@@ -146,7 +146,7 @@ def _svd_reproduces(xp: Any, u: Any, s: Any, vh: Any, cov: Any, tol: float) -> A
     return _allclose_each(xp, xp.matmul(xp.swapaxes(vh, -1, -2) * s[..., None, :], vh), cov, tol)
 
 
-def _report_invalid(xp: Any, problems: list[tuple[Any, str]], check_valid: str, method: str, tol: float) -> None:
+def _report_invalid(xp: Any, problems: list[tuple[Any, str]], check_valid: str, method: str | None, tol: float) -> None:
     """numpy's warning or error for invalid covariances, naming the first one and what is wrong."""
     details = []
     for bad, what in problems:

@@ -44,6 +44,30 @@ SOURCE = r"""
 // multiply-adds. Indices are into the full axis.
 struct RayAxis { long long i0, i1; double w0, w1; bool inside; };
 
+// CuPy compiles every kernel with -ftz=true (appended after the caller's options), under which each float32
+// <-> float64 conversion flushes float32 subnormals to zero. These convert exactly, through the bits, so that
+// subnormal pixels and samples are what numpy and scipy make of them.
+__device__ __forceinline__ double f32_to_f64(float x) {
+    const unsigned int u = __float_as_uint(x), e = (u >> 23) & 0xffu, m = u & 0x7fffffu;
+    if (e == 0u) {  // subnormal or zero: m * 2^-149, exact (an integer conversion, then a power of 2)
+        const double v = (double)m * 1.401298464324817e-45;
+        return (u >> 31) ? -v : v;
+    }
+    const unsigned long long exponent = e == 0xffu ? 0x7ffull : (unsigned long long)(e + 896u);  // rebias 127 -> 1023
+    return __longlong_as_double((long long)(((unsigned long long)(u >> 31) << 63) | (exponent << 52) |
+                                            ((unsigned long long)m << 29)));
+}
+__device__ __forceinline__ float f64_to_f32(double t) {
+    const double a = fabs(t);
+    if (!(a < 1.1754943508222875e-38) || a == 0.0) return (float)t;  // rounds into the normal range, or 0, inf, NaN
+    const unsigned int m = (unsigned int)rint(a * 7.1362384635297994e44);  // a / 2^-149, half to even as the cast
+    return __uint_as_float((t < 0.0 ? 0x80000000u : 0u) | m);             // m == 2^23 is FLT_MIN, as it should be
+}
+template <typename T> __device__ __forceinline__ double as_f64(T x) { return (double)x; }
+template <> __device__ __forceinline__ double as_f64<float>(float x) { return f32_to_f64(x); }
+template <typename T> __device__ __forceinline__ T from_f64(double t) { return (T)t; }
+template <> __device__ __forceinline__ float from_f64<float>(double t) { return f64_to_f32(t); }
+
 __device__ RayAxis ray_axis(double start, double stop, long long k, long long num, long long n, int order,
                             bool constant) {
     const double div = (double)(num - 1);
@@ -104,17 +128,17 @@ __global__ void gpuvec_ray_max(const T* __restrict__ img, const long long n_out,
             if (!(y.inside && x.inside)) {
                 t = cval;
             } else if (order == 0) {
-                t = __dadd_rn(0.0, (double)img[y.i0 * icols + x.i0]);
+                t = __dadd_rn(0.0, as_f64(img[y.i0 * icols + x.i0]));
             } else {
                 const long long y0 = y.i0 * icols, y1 = y.i1 * icols;
-                t = __dadd_rn(0.0, __dmul_rn(__dmul_rn((double)img[y0 + x.i0], y.w0), x.w0));
-                t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[y0 + x.i1], y.w0), x.w1));
-                t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[y1 + x.i0], y.w1), x.w0));
-                t = __dadd_rn(t, __dmul_rn(__dmul_rn((double)img[y1 + x.i1], y.w1), x.w1));
+                t = __dadd_rn(0.0, __dmul_rn(__dmul_rn(as_f64(img[y0 + x.i0]), y.w0), x.w0));
+                t = __dadd_rn(t, __dmul_rn(__dmul_rn(as_f64(img[y0 + x.i1]), y.w0), x.w1));
+                t = __dadd_rn(t, __dmul_rn(__dmul_rn(as_f64(img[y1 + x.i0]), y.w1), x.w0));
+                t = __dadd_rn(t, __dmul_rn(__dmul_rn(as_f64(img[y1 + x.i1]), y.w1), x.w1));
             }
             double cur;
             if (kind == 0) {            // float image: the sample as map_coordinates returns it
-                cur = (double)(T)t;
+                cur = as_f64(from_f64<T>(t));
             } else if (kind == 1) {     // signed: round half away from zero, clip
                 double u = t > 0 ? __dadd_rn(t, 0.5) : __dadd_rn(t, -0.5);
                 u = u > hi ? hi : u;
@@ -133,7 +157,7 @@ __global__ void gpuvec_ray_max(const T* __restrict__ img, const long long n_out,
         }
         // The saturating store (gpuvec.rays._rules.saturation): past edge (int64/uint64 values that float64 rounded
         // past the max) the dtype's max, never the conversion's undefined result.
-        out[i] = (kind != 0 && best > edge) ? top : (T)(best + 0.0);
+        out[i] = (kind != 0 && best > edge) ? top : from_f64<T>(best + 0.0);
         arg[i] = (A)best_k;
     }
 }

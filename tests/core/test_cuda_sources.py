@@ -18,6 +18,9 @@ import pytest
 from tests import nvrtc
 
 ARCHS = [80, 90]
+# CuPy appends -ftz=true to every kernel's options (cupy.cuda.compiler), after the caller's: compiled here too,
+# so that what is checked is what a GPU runs.
+CUPY_APPENDS = ["-ftz=true"]
 KERNEL_MODULES = ["gpuvec.rays._cuda", "gpuvec.rotations._cuda"]
 BIT_IDENTICAL = {"gpuvec.rays._cuda"}  # kernels whose arithmetic must round as the CPU paths do
 
@@ -40,7 +43,7 @@ def kernel_module(request):
 def test_every_kernel_instance_compiles(compiler, kernel_module, arch):
     names = kernel_module.name_expressions()
     assert names, "a kernel module must name the instances it launches"
-    compiled = compiler.compile_source(kernel_module.SOURCE, names, list(kernel_module.OPTIONS), arch)
+    compiled = compiler.compile_source(kernel_module.SOURCE, names, [*kernel_module.OPTIONS, *CUPY_APPENDS], arch)
     assert set(compiled.lowered) == set(names)
     for mangled in compiled.lowered.values():
         assert f".entry {mangled}(" in compiled.ptx  # each instance is a real kernel in the module
@@ -52,9 +55,14 @@ def test_every_kernel_instance_compiles(compiler, kernel_module, arch):
 def test_bit_identical_kernels_have_no_fused_multiply_add(compiler, arch):
     for name in sorted(BIT_IDENTICAL):
         module = importlib.import_module(name)
-        ptx = compiler.compile_source(module.SOURCE, module.name_expressions(), list(module.OPTIONS), arch).ptx
+        ptx = compiler.compile_source(
+            module.SOURCE, module.name_expressions(), [*module.OPTIONS, *CUPY_APPENDS], arch
+        ).ptx
         fused = [line.strip() for line in ptx.splitlines() if re.match(r"\s*fma\.", line)]
         assert not fused, f"{name}: {len(fused)} fused multiply-adds, e.g. {fused[:3]}"
+        # float32 pixels and samples go through the bits, never a flushing conversion of a subnormal
+        flushing = [line.strip() for line in ptx.splitlines() if re.match(r"\s*cvt\.\w*ftz\w*\.f64\.f32", line)]
+        assert not flushing, f"{name}: float32 read through a flushing conversion: {flushing[:3]}"
 
 
 def test_a_broken_kernel_fails_to_compile(compiler, kernel_module):
