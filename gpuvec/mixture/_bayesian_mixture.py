@@ -443,7 +443,7 @@ def _fit_all(est, settings, xp, X, sw, priors, pt, batched, dtype) -> None:
     else:
         n_init = settings.n_init
         stats = _fit.start_statistics(settings, xp, X, sw, n_init)
-        every = _vi.start_params(xp, stats, xp.repeat(reg, n_init), _repeat(xp, priors, n_init), ct, pt)
+        every = _vi.m_step(xp, stats, xp.repeat(reg, n_init), _repeat(xp, priors, n_init), ct, pt)  # the start
         starts = [_vi.take(every, xp.arange(i, B * n_init, n_init)) for i in range(n_init)]
     options = dict(tol=settings.tol, max_iter=settings.max_iter)
     # one start after another on X itself (as one batch of B * n_init, copies of X, it measured slower:

@@ -46,6 +46,7 @@ __all__ = [
     "e_step_outputs",
     "finish",
     "fit",
+    "fitted_attributes",
     "fitted_params",
     "n_parameters",
     "raise_failures",
@@ -314,7 +315,7 @@ def finish(
             convergence_warning_class(),
         )
     result = EMResult(params, lower_bound, n_iter, converged, failed, history, reg)
-    store(estimator, _fitted_attributes(xp, settings.covariance_type, result, batched, dtype))
+    store(estimator, fitted_attributes(xp, settings.covariance_type, result, batched, dtype))
 
 
 def raise_failures(xp, failed, overflow, reg, batched, retried=True):
@@ -358,7 +359,7 @@ def _warn_regularisation(xp, reg, start_reg, batched):
     )
 
 
-def _fitted_attributes(xp, covariance_type, result: EMResult, batched: bool, dtype) -> dict[str, Any]:
+def fitted_attributes(xp, covariance_type, result: EMResult, batched: bool, dtype) -> dict[str, Any]:
     """sklearn's fitted attributes from a batched result: parameters in ``dtype``, and the (B,) leading axis
     dropped for an (N, D) fit."""
     params = result.params

@@ -28,8 +28,7 @@ import types
 from typing import Any
 
 import gpuvec.mixture._fit as _fit
-from gpuvec.mixture._covariance import precisions_from_cholesky
-from gpuvec.mixture._em import params_ok
+from gpuvec.mixture._em import EMResult, params_ok
 from gpuvec.mixture._validation import (
     Settings,
     check_matches_fit,
@@ -150,20 +149,12 @@ def _batch(xp: types.ModuleType, a: Any, batched: bool) -> Any:
 
 
 def _store(estimator, xp, params, reg, running, steps, log_likelihood, ct, batched, dtype) -> None:
-    """sklearn's fitted attributes, the running statistics and the step count."""
-    one = (lambda a: a.astype(dtype, copy=False)) if batched else (lambda a: a[0].astype(dtype, copy=False))
-    attrs = {
-        "weights_": one(params.weights),
-        "means_": one(params.means),
-        "covariances_": one(params.covariances),
-        "precisions_cholesky_": one(params.precisions_cholesky),
-        "precisions_": one(precisions_from_cholesky(xp, params.precisions_cholesky, ct)),
-        "converged_": xp.zeros(reg.shape[0], dtype=bool) if batched else False,
-        "n_iter_": xp.ones(reg.shape[0], dtype=xp.int64) if batched else 1,
-        "lower_bound_": log_likelihood if batched else float(log_likelihood[0]),
-        "lower_bounds_": log_likelihood[:, None] if batched else [float(log_likelihood[0])],
-        "reg_covar_": reg if batched else float(reg[0]),
-        "sufficient_stats_": running,
-        "n_steps_": steps,
-    }
-    _fit.store(estimator, attrs)
+    """sklearn's fitted attributes (one step: one iteration, not converged), the running statistics and the
+    step count."""
+    B = reg.shape[0]
+    result = EMResult(
+        params, log_likelihood, xp.ones(B, dtype=xp.int64), xp.zeros(B, dtype=bool), xp.zeros(B, dtype=bool),
+        log_likelihood[:, None], reg,
+    )  # fmt: skip
+    attrs = _fit.fitted_attributes(xp, ct, result, batched, dtype)
+    _fit.store(estimator, attrs | {"sufficient_stats_": running, "n_steps_": steps})

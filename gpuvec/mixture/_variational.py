@@ -31,7 +31,6 @@ __all__ = [
     "lower_bound",
     "m_step",
     "run",
-    "start_params",
     "take",
     "weights_of",
 ]
@@ -237,14 +236,6 @@ def weights_of(xp: types.ModuleType, concentration: Any, prior_type: str) -> Any
 def take(params: Any, index: Any) -> Any:
     """The problems ``index`` of a tuple of batched arrays (None entries stay None)."""
     return type(params)(*(None if a is None else a[index] for a in params))
-
-
-def start_params(
-    xp: types.ModuleType, stats: SufficientStats, reg: Any, priors: Priors, ct: CovarianceType, pt: str
-) -> VariationalParams:
-    """The first variational parameters from the statistics of the starting responsibilities (sklearn's
-    ``_initialize``: the M-step of the start)."""
-    return m_step(xp, stats, reg, priors, ct, pt)
 
 
 def run(
