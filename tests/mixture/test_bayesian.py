@@ -167,3 +167,30 @@ def test_sklearn_check_estimator_passes():
         results = check_estimator(gpuvec.BayesianGaussianMixture(), on_fail=None)
     failed = [r for r in results if r["status"] == "failed"]
     assert not failed, [(r["check_name"], str(r["exception"])[:200]) for r in failed]
+
+
+def test_sklearns_own_bayesian_mixture_tests_pass(tmp_path):
+    """sklearn's test_bayesian_mixture.py (the installed version's) against gpuvec's class: every test passes
+    but test_compare_covar_type, which calls sklearn's private ``_check_parameters`` and
+    ``_initialize_parameters``."""
+    import pathlib
+    import subprocess
+    import sys
+
+    import sklearn
+
+    source = pathlib.Path(sklearn.__file__).parent / "mixture" / "tests" / "test_bayesian_mixture.py"
+    if not source.exists():
+        pytest.skip("this scikit-learn install has no tests")
+    text = source.read_text().replace(
+        "from sklearn.mixture import BayesianGaussianMixture\n", "from gpuvec import BayesianGaussianMixture\n"
+    )
+    assert "from gpuvec import BayesianGaussianMixture" in text
+    (tmp_path / "test_theirs.py").write_text(text)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "test_theirs.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    failed = sorted(line.split("::")[1].split(" ")[0] for line in run.stdout.splitlines() if line.startswith("FAILED"))
+    assert failed == ["test_compare_covar_type"], run.stdout[-3000:]
+    assert " passed" in run.stdout
