@@ -438,7 +438,7 @@ def _fit_all(est, settings, xp, X, sw, priors, pt, batched, dtype) -> None:
                 f"weight_concentration_prior_type is {pt!r} but the model was fitted with the other: go on with "
                 "the type it was fitted with, or call fit without warm_start"
             )
-        previous = _batch(xp, est.lower_bound_, est.means_.ndim == 3)  # as the previous fit stored it
+        previous = _fit.as_batch(xp, est.lower_bound_, est.means_.ndim == 3)  # as the previous fit stored it
         starts, n_init = [_fitted(est, xp)], 1
     else:
         n_init = settings.n_init
@@ -473,11 +473,6 @@ def _repeat(xp: types.ModuleType, priors: _vi.Priors, n: int) -> _vi.Priors:
     return _vi.Priors(*(xp.repeat(a, n, axis=0) for a in priors))
 
 
-def _batch(xp: types.ModuleType, a: Any, batched: bool) -> Any:
-    a = xp.asarray(a, dtype=xp.float64)
-    return a if batched else a[None]
-
-
 def _fitted(est: BayesianGaussianMixture, xp: types.ModuleType) -> _vi.VariationalParams:
     """The fitted variational parameters, batched (B, ...) and float64."""
     batched = est.means_.ndim == 3
@@ -488,7 +483,7 @@ def _fitted(est: BayesianGaussianMixture, xp: types.ModuleType) -> _vi.Variation
     if est.covariance_type == "tied":
         dof = dof[..., None]
     parts = (conc, est.mean_precision_, est.means_, dof, est.covariances_, est.precisions_cholesky_)
-    return _vi.VariationalParams(*(_batch(xp, a, batched) for a in parts))
+    return _vi.VariationalParams(*(_fit.as_batch(xp, a, batched) for a in parts))
 
 
 def _store(est, xp, params, priors, lb, n_iter, converged, history, ct, pt, batched, dtype) -> None:

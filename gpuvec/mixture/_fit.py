@@ -42,6 +42,7 @@ from gpuvec.mixture._xp import (
 )
 
 __all__ = [
+    "as_batch",
     "convergence_warning_class",
     "e_step_outputs",
     "finish",
@@ -92,6 +93,12 @@ def fitted_params(estimator: Any, xp: types.ModuleType) -> tuple[Any, Any, Any]:
     return tuple(a if estimator.means_.ndim == 3 else a[None] for a in attrs)
 
 
+def as_batch(xp: types.ModuleType, a: Any, batched: bool) -> Any:
+    """A fitted attribute as a float64 array with the leading B axis (added for an unbatched fit)."""
+    a = xp.asarray(a, dtype=xp.float64)
+    return a if batched else a[None]
+
+
 def warm_state(estimator: Any, settings: Settings, xp: types.ModuleType, B: int, D: int) -> tuple[Any, ...] | None:
     """(params, reg_covar (B,), lower bound (B,)) to go on from, for a warm start on B problems of D features.
 
@@ -105,15 +112,15 @@ def warm_state(estimator: Any, settings: Settings, xp: types.ModuleType, B: int,
         return None
     check_same_model(estimator, settings)
 
-    def batch(a: Any) -> Any:
-        a = xp.asarray(a, dtype=xp.float64)
-        return a if batched else a[None]
-
     names = ("weights_", "means_", "covariances_", "precisions_cholesky_")
-    params = MixtureParams(*(batch(getattr(estimator, n)) for n in names))
+    params = MixtureParams(*(as_batch(xp, getattr(estimator, n), batched) for n in names))
     # Go on with a reg_covar the previous fit had to raise (unless the retry is off: reg_covar=0).
-    reg = xp.maximum(batch(estimator.reg_covar_), settings.reg_covar) if settings.reg_covar > 0 else xp.zeros(B)
-    return params, reg, batch(estimator.lower_bound_)
+    reg = (
+        xp.maximum(as_batch(xp, estimator.reg_covar_, batched), settings.reg_covar)
+        if settings.reg_covar > 0
+        else xp.zeros(B)
+    )
+    return params, reg, as_batch(xp, estimator.lower_bound_, batched)
 
 
 def n_parameters(estimator: Any) -> int:

@@ -109,8 +109,8 @@ def step(
     first_call = getattr(estimator, "means_", None) is None
     if first_call:  # start from this batch: EM on it as fit() runs it (init_params or *_init, n_init starts)
         _fit.fit(estimator, settings, xp, X, sw, batched, dtype)
-    (w, m, pc), reg = _fit.fitted_params(estimator, xp), _batch(xp, estimator.reg_covar_, batched)
-    cov = _batch(xp, estimator.covariances_, batched)
+    (w, m, pc), reg = _fit.fitted_params(estimator, xp), _fit.as_batch(xp, estimator.reg_covar_, batched)
+    cov = _fit.as_batch(xp, estimator.covariances_, batched)
     params = MixtureParams(*(xp.asarray(a, dtype=xp.float64) for a in (w, m, cov, pc)))
     if first_call:  # the batch's statistics are the first running ones (rho = 1)
         t, rho, shift = 0, xp.ones(B), data_shift(X, sw)
@@ -139,13 +139,8 @@ def step(
     _fit.raise_failures(xp, failed, xp.zeros_like(failed), reg, batched, retried=False)
     bound = batch.log_likelihood
     if not first_call:  # a problem without weight in this batch keeps its last bound (nothing was measured)
-        bound = xp.where(batch.weight_sum > 0, bound, _batch(xp, estimator.lower_bound_, batched))
+        bound = xp.where(batch.weight_sum > 0, bound, _fit.as_batch(xp, estimator.lower_bound_, batched))
     _store(estimator, xp, new, reg, running, t + 1, bound, ct, batched, dtype)
-
-
-def _batch(xp: types.ModuleType, a: Any, batched: bool) -> Any:
-    a = xp.asarray(a, dtype=xp.float64)
-    return a if batched else a[None]
 
 
 def _store(estimator, xp, params, reg, running, steps, log_likelihood, ct, batched, dtype) -> None:
