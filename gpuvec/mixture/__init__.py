@@ -15,6 +15,7 @@ The files of this folder, one role each:
 ``_gaussian_mixture.py``    the estimator (sklearn's interface only)
 ``_bayesian_mixture.py``    BayesianGaussianMixture (sklearn's interface only)
 ``_variational.py``         its variational updates, from the same statistics
+``_bayesian_fit.py``        its fit: priors, starts, runs, attributes (memory and dask)
 ``_online.py``              partial_fit: stepwise EM on the running statistics
 ``_estimator.py``           sklearn's estimator protocol, shared by the two
 ``_validation.py``          checks of parameters and inputs (in memory and dask)
@@ -24,7 +25,8 @@ The files of this folder, one role each:
 ``_numba.py``               the fused CPU loops; ``_dispatch.py`` chooses
 ``_covariance.py``          one table row per covariance type, and its formulas
 ``_starts.py``              k-means++, kmeans, random, random_from_data starts
-``_dask.py``                dask in, dask out
+``_dask.py``                dask in, dask out (both estimators)
+``_dask_blocks.py``         its block tasks and passes over N-split data
 ==========================  ==========================================================
 
 Parameterisation is sklearn's: precision Cholesky factors, log-sum-exp, and

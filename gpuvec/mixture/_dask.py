@@ -1,4 +1,4 @@
-"""GaussianMixture on dask arrays: imported by :mod:`gpuvec.mixture` only for dask inputs.
+"""GaussianMixture and BayesianGaussianMixture on dask arrays: imported only for dask inputs.
 
 Two patterns (``../shared/SCALEOUT.md`` sections 4.3 and 4.4), chosen by X's chunks:
 
@@ -25,13 +25,18 @@ Two patterns (``../shared/SCALEOUT.md`` sections 4.3 and 4.4), chosen by X's chu
   ``sample_weight`` checks). ``n_init`` starts are one more batch axis of the
   statistics: one pass serves every start still running. From the same start
   the result is the in-memory fit's up to the summation order.
+  BayesianGaussianMixture runs its variational loop
+  (:func:`~gpuvec.mixture._variational.run`) the same way, one pass per
+  iteration, its starts one after another as in memory; its default priors
+  take the data's mean from the first pass and its covariance from one more.
 
 Initialisation in the second pattern reads the data in the first pass only:
 the random inits (k-means++, kmeans, random, random_from_data) run in memory
 on a uniform sample of at most :data:`INIT_SAMPLE_ROWS` rows per problem
 gathered to the client (all rows when N is no larger: then the start is the
-in-memory fit's with the same ``random_state``). A complete explicit start
-reads nothing.
+in-memory fit's with the same ``random_state``; BayesianGaussianMixture's
+start statistics from a sample are scaled to all rows). A complete explicit
+start reads nothing.
 
 Fitted parameters are small numpy arrays on the client whatever the chunk
 type (cupy chunks: the statistics and parameters come back as numpy, so the
@@ -51,47 +56,35 @@ from typing import Any
 
 import numpy as np
 
-from gpuvec._core.checks import warn_at_caller
-from gpuvec._core.dispatch import chunk_elements
+import gpuvec.mixture._bayesian_fit as _bf
+import gpuvec.mixture._fit as _fit
+import gpuvec.mixture._variational as _vi
+from gpuvec._core.checks import check_choice, warn_at_caller
 from gpuvec._core.namespace import get_namespace, is_dask_array, to_numpy
-from gpuvec._core.threads import blas_limited
 from gpuvec.mixture._covariance import COVARIANCE_TYPES
+from gpuvec.mixture._dask_blocks import (
+    compute,
+    dask_modules,
+    first_pass,
+    predict_block,
+    result_dtype,
+    split_pass,
+    weight_as_dask,
+)
 from gpuvec.mixture._em import em_loop, interleave_starts, params_ok
-from gpuvec.mixture._fit import convergence_warning_class, finish, n_parameters, store, warm_state
 from gpuvec.mixture._validation import (
     Settings,
     check_matches_fit,
     check_n_samples,
     check_weight_shape,
-    check_weight_values,
     check_X_metadata,
 )
-from gpuvec.mixture._xp import MixtureParams, SufficientStats, e_step, sufficient_statistics
+from gpuvec.mixture._xp import MixtureParams, SufficientStats
 
 __all__ = ["INIT_SAMPLE_ROWS", "aic", "bic", "fit", "fit_predict", "predict", "predict_proba", "score", "score_samples"]
 
 INIT_SAMPLE_ROWS = 100_000
 """Rows of the uniform sample that an (N, D) dask fit's random initialisation runs on."""
-
-SPLIT_EVERY = 8
-"""Fan-in of the tree that adds the blocks' statistics."""
-
-
-def _dask():
-    try:
-        import dask
-        import dask.array as da
-    except ImportError:  # pragma: no cover - a dask array without dask cannot exist
-        msg = "GaussianMixture on dask arrays needs the extra: pip install 'gpuvec[dask]'"
-        raise TypeError(msg) from None
-    return dask, da
-
-
-def _compute(*collections):
-    dask, _ = _dask()
-    with blas_limited(always=True):  # held around the whole compute: the tasks run in dask's threads
-        return dask.compute(*collections)
-
 
 # --------------------------------------------------------------------------- validation
 
@@ -118,140 +111,7 @@ def _check_X(gm, X, *, fitting: bool) -> None:
         check_matches_fit(gm, tuple(X.shape))
 
 
-def _result_dtype(X):
-    return np.float32 if X.dtype == np.float32 else np.float64
-
-
-def _weight_as_dask(sample_weight, X, shape, chunks, scaled=False):
-    """sample_weight (dask or in memory) as a float64 dask array of ``shape`` chunked like X's leading axes."""
-    _, da = _dask()
-    if type(sample_weight).__module__.split(".sparse")[0] in ("scipy", "cupyx.scipy"):
-        raise TypeError("sample_weight must be a dense array; got a sparse matrix (use .toarray())")
-    if not is_dask_array(sample_weight):
-        in_memory = (
-            sample_weight
-            if hasattr(sample_weight, "__array_namespace__") or hasattr(sample_weight, "__cuda_array_interface__")
-            else np.asarray(sample_weight)
-        )
-        get_namespace(X._meta, in_memory)  # TypeError for numpy weights with cupy chunks: no silent copy
-        sw = da.from_array(in_memory, chunks=-1)
-    else:
-        sw = sample_weight
-        get_namespace(X._meta, sw._meta)  # the same chunk type as X's
-    if np.dtype(sw.dtype).kind not in "biuf":
-        raise TypeError(f"sample_weight must be a real numeric array; got dtype {sw.dtype}")
-    if tuple(sw.shape) != shape:
-        raise ValueError(f"sample_weight must have shape {shape} to match X; got shape {tuple(sw.shape)}")
-    sw = sw.astype(np.float64).rechunk(chunks)
-    if not scaled:  # for in-memory fits of blocks, which scale their own
-        return sw
-    # scaled to mean 1 over each problem's positive weights, as in memory (validate_sample_weight)
-    positive, total = _compute((sw > 0).sum(axis=-1), sw.sum(axis=-1))
-    positive, total = np.asarray(positive, dtype=np.float64), np.asarray(total)
-    scale = np.where(total > 0, positive / np.where(total > 0, total, 1.0), 1.0)
-    return sw * (scale[..., None] if scale.ndim else float(scale))
-
-
 # --------------------------------------------------------------------------- N split: the EM loop on the client
-
-
-def _layout(S, K, D, covariance_type):
-    """Shapes of the packed statistics of S starts: nk, sx, sxx, log-likelihood, weight sum."""
-    tail = COVARIANCE_TYPES[covariance_type].moments_shape(K, D)
-    return ((S, K), (S, K, D), (S,) + tail, (S,), (S,))
-
-
-def _unpack(vec, shapes):
-    out, at = [], 0
-    for shape in shapes:
-        size = int(np.prod(shape))
-        out.append(vec[at : at + size].reshape(shape))
-        at += size
-    return out
-
-
-def _first_pass_block(x, w=None, *, n_problems, block_info=None):
-    """One (b, n, D) block's sums for the shifts and the checks, as a (1, 1, B * (2D + 5)) float64 numpy row
-    (zeros for the problems of other blocks). Per problem: sum x (D), rows, sum w x (D), sum w, non-finite
-    x, bad weights (non-finite or negative), positive weights."""
-    xp = get_namespace(x)
-    b0, b1 = block_info[0]["array-location"][0]
-    b, n, D = x.shape
-    x64 = x.astype(xp.float64, copy=False)
-    rows = xp.zeros((b, 2 * D + 5))
-    rows[:, :D] = x64.sum(1)
-    rows[:, D] = n
-    finite = xp.isfinite(x64)
-    rows[:, 2 * D + 2] = n * D - finite.sum((1, 2))
-    if w is not None:
-        w = w.reshape(b, n)
-        good = xp.isfinite(w) & (w >= 0)
-        wz = xp.where(good, w, 0.0)
-        rows[:, D + 1 : 2 * D + 1] = xp.matmul(wz[:, None, :], xp.where(finite, x64, 0.0))[:, 0]
-        rows[:, 2 * D + 1] = wz.sum(1)
-        rows[:, 2 * D + 3] = n - good.sum(1)
-        rows[:, 2 * D + 4] = (wz > 0).sum(1)
-    out = np.zeros((n_problems, 2 * D + 5))
-    out[b0:b1] = to_numpy(rows)
-    return out.reshape(1, 1, -1)
-
-
-def _stats_block(x, w=None, *, params, problems, shift, covariance_type, block_info=None):
-    """One (b, n, D) block's :class:`SufficientStats` of the starts in ``params`` (start s fits problem
-    ``problems[s]``), packed in one (1, 1, width) float64 numpy row; zeros for the starts of other blocks."""
-    xp = get_namespace(x)
-    b0, b1 = block_info[0]["array-location"][0]
-    weights, means, P = params
-    S, K, D = means.shape
-    shapes = _layout(S, K, D, covariance_type)
-    out = [np.zeros(s) for s in shapes]
-    mine = np.nonzero((problems >= b0) & (problems < b1))[0]
-    if mine.size:
-        b, n, _ = x.shape
-        local = problems[mine] - b0
-        w = None if w is None else w.reshape(b, n)
-        if b == 1:  # every start reads the same rows (a view)
-            X = xp.broadcast_to(x, (mine.size, n, D))
-            sw = None if w is None else xp.broadcast_to(w, (mine.size, n))
-        elif mine.size == b and bool((local == np.arange(b)).all()):
-            X, sw = x, w
-        else:
-            idx = xp.asarray(local)
-            X, sw = x[idx], None if w is None else w[idx]
-        part = MixtureParams(*(None if a is None else xp.asarray(a[mine]) for a in (weights, means, None, P)))
-        stats = sufficient_statistics(X, part, covariance_type, sw, xp.asarray(shift[problems[mine]]))
-        for full, got in zip(out, (stats.nk, stats.sx, stats.sxx, stats.log_likelihood, stats.weight_sum)):
-            full[mine] = to_numpy(got)
-    return np.concatenate([a.reshape(-1) for a in out]).reshape(1, 1, -1)
-
-
-def _map_blocks(func, X, sw, *, width, **kwargs):
-    """``func(x_block[, w_block], **kwargs)`` over X's (b, n, D) blocks, each giving a (1, 1, width) row."""
-    _, da = _dask()
-    nb, nn = X.numblocks[:2]
-    args = (X,) if sw is None else (X, sw[:, :, None])
-    chunks = ((1,) * nb, (1,) * nn, (width,))
-    return da.map_blocks(func, *args, chunks=chunks, dtype=np.float64, meta=np.empty((0, 0, 0)), **kwargs)
-
-
-def _tree_sum(rows):
-    """The blocks' rows added in a tree of fan-in :data:`SPLIT_EVERY`."""
-    return rows.sum(axis=(0, 1), split_every=SPLIT_EVERY)
-
-
-def _split_pass(X, sw, params, problems, shift, covariance_type):
-    """One EM pass: the summed statistics of the starts in ``params`` (numpy, on the client)."""
-    dask, _ = _dask()
-    S, K, D = params.means.shape
-    shapes = _layout(S, K, D, covariance_type)
-    width = sum(int(np.prod(s)) for s in shapes)
-    packed = dask.delayed((params.weights, params.means, params.precisions_cholesky), pure=True)  # one key
-    rows = _map_blocks(
-        _stats_block, X, sw, width=width, params=packed, problems=problems, shift=shift, covariance_type=covariance_type
-    )
-    (vec,) = _compute(_tree_sum(rows))
-    nk, sx, sxx, ll, wsum = _unpack(vec, shapes)
-    return SufficientStats(nk, sx, sxx, ll, wsum, shift[problems])
 
 
 def _sample_starts(gm, settings, sample, sample_weight, rng, n_init, B, K, D):
@@ -311,16 +171,27 @@ def _sample_starts(gm, settings, sample, sample_weight, rng, n_init, B, K, D):
 
 def _weights_of_problems(sample_weight, X3, batched):
     """sample_weight as a float64 dask array (B, N) chunked like X3's first two axes, or None."""
-    _, da = _dask()
+    _, da = dask_modules()
     if sample_weight is None:
         return None
     B, N, _ = X3.shape
     shape = tuple(sample_weight.shape) if hasattr(sample_weight, "shape") else np.shape(sample_weight)
     check_weight_shape(shape, B, N, batched)
     if shape == (B, N) and batched:
-        return _weight_as_dask(sample_weight, X3, (B, N), X3.chunks[:2], scaled=True)
-    sw = _weight_as_dask(sample_weight, X3, (N,), X3.chunks[1:2], scaled=True)
+        return weight_as_dask(sample_weight, X3, (B, N), X3.chunks[:2], scaled=True)
+    sw = weight_as_dask(sample_weight, X3, (N,), X3.chunks[1:2], scaled=True)
     return da.broadcast_to(sw[None], (B, N), chunks=X3.chunks[:2])
+
+
+def _init_sample(X3, sw, rng):
+    """The rows (and weights) of X3 that a random initialisation runs on: all, or a uniform sample of
+    :data:`INIT_SAMPLE_ROWS` per problem (lazy)."""
+    N = X3.shape[1]
+    if N <= INIT_SAMPLE_ROWS:
+        return X3, sw
+    seed = int(to_numpy(rng.integers(0, 2**62)))
+    rows = np.sort(np.random.default_rng(seed).choice(N, INIT_SAMPLE_ROWS, replace=False))
+    return X3[:, rows], None if sw is None else sw[:, rows]
 
 
 def _fit_split(gm, settings, X, sample_weight):
@@ -328,44 +199,21 @@ def _fit_split(gm, settings, X, sample_weight):
     stores gm's attributes; returns gm."""
     K, ct = settings.n_components, settings.covariance_type
     batched = X.ndim == 3
-    dtype = _result_dtype(X)
+    dtype = result_dtype(X)
     X3 = (X if batched else X[None]).rechunk({2: -1})
     B, N, D = X3.shape
     sw = _weights_of_problems(sample_weight, X3, batched)
     rng = settings.rng(np)  # a bad random_state is refused up front
-    warm = warm_state(gm, settings, np, B, D)
+    warm = _fit.warm_state(gm, settings, np, B, D)
     n_init = 1 if warm is not None else settings.n_init
     explicit = settings.explicit_start
 
     # First pass: the shifts, the checks of X and sample_weight, and (for a random init) the sample.
-    first = _tree_sum(_map_blocks(_first_pass_block, X3, sw, width=B * (2 * D + 5), n_problems=B))
     sample = sample_sw = None
     if warm is None and not explicit:
-        if N > INIT_SAMPLE_ROWS:
-            seed = int(to_numpy(rng.integers(0, 2**62)))
-            rows = np.sort(np.random.default_rng(seed).choice(N, INIT_SAMPLE_ROWS, replace=False))
-            sample = X3[:, rows]
-            sample_sw = None if sw is None else sw[:, rows]
-        else:
-            sample, sample_sw = X3, sw
-    sums, sample, sample_sw = _compute(first, sample, sample_sw)
-    sums = sums.reshape(B, 2 * D + 5)
-    if (sums[:, 2 * D + 2] > 0).any():
-        raise ValueError("Input X contains NaN or infinity (or a value too large for dtype('float64')).")
-    if sw is not None:
-        check_weight_values(
-            bad_values=bool((sums[:, 2 * D + 3] > 0).any()),
-            empty_problem=bool((sums[:, 2 * D + 1] == 0).any()),
-            too_few_positive=bool((sums[:, 2 * D + 4] < K).any()),
-            n_components=K,
-        )
-    mean = sums[:, :D] / sums[:, D : D + 1]
-    if sw is None:
-        shift = mean
-    else:
-        total = sums[:, 2 * D + 1 : 2 * D + 2]
-        shift = np.where(total > 0, sums[:, D + 1 : 2 * D + 1] / np.where(total > 0, total, 1.0), mean)
-    shift = shift.reshape(B, 1, D)
+        sample, sample_sw = _init_sample(X3, sw, rng)
+    data, (sample, sample_sw) = first_pass(X3, sw, K, sample, sample_sw)
+    shift = data.shift
 
     if warm is not None:
         params, reg, previous = (MixtureParams(*map(to_numpy, warm[0])), to_numpy(warm[1]), to_numpy(warm[2]))
@@ -387,11 +235,57 @@ def _fit_split(gm, settings, X, sample_weight):
     start_overflow = ~np.isfinite(params.covariances.reshape(S, -1)).all(-1)
 
     def pass_fn(p, active):
-        return _split_pass(X3, sw, p, active // n_init, shift, ct)
+        return split_pass(X3, sw, p, active // n_init, shift, ct)
 
     result = em_loop(np, pass_fn, params, reg, ct, lower_bound=previous, **settings.em_options())
-    finish(gm, settings, np, result, start_failed, start_overflow, start_reg, n_init, batched, dtype, start_errors)
+    _fit.finish(gm, settings, np, result, start_failed, start_overflow, start_reg, n_init, batched, dtype, start_errors)
     return gm
+
+
+def _fit_variational_split(est, settings, X, sample_weight):
+    """BayesianGaussianMixture's fit of X (N, D), or (B, N, D) with N split, by the client-driven loop of
+    :func:`~gpuvec.mixture._variational.run`: the in-memory fit's steps with each statistics pass over the
+    blocks. The default priors take the data's mean from the first pass and its covariance from one more
+    (the statistics of one component about the mean); stores est's attributes; returns est."""
+    ct, pt = settings.covariance_type, est.weight_concentration_prior_type
+    batched = X.ndim == 3
+    dtype = result_dtype(X)
+    X3 = (X if batched else X[None]).rechunk({2: -1})
+    B, N, D = X3.shape
+    sw = _weights_of_problems(sample_weight, X3, batched)
+    rng = settings.rng(np)  # a bad random_state is refused up front
+    resume = _bf.resumes(est, settings, B, D)
+    sample, sample_sw = (None, None) if resume else _init_sample(X3, sw, rng)
+    data, (sample, sample_sw) = first_pass(X3, sw, settings.n_components, sample, sample_sw)
+    if sw is not None and bool((data.positive < 2).any()):
+        raise ValueError(_bf.TOO_FEW_POSITIVE)
+
+    def data_covariance():  # sum w (x - mean)(x - mean)^T / (sum w - 1): one component's statistics
+        one = "full" if ct in ("full", "tied") else "diag"
+        P = np.broadcast_to(np.eye(D) if one == "full" else np.ones(D), (B, 1, *(D,) * (2 if one == "full" else 1)))
+        gauss = MixtureParams(np.ones((B, 1)), data.mean[:, None, :], None, P)
+        sxx = split_pass(X3, sw, gauss, np.arange(B), data.shift, one).sxx[:, 0]
+        return sxx / (data.total - 1.0).reshape((B,) + (1,) * (sxx.ndim - 1))
+
+    priors = _bf.priors(est, np, data.mean, data_covariance, batched)
+
+    def start_statistics(n_init):  # the in-memory start on the sample, its sums scaled to all rows
+        x = to_numpy(sample).astype(np.float64)
+        w = None if sample_sw is None else to_numpy(sample_sw)
+        stats = _fit.start_statistics(settings, np, x, w, n_init)
+        if x.shape[1] == N:
+            return stats
+        scale = np.repeat(data.total / (x.shape[1] if w is None else w.sum(1)), n_init)
+        nk, sx, sxx, ll, ws = (a * scale.reshape((-1,) + (1,) * (a.ndim - 1)) for a in stats[:5])
+        return SufficientStats(nk, sx, sxx, ll, ws, stats.shift)
+
+    starts, previous = _bf.first_params(est, settings, np, priors, pt, B, D, start_statistics)
+
+    def pass_fn(gauss, active):
+        return split_pass(X3, sw, gauss, active, data.shift, ct)
+
+    _bf.fit_starts(est, settings, np, pass_fn, starts, previous, priors, pt, batched, dtype)
+    return est
 
 
 # --------------------------------------------------------------------------- (B, N, D): problems split over B
@@ -440,42 +334,55 @@ def _merge_messages(messages):
     return out
 
 
-def _fit_problems(estimator, x, w, params, inits, seed, offset):
-    """A complete in-memory fit of one block of problems by ``estimator`` (the GaussianMixture class); its
-    attributes as numpy, its warnings and its error."""
+GMM_ATTRIBUTES = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_", "converged_",
+                  "n_iter_", "lower_bound_", "lower_bounds_", "reg_covar_")  # fmt: skip
+BGMM_ATTRIBUTES = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_",
+                   "weight_concentration_", "mean_precision_", "degrees_of_freedom_", *(f"{p}_" for p in _bf.PRIORS),
+                   "covariance_prior_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_")  # fmt: skip
+
+
+def _fit_problems(estimator, x, w, params, per_problem, seed, offset, names):
+    """A complete in-memory fit of one block of problems by ``estimator`` (the class); its attributes
+    ``names`` as numpy (a tuple attribute as a tuple), its warnings and its error."""
     import warnings as _warnings
 
-    gm = estimator(**{**params, **inits, "random_state": seed, "warm_start": False})
+    est = estimator(**{**params, **per_problem, "random_state": seed, "warm_start": False})
     out = {"offset": offset, "error": None, "warnings": [], "attrs": None}
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
         try:
-            gm.fit(x, sample_weight=w)
+            est.fit(x, sample_weight=w)
         except ValueError as exc:
             out["error"] = str(exc)
     out["warnings"] = [(w.category.__name__, str(w.message)) for w in caught]
     if out["error"] is None:
-        names = (
-            "weights_",
-            "means_",
-            "covariances_",
-            "precisions_",
-            "precisions_cholesky_",
-            "converged_",
-            "n_iter_",
-            "lower_bound_",
-            "lower_bounds_",
-            "reg_covar_",
-        )
-        out["attrs"] = {name: to_numpy(getattr(gm, name)) for name in names}
+        values = {name: getattr(est, name) for name in names}
+        out["attrs"] = {k: tuple(map(to_numpy, v)) if isinstance(v, tuple) else to_numpy(v) for k, v in values.items()}
     return out
 
 
-def _fit_batched(gm, settings, X, sample_weight):
-    """Fit the B problems of X block by block where the blocks live; stores gm's attributes; returns gm."""
-    dask, _ = _dask()
-    B, N, D = X.shape
+def _per_problem_parameters(est, settings, D):
+    """The parameters an estimator takes once or per problem, with the shape of one problem's value."""
     K, ct = settings.n_components, settings.covariance_type
+    if _is_variational(est):
+        tails = {"weight_concentration_prior": (), "mean_precision_prior": (), "mean_prior": (D,),
+                 "degrees_of_freedom_prior": (), "covariance_prior": {"full": (D, D), "tied": (D, D),
+                                                                       "diag": (D,), "spherical": ()}[ct]}  # fmt: skip
+        return {name: (getattr(est, name), tail) for name, tail in tails.items()}
+    tails = {"weights_init": (K,), "means_init": (K, D), "precisions_init": COVARIANCE_TYPES[ct].precision_shape(K, D)}
+    return {name: (getattr(settings, name), tail) for name, tail in tails.items()}
+
+
+def _concatenate(parts):
+    if isinstance(parts[0], tuple):
+        return tuple(np.concatenate(p) for p in zip(*parts))
+    return np.concatenate(parts)
+
+
+def _fit_batched(est, settings, X, sample_weight):
+    """Fit the B problems of X block by block where the blocks live; stores est's attributes; returns est."""
+    dask, _ = dask_modules()
+    B, N, D = X.shape
     X = X.rechunk({1: -1, 2: -1})
     sizes = X.chunks[0]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
@@ -483,17 +390,16 @@ def _fit_batched(gm, settings, X, sample_weight):
     if sample_weight is not None:
         shape = tuple(getattr(sample_weight, "shape", np.shape(sample_weight)))
         if shape == (N,):
-            sw = _weight_as_dask(sample_weight, X, (N,), -1)
+            sw = weight_as_dask(sample_weight, X, (N,), -1)
         else:
-            sw = _weight_as_dask(sample_weight, X, (B, N), (X.chunks[0], -1))
+            sw = weight_as_dask(sample_weight, X, (B, N), (X.chunks[0], -1))
     rng = settings.rng(np)
     seeds = [int(s) for s in to_numpy(rng.integers(0, 2**62, size=len(sizes)))]
-    tails = {
-        "weights_init": (K,),
-        "means_init": (K, D),
-        "precisions_init": COVARIANCE_TYPES[ct].precision_shape(K, D),
+    per_problem = _per_problem_parameters(est, settings, D)
+    params = {
+        k: v for k, v in est.get_params().items() if k not in per_problem and k not in ("random_state", "warm_start")
     }
-    params = {k: v for k, v in gm.get_params().items() if k not in tails and k not in ("random_state", "warm_start")}
+    names = BGMM_ATTRIBUTES if _is_variational(est) else GMM_ATTRIBUTES
     x_blocks = X.to_delayed().ravel()
     if sw is None:
         w_blocks = [None] * len(sizes)
@@ -505,16 +411,16 @@ def _fit_batched(gm, settings, X, sample_weight):
     for i, (xb, wb, start, size) in enumerate(zip(x_blocks, w_blocks, offsets, sizes)):
         if size == 0:  # an empty block along B (boolean indexing, compute_chunk_sizes): no problem to fit
             continue
-        inits = {}
-        for name, tail in tails.items():
-            value = getattr(settings, name)
+        mine = {}
+        for name, (value, tail) in per_problem.items():
             if value is not None:
-                value = to_numpy(value) if not isinstance(value, (list, tuple)) else np.asarray(value)
-                if value.ndim == len(tail) + 1 and value.shape[0] == B:
+                value = np.asarray(value) if not hasattr(value, "shape") else to_numpy(value)
+                if value.ndim == len(tail) + 1 and value.shape[0] == B:  # given per problem: this block's
                     value = value[start : start + size]
-            inits[name] = value
-        tasks.append(dask.delayed(_fit_problems, pure=True)(type(gm), xb, wb, params, inits, seeds[i], int(start)))
-    results = _compute(*tasks)
+            mine[name] = value
+        fit_block = dask.delayed(_fit_problems, pure=True)
+        tasks.append(fit_block(type(est), xb, wb, params, mine, seeds[i], int(start), names))
+    results = compute(*tasks)
 
     errors = [_split_message(r["error"], r["offset"]) for r in results if r["error"] is not None]
     by_category: dict[str, list] = {}
@@ -524,34 +430,45 @@ def _fit_batched(gm, settings, X, sample_weight):
                 continue  # as in memory: a failure raises before the fit's own warnings
             by_category.setdefault(category, []).append(_split_message(text, r["offset"]))
     for category, messages in by_category.items():
-        cls = convergence_warning_class() if category == "ConvergenceWarning" else UserWarning
+        cls = _fit.convergence_warning_class() if category == "ConvergenceWarning" else UserWarning
         for text in _merge_messages(messages):
             warn_at_caller(text, cls)
     if errors:
         raise ValueError("\n".join(_merge_messages(errors)))
 
-    attrs = {name: [r["attrs"][name] for r in results] for name in results[0]["attrs"]}
+    attrs = {name: [r["attrs"][name] for r in results] for name in names}
     longest = max(h.shape[1] for h in attrs["lower_bounds_"])
     attrs["lower_bounds_"] = [
         np.pad(h, ((0, 0), (0, longest - h.shape[1])), constant_values=np.nan) for h in attrs["lower_bounds_"]
     ]
-    store(gm, {name: np.concatenate(parts) for name, parts in attrs.items()})
-    return gm
+    _fit.store(est, {name: _concatenate(parts) for name, parts in attrs.items()})
+    return est
 
 
 # --------------------------------------------------------------------------- public entry points
 
 
+def _is_variational(est):
+    return hasattr(est, "weight_concentration_prior_type")  # BayesianGaussianMixture (not imported here)
+
+
 def fit(gm, X, y=None, sample_weight=None):
-    """:meth:`GaussianMixture.fit` for a dask X (see the module docstring); returns gm."""
-    settings = Settings.of(gm)
+    """:meth:`GaussianMixture.fit` or :meth:`BayesianGaussianMixture.fit` for a dask X (see the module
+    docstring); returns the estimator."""
+    variational = _is_variational(gm)
+    settings = _bf.settings_of(gm) if variational else Settings.of(gm)
     _check_X(gm, X, fitting=True)
     B, D = X.shape[0] if X.ndim == 3 else 1, X.shape[-1]
-    warm = warm_state(gm, settings, np, B, D) is not None
+    if variational:
+        check_choice("weight_concentration_prior_type", gm.weight_concentration_prior_type, _vi.PRIOR_TYPES)
+        _bf.check_n_samples(X.shape[-2], tuple(X.shape))
+        warm = _bf.resumes(gm, settings, B, D)
+    else:
+        warm = _fit.warm_state(gm, settings, np, B, D) is not None
     if X.ndim == 3 and X.numblocks[1] == 1 and not warm:  # whole problems in each block: one fit per block
         return _fit_batched(gm, settings, X, sample_weight)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return _fit_split(gm, settings, X, sample_weight)
+        return (_fit_variational_split if variational else _fit_split)(gm, settings, X, sample_weight)
 
 
 def partial_fit(gm, X, y=None, sample_weight=None):
@@ -567,13 +484,13 @@ def partial_fit(gm, X, y=None, sample_weight=None):
         given = tuple(getattr(sample_weight, "shape", np.shape(sample_weight)))
         per_row = per_row or given == (X.shape[axis],)  # one weight per row, shared by the B problems
         shape = (X.shape[axis],) if per_row else tuple(X.shape[: axis + 1])
-        sw = _weight_as_dask(sample_weight, X, shape, X.chunks[axis : axis + 1] if per_row else X.chunks[: axis + 1])
+        sw = weight_as_dask(sample_weight, X, shape, X.chunks[axis : axis + 1] if per_row else X.chunks[: axis + 1])
     for i, n in enumerate(X.chunks[axis]):
         if n == 0:  # an empty chunk (compute_chunk_sizes after a mask): no step
             continue
         block = X.blocks[(i,) if axis == 0 else (0, i)]
         weights = None if sw is None else sw.blocks[(i,) if per_row else (0, i)]
-        x, w = _compute(block, weights) if weights is not None else (*_compute(block), None)
+        x, w = compute(block, weights) if weights is not None else (*compute(block), None)
         gm.partial_fit(x, sample_weight=w)
     return gm
 
@@ -584,55 +501,29 @@ def fit_predict(gm, X, y=None, sample_weight=None):
     return predict(gm, X)
 
 
-def _predict_block(x, params=None, covariance_type="full", what="labels", out_dtype=np.float64, block_info=None):
-    """Labels, responsibilities or log-likelihoods of one block, in cache-sized row chunks."""
-    xp = get_namespace(x)
-    weights, means, P = (xp.asarray(a) for a in params)
-    batched = x.ndim == 3
-    if batched:  # this block's problems
-        b0, b1 = block_info[0]["array-location"][0]
-        weights, means, P = weights[b0:b1], means[b0:b1], P[b0:b1]
-    else:
-        x, weights, means, P = x[None], weights[None], means[None], P[None]
-    X = x.astype(xp.float64, copy=False)
-    if not bool(xp.isfinite(X).all()):
-        kind = "NaN" if bool(xp.isnan(X).any()) else "infinity or a value too large for dtype('float64')"
-        raise ValueError(f"Input X contains {kind}.")
-    B, N, D = X.shape
-    K = means.shape[1]
-    if what == "labels":
-        out = xp.empty((B, N), dtype=xp.int64)
-    else:
-        out = xp.empty((B, N, K) if what == "proba" else (B, N), dtype=out_dtype)
-    step = max(1, chunk_elements(xp, "mixture") // max(1, B * max(K, D) * D))
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        for s in range(0, N, step):
-            sl = slice(s, min(N, s + step))
-            log_resp, log_norm = e_step(X[:, sl], weights, means, P, covariance_type)
-            if what == "labels":
-                out[:, sl] = log_resp.argmax(-1)
-            elif what == "proba":
-                out[:, sl] = xp.exp(log_resp)
-            else:
-                out[:, sl] = log_norm
-    return out if batched else out[0]
-
-
 def _estimate(gm, X, what):
-    dask, _ = _dask()
+    dask, _ = dask_modules()
     _check_X(gm, X, fitting=False)
     xp = _chunk_xp(X)
-    dtype = _result_dtype(X)
+    dtype = result_dtype(X)
     X = X.rechunk({-1: -1})
     # numpy on the client (also after an in-memory cupy fit); each block moves them to its chunk type
-    params = dask.delayed(tuple(to_numpy(a) for a in (gm.weights_, gm.means_, gm.precisions_cholesky_)), pure=True)
+    if _is_variational(gm):  # the variational E-step: GaussianMixture's with other weights, log-norms shifted
+        fitted = _bf.fitted(gm, get_namespace(gm.means_))
+        gauss, top = _vi.e_step_params(get_namespace(gm.means_), fitted, gm.weight_concentration_prior_type)
+        arrays = [to_numpy(a) for a in (gauss.weights, gauss.means, gauss.precisions_cholesky, top)]
+        if gm.means_.ndim == 2:
+            arrays = [a[0] for a in arrays]
+    else:
+        arrays = [to_numpy(a) for a in (gm.weights_, gm.means_, gm.precisions_cholesky_)] + [None]
+    params = dask.delayed(tuple(arrays), pure=True)
     out_dtype = np.int64 if what == "labels" else dtype
     kwargs = {"params": params, "covariance_type": gm.covariance_type, "what": what, "out_dtype": out_dtype}
     meta = xp.empty((0,) * (X.ndim - (0 if what == "proba" else 1)), dtype=out_dtype)
     if what == "proba":
         chunks = X.chunks[:-1] + ((gm.n_components,),)
-        return X.map_blocks(_predict_block, chunks=chunks, dtype=out_dtype, meta=meta, **kwargs)
-    return X.map_blocks(_predict_block, drop_axis=X.ndim - 1, dtype=out_dtype, meta=meta, **kwargs)
+        return X.map_blocks(predict_block, chunks=chunks, dtype=out_dtype, meta=meta, **kwargs)
+    return X.map_blocks(predict_block, drop_axis=X.ndim - 1, dtype=out_dtype, meta=meta, **kwargs)
 
 
 def predict(gm, X):
@@ -651,7 +542,7 @@ def score_samples(gm, X):
 
 
 def _score(gm, X):
-    (s,) = _compute(score_samples(gm, X).mean(-1))
+    (s,) = compute(score_samples(gm, X).mean(-1))
     return (float(s) if X.ndim == 2 else to_numpy(s)), X.shape[-2]
 
 
@@ -665,10 +556,10 @@ def bic(gm, X):
     import math
 
     s, n = _score(gm, X)
-    return -2 * s * n + n_parameters(gm) * math.log(n)
+    return -2 * s * n + _fit.n_parameters(gm) * math.log(n)
 
 
 def aic(gm, X):
     """Akaike information criterion of a dask X, computed: a float, or a numpy array of shape (B,)."""
     s, n = _score(gm, X)
-    return -2 * s * n + 2 * n_parameters(gm)
+    return -2 * s * n + 2 * _fit.n_parameters(gm)

@@ -3,21 +3,49 @@
 :class:`MixtureEstimator` gives :class:`~gpuvec.GaussianMixture` and
 :class:`~gpuvec.BayesianGaussianMixture` sklearn's ``get_params``/``set_params``
 (read from the constructor's signature), its tags and its repr, so that
-sklearn's ``clone``, grid searches and ``check_estimator`` treat them as its own.
+sklearn's ``clone``, grid searches and ``check_estimator`` treat them as its own;
+:func:`dask_aware` sends a method's dask arguments to :mod:`gpuvec.mixture._dask`.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+
+from gpuvec._core.dask import chunk_namespace
+from gpuvec._core.namespace import is_dask_array
 
 if TYPE_CHECKING:
     from sklearn.utils import Tags
     from typing_extensions import Self
 
-__all__ = ["MixtureEstimator"]
+__all__ = ["MixtureEstimator", "dask_aware"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def dask_aware(method: F) -> F:
+    """The method, or for a call with a dask array among its arguments the same-named function of
+    :mod:`gpuvec.mixture._dask` (imported only then), which takes the estimator and the same arguments."""
+
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if any(is_dask_array(a) for a in (*args, *kwargs.values())):
+            from gpuvec.mixture import _dask
+
+            for name, value in signature.bind(self, *args, **kwargs).arguments.items():
+                if is_dask_array(value):  # numpy or cupy chunks, else the TypeError naming the argument
+                    chunk_namespace(value, name)
+            return getattr(_dask, method.__name__)(self, *args, **kwargs)
+        return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class MixtureEstimator:

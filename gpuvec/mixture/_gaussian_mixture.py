@@ -5,53 +5,27 @@ does lives below it: checks in :mod:`gpuvec.mixture._validation`, the fit
 (starts, EM, failures, warnings, stored attributes) in
 :mod:`gpuvec.mixture._fit`, the EM core in :mod:`gpuvec.mixture._em` and
 :mod:`gpuvec.mixture._xp`. A dask array goes to :mod:`gpuvec.mixture._dask`
-through one decorator (:func:`_dask_aware`).
+through one decorator (:func:`~gpuvec.mixture._estimator.dask_aware`).
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 import gpuvec.mixture._fit as _fit
 import gpuvec.mixture._online as _online
 from gpuvec._core.checks import check_int
-from gpuvec._core.dask import chunk_namespace
 from gpuvec._core.dlpack import dlpack_io
-from gpuvec._core.namespace import get_namespace, is_dask_array
+from gpuvec._core.namespace import get_namespace
 from gpuvec.mixture._covariance import CovarianceType
-from gpuvec.mixture._estimator import MixtureEstimator
+from gpuvec.mixture._estimator import MixtureEstimator, dask_aware
 from gpuvec.mixture._starts import InitParams
 from gpuvec.mixture._validation import Settings, check_fitted, check_matches_fit, validate_sample_weight, validate_X
 
 __all__ = ["GaussianMixture"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _dask_aware(method: F) -> F:
-    """The method, or for a call with a dask array among its arguments the same-named function of
-    :mod:`gpuvec.mixture._dask` (imported only then), which takes the estimator and the same arguments."""
-
-    signature = inspect.signature(method)
-
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if any(is_dask_array(a) for a in (*args, *kwargs.values())):
-            from gpuvec.mixture import _dask
-
-            for name, value in signature.bind(self, *args, **kwargs).arguments.items():
-                if is_dask_array(value):  # numpy or cupy chunks, else the TypeError naming the argument
-                    chunk_namespace(value, name)
-            return getattr(_dask, method.__name__)(self, *args, **kwargs)
-        return method(self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 class GaussianMixture(MixtureEstimator):
@@ -226,7 +200,7 @@ class GaussianMixture(MixtureEstimator):
     # ------------------------------------------------------------------ fitting
 
     @dlpack_io
-    @_dask_aware
+    @dask_aware
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianMixture:
         """Fit by EM; X of shape (N, D), or (B, N, D) for B independent problems.
 
@@ -249,7 +223,7 @@ class GaussianMixture(MixtureEstimator):
         return self
 
     @dlpack_io
-    @_dask_aware
+    @dask_aware
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
         """Fit, then return the component labels of X, shape (N,) or (B, N).
 
@@ -273,7 +247,7 @@ class GaussianMixture(MixtureEstimator):
         return labels if batched else labels[0]
 
     @dlpack_io
-    @_dask_aware
+    @dask_aware
     @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # failures are raised by the step
     def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianMixture:
         """One step of online EM on a minibatch: for streams, drift and data that never sits in memory.
@@ -338,7 +312,7 @@ class GaussianMixture(MixtureEstimator):
         return (out if batched else out[0]), batched, X3.shape[1]
 
     @dlpack_io
-    @_dask_aware
+    @dask_aware
     def score_samples(self, X: Any) -> Any:
         """Log-likelihood of each sample, shape (N,) or (B, N) (float32 for float32 X).
 
@@ -361,7 +335,7 @@ class GaussianMixture(MixtureEstimator):
         return (s if batched else float(s)), N
 
     @dlpack_io
-    @_dask_aware
+    @dask_aware
     def score(self, X: Any, y: Any = None) -> Any:
         """Mean log-likelihood: a float, or an array of shape (B,) for a batch.
 
@@ -380,7 +354,7 @@ class GaussianMixture(MixtureEstimator):
         return self._score(X)[0]
 
     @dlpack_io
-    @_dask_aware
+    @dask_aware
     def predict(self, X: Any) -> Any:
         """Component labels, shape (N,) or (B, N).
 
@@ -397,7 +371,7 @@ class GaussianMixture(MixtureEstimator):
         return self._estimate(X, "labels")[0]
 
     @dlpack_io
-    @_dask_aware
+    @dask_aware
     def predict_proba(self, X: Any) -> Any:
         """Responsibilities, shape (N, K) or (B, N, K) (float32 for float32 X).
 
@@ -414,7 +388,7 @@ class GaussianMixture(MixtureEstimator):
         return self._estimate(X, "proba")[0]
 
     @dlpack_io
-    @_dask_aware
+    @dask_aware
     def bic(self, X: Any) -> Any:
         """Bayesian information criterion (lower is better): float or shape (B,).
 
@@ -434,7 +408,7 @@ class GaussianMixture(MixtureEstimator):
         return -2 * score * n + _fit.n_parameters(self) * math.log(n)
 
     @dlpack_io
-    @_dask_aware
+    @dask_aware
     def aic(self, X: Any) -> Any:
         """Akaike information criterion (lower is better): float or shape (B,).
 

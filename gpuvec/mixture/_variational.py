@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import types
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from gpuvec._core.backend import special_for
@@ -27,6 +28,7 @@ __all__ = [
     "Priors",
     "VariationalParams",
     "e_step_params",
+    "in_memory_pass",
     "log_offsets",
     "lower_bound",
     "m_step",
@@ -238,10 +240,28 @@ def take(params: Any, index: Any) -> Any:
     return type(params)(*(None if a is None else a[index] for a in params))
 
 
+def in_memory_pass(X: Any, sw: Any, ct: CovarianceType) -> Callable[[MixtureParams, Any], SufficientStats]:
+    """:func:`run`'s pass over in-memory (B, N, D) data: the statistics of the problems ``active`` (the rows of
+    problems that have left are dropped once per change of the active set)."""
+    from gpuvec.mixture._xp import data_shift, sufficient_statistics  # the pass of the mixture core
+
+    shift = data_shift(X, sw)
+    last: list[Any] = [None, (X, sw, shift)]  # the active set of the rows below (run replaces it on a change)
+
+    def pass_fn(gauss: MixtureParams, active: Any) -> SufficientStats:
+        if int(active.shape[0]) == X.shape[0]:
+            last[:] = [active, (X, sw, shift)]
+        elif active is not last[0]:
+            last[:] = [active, (X[active], None if sw is None else sw[active], shift[active])]
+        Xa, swa, shift_a = last[1]
+        return sufficient_statistics(Xa, gauss, ct, swa, shift_a)
+
+    return pass_fn
+
+
 def run(
     xp: types.ModuleType,
-    X: Any,
-    sw: Any,
+    pass_fn: Callable[[MixtureParams, Any], SufficientStats],
     params: VariationalParams,
     priors: Priors,
     reg: Any,
@@ -256,21 +276,20 @@ def run(
     """Variational EM on B problems until each converges (``|change| < tol``) or ``max_iter``:
     (params, lower bound (B,), n_iter (B,), converged (B,), history (B, n_iter)).
 
-    Problems that have converged leave the batch (their data rows are dropped once per change)."""
-    from gpuvec.mixture._xp import data_shift, sufficient_statistics  # the pass of the mixture core
-
-    B = X.shape[0]
+    ``pass_fn(gauss, active)`` gives the :class:`~gpuvec.mixture.SufficientStats` of the problems ``active``
+    (indices into B) under the E-step parameters ``gauss``: :func:`in_memory_pass`, or a pass over a
+    cluster (:mod:`gpuvec.mixture._dask`). Problems that have converged leave the pass."""
+    B = params.means.shape[0]
     params = VariationalParams(*(xp.asarray(a, dtype=xp.float64).copy() for a in params))
-    shift_all = data_shift(X, sw)
     lb = xp.full(B, -xp.inf) if previous is None else xp.asarray(previous, dtype=xp.float64).copy()
     n_iter = xp.zeros(B, dtype=xp.int64)
     converged = xp.zeros(B, dtype=bool)
     history = xp.full((B, max(1, max_iter)), xp.nan)
     active = xp.arange(B)
-    Xa, swa, shift, pa, prior_a, reg_a = X, sw, shift_all, params, priors, reg
+    pa, prior_a, reg_a = params, priors, reg
     for it in range(1, max_iter + 1):
         gauss, top = e_step_params(xp, pa, pt)
-        stats = sufficient_statistics(Xa, gauss, ct, swa, shift)
+        stats = pass_fn(gauss, active)
         new = m_step(xp, stats, reg_a, prior_a, ct, pt)
         bound = lower_bound(xp, stats, pa, top, new, ct, pt)
         bad = ~xp.isfinite(new.precisions_cholesky.reshape(new.precisions_cholesky.shape[0], -1)).all(-1)
@@ -290,7 +309,6 @@ def run(
             active = active[keep]
             if active.shape[0] == 0:
                 break
-            Xa, swa, shift = Xa[keep], None if swa is None else swa[keep], shift[keep]
             prior_a, reg_a, new = take(prior_a, keep), reg_a[keep], take(new, keep)
         pa = new
     return params, lb, n_iter, converged, history[:, : max(1, int(n_iter.max()) if B else 1)]

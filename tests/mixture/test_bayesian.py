@@ -135,9 +135,9 @@ def test_batched_problems_equal_one_at_a_time(ct):
 
 
 def _fit_settings(est):
-    from gpuvec.mixture._bayesian_mixture import _settings
+    from gpuvec.mixture._bayesian_fit import settings_of
 
-    return _settings(est)
+    return settings_of(est)
 
 
 def test_float32_kept_and_warm_start_goes_on():
@@ -151,12 +151,6 @@ def test_float32_kept_and_warm_start_goes_on():
         warnings.simplefilter("ignore")
         bgm.fit(X)
     assert bgm.lower_bound_ >= first - 1e-6
-
-
-def test_dask_is_refused_clearly():
-    da = pytest.importorskip("dask.array")
-    with pytest.raises(TypeError, match="BayesianGaussianMixture does not take dask arrays yet"):
-        gpuvec.BayesianGaussianMixture(2).fit(da.from_array(blobs(2), chunks=100))
 
 
 def test_sklearn_check_estimator_passes():

@@ -19,6 +19,7 @@ dask = pytest.importorskip("dask")
 
 import gpuvec  # noqa: E402
 from gpuvec.mixture import _dask as _dask_mixture  # noqa: E402
+from gpuvec.mixture import _dask_blocks  # noqa: E402
 from gpuvec.mixture._covariance import COVARIANCE_TYPES  # noqa: E402
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
@@ -122,13 +123,13 @@ def test_rows_n_init_is_a_batch_axis_of_one_pass_per_iteration(sync, monkeypatch
     rng = np.random.default_rng(5)
     X = blobs(rng)
     passes = []
-    real = _dask_mixture._split_pass
+    real = _dask_mixture.split_pass
 
     def counting(X, sw, params, *args):
         passes.append(params.weights.shape[0])
         return real(X, sw, params, *args)
 
-    monkeypatch.setattr(_dask_mixture, "_split_pass", counting)
+    monkeypatch.setattr(_dask_mixture, "split_pass", counting)
     gpuvec.GaussianMixture(3, n_init=4, random_state=0, tol=1e-6).fit(da.from_array(X, chunks=200))
     assert passes[0] == 4  # every start in the first pass
     assert sorted(passes, reverse=True) == passes  # starts leave as they converge
@@ -263,13 +264,13 @@ def test_predict_methods_lazy_and_equal_to_in_memory(sync, ct):
 def test_blas_is_limited_to_one_thread_inside_the_pass(sync, monkeypatch):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     seen = []
-    real = _dask_mixture._stats_block
+    real = _dask_blocks._stats_block
 
     def spy(*args, block_info=None, **kwargs):
         seen.extend(p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas")
         return real(*args, block_info=block_info, **kwargs)
 
-    monkeypatch.setattr(_dask_mixture, "_stats_block", spy)
+    monkeypatch.setattr(_dask_blocks, "_stats_block", spy)
     X = blobs(np.random.default_rng(11))
     gpuvec.GaussianMixture(2, random_state=0, max_iter=2, tol=0).fit(da.from_array(X, chunks=200))
     assert seen and set(seen) == {1}
