@@ -37,6 +37,21 @@ def test_kernel_matches_xp_reference(cp):
     np.testing.assert_allclose(to_np(det), ref_det, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_3x3_small_and_large_stack_formulations_are_bit_identical(dtype, monkeypatch):
+    from gpuvec.rotations import _xp
+
+    rng = np.random.default_rng(3)
+    M = np.concatenate([rng.normal(size=(300, 3, 3)), rng.normal(size=(100, 3, 3)) * 1e150]).astype(dtype)
+    M[[4, 9, 17]] = [np.nan, np.inf, -np.inf]
+    M[20, 2, 1] = np.nan
+    small = _xp.closed_form_3x3(np, M)
+    monkeypatch.setattr(_xp, "SMALL_3X3", 0)
+    large = _xp.closed_form_3x3(np, M)
+    for a, b in zip(small, large):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_3x3_reference_path_on_cupy_agrees_with_the_kernel(cp, monkeypatch):
     import gpuvec
 
