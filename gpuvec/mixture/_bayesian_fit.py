@@ -79,9 +79,9 @@ def priors(est: Any, xp: types.ModuleType, mean: Any, data_covariance: Callable[
         value = getattr(est, name)
         if value is None:
             return default
-        if not tail:
-            value = xp.asarray(value, dtype=xp.float64) if hasattr(value, "shape") else check_real(name, value)
-        return _per_problem(xp, name, value, B, tail, batched)
+        if not tail and not hasattr(value, "shape"):
+            value = check_real(name, value)
+        return _per_problem(xp, name, value, B, tail, batched)  # arrays: real, finite, (B,) + tail or tail
 
     alpha = _positive(xp, "weight_concentration_prior", given("weight_concentration_prior", xp.full(B, 1.0 / K)))
     beta = _positive(xp, "mean_precision_prior", given("mean_precision_prior", xp.ones(B)))

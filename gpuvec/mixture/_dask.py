@@ -50,7 +50,9 @@ pass was 3.5x slower).
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import types
 import warnings
 from typing import Any
 
@@ -78,6 +80,7 @@ from gpuvec.mixture._validation import (
     check_n_samples,
     check_weight_shape,
     check_X_metadata,
+    user_init,
 )
 from gpuvec.mixture._xp import MixtureParams, SufficientStats
 
@@ -273,7 +276,7 @@ def _fit_variational_split(est, settings, X, sample_weight):
         x = to_numpy(sample).astype(np.float64)
         w = None if sample_sw is None else to_numpy(sample_sw)
         stats = _fit.start_statistics(settings, np, x, w, n_init)
-        if x.shape[1] == N:
+        if x.shape[1] == N or settings.init_params == "random_from_data":  # K rows, one each, whatever N
             return stats
         scale = np.repeat(data.total / (x.shape[1] if w is None else w.sum(1)), n_init)
         nk, sx, sxx, ll, ws = (a * scale.reshape((-1,) + (1,) * (a.ndim - 1)) for a in stats[:5])
@@ -361,16 +364,29 @@ def _fit_problems(estimator, x, w, params, per_problem, seed, offset, names):
     return out
 
 
-def _per_problem_parameters(est, settings, D):
-    """The parameters an estimator takes once or per problem, with the shape of one problem's value."""
+def _host(value):
+    """A parameter as the client checks it: arrays as numpy, anything else as given."""
+    return to_numpy(value) if hasattr(value, "shape") else value
+
+
+def _per_problem_parameters(est, settings, B, D):
+    """The parameters an estimator takes once or per problem, checked on the client against the B problems
+    as the in-memory fit checks them (its errors, not a block's), each as (value, per problem?): a value
+    given per problem is (B,) + the shape of one problem's value."""
     K, ct = settings.n_components, settings.covariance_type
     if _is_variational(est):
         tails = {"weight_concentration_prior": (), "mean_precision_prior": (), "mean_prior": (D,),
                  "degrees_of_freedom_prior": (), "covariance_prior": {"full": (D, D), "tied": (D, D),
                                                                        "diag": (D,), "spherical": ()}[ct]}  # fmt: skip
-        return {name: (getattr(est, name), tail) for name, tail in tails.items()}
-    tails = {"weights_init": (K,), "means_init": (K, D), "precisions_init": COVARIANCE_TYPES[ct].precision_shape(K, D)}
-    return {name: (getattr(settings, name), tail) for name, tail in tails.items()}
+        values = {name: _host(getattr(est, name)) for name in tails}
+        proxy = types.SimpleNamespace(**values, n_components=K, covariance_type=ct)
+        _bf.priors(proxy, np, np.zeros((B, D)), lambda: np.broadcast_to(np.eye(D), (B, D, D)), batched=True)
+    else:
+        precision = COVARIANCE_TYPES[ct].precision_shape(K, D)
+        tails = {"weights_init": (K,), "means_init": (K, D), "precisions_init": precision}
+        values = {name: _host(getattr(settings, name)) for name in tails}
+        user_init(np, dataclasses.replace(settings, **values), B, D, batched=True)
+    return {name: (values[name], np.shape(values[name]) == (B, *tail)) for name, tail in tails.items()}
 
 
 def _concatenate(parts):
@@ -395,7 +411,7 @@ def _fit_batched(est, settings, X, sample_weight):
             sw = weight_as_dask(sample_weight, X, (B, N), (X.chunks[0], -1))
     rng = settings.rng(np)
     seeds = [int(s) for s in to_numpy(rng.integers(0, 2**62, size=len(sizes)))]
-    per_problem = _per_problem_parameters(est, settings, D)
+    per_problem = _per_problem_parameters(est, settings, B, D)
     params = {
         k: v for k, v in est.get_params().items() if k not in per_problem and k not in ("random_state", "warm_start")
     }
@@ -412,12 +428,8 @@ def _fit_batched(est, settings, X, sample_weight):
         if size == 0:  # an empty block along B (boolean indexing, compute_chunk_sizes): no problem to fit
             continue
         mine = {}
-        for name, (value, tail) in per_problem.items():
-            if value is not None:
-                value = np.asarray(value) if not hasattr(value, "shape") else to_numpy(value)
-                if value.ndim == len(tail) + 1 and value.shape[0] == B:  # given per problem: this block's
-                    value = value[start : start + size]
-            mine[name] = value
+        for name, (value, given_per_problem) in per_problem.items():
+            mine[name] = value[start : start + size] if given_per_problem else value  # once: as given
         fit_block = dask.delayed(_fit_problems, pure=True)
         tasks.append(fit_block(type(est), xb, wb, params, mine, seeds[i], int(start), names))
     results = compute(*tasks)

@@ -197,3 +197,43 @@ def test_cupy_chunks_fit_on_the_device_and_come_back_as_numpy(cp, sync):
         gpuvec.BayesianGaussianMixture(3, random_state=0), da.from_array(cp.asarray(XB), chunks=(2, -1, -1))
     )
     assert isinstance(batch.means_, np.ndarray) and batch.means_.shape == (3, 3, 2)
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        (
+            {"mean_prior": np.array([[9.0, 9.0], [-9.0, -9.0]])},
+            ValueError,
+            r"mean_prior must have shape \(2,\) or \(4, 2\)",
+        ),
+        ({"mean_prior": np.zeros((5, 2))}, ValueError, r"shape \(2,\) or \(4, 2\); got shape \(5, 2\)"),
+        ({"weight_concentration_prior": np.array([0.5])}, ValueError, r"shape \(\) or \(4,\)"),
+        ({"weight_concentration_prior": [0.5] * 4}, TypeError, "must be a real number"),
+        ({"mean_precision_prior": 1 + 2j}, TypeError, "must be a real number"),
+        ({"mean_precision_prior": np.array([1 + 2j] * 4)}, TypeError, "must be real"),
+        (
+            {"covariance_prior": np.ones((4, 3))},
+            ValueError,
+            r"diag covariance_prior must have shape \(2,\) or \(4, 2\)",
+        ),
+    ],
+)
+def test_batched_blocks_check_the_priors_as_the_in_memory_fit(sync, params, error, match):
+    """Checked on the client against all B problems: a block of 2 problems must not take a (2, ...) prior
+    meant for nobody, nor name its own shapes."""
+    X = np.random.default_rng(0).normal(size=(4, 100, 2))
+    params = {"covariance_type": "diag", **params}
+    with pytest.raises(error, match=match):
+        gpuvec.BayesianGaussianMixture(2, **params).fit(X)
+    with pytest.raises(error, match=match):
+        gpuvec.BayesianGaussianMixture(2, **params).fit(da.from_array(X, chunks=(2, -1, -1)))
+
+
+def test_random_from_data_start_on_a_sample_is_not_scaled(sync, monkeypatch):
+    """random_from_data starts from K rows, one each, whatever N: its sums stand for no other rows."""
+    X = blobs(seed=11, n=(300, 300, 300))
+    monkeypatch.setattr(_dask_mixture, "INIT_SAMPLE_ROWS", 90)
+    got = fit_quietly(gpuvec.BayesianGaussianMixture(4, init_params="random_from_data", max_iter=0, random_state=0),
+                      da.from_array(X, chunks=300))  # fmt: skip
+    np.testing.assert_allclose(got.mean_precision_, [2.0] * 4, rtol=1e-12)  # 1 (the prior) + 1 row, not 10

@@ -343,6 +343,17 @@ def test_batched_failure_names_the_global_problem(sync):
         gpuvec.GaussianMixture(2, **params).fit(da.from_array(XB, chunks=(3, -1, -1)))
 
 
+def test_batched_blocks_check_the_starts_against_all_problems(sync):
+    """A (2, K, D) means_init for 4 problems in blocks of 2 is the in-memory error, not tiled over the blocks."""
+    XB = batch_data(np.random.default_rng(14), B=4)
+    means = np.zeros((2, 2, 3))
+    with pytest.raises(ValueError, match=r"'means' should have the shape") as in_memory:
+        gpuvec.GaussianMixture(2, means_init=means).fit(XB)
+    with pytest.raises(ValueError, match=r"'means' should have the shape") as on_dask:
+        gpuvec.GaussianMixture(2, means_init=means).fit(da.from_array(XB, chunks=(2, -1, -1)))
+    assert str(on_dask.value) == str(in_memory.value)
+
+
 def test_batched_random_init_fits_every_block(sync):
     rng = np.random.default_rng(14)
     XB = batch_data(rng)[:4]
