@@ -219,14 +219,15 @@ def covariances_from_statistics(
     R = nk[..., None]
     nk = nk + EPS
     if COVARIANCE_TYPES[covariance_type].full_matrix:
-        outer = d[..., :, None] * sx[..., None, :]
         eye = xp.eye(d.shape[-1])
         if covariance_type == "full":
+            outer = d[..., :, None] * sx[..., None, :]
             scatter = sxx - outer - xp.swapaxes(outer, -1, -2) + R[..., None] * d[..., :, None] * d[..., None, :]
             return scatter / nk[..., None, None] + reg_covar[:, None, None, None] * eye
-        # tied: sxx is the total over the components, (B, 1, D, D)
-        about_means = outer + xp.swapaxes(outer, -1, -2) - R[..., None] * d[..., :, None] * d[..., None, :]
-        scatter = sxx.sum(1) - about_means.sum(1)
+        # tied: sxx is the total over the components, (B, 1, D, D); the sums over k as GEMMs (no (B, K, D, D))
+        cross = xp.matmul(xp.swapaxes(d, 1, 2), sx)  # sum_k d_k sx_k^T
+        about_means = cross + xp.swapaxes(cross, -1, -2) - xp.matmul(xp.swapaxes(d * R, 1, 2), d)
+        scatter = sxx.sum(1) - about_means
         return scatter / n_total[:, None, None] + reg_covar[:, None, None] * eye
     nk = nk[..., None]
     # sklearn's sum r x^2 / nk - m^2 is the scatter about the mean over nk plus EPS m^2 / nk (nk = R + EPS),

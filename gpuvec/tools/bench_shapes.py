@@ -82,8 +82,8 @@ def _floor(shape: tuple) -> Callable[[], Callable[[], Any]]:
         X = rng.normal(size=(N, D))
         if covariance_type == "full":  # E-step: X against every component's factor; M-step: a gram per component
             W, R = rng.normal(size=(D, K * D)), rng.normal(size=(N, K * D))
-        elif covariance_type == "tied":  # one factor, one gram
-            W, R = rng.normal(size=(D, D)), rng.normal(size=(N, D))
+        elif covariance_type == "tied":  # one factor and one gram, and products with the (K, D) means
+            W, R = rng.normal(size=(D, D + K)), rng.normal(size=(N, D + K))
         else:  # products with (K, D) tables, each twice
             W, R = rng.normal(size=(D, 2 * K)), rng.normal(size=(N, 2 * K))
 

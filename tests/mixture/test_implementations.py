@@ -210,8 +210,15 @@ def _reference_statistics(X, params, ct, sw, monkeypatch):
 @pytest.mark.parametrize("ct", COV_TYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_blocked_statistics_equal_the_reference(monkeypatch, ct, weighted, dtype):
+@pytest.mark.parametrize("stacked_rows", [None, 8], ids=["per-component", "stacked"])
+def test_blocked_statistics_equal_the_reference(monkeypatch, ct, weighted, dtype, stacked_rows):
     from gpuvec._core import dispatch as core_dispatch
+    from gpuvec.mixture import _blocked
+
+    if stacked_rows is None:  # 'full' one GEMM per component (blocks too small to stack)
+        monkeypatch.setattr(_blocked, "_STACKED_ROWS", 10**9)
+    else:  # 'full' all components in one GEMM per block of 20 rows
+        monkeypatch.setattr(_blocked, "_STACKED_ROWS", stacked_rows)
 
     rng = np.random.default_rng(43)
     X = (blobs(rng, B=2, n=700, D=20) + 30.0).astype(dtype)  # away from the origin: the shift matters
@@ -222,6 +229,7 @@ def test_blocked_statistics_equal_the_reference(monkeypatch, ct, weighted, dtype
     ref = _reference_statistics(X, params, ct, sw, monkeypatch)
     # several row blocks per problem (the budget allows ~100 rows at D=20)
     monkeypatch.setitem(core_dispatch._CHUNK_ELEMENTS, "mixture", (2500, 2500))
+    assert _blocked._stacked(5, 20, ct, 2500) == (ct == "full" and stacked_rows is not None)
     got = mixture.sufficient_statistics(X, params, ct, sw)
     for name, a, b in zip(mixture.SufficientStats._fields, got, ref, strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-9, err_msg=name)
@@ -241,7 +249,11 @@ def test_blocked_statistics_equal_the_reference_on_cupy(cp, monkeypatch):
 
 
 @pytest.mark.parametrize("ct", COV_TYPES)
-def test_blocked_prediction_equals_the_reference(monkeypatch, ct):
+@pytest.mark.parametrize("stacked_rows", [10**9, 256], ids=["per-component", "stacked"])
+def test_blocked_prediction_equals_the_reference(monkeypatch, ct, stacked_rows):
+    from gpuvec.mixture import _blocked
+
+    monkeypatch.setattr(_blocked, "_STACKED_ROWS", stacked_rows)
     rng = np.random.default_rng(45)
     X = blobs(rng, B=2, n=300, D=18) - 40.0
     monkeypatch.setenv("GPUVEC_JIT", "0")
