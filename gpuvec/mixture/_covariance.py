@@ -41,6 +41,7 @@ __all__ = [
     "covariances_from_statistics",
     "log_det_and_mahalanobis",
     "logsumexp_last",
+    "row_max",
     "per_component",
     "precision_cholesky",
     "precisions_from_cholesky",
@@ -101,12 +102,21 @@ def sum_last(xp: Any, a: Any) -> Any:
     return xp.matmul(a, xp.ones(a.shape[-1], dtype=a.dtype))
 
 
+def row_max(xp: Any, a: Any) -> Any:
+    """The maximum over the last axis, where finite (else 0): the shift of a log-sum-exp."""
+    K = a.shape[-1]
+    if K >= 16 and a.size < 1024 * K:  # short rows of many components: one reduce (2x the loop's speed)
+        amax = a.max(-1)
+    else:
+        amax = a[..., 0].copy()
+        for k in range(1, K):  # K passes over (B, N): faster than a reduce over a short K
+            xp.maximum(amax, a[..., k], out=amax)
+    return xp.where(xp.isfinite(amax), amax, 0.0)
+
+
 def logsumexp_last(xp: Any, a: Any) -> Any:
     """log(sum(exp(a))) over the last axis, shifted by the max as scipy's logsumexp is."""
-    amax = a[..., 0].copy()
-    for k in range(1, a.shape[-1]):  # K passes over (B, N): faster than a reduce over K
-        xp.maximum(amax, a[..., k], out=amax)
-    amax = xp.where(xp.isfinite(amax), amax, 0.0)
+    amax = row_max(xp, a)
     with np.errstate(divide="ignore"):
         return xp.log(sum_last(xp, xp.exp(a - amax[..., None]))) + amax
 

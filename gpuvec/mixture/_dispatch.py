@@ -7,8 +7,8 @@ ask :func:`compiled`.
 =======  =============================================  ====================================  ======================
 backend  small D or K (:func:`blocked_pays` false)       large D and K (``blocked_pays``)      ``GPUVEC_JIT=0``
 =======  =============================================  ====================================  ======================
-numpy    ``_numba``: one fused loop per sample (auto:   ``_blocked``: one GEMM per row block   ``_xp``, or
-         from ``NUMBA_PAYS_WORK``, or once loaded)      and component                         ``_blocked``
+numpy    ``_numba``: one fused loop per sample (auto:   ``_blocked``: GEMMs over row blocks    ``_xp``, or
+         from ``NUMBA_PAYS_WORK``, or once loaded)      (all components in one where it fits) ``_blocked``
 cupy     ``_xp`` (all components in one GEMM)           ``_blocked`` (cuBLAS)                 the same
 =======  =============================================  ====================================  ======================
 
