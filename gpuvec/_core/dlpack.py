@@ -173,10 +173,12 @@ def dlpack_io(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         num_threads_setting()  # a bad GPUVEC_NUM_THREADS fails every public call, not only those that thread
-        values = [*args, *kwargs.values()]
-        if not any(is_foreign(v) for v in values):
+        for v in (*args, *kwargs.values()):
+            if is_foreign(v):
+                break
+        else:  # numpy, cupy, dask and plain arguments: no detour
             return func(*args, **kwargs)
-        decider = _check_one_kind(values)
+        decider = _check_one_kind([*args, *kwargs.values()])
         args = tuple(_native(a) if is_foreign(a) else a for a in args)
         kwargs = {k: _native(v) if is_foreign(v) else v for k, v in kwargs.items()}
         result = func(*args, **kwargs)

@@ -171,13 +171,19 @@ _CUDA_DEVICES = {2, 13}  # kDLCUDA, kDLCUDAManaged
 _PLAIN = frozenset({type(None), bool, int, float, complex, str, tuple, list, dict, np.ndarray})
 
 
+_FOREIGN_TYPES: dict[type, bool] = dict.fromkeys(_PLAIN, False)
+
+
 def is_foreign(x: Any) -> bool:
-    """An array of another library that speaks DLPack (not numpy, cupy or dask)."""
-    if type(x) in _PLAIN:  # the common arguments, answered without looking further (every public call asks)
-        return False
-    if isinstance(x, (np.ndarray, np.generic)) or is_cupy_array(x) or type(x).__module__.split(".")[0] == "dask":
-        return False
-    return hasattr(x, "__dlpack__") and hasattr(x, "__dlpack_device__") and not isinstance(x, type)
+    """An array of another library that speaks DLPack (not numpy, cupy or dask): decided once per type (the
+    protocol's methods live on the type), since every public call asks about every argument."""
+    kind = type(x)
+    known = _FOREIGN_TYPES.get(kind)
+    if known is None:
+        ours = issubclass(kind, (np.ndarray, np.generic)) or is_cupy_array(x) or kind.__module__.split(".")[0] == "dask"
+        speaks = hasattr(kind, "__dlpack__") and hasattr(kind, "__dlpack_device__") and not issubclass(kind, type)
+        known = _FOREIGN_TYPES[kind] = speaks and not ours
+    return known
 
 
 def to_native(x: Any) -> Any:

@@ -75,7 +75,10 @@ def worker_threads() -> int:
 
 def num_threads_setting() -> int | None:
     """``GPUVEC_NUM_THREADS`` as an int (None where unset), or the ValueError naming it."""
-    value = os.environ.get("GPUVEC_NUM_THREADS", "").strip()
+    value = os.environ.get("GPUVEC_NUM_THREADS")
+    if not value:  # unset: every public call asks, so this is the path to keep short
+        return None
+    value = value.strip()
     if not value:
         return None
     try:
