@@ -197,16 +197,20 @@ def _init_sample(X3, sw, rng):
     return X3[:, rows], None if sw is None else sw[:, rows]
 
 
+def _split_inputs(settings, X, sample_weight):
+    """What both client-driven fits start from: batched?, the result dtype, X as (B, N, D) with D in one
+    chunk, the weights as a (B, N) dask array or None, the generator (a bad random_state refused up front)."""
+    batched = X.ndim == 3
+    X3 = (X if batched else X[None]).rechunk({2: -1})
+    return batched, result_dtype(X), X3, _weights_of_problems(sample_weight, X3, batched), settings.rng(np)
+
+
 def _fit_split(gm, settings, X, sample_weight):
     """Fit the problems of X (N, D), or (B, N, D) with N split over chunks, by the client-driven EM loop;
     stores gm's attributes; returns gm."""
     K, ct = settings.n_components, settings.covariance_type
-    batched = X.ndim == 3
-    dtype = result_dtype(X)
-    X3 = (X if batched else X[None]).rechunk({2: -1})
+    batched, dtype, X3, sw, rng = _split_inputs(settings, X, sample_weight)
     B, N, D = X3.shape
-    sw = _weights_of_problems(sample_weight, X3, batched)
-    rng = settings.rng(np)  # a bad random_state is refused up front
     warm = _fit.warm_state(gm, settings, np, B, D)
     n_init = 1 if warm is not None else settings.n_init
     explicit = settings.explicit_start
@@ -251,12 +255,8 @@ def _fit_variational_split(est, settings, X, sample_weight):
     blocks. The default priors take the data's mean from the first pass and its covariance from one more
     (the statistics of one component about the mean); stores est's attributes; returns est."""
     ct, pt = settings.covariance_type, est.weight_concentration_prior_type
-    batched = X.ndim == 3
-    dtype = result_dtype(X)
-    X3 = (X if batched else X[None]).rechunk({2: -1})
+    batched, dtype, X3, sw, rng = _split_inputs(settings, X, sample_weight)
     B, N, D = X3.shape
-    sw = _weights_of_problems(sample_weight, X3, batched)
-    rng = settings.rng(np)  # a bad random_state is refused up front
     resume = _bf.resumes(est, settings, B, D)
     sample, sample_sw = (None, None) if resume else _init_sample(X3, sw, rng)
     data, (sample, sample_sw) = first_pass(X3, sw, settings.n_components, sample, sample_sw)
