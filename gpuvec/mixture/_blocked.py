@@ -155,7 +155,7 @@ def _rows(xp: Any, X: Any, shift: Any, sample_weight: Any, squares: bool) -> tup
     """A block's rows about ``shift`` in float64 (zero where the weight is 0: such a row touches no sum,
     whatever it holds), and with ``squares`` ``[Z | Z * Z]`` (n, 2D) with Z its left half (else None)."""
     n, D = X.shape
-    ZZ = xp.empty((n, 2 * D)) if squares else None
+    ZZ: Any = xp.empty((n, 2 * D)) if squares else None
     Z = xp.subtract(X, shift, out=ZZ[:, :D]) if squares else xp.subtract(X, shift)  # float64, as the shift
     if sample_weight is not None:
         Z[sample_weight == 0] = 0.0
@@ -194,7 +194,7 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
         P = params.precisions_cholesky[b]
         weights, means = params.weights[b], params.means[b]
         d, constant, factors = _problem(xp, weights, means, P, shift[b, 0], covariance_type, stacked)
-        grams = xp.zeros((D, K * D)) if stacked else None  # column block k: component k's second moments
+        grams: Any = xp.zeros((D, K * D)) if stacked else None  # column block k: component k's second moments
         for s in _row_blocks(N, D, K, budget, stacked, squares):
             Z, ZZ = _rows(xp, X[b, s], shift[b, 0], None if sample_weight is None else sample_weight[b, s], squares)
             lp = _weighted_log_prob(xp, Z, d, P, constant, covariance_type, ZZ, factors)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from gpuvec._core.dask import chunk_namespace
+from gpuvec._core.dlpack import dlpack_io
 from gpuvec._core.namespace import is_dask_array
 
 if TYPE_CHECKING:
@@ -92,6 +93,93 @@ class MixtureEstimator:
                 raise ValueError(msg)
             setattr(self, name, value)
         return self
+
+    # ------------------------------------------------------------------ prediction (both estimators)
+
+    def _estimate(self, X: Any, what: str) -> tuple[Any, bool, int]:
+        """(labels, responsibilities or log-norms of X, without the batch axis for (N, D) input; whether
+        batched; N): each estimator's E-step."""
+        raise NotImplementedError
+
+    @dlpack_io
+    @dask_aware
+    def predict(self, X: Any) -> Any:
+        """Component labels, shape (N,) or (B, N).
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+
+        Returns
+        -------
+        labels : array of int, shape (N,) or (B, N)
+            The most likely component of each sample.
+        """
+        return self._estimate(X, "labels")[0]
+
+    @dlpack_io
+    @dask_aware
+    def predict_proba(self, X: Any) -> Any:
+        """Responsibilities, shape (N, K) or (B, N, K) (float32 for float32 X).
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+
+        Returns
+        -------
+        resp : array, shape (N, K) or (B, N, K)
+            The posterior probability of each component for each sample (the variational posterior for
+            BayesianGaussianMixture).
+        """
+        return self._estimate(X, "proba")[0]
+
+    @dlpack_io
+    @dask_aware
+    def score_samples(self, X: Any) -> Any:
+        """The log of each sample's weighted probabilities summed over the components, shape (N,) or (B, N).
+
+        For GaussianMixture the log-likelihood ``log p(x)``; for BayesianGaussianMixture sklearn's
+        ``score_samples`` under the variational weights and precisions (not a normalised density).
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+
+        Returns
+        -------
+        log_prob : array, shape (N,) or (B, N)
+            Per sample, float32 for float32 X.
+        """
+        return self._estimate(X, "log_norm")[0]
+
+    def _score(self, X: Any) -> tuple[Any, int]:
+        """(the mean of score_samples: float or shape (B,), in its dtype; the number of samples N)."""
+        log_norm, batched, N = self._estimate(X, "log_norm")
+        s = log_norm.mean(-1)
+        return (s if batched else float(s)), N
+
+    @dlpack_io
+    @dask_aware
+    def score(self, X: Any, y: Any = None) -> Any:
+        """The mean of :meth:`score_samples`: a float, or an array of shape (B,) for a batch.
+
+        Parameters
+        ----------
+        X : array, shape (N, D) or (B, N, D)
+            Samples shaped as the data of :meth:`fit` (the same B).
+        y : ignored
+            Not used; present for sklearn's API.
+
+        Returns
+        -------
+        score : float or array, shape (B,)
+            The mean over the samples (the mean log-likelihood for GaussianMixture).
+        """
+        return self._score(X)[0]
 
     def __sklearn_tags__(self) -> Tags:
         """sklearn (>= 1.6) estimator tags: an unsupervised density estimator."""
