@@ -171,19 +171,26 @@ _CUDA_DEVICES = {2, 13}  # kDLCUDA, kDLCUDAManaged
 _PLAIN = frozenset({type(None), bool, int, float, complex, str, tuple, list, dict, np.ndarray})
 
 
-_FOREIGN_TYPES: dict[type, bool] = dict.fromkeys(_PLAIN, False)
+_OURS: dict[type, bool] = dict.fromkeys(_PLAIN, True)
 
 
 def is_foreign(x: Any) -> bool:
-    """An array of another library that speaks DLPack (not numpy, cupy or dask): decided once per type (the
-    protocol's methods live on the type), since every public call asks about every argument."""
+    """An array of another library that speaks DLPack (not numpy, cupy or dask). Whether a type is one of
+    ours is decided once per type (every public call asks about every argument); the protocol's methods are
+    looked up on the object itself."""
     kind = type(x)
-    known = _FOREIGN_TYPES.get(kind)
-    if known is None:
-        ours = issubclass(kind, (np.ndarray, np.generic)) or is_cupy_array(x) or kind.__module__.split(".")[0] == "dask"
-        speaks = hasattr(kind, "__dlpack__") and hasattr(kind, "__dlpack_device__") and not issubclass(kind, type)
-        known = _FOREIGN_TYPES[kind] = speaks and not ours
-    return known
+    ours = _OURS.get(kind)
+    if ours is None:
+        if len(_OURS) > 1024:  # classes made on the fly (mocks) would grow it without end
+            _OURS.clear()
+            _OURS.update(dict.fromkeys(_PLAIN, True))
+        ours = (
+            issubclass(kind, (np.ndarray, np.generic, type))
+            or is_cupy_array(x)
+            or kind.__module__.split(".")[0] == "dask"
+        )
+        _OURS[kind] = ours
+    return not ours and hasattr(x, "__dlpack__") and hasattr(x, "__dlpack_device__")
 
 
 def to_native(x: Any) -> Any:
@@ -239,5 +246,3 @@ def to_numpy(x: Any) -> Any:
     if is_cupy_array(x):
         return x.get()
     return np.asarray(x)
-
-

@@ -156,7 +156,7 @@ def _rows(xp: Any, X: Any, shift: Any, sample_weight: Any, squares: bool) -> tup
     whatever it holds), and with ``squares`` ``[Z | Z * Z]`` (n, 2D) with Z its left half (else None)."""
     n, D = X.shape
     ZZ: Any = xp.empty((n, 2 * D)) if squares else None
-    Z = xp.subtract(X, shift, out=ZZ[:, :D]) if squares else xp.subtract(X, shift)  # float64, as the shift
+    Z = xp.subtract(X, shift, out=ZZ[:, :D], dtype=xp.float64) if squares else xp.subtract(X, shift, dtype=xp.float64)
     if sample_weight is not None:
         Z[sample_weight == 0] = 0.0
     if squares:

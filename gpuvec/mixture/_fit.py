@@ -88,9 +88,10 @@ def convergence_warning_class() -> type[UserWarning]:
 
 
 def fitted_params(estimator: Any, xp: types.ModuleType) -> tuple[Any, Any, Any]:
-    """(weights (B, K), means (B, K, D), precision Cholesky factors (B, ...)) of a fitted estimator."""
+    """(weights (B, K), means (B, K, D), precision Cholesky factors (B, ...)) of a fitted estimator, in float64
+    (a float32 model's distances in float32 lost nats to cancellation far from the origin)."""
     attrs = (estimator.weights_, estimator.means_, estimator.precisions_cholesky_)
-    return tuple(a if estimator.means_.ndim == 3 else a[None] for a in attrs)
+    return tuple(as_batch(xp, a, estimator.means_.ndim == 3) for a in attrs)
 
 
 def as_batch(xp: types.ModuleType, a: Any, batched: bool) -> Any:

@@ -231,7 +231,7 @@ class Generator:
 
         On numpy this gives bit for bit the numbers of
         ``numpy.random.Generator.normal`` with the same seed. Python-number
-        ``loc`` and ``scale`` go to numpy's own sampler (the same speed for large
+        ``loc`` and ``scale`` in float64 on numpy go to numpy's own sampler (the same speed for large
         sizes; about 2.4 us a call against numpy's 0.8 us at size 10, measured on
         the 2-core machine of benchmarks/RESULTS.md); array ``loc``/``scale``
         fill with ``standard_normal`` then scale and shift in place (1.4 times as

@@ -33,3 +33,30 @@ def test_asarray_to_numpy_roundtrip(xp):
     assert isinstance(back, np.ndarray) and back.tolist() == [1.0, 2.0]
     assert gpuvec.asarray([1, 2], dtype=np.float32, like=xp.zeros(1)).dtype == np.float32
     gpuvec.sync()
+
+
+def test_is_foreign_looks_at_the_object_and_remembers_only_the_type():
+    """Whether a type is numpy/cupy/dask/plain is remembered; the DLPack methods are looked up on the object
+    (a proxy may carry them as instance attributes), and classes themselves never count."""
+    import types as _types
+
+    from gpuvec._core import namespace
+
+    a = np.arange(3.0)
+    proxy = _types.SimpleNamespace(__dlpack__=a.__dlpack__, __dlpack_device__=a.__dlpack_device__)
+    assert namespace.is_foreign(proxy)
+    assert not namespace.is_foreign(_types.SimpleNamespace())  # same type, no methods
+    np.testing.assert_array_equal(namespace.to_native(proxy), a)
+
+    class Tensor:
+        def __dlpack__(self, **kwargs):
+            return a.__dlpack__(**kwargs)
+
+        def __dlpack_device__(self):
+            return a.__dlpack_device__()
+
+    assert namespace.is_foreign(Tensor()) and not namespace.is_foreign(Tensor)
+    assert not namespace.is_foreign(a) and not namespace.is_foreign(np.float64(1.0)) and not namespace.is_foreign(3)
+    for _ in range(2000):  # classes made on the fly do not grow the memo without end
+        namespace.is_foreign(type("Made", (), {})())
+    assert len(namespace._OURS) <= 1025

@@ -306,3 +306,23 @@ def test_blocked_label_statistics_equal_the_reference(monkeypatch, ct, weighted)
     for name, a, b, c in zip(mixture.SufficientStats._fields, got, ref, also, strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-9, err_msg=name)
         np.testing.assert_allclose(np.asarray(c), np.asarray(b), rtol=1e-10, atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize(("ct", "D"), [("full", 100), ("tied", 50), ("diag", 80), ("full", 6)])
+@pytest.mark.parametrize("jit", ["0", "1"])
+def test_a_float32_model_predicts_in_float64(monkeypatch, ct, D, jit):
+    """A model fitted on float32 data keeps float32 attributes; its predictions are computed from them in
+    float64 on every path (in float32, distances of clusters far from the origin lost nats)."""
+    monkeypatch.setenv("GPUVEC_JIT", jit)
+    rng = np.random.default_rng(0)
+    centres = np.stack([np.full(D, 100.0), np.full(D, 5000.0)])
+    X = (centres[rng.integers(0, 2, 600)] + 1e-3 * rng.normal(size=(600, D))).astype(np.float32)
+    gm = quiet_fit(gpuvec.GaussianMixture(2, covariance_type=ct, means_init=centres, max_iter=10, reg_covar=1e-9), X)
+    assert gm.means_.dtype == np.float32
+    same = gpuvec.GaussianMixture(2, covariance_type=ct)
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_", "converged_",
+                 "n_iter_", "lower_bound_", "n_features_in_"):  # fmt: skip
+        value = getattr(gm, name)
+        setattr(same, name, value.astype(np.float64) if isinstance(value, np.ndarray) else value)
+    np.testing.assert_allclose(gm.score_samples(X), same.score_samples(X), rtol=1e-6)  # the output is float32
+    np.testing.assert_array_equal(gm.predict(X), same.predict(X))
