@@ -22,7 +22,6 @@ from gpuvec.rays._rules import STREAMING_MODES, Window, arg_dtype, axis_position
 __all__ = ["ray_max_window", "select"]
 
 numpy_loop_samples = 0  # samples of 2-D fixed-num calls the numpy loop took while numba was not loaded
-SMALL_CALL_SAMPLES = 1 << 13  # what a small call (map_coordinates in one go) costs, in numpy-loop samples
 _rent_lock = threading.Lock()
 
 
@@ -91,8 +90,9 @@ def select(
     samples it has taken in this process, the current call's included, reach
     ``NUMBA_PAYS_SAMPLES`` (about numba's first-use cost), and numba from then
     on (see :func:`gpuvec._core.dispatch.compiled_setting`); calls of at most
-    ``XP_BELOW_SAMPLES`` samples take ``_xp`` until then (map_coordinates in
-    one call beats the numpy loop's fixed cost there). Every row is bit-identical to
+    ``XP_BELOW_SAMPLES`` samples take ``_xp`` whether numba is loaded or not
+    (map_coordinates in one call beats either loop's fixed cost there) and count
+    nothing towards numba's load. Every row is bit-identical to
     scipy except cupyx's map_coordinates (``_xp`` on cupy), whose arithmetic
     can differ from scipy's in the last bit.
     """
@@ -104,7 +104,14 @@ def select(
     numba_pays = setting == "on" or (setting == "auto" and pays)
     # Lazy imports: numba and cupy load only when their implementation is chosen.
     impl: types.ModuleType
-    if is_cupy_namespace(xp) and streaming_case and ndim == 2 and num is not None and setting != "off":
+    small = not is_cupy_namespace(xp) and ndim == 2 and num is not None and setting == "auto"
+    if small and streaming_case and samples <= XP_BELOW_SAMPLES:
+        # map_coordinates in one call: cheaper than either loop's fixed cost, numba loaded or not (8 x 8,
+        # num=5: 0.07 ms against the numba loop's 0.12), and bit-identical to both
+        from gpuvec.rays import _xp
+
+        impl = _xp
+    elif is_cupy_namespace(xp) and streaming_case and ndim == 2 and num is not None and setting != "off":
         from gpuvec.rays import _cuda
 
         impl = _cuda
@@ -112,9 +119,7 @@ def select(
         from gpuvec.rays import _numba
 
         impl = _numba
-    elif not is_cupy_namespace(xp) and streaming_case and num is not None and not (
-        ndim == 2 and setting == "auto" and samples <= XP_BELOW_SAMPLES
-    ):
+    elif not is_cupy_namespace(xp) and streaming_case and num is not None:
         from gpuvec.rays import _numpy
 
         impl = _numpy
@@ -125,11 +130,6 @@ def select(
         from gpuvec.rays import _xp
 
         impl = _xp
-        if ndim == 2 and setting == "auto" and count and streaming_case and num is not None:
-            # a small call's fixed cost (~0.07 ms) counts as that many numpy-loop samples towards numba's
-            # load: a process that keeps making small calls pays it once, as one making large ones
-            with _rent_lock:
-                numpy_loop_samples += max(samples, SMALL_CALL_SAMPLES)
     return impl
 
 

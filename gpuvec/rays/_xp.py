@@ -66,12 +66,16 @@ def streaming(
     shape = window.out_shape
     lins = [axis_positions(xp, range(a, b), o, num) for a, b, o in zip(window.start, window.stop, origin)]
     if xp is np and num * math.prod(shape) <= ONE_CALL_POINTS:  # small: every sample in one call, as the seed's
-        coords = np.empty((image.ndim, num) + shape)
-        for d, lin in enumerate(lins):
-            coords[d] = lin.reshape((num,) + (1,) * d + (-1,) + (1,) * (image.ndim - 1 - d))
-        samples = sample(coords)
-        # max and the first argmax over the samples: NaN wins, the first one, as ``better`` decides step by step
-        return to_dtype(samples.max(0), image.dtype), samples.argmax(0).astype(arg_dtype)
+        best, arg = _all_samples(sample, lins, image.ndim, num, slice(0, shape[0]))
+        return to_dtype(best, image.dtype), arg.astype(arg_dtype)
+    if order > 1 and xp is np:  # a spline prefilter of the whole image per map_coordinates call: each block in one
+        best = xp.empty(shape, work_dtype)
+        arg = xp.empty(shape, arg_dtype)
+        block = max(1, min(shape[0], chunk_elements(xp, "rays_points") // (num * math.prod(shape[1:]))))
+        for r0 in range(0, shape[0], block):
+            rs = slice(r0, min(shape[0], r0 + block))
+            best[rs], arg[rs] = _all_samples(sample, lins, image.ndim, num, rs)
+        return to_dtype(best, image.dtype), arg
     best = xp.empty(shape, work_dtype)
     arg = xp.zeros(shape, arg_dtype)
     block = max(1, min(shape[0], chunk_elements(xp, "rays_points") // math.prod(shape[1:])))
@@ -90,6 +94,19 @@ def streaming(
             best_b[...] = xp.where(step_better, cur, best_b)  # where(), not a mask: no device sync per step
             arg_b[...] = xp.where(step_better, arg_b.dtype.type(k), arg_b)
     return to_dtype(best, image.dtype), arg
+
+
+def _all_samples(sample: Callable[[Any], Any], lins: list[Any], ndim: int, num: int, rows: slice) -> tuple[Any, Any]:
+    """Max and first argmax over the ``num`` samples of the cells in ``rows`` (of axis 0), from one
+    map_coordinates call: NaN wins, the first one, as ``better`` decides step by step."""
+    xp = get_namespace(lins[0])
+    n0 = rows.stop - rows.start
+    coords = xp.empty((ndim, num, n0) + tuple(lin.shape[1] for lin in lins[1:]))
+    for d, lin in enumerate(lins):
+        lin = lin[:, rows] if d == 0 else lin
+        coords[d] = lin.reshape((num,) + (1,) * d + (-1,) + (1,) * (ndim - 1 - d))
+    samples = sample(coords)
+    return samples.max(0), samples.argmax(0)
 
 
 def dense(

@@ -181,7 +181,7 @@ def test_numpy_loop_until_its_work_reaches_numbas_load_cost(monkeypatch):
     assert pick(third) == "gpuvec.rays._numpy"
     assert _dispatch.numpy_loop_samples == 2 * third
     assert pick(third) == "gpuvec.rays._numba"  # 3 x third >= NUMBA_PAYS_SAMPLES: the load is paid for
-    assert pick(1000) == "gpuvec.rays._numba"  # loaded now
+    assert pick(10_000) == "gpuvec.rays._numba"  # loaded now
     monkeypatch.delitem(__import__("sys").modules, "gpuvec.rays._numba")
     monkeypatch.delattr(rays, "_numba")
     monkeypatch.setattr(_dispatch, "numpy_loop_samples", 0)
@@ -192,7 +192,7 @@ def test_numpy_loop_until_its_work_reaches_numbas_load_cost(monkeypatch):
     assert _dispatch.select(np, 2, None, 1, "nearest").__name__ == "gpuvec.rays._xp"
 
 
-def test_tiny_images_take_map_coordinates_in_one_call_until_numba_is_loaded(monkeypatch):
+def test_tiny_images_take_map_coordinates_in_one_call_numba_loaded_or_not(monkeypatch):
     from gpuvec import rays
     from gpuvec.rays import _dispatch, _xp
     from gpuvec.tools.baselines import rays_accepted_answer
@@ -204,8 +204,13 @@ def test_tiny_images_take_map_coordinates_in_one_call_until_numba_is_loaded(monk
     tiny = dispatch.XP_BELOW_SAMPLES
     assert _dispatch.select(np, 2, 5, 1, "nearest", samples=tiny).__name__ == "gpuvec.rays._xp"
     assert _dispatch.select(np, 2, 5, 1, "nearest", samples=tiny + 1).__name__ == "gpuvec.rays._numpy"
-    # a small call pays its fixed cost towards numba's load, as SMALL_CALL_SAMPLES numpy-loop samples
-    assert _dispatch.numpy_loop_samples == _dispatch.SMALL_CALL_SAMPLES + tiny + 1
+    assert _dispatch.numpy_loop_samples == tiny + 1  # a small call counts nothing towards numba's load
+    import gpuvec.rays._numba  # loaded: the one-call path still wins for tiny calls
+
+    assert _dispatch.select(np, 2, 5, 1, "nearest", samples=tiny).__name__ == "gpuvec.rays._xp"
+    assert _dispatch.select(np, 2, 5, 1, "nearest", samples=tiny + 1).__name__ == "gpuvec.rays._numba"
+    monkeypatch.setenv("GPUVEC_JIT", "1")
+    assert _dispatch.select(np, 2, 5, 1, "nearest", samples=tiny).__name__ == "gpuvec.rays._numba"
     monkeypatch.setenv("GPUVEC_JIT", "0")
     assert _dispatch.select(np, 2, 5, 1, "nearest", samples=tiny).__name__ == "gpuvec.rays._numpy"
     monkeypatch.delenv("GPUVEC_JIT")
@@ -223,3 +228,27 @@ def test_tiny_images_take_map_coordinates_in_one_call_until_numba_is_loaded(monk
         monkeypatch.setattr(_xp, "ONE_CALL_POINTS", 1 << 14)
         np.testing.assert_array_equal(got[0], per_step[0])
         np.testing.assert_array_equal(got[1], per_step[1])
+
+
+@pytest.mark.parametrize("mode", ["nearest", "constant", "reflect", "wrap"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_higher_orders_take_every_sample_of_a_block_in_one_call(monkeypatch, mode, dtype):
+    """order > 1 prefilters the whole image in every map_coordinates call: a block's samples go in one call
+    (one prefilter per block, not per sample index), bit-identical to the accepted answer's single call."""
+    from gpuvec._core import dispatch as core_dispatch
+    from gpuvec.rays import _xp
+    from gpuvec.tools.baselines import rays_accepted_answer
+
+    rng = np.random.default_rng(9)
+    img = (rng.random((23, 17)) * 200).astype(dtype)
+    img[3, 4] = np.nan
+    want = rays_accepted_answer(img, -3.2, 20.7, 7, order=3, mode=mode, cval=1.5)
+    monkeypatch.setattr(_xp, "ONE_CALL_POINTS", 0)
+    monkeypatch.setitem(core_dispatch._CHUNK_ELEMENTS, "rays_points", (300, 300))  # blocks of 2 rows
+    calls = []
+    real = _xp.ndimage_for(np).map_coordinates
+    monkeypatch.setattr("scipy.ndimage.map_coordinates", lambda *a, **k: calls.append(1) or real(*a, **k))
+    got = gpuvec.ray_max(img, (-3.2, 20.7), 7, order=3, mode=mode, cval=1.5)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert len(calls) == 12  # 23 rows in blocks of 2: one call each (it was 7 per block, one per sample index)
