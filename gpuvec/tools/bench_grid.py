@@ -430,9 +430,15 @@ def _dask_rotations(lazy: bool) -> Callable[[], Callable[[], Any]]:
 
 
 def _shape_cases(quick: bool, backends: list[BackendName]) -> Iterable[Case]:
-    from gpuvec.tools.bench_shapes import shape_cases  # its own module: a grid over shapes
+    from gpuvec.tools.bench_shapes import shape_cases  # its own module: the grids over shapes
 
     return shape_cases(quick, backends)
+
+
+def _ray_shape_cases(quick: bool, backends: list[BackendName]) -> Iterable[Case]:
+    from gpuvec.tools.bench_shapes import ray_shape_cases
+
+    return ray_shape_cases(quick, backends)
 
 
 ALGORITHMS = {
@@ -442,9 +448,10 @@ ALGORITHMS = {
     "mixture": _mixture_cases,
     "dask": _dask_cases,
     "mixture-shapes": _shape_cases,
+    "rays-shapes": _ray_shape_cases,
 }
-# Left out of the grid unless asked for by name (--only): they take tens of minutes.
-OPT_IN = ("mixture-shapes",)
+# Left out of the grid unless asked for by name (--only): they take minutes (rays) to tens of minutes.
+OPT_IN = ("mixture-shapes", "rays-shapes")
 
 # References that come with an extra, by algorithm: (module, what it is, the extra that installs it).
 # Their cases are left out where the module is missing (the gpuvec cases still run, without a ratio).

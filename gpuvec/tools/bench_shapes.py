@@ -1,4 +1,5 @@
-"""The mixture-shapes grid (``gpuvec bench --only mixture-shapes``): GaussianMixture against sklearn over shapes.
+"""The grids over shapes: GaussianMixture against sklearn (``gpuvec bench --only mixture-shapes``), and
+ray_max against the accepted answer over size, dtype, num, order, mode and origin (``--only rays-shapes``).
 
 Each cell is (N, D, K, covariance type, dtype): sklearn and gpuvec from the same
 explicit start (weights, means, precisions), 3 EM iterations, ``tol=0``,
@@ -125,3 +126,47 @@ def shape_cases(quick: bool, backends: list[BackendName]) -> Iterable[Case]:
                             yield Case("mixture-shapes", group, "gpuvec", backend, _fit("gpuvec", shape, backend),
                                        rounds=1 if work > 1e9 else 3)  # fmt: skip
                         yield Case("mixture-shapes", group, "BLAS floor", "numpy", _floor(shape), rounds=3)
+
+
+# --------------------------------------------------------------------------- ray_max over shapes and options
+
+_RAY_GRID: dict[str, tuple[Any, ...]] = dict(
+    n=(8, 16, 256, 1000), dtype=("uint8", "float64"), num=(5, 50), order=(1, 3)
+)
+_RAY_QUICK: dict[str, tuple[Any, ...]] = dict(n=(8, 64), dtype=("float64",), num=(5,), order=(1, 3))
+
+
+def _ray_case(shape: tuple, method: str, backend: BackendName = "numpy") -> Callable[[], Callable[[], Any]]:
+    n, dtype, num, order, mode, where = shape
+
+    def make() -> Callable[[], Any]:
+        from gpuvec.tools.baselines import rays_accepted_answer
+
+        img = (np.random.default_rng(0).random((n, n)) * 200).astype(dtype)
+        origin = (0.37 * n, 0.61 * n) if where == "inside" else (-0.3 * n, 1.4 * n)
+        if method == "accepted":  # the accepted answer, with the same order and mode passed to map_coordinates
+            return lambda: rays_accepted_answer(img, *origin, num, order=order, mode=mode)
+        a = xp_of(backend).asarray(img)
+        return lambda: gpuvec.ray_max(a, origin, num, order=order, mode=mode)
+
+    return make
+
+
+def ray_shape_cases(quick: bool, backends: list[BackendName]) -> Iterable[Case]:
+    """ray_max against the accepted answer (map_coordinates on every sample at once) over image size, dtype,
+    num, order, mode and the origin inside or outside the image (``gpuvec bench --only rays-shapes``)."""
+    grid = _RAY_QUICK if quick else _RAY_GRID
+    for n in grid["n"]:
+        for dtype in grid["dtype"]:
+            for num in grid["num"]:
+                for order in grid["order"]:
+                    if n >= 1000 and (num > 5 or order > 1):  # the accepted answer: seconds and gigabytes
+                        continue
+                    for mode in ("nearest", "constant"):
+                        for where in ("inside", "outside"):
+                            shape = (n, dtype, num, order, mode, where)
+                            group = f"rays shapes {n}x{n} {dtype} num={num} order={order} {mode} origin {where}"
+                            yield Case("rays-shapes", group, "accepted answer", "numpy", _ray_case(shape, "accepted"),
+                                       reference=True)  # fmt: skip
+                            for backend in backends:
+                                yield Case("rays-shapes", group, "gpuvec", backend, _ray_case(shape, "gpuvec", backend))
