@@ -203,8 +203,12 @@ def test_tiny_images_take_map_coordinates_in_one_call_numba_loaded_or_not(monkey
     monkeypatch.setattr(_dispatch, "numpy_loop_samples", 0)
     tiny = dispatch.XP_BELOW_SAMPLES
     assert _dispatch.select(np, 2, 5, 1, "nearest", samples=tiny).__name__ == "gpuvec.rays._xp"
-    assert _dispatch.select(np, 2, 5, 1, "nearest", samples=tiny + 1).__name__ == "gpuvec.rays._numpy"
-    assert _dispatch.numpy_loop_samples == tiny + 1  # a small call counts nothing towards numba's load
+    assert _dispatch.numpy_loop_samples == 0  # a tiny call counts nothing towards numba's load
+    # until numba is loaded, what map_coordinates takes in one call goes there too, paying its samples
+    assert _dispatch.select(np, 2, 5, 1, "nearest", samples=tiny + 1).__name__ == "gpuvec.rays._xp"
+    one_call = _xp.ONE_CALL_POINTS
+    assert _dispatch.select(np, 2, 5, 1, "nearest", samples=one_call + 1).__name__ == "gpuvec.rays._numpy"
+    assert _dispatch.numpy_loop_samples == tiny + 1 + one_call + 1
     import gpuvec.rays._numba  # loaded: the one-call path still wins for tiny calls
 
     assert _dispatch.select(np, 2, 5, 1, "nearest", samples=tiny).__name__ == "gpuvec.rays._xp"
