@@ -50,8 +50,9 @@ XP_BELOW_SAMPLES = 1 << 12
 # Work below which a CPU loop runs on the calling thread alone: handing spans to the pool costs about
 # 0.1 ms a call here, more than the whole of such a call (rays: cells x num samples, a few ns each;
 # mixtures: B N K D^2 of one pass; covariances: entries of the stack that multivariate_normal
-# factors). See gpuvec._core.threads.threads_for.
-SERIAL_BELOW: dict[str, int] = {"rays": 1 << 15, "mixture": 1 << 16, "rotations": 1 << 12, "covariances": 1 << 16}
+# factors, where the threads also cost BLAS's limit (~1 ms: 1000 covariances of 10 x 10 took 1.45 ms
+# on two threads, 0.57 ms on one). See gpuvec._core.threads.threads_for.
+SERIAL_BELOW: dict[str, int] = {"rays": 1 << 15, "mixture": 1 << 16, "rotations": 1 << 12, "covariances": 1 << 20}
 
 
 # --------------------------------------------------------------------------- chunk sizes

@@ -466,8 +466,10 @@ class Generator:
                 factor = _xp.strict_cholesky(xp, cov) if cov.size else cov
             else:
                 factor = _xp.cov_factor(xp, cov, method or "auto", check_valid, tol)
-        z = self._rng.standard_normal(size=size + batch + (d, 1))
-        samples = xp.matmul(factor, z)[..., 0]
+        if factor.ndim == 2:  # one covariance: the draws times its factor, one GEMM (the same normals, in order)
+            samples = xp.matmul(self._rng.standard_normal(size=size + batch + (d,)), factor.T)
+        else:  # a factor per covariance: a batched product
+            samples = xp.matmul(factor, self._rng.standard_normal(size=size + batch + (d, 1)))[..., 0]
         samples += mean
         return samples.astype(dtype, copy=False)
 

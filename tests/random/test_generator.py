@@ -451,9 +451,13 @@ def test_explicit_cholesky_reads_the_lower_triangle_as_numpy():
     np.testing.assert_allclose(ours, theirs, rtol=1e-13, atol=1e-15)
 
 
-def test_default_method_factors_blocks_as_one_cholesky():
+@pytest.mark.parametrize("serial_below", [0, 1 << 40], ids=["threads", "one-thread"])
+def test_default_method_factors_blocks_as_one_cholesky(monkeypatch, serial_below):
     """The default's common case (symmetric positive-definite stacks, factored in blocks over the
     worker threads) equals one np.linalg.cholesky of the stack, bit for bit, at any block split."""
+    from gpuvec._core import dispatch
+
+    monkeypatch.setitem(dispatch.SERIAL_BELOW, "covariances", serial_below)
     A = np.random.default_rng(0).standard_normal((700, 9, 9))
     cov = A @ np.swapaxes(A, -1, -2) + np.eye(9)
     mean = np.zeros((700, 9))
