@@ -51,7 +51,8 @@ def ray_max_window(
             image, origin, order, mode, cval, arg_dtype(longest + 1), window
         )
         return (best, arg, coords) if return_coords else (best, arg)
-    impl = select(xp, image.ndim, num, order, mode, samples=math.prod(window.out_shape) * num)
+    whole = tuple(image.shape) == tuple(window.shape) and not any(window.offset)
+    impl = select(xp, image.ndim, num, order, mode, samples=math.prod(window.out_shape) * num, whole=whole)
     best, arg = impl.streaming(image, origin, num, order, mode, cval, arg_dtype(num), window)
     if not return_coords:
         return best, arg
@@ -64,18 +65,27 @@ def ray_max_window(
 
 
 def select(
-    xp: types.ModuleType, ndim: int, num: int | None, order: int, mode: str, samples: int = 0, count: bool = True
+    xp: types.ModuleType,
+    ndim: int,
+    num: int | None,
+    order: int,
+    mode: str,
+    samples: int = 0,
+    count: bool = True,
+    whole: bool = True,
 ) -> types.ModuleType:
     """The one place that decides which implementation runs.
 
     ``samples``: the call's cells x ``num``. ``count``: the call is a whole call whose numpy-loop samples
     count towards numba's load (the dask path asks for each block with the whole call's samples and
-    ``count=False``, so that every block gets the in-memory call's choice).
+    ``count=False``, so that every block gets the in-memory call's choice). ``whole``: the image given
+    is the whole image (``_xp`` reads nothing else; a region of it goes to the loops).
 
     ====================================  ===========  ==============================  ==========================
     input                                 backend      ``GPUVEC_JIT`` unset or on      ``GPUVEC_JIT=0``
     ====================================  ===========  ==============================  ==========================
-    2-D, order 0/1, nearest/constant      numpy        ``_numba`` (numba loop)         ``_numpy``
+    2-D, order 0/1, nearest/constant      numpy        ``_numba`` (numba loop); small  ``_numpy``
+                                                       calls ``_xp`` (see below)
     any ndim, order 0/1, nearest/constant numpy        ``_numpy`` (3-D and up)         ``_numpy``
     2-D, order 0/1, nearest/constant      cupy         ``_cuda`` (fused kernel)        ``_xp`` (cupyx)
     volumes, order 0/1, nearest/constant  cupy         ``_xp`` (cupyx)                 ``_xp``
@@ -106,7 +116,7 @@ def select(
     numba_pays = setting == "on" or (setting == "auto" and pays)
     # Lazy imports: numba and cupy load only when their implementation is chosen.
     impl: types.ModuleType
-    small = not is_cupy_namespace(xp) and ndim == 2 and num is not None and setting == "auto"
+    small = not is_cupy_namespace(xp) and ndim == 2 and num is not None and setting == "auto" and whole
     if small and streaming_case and samples <= XP_BELOW_SAMPLES:
         # map_coordinates in one call: cheaper than either loop's fixed cost, numba loaded or not (8 x 8,
         # num=5: 0.07 ms against the numba loop's 0.12), and bit-identical to both

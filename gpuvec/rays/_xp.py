@@ -68,10 +68,11 @@ def streaming(
     if xp is np and num * math.prod(shape) <= ONE_CALL_POINTS:  # small: every sample in one call, as the seed's
         best, arg = _all_samples(sample, lins, image.ndim, num, slice(0, shape[0]))
         return to_dtype(best, image.dtype), arg.astype(arg_dtype)
-    if order > 1 and xp is np:  # a spline prefilter of the whole image per map_coordinates call: each block in one
+    points = chunk_elements(xp, "rays_points")
+    if order > 1 and xp is np and num * math.prod(shape[1:]) <= points:  # a prefilter per call: a block in one
         best = xp.empty(shape, work_dtype)
         arg = xp.empty(shape, arg_dtype)
-        block = max(1, min(shape[0], chunk_elements(xp, "rays_points") // (num * math.prod(shape[1:]))))
+        block = max(1, min(shape[0], points // (num * math.prod(shape[1:]))))
         for r0 in range(0, shape[0], block):
             rs = slice(r0, min(shape[0], r0 + block))
             best[rs], arg[rs] = _all_samples(sample, lins, image.ndim, num, rs)

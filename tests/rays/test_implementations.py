@@ -256,3 +256,32 @@ def test_higher_orders_take_every_sample_of_a_block_in_one_call(monkeypatch, mod
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
     assert len(calls) == 12  # 23 rows in blocks of 2: one call each (it was 7 per block, one per sample index)
+
+
+@pytest.mark.parametrize("loaded", [False, True], ids=["numba-not-loaded", "numba-loaded"])
+@pytest.mark.parametrize(("shape", "stop", "num"), [((13, 17), (4, 5), 6), ((100, 100), (60, 60), 3)])
+def test_a_region_never_takes_the_whole_image_path(monkeypatch, loaded, shape, stop, num):
+    """ray_max_window on a region of the image (the dask blocks' way in), GPUVEC_JIT unset: small calls go
+    to map_coordinates only on the whole image; a region takes a loop, and equals the whole-image call."""
+    import sys
+
+    from gpuvec import rays
+    from gpuvec.rays import _dispatch
+    from gpuvec.rays import _rules as rules
+
+    monkeypatch.delenv("GPUVEC_JIT", raising=False)
+    if not loaded:
+        monkeypatch.delitem(sys.modules, "gpuvec.rays._numba", raising=False)
+        monkeypatch.delattr(rays, "_numba", raising=False)
+        monkeypatch.setattr(_dispatch, "numpy_loop_samples", 0)
+    img = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    origin = (0.5 * shape[0], 3.25)
+    window = rules.Window(shape, (0, 0), stop, (0, 0))
+    box = rules.input_box(window, origin, num, 1, "nearest")
+    region = img[tuple(slice(a, b) for a, b in box)]
+    best, arg = _dispatch.ray_max_window(
+        region, origin, num, 1, "nearest", -1.0, False, window._replace(offset=tuple(a for a, _ in box))
+    )
+    want = gpuvec.ray_max(img, origin, num, mode="nearest")
+    np.testing.assert_array_equal(best, want[0][: stop[0], : stop[1]])
+    np.testing.assert_array_equal(arg, want[1][: stop[0], : stop[1]])
