@@ -13,8 +13,10 @@ covariance, N D^2). Here they are GEMMs over row blocks of ``z = x - shift``:
   (rows, D) blocks, which large K D needs to stay bounded;
 - 'tied': one GEMM against the shared factor, one for the distances to the K
   whitened means, one for the total second moments;
-- 'diag' and 'spherical': the rows and their squares side by side,
-  ``[z | z^2]``, one GEMM for every distance and one for both moments, in
+- 'diag': the rows and their squares side by side, ``[z | z^2]``, one GEMM
+  for every distance and one for both moments; 'spherical': one GEMM with
+  the means and one for the first moments, the rows' squared norms in
+  matrix-vector products (its statistics keep ``sum r |z|^2``); both in
   blocks small enough to be read back from cache (the products are
   memory-bound).
 
@@ -51,14 +53,14 @@ _CANCELLATION = 1e-4
 _STACKED_ROWS = 256
 
 
-def _row_blocks(N: int, D: int, K: int, budget: int, stacked: bool = False, squares: bool = False) -> Iterator[slice]:
-    """Row blocks of about ``budget`` elements of temporaries; 'diag' and 'spherical' (``squares``) take an
+def _row_blocks(N: int, D: int, K: int, budget: int, stacked: bool = False, small: bool = False) -> Iterator[slice]:
+    """Row blocks of about ``budget`` elements of temporaries; 'diag' and 'spherical' (``small``) take an
     eighth: their GEMMs are memory-bound, and [Z | Z^2] read back from cache made a pass 1.5x faster here
     (D = 512, K = 16, N = 1e4: 21 against 33 ms); 'full' and 'tied' lose GEMM rate in smaller blocks."""
     if stacked:
         rows = max(_STACKED_ROWS, budget // (K * D + D))
     else:
-        rows = max(1, (budget // 8 if squares else budget) // (D + K))
+        rows = max(1, (budget // 8 if small else budget) // (D + K))
     for s in range(0, N, rows):
         yield slice(s, min(N, s + rows))
 
@@ -78,7 +80,7 @@ def _log_det(xp: Any, P: Any, covariance_type: str, D: int) -> Any:
 
 
 def _weighted_log_prob(
-    xp: Any, Z: Any, d: Any, P: Any, constant: Any, covariance_type: str, ZZ: Any = None, stacked: Any = None
+    xp: Any, Z: Any, d: Any, P: Any, constant: Any, covariance_type: str, extra: Any = None, stacked: Any = None
 ) -> Any:
     """``log w_k + log N(z | d_k, P_k)``, shape (n, K), of one problem's rows Z (n, D).
 
@@ -86,8 +88,9 @@ def _weighted_log_prob(
     is ``log w_k + log det P_k - D log(2 pi) / 2``; ``stacked`` is :func:`_problem`'s
     products: for 'full' in one GEMM, the factors side by side and ``d_k P_k``
     ((D, K D), (K D,)); for 'diag' the (2 D, K) matrix and (K,) offset whose
-    product with ``ZZ = [Z | Z * Z]`` gives the distances; for 'spherical' the
-    (D, K) matrix for Z, the offset and the precisions of the rows' squared norms.
+    product with ``extra = [Z | Z * Z]`` gives the distances; for 'spherical' the
+    (D, K) matrix for Z, the offset and the precisions of the rows' squared
+    norms ``extra`` (n,) (what :func:`_rows` gives).
     """
     n, D = Z.shape
     K = d.shape[0]
@@ -119,12 +122,12 @@ def _weighted_log_prob(
                 t = y[rows] - dP[k]
                 maha[rows, k] = xp.einsum("ij,ij->i", t, t)
     elif covariance_type == "diag":  # one GEMM of the rows and their squares side by side, [Z | Z^2] (n, 2D)
-        maha = xp.matmul(ZZ, stacked[0])
+        maha = xp.matmul(extra, stacked[0])
         maha += stacked[1]
     else:  # spherical: one GEMM with the means, and the rows' squared norms
         maha = xp.matmul(Z, stacked[0])
         maha += stacked[1]
-        maha += sum_last(xp, ZZ[:, D:])[:, None] * stacked[2]
+        maha += extra[:, None] * stacked[2]
     maha *= -0.5
     maha += constant
     return maha
@@ -151,17 +154,20 @@ def _problem(
     return d, constant, (factors, xp.matmul(d[:, None, :], P).reshape(K * D))
 
 
-def _rows(xp: Any, X: Any, shift: Any, sample_weight: Any, squares: bool) -> tuple[Any, Any]:
-    """A block's rows about ``shift`` in float64 (zero where the weight is 0: such a row touches no sum,
-    whatever it holds), and with ``squares`` ``[Z | Z * Z]`` (n, 2D) with Z its left half (else None)."""
+def _rows(xp: Any, X: Any, shift: Any, sample_weight: Any, covariance_type: str) -> tuple[Any, Any]:
+    """A block's rows Z about ``shift`` in float64 (zero where the weight is 0: such a row touches no sum,
+    whatever it holds), and what its products need besides: for 'diag' ``[Z | Z * Z]`` (n, 2D) with Z its
+    left half, for 'spherical' the squared norms ``|z|^2`` (n,), else None."""
     n, D = X.shape
+    squares = covariance_type == "diag"
     ZZ: Any = xp.empty((n, 2 * D)) if squares else None
     Z = xp.subtract(X, shift, out=ZZ[:, :D], dtype=xp.float64) if squares else xp.subtract(X, shift, dtype=xp.float64)
     if sample_weight is not None:
         Z[sample_weight == 0] = 0.0
     if squares:
         xp.multiply(Z, Z, out=ZZ[:, D:])
-    return Z, ZZ
+        return Z, ZZ
+    return Z, xp.einsum("ij,ij->i", Z, Z) if covariance_type == "spherical" else None
 
 
 def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift: Any, budget: int) -> tuple:
@@ -189,15 +195,16 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
     sxx = xp.zeros((B,) + spec.moments_shape(K, D))
     ll, ws = xp.zeros(B), xp.zeros(B)
     stacked = _stacked(K, D, covariance_type, budget)
-    squares = not spec.full_matrix
+    small = not spec.full_matrix
     for b in range(B):
         P = params.precisions_cholesky[b]
         weights, means = params.weights[b], params.means[b]
         d, constant, factors = _problem(xp, weights, means, P, shift[b, 0], covariance_type, stacked)
         grams: Any = xp.zeros((D, K * D)) if stacked else None  # column block k: component k's second moments
-        for s in _row_blocks(N, D, K, budget, stacked, squares):
-            Z, ZZ = _rows(xp, X[b, s], shift[b, 0], None if sample_weight is None else sample_weight[b, s], squares)
-            lp = _weighted_log_prob(xp, Z, d, P, constant, covariance_type, ZZ, factors)
+        for s in _row_blocks(N, D, K, budget, stacked, small):
+            Z, extra = _rows(xp, X[b, s], shift[b, 0], None if sample_weight is None else sample_weight[b, s],
+                             covariance_type)  # fmt: skip
+            lp = _weighted_log_prob(xp, Z, d, P, constant, covariance_type, extra, factors)
             top = row_max(xp, lp)  # log-sum-exp and responsibilities from one exp
             lp -= top[:, None]
             resp = xp.exp(lp, out=lp)
@@ -215,12 +222,15 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
                 ll[b] += (xp.where(w > 0, log_norm, 0.0) * w).sum()
                 ws[b] += w.sum()
             nk[b] += resp.sum(0)
-            if squares:  # the first and second moments in one GEMM
-                both = xp.matmul(resp.T, ZZ)
+            if covariance_type == "diag":  # the first and second moments in one GEMM
+                both = xp.matmul(resp.T, extra)
                 sx[b] += both[:, :D]
                 sxx[b] += both[:, D:]
                 continue
             sx[b] += xp.matmul(resp.T, Z)
+            if covariance_type == "spherical":
+                sxx[b] += xp.matmul(extra, resp)
+                continue
             if stacked:  # one GEMM for every component's weighted gram
                 grams += xp.matmul(Z.T, (Z[:, None, :] * resp[:, :, None]).reshape(Z.shape[0], K * D))
             elif covariance_type == "full":
@@ -259,8 +269,10 @@ def label_moments(
                 sx[b, k] += xp.matmul(wk, Zk)
                 if covariance_type == "full":
                     _add_weighted_gram(xp, sxx[b, k], Zk, wk)
-                elif covariance_type != "tied":
+                elif covariance_type == "diag":
                     sxx[b, k] += xp.matmul(wk, Zk * Zk)
+                elif covariance_type == "spherical":
+                    sxx[b, k] += xp.matmul(wk, xp.einsum("ij,ij->i", Zk, Zk))
             if covariance_type == "tied":
                 sxx[b, 0] += xp.matmul((Z * w[:, None]).T, Z)
     return nk, sx, sxx, ws
@@ -278,13 +290,13 @@ def e_step_outputs(X: Any, weights: Any, means: Any, P: Any, covariance_type: st
     K = means.shape[1]
     budget = chunk_elements(xp, "mixture")
     stacked = _stacked(K, D, covariance_type, budget)
-    squares = not COVARIANCE_TYPES[covariance_type].full_matrix
+    small = not COVARIANCE_TYPES[covariance_type].full_matrix
     for b in range(B):
         center = means[b].mean(0)  # rows are taken about the components' centre: less cancellation than about 0
         d, constant, factors = _problem(xp, weights[b], means[b], P[b], center, covariance_type, stacked)
-        for s in _row_blocks(N, D, K, budget, stacked, squares):
-            Z, ZZ = _rows(xp, X[b, s], center, None, squares)
-            lp = _weighted_log_prob(xp, Z, d, P[b], constant, covariance_type, ZZ, factors)
+        for s in _row_blocks(N, D, K, budget, stacked, small):
+            Z, extra = _rows(xp, X[b, s], center, None, covariance_type)
+            lp = _weighted_log_prob(xp, Z, d, P[b], constant, covariance_type, extra, factors)
             if what == "labels":
                 out[b, s] = lp.argmax(-1)
                 continue

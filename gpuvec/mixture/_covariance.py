@@ -69,7 +69,8 @@ class CovarianceSpec:
     moments_shape : callable (K, D) -> tuple
         Shape of one problem's second-moment statistics (``SufficientStats.sxx``):
         one D x D sum per component ('full'), one for all of them ('tied': only
-        their total enters the shared covariance), or diagonals.
+        their total enters the shared covariance), their diagonals ('diag'), or
+        the diagonals' sums ('spherical': ``sum r |z|^2`` per component).
 
     Examples
     --------
@@ -93,7 +94,7 @@ COVARIANCE_TYPES: dict[str, CovarianceSpec] = {
         "tied", lambda K, D: (D, D), True, lambda K, D: D * (D + 1) // 2, True, lambda K, D: (1, D, D)
     ),
     "diag": CovarianceSpec("diag", lambda K, D: (K, D), False, lambda K, D: K * D, False, lambda K, D: (K, D)),
-    "spherical": CovarianceSpec("spherical", lambda K, D: (K,), False, lambda K, D: K, False, lambda K, D: (K, D)),
+    "spherical": CovarianceSpec("spherical", lambda K, D: (K,), False, lambda K, D: K, False, lambda K, D: (K,)),
 }
 
 
@@ -204,7 +205,7 @@ def covariances_from_statistics(
     nk : array, shape (B, K)
         Weighted responsibility sums, without sklearn's ``EPS`` (added here).
     sx : array, shape (B, K, D)
-    sxx : array, shape (B, K, D, D) for 'full', (B, 1, D, D) for 'tied', else (B, K, D)
+    sxx : array, shape (B, K, D, D) for 'full', (B, 1, D, D) for 'tied', (B, K, D) for 'diag', (B, K) for 'spherical'
     d : array, shape (B, K, D)
         Means minus the shift.
     reg_covar : array, shape (B,)
@@ -239,15 +240,18 @@ def covariances_from_statistics(
         about_means = cross + xp.swapaxes(cross, -1, -2) - xp.matmul(xp.swapaxes(d * R, 1, 2), d)
         scatter = sxx.sum(1) - about_means
         return scatter / n_total[:, None, None] + reg_covar[:, None, None] * eye
-    nk = nk[..., None]
     # sklearn's sum r x^2 / nk - m^2 is the scatter about the mean over nk plus EPS m^2 / nk (nk = R + EPS),
     # m = shift + d; that last term as m^2 - m^2 (R / nk), which rounds to exactly 0 for a component of
     # real weight (R / nk == 1), and about the means, not the shift: no cancellation of shift^2 terms
     # (an empty component gets exactly reg_covar, as in sklearn, wherever the data lie).
     m2 = (shift + d) ** 2
-    cov = (sxx - 2 * d * sx + R * d * d) / nk + (m2 - m2 * (R / nk))
+    ratio = R / nk[..., None]
+    if covariance_type == "spherical":  # the same, summed over the features (sxx holds only that sum): their mean
+        scatter = sxx - sum_last(xp, 2 * d * sx) + R[..., 0] * sum_last(xp, d * d)
+        return scatter / (nk * d.shape[-1]) + (m2 - m2 * ratio).mean(-1) + reg_covar[:, None]
+    cov = (sxx - 2 * d * sx + R * d * d) / nk[..., None] + (m2 - m2 * ratio)
     cov += reg_covar[:, None, None]
-    return cov.mean(-1) if covariance_type == "spherical" else cov
+    return cov
 
 
 def precision_cholesky(xp: Any, cov: Any, covariance_type: str) -> Any:

@@ -395,8 +395,9 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
 
     Returns
     -------
-    nk (B, K), sx (B, K, D), sxx (B, K, D, D) (for 'tied' their total, (B, 1, D, D); for 'diag' and
-    'spherical' its diagonal, (B, K, D)), log_likelihood (B,), weight_sum (B,), all float64.
+    nk (B, K), sx (B, K, D), sxx (B, K, D, D) (for 'tied' their total, (B, 1, D, D); for 'diag' its
+    diagonal, (B, K, D); for 'spherical' the diagonal's sum, (B, K)), log_likelihood (B,), weight_sum (B,),
+    all float64.
     """
     X = _contiguous_X(X)
     B, N, D = X.shape
@@ -420,7 +421,7 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
     if per > 1:  # the ranges of each problem, added in order
         nk, sx, sxx, ll, ws = (a.reshape((B, per) + a.shape[1:]).sum(1) for a in (nk, sx, sxx, ll, ws))
     if structure == 2:
-        sxx = np.ascontiguousarray(sxx[..., 0])
+        sxx = sxx[..., 0].sum(-1) if covariance_type == "spherical" else np.ascontiguousarray(sxx[..., 0])
     if COVARIANCE_TYPES[covariance_type].shared:
         sxx = sxx.sum(1, keepdims=True)
     return nk, sx, sxx, ll, ws
@@ -455,6 +456,8 @@ def label_moments(
         nk, sx, sxx, ws = (a.reshape((B, per) + a.shape[1:]).sum(1) for a in (nk, sx, sxx, ws))
     if COVARIANCE_TYPES[covariance_type].shared:
         sxx = sxx.sum(1, keepdims=True)
+    elif covariance_type == "spherical":
+        sxx = sxx.sum(-1)
     return nk, sx, sxx, ws
 
 

@@ -79,9 +79,10 @@ def stats_from_params(
     elif covariance_type == "tied":
         own = cov - reg[:, None, None] * xp.eye(D)
         sxx = (own + (w[..., None, None] * d[..., :, None] * d[..., None, :]).sum(1))[:, None]
-    else:  # 'diag' (B, K, D) or 'spherical' (B, K): variances per feature
-        var = cov if covariance_type == "diag" else xp.broadcast_to(cov[..., None], (B, K, D))
-        sxx = w[..., None] * (var - reg[:, None, None] + d * d)
+    elif covariance_type == "diag":  # variances per feature (B, K, D)
+        sxx = w[..., None] * (cov - reg[:, None, None] + d * d)
+    else:  # 'spherical' (B, K): one variance per component; sxx its sum over the features
+        sxx = w * (D * (cov - reg[:, None]) + (d * d).sum(-1))
     one = xp.ones(B)
     return SufficientStats(w, sx, sxx, xp.zeros(B), one, shift)
 

@@ -175,10 +175,10 @@ def _trace_precision_scatter(xp: types.ModuleType, stats: SufficientStats, means
         scatter = sxx[:, 0] - about.sum(1)
         P = xp.matmul(prec_chol, xp.swapaxes(prec_chol, -1, -2))
         return (P * scatter).sum((-1, -2))
-    per_feature = sxx - 2 * d * sx + nk[..., None] * d * d  # (B, K, D)
     if ct == "diag":
-        return (prec_chol**2 * per_feature).sum((-1, -2))
-    return (prec_chol**2 * per_feature.sum(-1)).sum(-1)
+        return (prec_chol**2 * (sxx - 2 * d * sx + nk[..., None] * d * d)).sum((-1, -2))
+    # spherical: sxx holds sum r |z|^2 per component (B, K)
+    return (prec_chol**2 * (sxx - 2 * (d * sx).sum(-1) + nk * (d * d).sum(-1))).sum(-1)
 
 
 def lower_bound(

@@ -203,9 +203,10 @@ class SufficientStats(NamedTuple):
         Sum of the (sample-weighted) responsibilities ``r``.
     sx : array, shape (B, K, D)
         Sum of ``r z`` with ``z = x - shift``.
-    sxx : array, shape (B, K, D, D) for 'full', (B, 1, D, D) for 'tied', else (B, K, D)
+    sxx : array, shape (B, K, D, D) 'full', (B, 1, D, D) 'tied', (B, K, D) 'diag', (B, K) 'spherical'
         Sum of ``r z z^T`` per component ('tied': over all components, all the
-        shared covariance needs), or its diagonal.
+        shared covariance needs), its diagonal ('diag'), or its trace
+        ('spherical': ``sum r |z|^2``, all one variance per component needs).
     log_likelihood : array, shape (B,)
         Sum of ``w log p(x)`` under the parameters the statistics were taken with.
     weight_sum : array, shape (B,)
@@ -327,8 +328,10 @@ def _moments(
         sxx = xp.matmul(rT, outer).reshape(B, -1, D, D)
     elif covariance_type == "tied":  # the total over the components: rows weighted by their responsibilities' sum
         sxx = xp.matmul(xp.swapaxes(Z * resp.sum(-1)[..., None], 1, 2), Z)[:, None]
-    else:
+    elif covariance_type == "diag":
         sxx = xp.matmul(rT, Z * Z)
+    else:  # spherical: sum r |z|^2 per component
+        sxx = xp.matmul(rT, sum_last(xp, Z * Z)[..., None])[..., 0]
     return nk, sx, sxx
 
 
