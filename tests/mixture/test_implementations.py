@@ -286,6 +286,12 @@ def test_blocked_fit_agrees_with_sklearn(ct):
     np.testing.assert_allclose(ours.lower_bound_, theirs.lower_bound_, rtol=1e-10)
     np.testing.assert_allclose(ours.means_, theirs.means_, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(ours.covariances_, theirs.covariances_, rtol=1e-7, atol=1e-9)
+    # float32 data is fitted in float64 arithmetic: sklearn's fit of the same numbers in float64, not its
+    # float32 fit (whose own rounding puts its lower bound 1e-9 to 1e-6 away on the bench's grid)
+    X32 = X.astype(np.float32)
+    ours32 = quiet_fit(gpuvec.GaussianMixture(**kw), X32)
+    theirs64 = quiet_fit(sklearn_mixture.GaussianMixture(**kw), X32.astype(np.float64))
+    np.testing.assert_allclose(ours32.lower_bound_, theirs64.lower_bound_, rtol=1e-10)
 
 
 @pytest.mark.parametrize("ct", COV_TYPES)
