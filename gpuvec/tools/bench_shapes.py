@@ -85,8 +85,10 @@ def _floor(shape: tuple) -> Callable[[], Callable[[], Any]]:
             W, R = rng.normal(size=(D, K * D)), rng.normal(size=(N, K * D))
         elif covariance_type == "tied":  # one factor and one gram, and products with the (K, D) means
             W, R = rng.normal(size=(D, D + K)), rng.normal(size=(N, D + K))
-        else:  # products with (K, D) tables, each twice
+        elif covariance_type == "diag":  # products with (K, D) tables, each twice (the rows and their squares)
             W, R = rng.normal(size=(D, 2 * K)), rng.normal(size=(N, 2 * K))
+        else:  # spherical: the distances to the means, the first moments (the squared norms are N D)
+            W, R = rng.normal(size=(D, K)), rng.normal(size=(N, K))
 
         def run() -> None:
             for _ in range(3):
