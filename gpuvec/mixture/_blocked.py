@@ -55,8 +55,9 @@ _STACKED_ROWS = 256
 
 def _row_blocks(N: int, D: int, K: int, budget: int, stacked: bool = False, small: bool = False) -> Iterator[slice]:
     """Row blocks of about ``budget`` elements of temporaries; 'diag' and 'spherical' (``small``) take an
-    eighth: their GEMMs are memory-bound, and [Z | Z^2] read back from cache made a pass 1.5x faster here
-    (D = 512, K = 16, N = 1e4: 21 against 33 ms); 'full' and 'tied' lose GEMM rate in smaller blocks."""
+    eighth: their GEMMs are memory-bound, and the rows ('diag': [Z | Z^2]) read back from cache made a
+    'diag' pass 1.5x faster here (D = 512, K = 16, N = 1e4: 21 against 33 ms); 'full' and 'tied' lose
+    GEMM rate in smaller blocks."""
     if stacked:
         rows = max(_STACKED_ROWS, budget // (K * D + D))
     else:

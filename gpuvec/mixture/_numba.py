@@ -6,7 +6,8 @@ computes every sample's log density under every component (sklearn's
 diagonal matrices here, and only their diagonal is multiplied), the
 log-sum-exp over components, the responsibilities, and adds them straight
 into the weighted sums ``nk``, ``sum r z`` and ``sum r z z^T`` (upper
-triangle, mirrored at the end; the diagonal only for 'diag' and 'spherical'). Nothing
+triangle, mirrored at the end; the diagonal only for 'diag' and 'spherical', whose
+statistics keep its sum). Nothing
 of size (samples x components x features) is ever built, every sum runs in
 float64 whatever X's dtype, and X is read once per pass.
 

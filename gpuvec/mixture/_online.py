@@ -128,6 +128,12 @@ def step(
     if running is None:  # the first call
         running = batch
     else:
+        for name, have, want in zip(SufficientStats._fields, running[:5], batch[:5]):
+            if tuple(have.shape) != tuple(want.shape):  # e.g. statistics of another covariance type or version
+                msg = (f"sufficient_stats_.{name} has shape {tuple(have.shape)}; expected {tuple(want.shape)} for "
+                       f"covariance_type={ct!r} with {B} problem(s)")  # fmt: skip
+                raise ValueError(msg)
+
 
         def blend(old: Any, new: Any) -> Any:
             r = rho.reshape((-1,) + (1,) * (old.ndim - 1))

@@ -275,3 +275,14 @@ def test_dask_batched_minibatches(sync):
     for s in range(0, 900, 300):
         eager.partial_fit(X[:, s : s + 300])
     np.testing.assert_allclose(lazy.means_, eager.means_, rtol=1e-10)
+
+
+def test_running_statistics_of_another_shape_are_refused_by_name():
+    rng = np.random.default_rng(71)
+    X = rng.normal(size=(200, 3))
+    gm = gpuvec.GaussianMixture(2, covariance_type="spherical", random_state=0).partial_fit(X)
+    stats = gm.sufficient_stats_
+    # 'spherical' statistics keep sum r |z|^2 per component (K,); per-feature ones (K, D) are not theirs
+    gm.sufficient_stats_ = type(stats)(*stats[:2], np.repeat(np.asarray(stats.sxx)[..., None], 3, -1), *stats[3:])
+    with pytest.raises(ValueError, match=r"sufficient_stats_.sxx has shape \(1, 2, 3\); expected \(1, 2\)"):
+        gm.partial_fit(X)
