@@ -54,14 +54,18 @@ def blocked_pays(K: int, D: int, covariance_type: str) -> bool:
     Measured on the 2-core machine of benchmarks/RESULTS.md (one pass, N = 20,000, best of 3,
     numba loop / blocked GEMMs): 'full' crosses at D = 96 (0.6-0.8x at D = 64, 1.0-1.7x at 96 for
     K = 2 to 64); 'tied' at D = 48 for K = 2 (1.2x; 1.9x at 96) and D = 24 for K >= 16 (2.1-3.2x;
-    6.5x at D = 48 K = 64); 'diag' and 'spherical' only with
-    K >= 8, from D = 64 (1.1-1.6x at 96-128; with K = 2 the loop stays 2x faster up to D = 256).
+    6.5x at D = 48 K = 64); 'diag' only with K >= 8, from D = 64 (1.1-1.6x at 96-128; with K = 2 the
+    loop stays 2x faster up to D = 256). 'spherical' (whose blocked pass has no squares to multiply;
+    whole fits, N = 2,000, 5,000 and 20,000): with K >= 8 from D = 32 (1.2-3.1x), with K = 5 from
+    D = 128 (1.1-2.1x), with K = 2 or 3 from D = 512 (1.1-1.7x; 0.75-1.54x at D = 256).
     Not measured on a GPU.
     """
     if covariance_type == "full":
         return D >= 96
     if covariance_type == "tied":
         return D >= 48 or (D >= 24 and K >= 8)
+    if covariance_type == "spherical":
+        return D >= 512 or (D >= 128 and K >= 5) or (D >= 32 and K >= 8)
     return D >= 64 and K >= 8
 
 
