@@ -48,25 +48,41 @@ def compiled(xp: Any, work: int) -> types.ModuleType | None:
     return _numba
 
 
-def blocked_pays(K: int, D: int, covariance_type: str) -> bool:
-    """Whether one GEMM per row block and component beats the fused per-sample loop.
+# 'diag' and 'spherical': the smallest K D at which the blocked pass wins, by rows (B N) up to a bound:
+# their loop does one multiply-add per feature and component and reads X once, so it wins at many rows,
+# while the GEMMs' share of the work grows with K D. Measured on the 2-core machine of
+# benchmarks/RESULTS.md, whole fits, interleaved, loop / blocked time:
+#   'diag'  N = 2,000: K = 8 D = 512 1.2, K = 16 D = 256 1.3, K = 64 D = 64 1.3 (K = 16 D = 128 0.9);
+#           N = 10,000: K = 16 D = 512 1.08, K = 64 D = 128 1.22 (K = 16 D = 128 0.86);
+#           N = 30,000-100,000: K = 64 D = 512 1.12 (K = 64 D = 128 0.83-0.97, K = 16 D = 512 0.79).
+#   'spherical' N = 2,000-5,000: K >= 8 from D = 32 1.0-3.6, K = 5 from D = 128 1.0-1.7;
+#           N = 10,000: K = 16 D = 128 1.26, K = 8 D = 256 1.03; N = 100,000: K = 16 D = 128 0.96,
+#           K = 64 D = 128 1.09, K = 16 D = 512 1.30.
+_SMALL_K_D = {"diag": ((8192, 4096), (32768, 8192), (None, 32768)), "spherical": ((32768, 2048), (None, 4096))}
 
-    Measured on the 2-core machine of benchmarks/RESULTS.md (one pass, N = 20,000, best of 3,
-    numba loop / blocked GEMMs): 'full' crosses at D = 96 (0.6-0.8x at D = 64, 1.0-1.7x at 96 for
-    K = 2 to 64); 'tied' at D = 48 for K = 2 (1.2x; 1.9x at 96) and D = 24 for K >= 16 (2.1-3.2x;
-    6.5x at D = 48 K = 64); 'diag' only with K >= 8, from D = 64 (1.1-1.6x at 96-128; with K = 2 the
-    loop stays 2x faster up to D = 256). 'spherical' (whose blocked pass has no squares to multiply;
-    whole fits, N = 2,000, 5,000 and 20,000): with K >= 8 from D = 32 (1.2-3.1x), with K = 5 from
-    D = 128 (1.1-2.1x), with K = 2 or 3 from D = 512 (1.1-1.7x; 0.75-1.54x at D = 256).
+
+def blocked_pays(K: int, D: int, covariance_type: str, samples: int = 0) -> bool:
+    """Whether one GEMM per row block and component beats the fused per-sample loop, for ``samples``
+    (B N) rows in all.
+
+    Measured on the 2-core machine of benchmarks/RESULTS.md (best of 3-6, numba loop / blocked GEMMs):
+    'full' crosses at D = 96 (one pass, N = 20,000: 0.6-0.8x at D = 64, 1.0-1.7x at 96 for K = 2 to
+    64); 'tied' at D = 48 for K = 2 (1.2x; 1.9x at 96) and D = 24 for K >= 16 (2.1-3.2x; 6.5x at
+    D = 48 K = 64). 'diag' and 'spherical' by the rows too (``_SMALL_K_D``): 'diag' from K D = 4096
+    below 8192 rows, 8192 below 32768, 32768 from there; 'spherical' below 8192 rows with K >= 8
+    from D = 32 or K >= 5 from D = 128, then from K D = 2048, and 4096 from 32768 rows.
     Not measured on a GPU.
     """
     if covariance_type == "full":
         return D >= 96
     if covariance_type == "tied":
         return D >= 48 or (D >= 24 and K >= 8)
-    if covariance_type == "spherical":
-        return D >= 512 or (D >= 128 and K >= 5) or (D >= 32 and K >= 8)
-    return D >= 64 and K >= 8
+    if covariance_type == "spherical" and samples < 8192:
+        return (K >= 8 and D >= 32) or (K >= 5 and D >= 128)
+    for below, smallest in _SMALL_K_D[covariance_type]:
+        if below is None or samples < below:
+            return K * D >= smallest
+    return False  # not reached: the last row has no bound
 
 
 def pass_implementation(xp: Any, B: int, N: int, K: int, D: int, covariance_type: str) -> types.ModuleType | None:
@@ -74,7 +90,7 @@ def pass_implementation(xp: Any, B: int, N: int, K: int, D: int, covariance_type
 
     ``_blocked`` where :func:`blocked_pays`, else the fused ``_numba`` loop where it runs (:func:`compiled`).
     """
-    if blocked_pays(K, D, covariance_type):
+    if blocked_pays(K, D, covariance_type, B * N):
         from gpuvec.mixture import _blocked
 
         return _blocked

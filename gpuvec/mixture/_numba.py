@@ -101,6 +101,17 @@ def _block_log_prob(X, b, start, m, shift, P, mup, c, structure, zt, y, maha, lp
     for k in range(K):
         for s in range(m):
             maha[s] = 0.0
+        if structure == 2:  # diagonal factors: one multiply-add a feature, no y to keep
+            for j in range(D):
+                mj = mup[b, k, j]
+                p = P[b, k, j, 0]
+                for s in range(m):
+                    t = zt[j, s] * p - mj
+                    maha[s] += t * t
+            ck = c[b, k]
+            for s in range(m):
+                lp[k, s] = ck - 0.5 * maha[s]
+            continue
         for j in range(D):
             mj = mup[b, k, j]
             for s in range(m):
@@ -193,15 +204,24 @@ def _moments_items(X, sw, has_sw, shift, P, mup, c, structure, items, lo, hi, nk
                 nk[k] += acc
                 for i in range(D):
                     acc = 0.0
+                    if structure == 2:  # the first and second moments in one sweep
+                        acc2 = 0.0
+                        for s in range(m):
+                            r = lp[k, s] * zt[i, s]
+                            acc += r
+                            acc2 += r * zt[i, s]
+                        sx[k, i] += acc
+                        sxx[k, i, 0] += acc2
+                        continue
                     for s in range(m):
                         rz[s] = lp[k, s] * zt[i, s]
                         acc += rz[s]
                     sx[k, i] += acc
-                    for j in range(i, i + 1 if structure == 2 else D):
+                    for j in range(i, D):
                         acc = 0.0
                         for s in range(m):
                             acc += rz[s] * zt[j, s]
-                        sxx[k, i, 0 if structure == 2 else j] += acc
+                        sxx[k, i, j] += acc
         if structure != 2:
             for k in range(K):
                 for i in range(D):

@@ -576,7 +576,7 @@ def _resp_statistics(
     shift = data_shift(X, sample_weight)
     total = xp.zeros(B)
     sums: tuple[Any, ...] | None = None
-    per_component = _dispatch.blocked_pays(K, D, covariance_type)
+    per_component = _dispatch.blocked_pays(K, D, covariance_type, B * N)
     per_sample = B * ((K + D) if per_component else max(K, D) * D)
     for s in _chunks(N, per_sample, chunk_elements(xp, "mixture")):
         resp = resp_of(s)

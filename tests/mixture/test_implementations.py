@@ -188,6 +188,11 @@ def test_pass_dispatch_table(monkeypatch):
         assert _dispatch.pass_implementation(np, 1, 1000, 16, 512, ct) is _blocked
         assert _dispatch.pass_implementation(np, 1, 1000, 16, 4, ct).__name__ == "gpuvec.mixture._numba"
     assert _dispatch.pass_implementation(np, 1, 1000, 2, 512, "diag").__name__ == "gpuvec.mixture._numba"
+    # 'diag' and 'spherical': the loop keeps more of them where it has the rows to spread over both cores
+    assert _dispatch.pass_implementation(np, 1, 5000, 16, 256, "diag") is _blocked
+    assert _dispatch.pass_implementation(np, 4, 5000, 16, 256, "diag").__name__ == "gpuvec.mixture._numba"
+    assert _dispatch.pass_implementation(np, 1, 50000, 16, 128, "spherical").__name__ == "gpuvec.mixture._numba"
+    assert _dispatch.pass_implementation(np, 1, 20000, 16, 256, "spherical") is _blocked
     assert _dispatch.pass_implementation(np, 1, 1000, 16, 32, "tied") is _blocked
     assert _dispatch.pass_implementation(np, 1, 1000, 16, 32, "full").__name__ == "gpuvec.mixture._numba"
     monkeypatch.setenv("GPUVEC_JIT", "0")  # no compiled code; the blocked GEMMs are namespace code
@@ -201,9 +206,9 @@ def test_pass_dispatch_table(monkeypatch):
 def _reference_statistics(X, params, ct, sw, monkeypatch):
     """The namespace reference's statistics, whatever D (the blocked formulation switched off); then blocked on."""
     monkeypatch.setenv("GPUVEC_JIT", "0")
-    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct: False)
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: False)
     ref = mixture.sufficient_statistics(X, params, ct, sw)
-    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct: True)
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: True)
     return ref
 
 
@@ -257,10 +262,10 @@ def test_blocked_prediction_equals_the_reference(monkeypatch, ct, stacked_rows):
     rng = np.random.default_rng(45)
     X = blobs(rng, B=2, n=300, D=18) - 40.0
     monkeypatch.setenv("GPUVEC_JIT", "0")
-    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct: False)
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: False)
     gm = quiet_fit(gpuvec.GaussianMixture(3, covariance_type=ct, random_state=0, max_iter=5), X)
     ref = (gm.predict(X), gm.predict_proba(X), gm.score_samples(X))
-    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct: True)
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: True)
     got = (gm.predict(X), gm.predict_proba(X), gm.score_samples(X))
     np.testing.assert_array_equal(got[0], ref[0])
     np.testing.assert_allclose(got[1], ref[1], rtol=1e-9, atol=1e-12)
@@ -268,8 +273,9 @@ def test_blocked_prediction_equals_the_reference(monkeypatch, ct, stacked_rows):
 
 
 @pytest.mark.parametrize("ct", COV_TYPES)
-def test_blocked_fit_agrees_with_sklearn(ct):
+def test_blocked_fit_agrees_with_sklearn(monkeypatch, ct):
     sklearn_mixture = pytest.importorskip("sklearn.mixture")
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: True)  # 'diag' would take the loop
     rng = np.random.default_rng(46)
     N, D, K = 3000, 128, 8
     X = rng.normal(size=(N, D)) + 8.0 * rng.normal(size=(K, D))[rng.integers(0, K, N)] + 5.0
@@ -280,7 +286,6 @@ def test_blocked_fit_agrees_with_sklearn(ct):
                          "spherical": np.ones(K)}[ct],
     )  # fmt: skip
     kw = dict(n_components=K, covariance_type=ct, max_iter=4, tol=0.0, reg_covar=1e-3, **start)
-    assert _dispatch.blocked_pays(K, D, ct)
     ours = quiet_fit(gpuvec.GaussianMixture(**kw), X)
     theirs = quiet_fit(sklearn_mixture.GaussianMixture(**kw), X)
     np.testing.assert_allclose(ours.lower_bound_, theirs.lower_bound_, rtol=1e-10)
@@ -302,9 +307,9 @@ def test_blocked_label_statistics_equal_the_reference(monkeypatch, ct, weighted)
     labels = rng.integers(0, 5, X.shape[:2])
     sw = rng.random(X.shape[:2]) if weighted else None
     monkeypatch.setenv("GPUVEC_JIT", "0")
-    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct: False)
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: False)
     ref = _xp.label_statistics(X, labels, 5, ct, sw)
-    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct: True)
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: True)
     got = _xp.label_statistics(X, labels, 5, ct, sw)
     with np.errstate(divide="ignore"):  # log of the one-hot zeros
         log_resp = np.log(labels[..., None] == np.arange(5))
