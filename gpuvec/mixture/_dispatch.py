@@ -5,7 +5,8 @@ Every pass over the data (the E-step with the M-step's sums, prediction) asks
 ask :func:`compiled`.
 
 =======  =============================================  ====================================  ======================
-backend  small D or K (:func:`blocked_pays` false)       large D and K (``blocked_pays``)      ``GPUVEC_JIT=0``
+backend  small D or K (:func:`blocked_pays` false)       large D and K (``blocked_pays``;      ``GPUVEC_JIT=0``
+                                                        'diag'/'spherical' also by the rows)
 =======  =============================================  ====================================  ======================
 numpy    ``_numba``: one fused loop per sample (auto:   ``_blocked``: GEMMs over row blocks    ``_xp``, or
          from ``NUMBA_PAYS_WORK``, or once loaded)      (all components in one where it fits) ``_blocked``
@@ -33,13 +34,19 @@ from gpuvec._core.namespace import is_cupy_namespace
 
 __all__ = ["blocked_pays", "compiled", "pass_implementation"]
 
-def compiled(xp: Any, work: int) -> types.ModuleType | None:
-    """The numba loops (:mod:`gpuvec.mixture._numba`) for a pass of ``work`` (B N K D^2), or None for the reference."""
+
+def _loop_wanted(xp: Any, work: int) -> bool:
+    """Whether :func:`compiled` would take the numba loops for a pass of ``work`` (without importing them)."""
     if is_cupy_namespace(xp):
-        return None
+        return False
     setting = compiled_setting()
     loaded = "gpuvec.mixture._numba" in sys.modules
-    if setting == "off" or (setting == "auto" and work < NUMBA_PAYS_WORK and not loaded):
+    return not (setting == "off" or (setting == "auto" and work < NUMBA_PAYS_WORK and not loaded))
+
+
+def compiled(xp: Any, work: int) -> types.ModuleType | None:
+    """The numba loops (:mod:`gpuvec.mixture._numba`) for a pass of ``work`` (B N K D^2), or None for the reference."""
+    if not _loop_wanted(xp, work):
         return None
     try:
         from gpuvec.mixture import _numba
@@ -58,30 +65,39 @@ def compiled(xp: Any, work: int) -> types.ModuleType | None:
 #   'spherical' N = 2,000-5,000: K >= 8 from D = 32 1.0-3.6, K = 5 from D = 128 1.0-1.7;
 #           N = 10,000: K = 16 D = 128 1.26, K = 8 D = 256 1.03; N = 100,000: K = 16 D = 128 0.96,
 #           K = 64 D = 128 1.09, K = 16 D = 512 1.30.
-_SMALL_K_D = {"diag": ((8192, 4096), (32768, 8192), (None, 32768)), "spherical": ((32768, 2048), (None, 4096))}
+#   (K = 2 and 3 stay on the loop from 8192 rows: 'spherical' N = 5,000-20,000 D = 512 0.82-0.94.)
+# Rows: (rows below, smallest K D, smallest K); the first row whose bound the rows are below decides.
+_SMALL_K_D = {
+    "diag": ((8192, 4096, 1), (32768, 8192, 1), (None, 32768, 1)),
+    "spherical": ((32768, 2048, 8), (None, 4096, 8)),
+}
 
 
-def blocked_pays(K: int, D: int, covariance_type: str, samples: int = 0) -> bool:
+def blocked_pays(K: int, D: int, covariance_type: str, samples: int | None = None) -> bool:
     """Whether one GEMM per row block and component beats the fused per-sample loop, for ``samples``
-    (B N) rows in all.
+    (B N) rows in all; ``samples=None`` where the alternative is not the loop (cupy, ``GPUVEC_JIT=0``
+    or a pass too small to load it): there 'diag' and 'spherical' take the blocked pass from D = 64
+    with K >= 8, whatever the rows.
 
     Measured on the 2-core machine of benchmarks/RESULTS.md (best of 3-6, numba loop / blocked GEMMs):
     'full' crosses at D = 96 (one pass, N = 20,000: 0.6-0.8x at D = 64, 1.0-1.7x at 96 for K = 2 to
     64); 'tied' at D = 48 for K = 2 (1.2x; 1.9x at 96) and D = 24 for K >= 16 (2.1-3.2x; 6.5x at
     D = 48 K = 64). 'diag' and 'spherical' by the rows too (``_SMALL_K_D``): 'diag' from K D = 4096
     below 8192 rows, 8192 below 32768, 32768 from there; 'spherical' below 8192 rows with K >= 8
-    from D = 32 or K >= 5 from D = 128, then from K D = 2048, and 4096 from 32768 rows.
+    from D = 32 or K >= 5 from D = 128, then with K >= 8 from K D = 2048, and 4096 from 32768 rows.
     Not measured on a GPU.
     """
     if covariance_type == "full":
         return D >= 96
     if covariance_type == "tied":
         return D >= 48 or (D >= 24 and K >= 8)
+    if samples is None:  # against the namespace reference: the rule measured before the loop's rows
+        return D >= 64 and K >= 8
     if covariance_type == "spherical" and samples < 8192:
         return (K >= 8 and D >= 32) or (K >= 5 and D >= 128)
-    for below, smallest in _SMALL_K_D[covariance_type]:
+    for below, smallest, fewest in _SMALL_K_D[covariance_type]:
         if below is None or samples < below:
-            return K * D >= smallest
+            return smallest <= K * D and fewest <= K
     return False  # not reached: the last row has no bound
 
 
@@ -90,8 +106,9 @@ def pass_implementation(xp: Any, B: int, N: int, K: int, D: int, covariance_type
 
     ``_blocked`` where :func:`blocked_pays`, else the fused ``_numba`` loop where it runs (:func:`compiled`).
     """
-    if blocked_pays(K, D, covariance_type, B * N):
+    work = B * N * K * D * D
+    if blocked_pays(K, D, covariance_type, B * N if _loop_wanted(xp, work) else None):
         from gpuvec.mixture import _blocked
 
         return _blocked
-    return compiled(xp, B * N * K * D * D)
+    return compiled(xp, work)

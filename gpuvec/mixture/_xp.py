@@ -576,8 +576,11 @@ def _resp_statistics(
     shift = data_shift(X, sample_weight)
     total = xp.zeros(B)
     sums: tuple[Any, ...] | None = None
-    per_component = _dispatch.blocked_pays(K, D, covariance_type, B * N)
-    per_sample = B * ((K + D) if per_component else max(K, D) * D)
+    # 'full' per component where its blocked pass runs; else one GEMM against (n, D^2) outer products. The
+    # other types' chunks hold (n, D) and (n, K) temporaries.
+    per_component = covariance_type == "full" and _dispatch.blocked_pays(K, D, "full")
+    full_outer = covariance_type == "full" and not per_component
+    per_sample = B * (max(K, D) * D if full_outer else K + D)
     for s in _chunks(N, per_sample, chunk_elements(xp, "mixture")):
         resp = resp_of(s)
         Xc = X[:, s].astype(xp.float64, copy=False)

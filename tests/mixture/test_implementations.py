@@ -193,11 +193,15 @@ def test_pass_dispatch_table(monkeypatch):
     assert _dispatch.pass_implementation(np, 4, 5000, 16, 256, "diag").__name__ == "gpuvec.mixture._numba"
     assert _dispatch.pass_implementation(np, 1, 50000, 16, 128, "spherical").__name__ == "gpuvec.mixture._numba"
     assert _dispatch.pass_implementation(np, 1, 20000, 16, 256, "spherical") is _blocked
+    assert _dispatch.pass_implementation(np, 1, 20000, 2, 1024, "spherical").__name__ == "gpuvec.mixture._numba"
     assert _dispatch.pass_implementation(np, 1, 1000, 16, 32, "tied") is _blocked
     assert _dispatch.pass_implementation(np, 1, 1000, 16, 32, "full").__name__ == "gpuvec.mixture._numba"
     monkeypatch.setenv("GPUVEC_JIT", "0")  # no compiled code; the blocked GEMMs are namespace code
     assert _dispatch.pass_implementation(np, 1, 1000, 4, 2, "full") is None
     assert _dispatch.pass_implementation(np, 1, 1000, 4, 512, "full") is _blocked
+    # without the loop the rows do not matter: many rows of large K D go to the blocked GEMMs, not the reference
+    assert _dispatch.pass_implementation(np, 1, 40000, 16, 512, "diag") is _blocked
+    assert _dispatch.pass_implementation(np, 1, 100000, 16, 128, "spherical") is _blocked
 
 
 # --------------------------------------------------------------------------- blocked GEMMs vs reference
