@@ -58,10 +58,13 @@ def upper_inverse_transpose(xp: Any, L: Any) -> Any:
     """``inv(L)^T`` of a (..., d, d) stack of lower-triangular factors: upper triangular, as sklearn's
     ``solve_triangular(L, I, lower=True).T`` (to rounding).
 
-    On numpy with d >= 32, :func:`_lower_inverse`: the halves' inverses and one product, recursively,
-    as batched GEMMs in numpy's own BLAS (scipy's ``trtri``, in scipy's separate OpenBLAS, stalled for
-    80-110 ms in one call of ten right after numpy's GEMMs on this 2-core machine: 1.1-3.5 ms
-    otherwise at d = 512; this takes 2.2 ms every time). Otherwise the batched general inverse.
+    It is ``inv(L^T)``, and the inverse of an upper-triangular matrix is taken by LU without a row
+    exchange (nothing below the diagonal to pivot on): a triangular solve's accuracy whatever the
+    scales of the rows. On numpy with d >= 32, :func:`_upper_inverse`: the halves' inverses and one
+    product, recursively, as batched GEMMs in numpy's own BLAS (scipy's ``trtri``, in scipy's
+    separate OpenBLAS, stalled for 80-110 ms in one call of ten right after numpy's GEMMs on this
+    2-core machine: 1.1-3.5 ms otherwise at d = 512; this takes 2.2 ms every time). Otherwise the
+    batched general inverse. A factor with a zero on its diagonal gives NaN (numpy).
 
     Examples
     --------
@@ -71,29 +74,41 @@ def upper_inverse_transpose(xp: Any, L: Any) -> Any:
     [[0.5, -0.125], [0.0, 0.25]]
     """
     d = L.shape[-1]
+    U = xp.swapaxes(L, -1, -2)
     if xp is not np or d < 32 or L.dtype != np.float64:
-        return xp.swapaxes(xp.linalg.inv(L), -1, -2)
-    flat = L.reshape(-1, d, d)
+        if xp is not np:
+            return xp.triu(xp.linalg.inv(U))
+        try:
+            return np.triu(np.linalg.inv(U))
+        except np.linalg.LinAlgError:
+            return _one_by_one(lambda u: np.triu(np.linalg.inv(u)), U.reshape(-1, d, d)).reshape(L.shape)
+    flat = U.reshape(-1, d, d)
     try:
-        inverse = _lower_inverse(flat)
+        inverse = _upper_inverse(flat)
     except np.linalg.LinAlgError:  # an exactly singular factor (a zero pivot): NaN for it, the others one by one
-        inverse = np.full_like(flat, np.nan)
-        for i in range(flat.shape[0]):
-            with contextlib.suppress(np.linalg.LinAlgError):
-                inverse[i] = _lower_inverse(flat[i : i + 1])[0]
-    return np.swapaxes(inverse, -1, -2).reshape(L.shape)
+        inverse = _one_by_one(_upper_inverse, flat)
+    return inverse.reshape(L.shape)
 
 
-def _lower_inverse(L: np.ndarray) -> np.ndarray:
-    """The inverses of a (n, d, d) stack of lower-triangular matrices: ``[[A, 0], [B, C]]`` has the inverse
-    ``[[A^-1, 0], [-C^-1 B A^-1, C^-1]]``, down to blocks of at most 64 (numpy's batched inverse there,
-    its upper triangle's rounding dropped)."""
-    d = L.shape[-1]
+def _one_by_one(invert: Any, flat: Any) -> Any:
+    """``invert`` of each (1, d, d) slice of a (n, d, d) stack, NaN where it raises LinAlgError."""
+    out = np.full(flat.shape, np.nan, dtype=flat.dtype)
+    for i in range(flat.shape[0]):
+        with contextlib.suppress(np.linalg.LinAlgError):
+            out[i] = invert(flat[i : i + 1])[0]
+    return out
+
+
+def _upper_inverse(U: np.ndarray) -> np.ndarray:
+    """The inverses of a (n, d, d) stack of upper-triangular matrices: ``[[A, B], [0, C]]`` has the inverse
+    ``[[A^-1, -A^-1 B C^-1], [0, C^-1]]``, down to blocks of at most 64 (numpy's batched inverse there:
+    no row exchanges on an upper-triangular block; its lower triangle's rounding dropped)."""
+    d = U.shape[-1]
     if d <= 64:
-        return np.tril(np.linalg.inv(L))
+        return np.triu(np.linalg.inv(U))
     h = d // 2
-    out = np.zeros_like(L)
-    out[:, :h, :h] = first = _lower_inverse(L[:, :h, :h])
-    out[:, h:, h:] = last = _lower_inverse(L[:, h:, h:])
-    out[:, h:, :h] = -np.matmul(last, np.matmul(L[:, h:, :h], first))
+    out = np.zeros(U.shape, dtype=U.dtype)
+    out[:, :h, :h] = first = _upper_inverse(U[:, :h, :h])
+    out[:, h:, h:] = last = _upper_inverse(U[:, h:, h:])
+    out[:, :h, h:] = -np.matmul(first, np.matmul(U[:, :h, h:], last))
     return out

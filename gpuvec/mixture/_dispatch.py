@@ -6,7 +6,7 @@ ask :func:`compiled`.
 
 =======  =============================================  ====================================  ======================
 backend  small D or K (:func:`blocked_pays` false)       large D and K (``blocked_pays``;      ``GPUVEC_JIT=0``
-                                                        'diag'/'spherical' also by the rows)
+                                                        numpy: 'diag'/'spherical' by the rows)
 =======  =============================================  ====================================  ======================
 numpy    ``_numba``: one fused loop per sample (auto:   ``_blocked``: GEMMs over row blocks    ``_xp``, or
          from ``NUMBA_PAYS_WORK``, or once loaded)      (all components in one where it fits) ``_blocked``
@@ -76,25 +76,26 @@ _SMALL_K_D = {
 def blocked_pays(K: int, D: int, covariance_type: str, samples: int | None = None) -> bool:
     """Whether one GEMM per row block and component beats the fused per-sample loop, for ``samples``
     (B N) rows in all; ``samples=None`` where the alternative is not the loop (cupy, ``GPUVEC_JIT=0``
-    or a pass too small to load it): there 'diag' and 'spherical' take the blocked pass from D = 64
-    with K >= 8, whatever the rows.
+    or a pass too small to load it): there, whatever the rows, 'diag' takes the blocked pass from
+    D = 64 with K >= 8, 'spherical' from D = 32 with K >= 8, 128 with K >= 5, 512 with any K.
 
     Measured on the 2-core machine of benchmarks/RESULTS.md (best of 3-6, numba loop / blocked GEMMs):
     'full' crosses at D = 96 (one pass, N = 20,000: 0.6-0.8x at D = 64, 1.0-1.7x at 96 for K = 2 to
     64); 'tied' at D = 48 for K = 2 (1.2x; 1.9x at 96) and D = 24 for K >= 16 (2.1-3.2x; 6.5x at
     D = 48 K = 64). 'diag' and 'spherical' by the rows too (``_SMALL_K_D``): 'diag' from K D = 4096
     below 8192 rows, 8192 below 32768, 32768 from there; 'spherical' below 8192 rows with K >= 8
-    from D = 32 or K >= 5 from D = 128, then with K >= 8 from K D = 2048, and 4096 from 32768 rows.
+    from D = 32, K >= 5 from D = 128 or any K from D = 512 (K = 2-3, N = 2,000: 1.4x), then with
+    K >= 8 from K D = 2048, and 4096 from 32768 rows.
     Not measured on a GPU.
     """
     if covariance_type == "full":
         return D >= 96
     if covariance_type == "tied":
         return D >= 48 or (D >= 24 and K >= 8)
-    if samples is None:  # against the namespace reference: the rule measured before the loop's rows
-        return D >= 64 and K >= 8
-    if covariance_type == "spherical" and samples < 8192:
-        return (K >= 8 and D >= 32) or (K >= 5 and D >= 128)
+    if samples is None and covariance_type == "diag":  # not against the loop: the row-free rules measured
+        return D >= 64 and K >= 8  # before the loop took diagonal factors faster
+    if samples is None or (covariance_type == "spherical" and samples < 8192):
+        return D >= 512 or (D >= 128 and K >= 5) or (D >= 32 and K >= 8)
     for below, smallest, fewest in _SMALL_K_D[covariance_type]:
         if below is None or samples < below:
             return smallest <= K * D and fewest <= K

@@ -41,3 +41,26 @@ def test_upper_inverse_transpose_keeps_batch_axes():
     L = _factors(rng, 6, 40).reshape(2, 3, 40, 40)
     got = upper_inverse_transpose(np, L)
     np.testing.assert_allclose(np.matmul(np.swapaxes(got, -1, -2), L), np.broadcast_to(np.eye(40), L.shape), atol=1e-13)
+
+
+def test_upper_inverse_transpose_keeps_a_triangular_solves_accuracy_whatever_the_row_scales():
+    """Rows of very different scales (features of different units): no row exchange, no lost digits."""
+    rng = np.random.default_rng(7)
+    for d in (8, 40, 100):
+        L = np.tril(rng.normal(size=(d, d)), -1) * np.logspace(-3, 3, d)[:, None]
+        L[np.diag_indices(d)] = np.logspace(-4, 4, d)
+        got = upper_inverse_transpose(np, L[None])[0]
+        want = solve_triangular(L, np.eye(d), lower=True).T
+        scale = np.abs(want).max(axis=0)  # column by column: the entries of each column share a scale
+        np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("d", [5, 80])
+def test_upper_inverse_transpose_of_a_scaled_singular_factor_is_nan(d):
+    rng = np.random.default_rng(8)
+    L = _factors(rng, 2, d) * np.logspace(-3, 3, d)[:, None]
+    L[0, d // 2, d // 2] = 0.0
+    got = upper_inverse_transpose(np, L)
+    assert np.isnan(got[0]).all()
+    want = solve_triangular(L[1], np.eye(d), lower=True).T
+    np.testing.assert_allclose(got[1], want, rtol=0, atol=1e-13 * np.abs(want).max())
