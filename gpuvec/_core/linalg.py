@@ -76,8 +76,8 @@ def upper_inverse_transpose(xp: Any, L: Any) -> Any:
     d = L.shape[-1]
     U = xp.swapaxes(L, -1, -2)
     if xp is not np or d < 32 or L.dtype != np.float64:
-        if xp is not np:
-            return xp.triu(xp.linalg.inv(U))
+        if xp is not np:  # LU of an upper-triangular U exchanges no rows: zeros below the diagonal stay exact
+            return xp.linalg.inv(U)
         try:
             return np.triu(np.linalg.inv(U))
         except np.linalg.LinAlgError:

@@ -134,7 +134,6 @@ def step(
                        f"covariance_type={ct!r} with {B} problem(s)")  # fmt: skip
                 raise ValueError(msg)
 
-
         def blend(old: Any, new: Any) -> Any:
             r = rho.reshape((-1,) + (1,) * (old.ndim - 1))
             return (1 - r) * old + r * new
