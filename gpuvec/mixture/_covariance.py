@@ -230,7 +230,19 @@ def covariances_from_statistics(
     R = nk[..., None]
     nk = nk + EPS
     if COVARIANCE_TYPES[covariance_type].full_matrix:
-        eye = xp.eye(d.shape[-1])
+        D = d.shape[-1]
+        eye = xp.eye(D)
+        if covariance_type == "full" and D >= 32:
+            # d sx^T + sx d^T - R d d^T = d u^T + u d^T with u = sx - R d / 2: one batched rank-2 product and
+            # one pass over the (B, K, D, D) sums (the broadcast form below made six, two of them transposed:
+            # 304 against 38 ms at K = 16, D = 1024; 0.9 against 0.24 ms at K = 16, D = 128; the broadcast
+            # form is 15% faster at D = 8)
+            u = sx - 0.5 * R * d
+            scatter = sxx - xp.matmul(xp.stack([d, u], axis=-1), xp.stack([u, d], axis=-2))
+            scatter /= nk[..., None, None]
+            diagonal = xp.arange(D)
+            scatter[..., diagonal, diagonal] += reg_covar[:, None, None]
+            return scatter
         if covariance_type == "full":
             outer = d[..., :, None] * sx[..., None, :]
             scatter = sxx - outer - xp.swapaxes(outer, -1, -2) + R[..., None] * d[..., :, None] * d[..., None, :]
