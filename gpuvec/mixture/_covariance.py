@@ -231,7 +231,6 @@ def covariances_from_statistics(
     nk = nk + EPS
     if COVARIANCE_TYPES[covariance_type].full_matrix:
         D = d.shape[-1]
-        eye = xp.eye(D)
         if covariance_type == "full" and D >= 32:
             # d sx^T + sx d^T - R d d^T = d u^T + u d^T with u = sx - R d / 2: one batched rank-2 product and
             # one pass over the (B, K, D, D) sums (the broadcast form below made six, two of them transposed:
@@ -243,6 +242,7 @@ def covariances_from_statistics(
             diagonal = xp.arange(D)
             scatter[..., diagonal, diagonal] += reg_covar[:, None, None]
             return scatter
+        eye = xp.eye(D)
         if covariance_type == "full":
             outer = d[..., :, None] * sx[..., None, :]
             scatter = sxx - outer - xp.swapaxes(outer, -1, -2) + R[..., None] * d[..., :, None] * d[..., None, :]
