@@ -38,6 +38,7 @@ __all__ = [
     "CovarianceType",
     "cholesky_from_precisions",
     "covariances_from_cholesky",
+    "exp_nonpositive",
     "covariances_from_statistics",
     "log_det_and_mahalanobis",
     "logsumexp_last",
@@ -106,7 +107,7 @@ def sum_last(xp: Any, a: Any) -> Any:
 def row_max(xp: Any, a: Any) -> Any:
     """The maximum over the last axis, where finite (else 0): the shift of a log-sum-exp."""
     K = a.shape[-1]
-    if K >= 16 and a.size < 1024 * K:  # short rows of many components: one reduce (2x the loop's speed)
+    if K > 32:  # one reduce (at K = 128: 2.3x the loop's speed over 5000 rows, 2.8x over 50000)
         amax = a.max(-1)
     else:
         amax = a[..., 0].copy()
@@ -115,11 +116,42 @@ def row_max(xp: Any, a: Any) -> Any:
     return xp.where(xp.isfinite(amax), amax, 0.0)
 
 
+# numpy's SIMD exp leaves its fast path, for about ten times the time, on every vector of arguments where
+# one result underflows (below about e^-708); log-probabilities less their row maximum often go there.
+_EXP_FLOOR = -700.0
+
+
+def exp_nonpositive(xp: Any, a: Any, out: Any = None) -> Any:
+    """``exp(a)`` of log-probabilities less their row maximum (``a <= 0``), with 0 where ``a < -700``.
+
+    The exact results there are below 1e-304, and every row they come from also
+    holds an entry of at least ``1 / K`` (``exp(0)`` after the shift by the row's
+    maximum): a row's sum is the same float either way, and a responsibility
+    moves by less than 1e-304. numpy's exp of such arguments runs
+    about ten times slower (a (5000, 64) block with a third of them: 1.9 against
+    0.46 ms on the 2-core machine). NaN stays NaN, ``-inf`` gives 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> exp_nonpositive(np, np.array([0.0, -1.0, -701.0, -np.inf])).tolist()
+    [1.0, 0.36787944117144233, 0.0, 0.0]
+    """
+    keep = a >= _EXP_FLOOR
+    if xp is np and bool(keep.all()):  # nothing underflows (on a GPU the check would cost a synchronisation)
+        return xp.exp(a, out=out)
+    r = xp.maximum(a, _EXP_FLOOR, out=out)
+    xp.exp(r, out=r)
+    r *= keep  # a multiply, not a masked write (10x faster in numpy); NaN * 0 stays NaN
+    return r
+
+
 def logsumexp_last(xp: Any, a: Any) -> Any:
     """log(sum(exp(a))) over the last axis, shifted by the max as scipy's logsumexp is."""
     amax = row_max(xp, a)
+    shifted = a - amax[..., None]
     with np.errstate(divide="ignore"):
-        return xp.log(sum_last(xp, xp.exp(a - amax[..., None]))) + amax
+        return xp.log(sum_last(xp, exp_nonpositive(xp, shifted, out=shifted))) + amax
 
 
 def log_det_and_mahalanobis(xp: Any, X: Any, means: Any, P: Any, covariance_type: str) -> tuple[Any, Any]:

@@ -41,6 +41,7 @@ from gpuvec.mixture._covariance import (
     EPS,
     CovarianceType,
     covariances_from_statistics,
+    exp_nonpositive,
     log_det_and_mahalanobis,
     logsumexp_last,
     precision_cholesky,
@@ -411,7 +412,7 @@ def _sufficient_statistics_xp(
             if sample_weight is not None:  # a zero-weight row touches no sum, whatever it holds (0 * inf)
                 Xc = xp.where(sample_weight[bs, s][..., None] > 0, Xc, shift[bs])
             log_resp, log_norm = e_step(Xc, part.weights, part.means, part.precisions_cholesky, covariance_type)
-            resp = xp.exp(log_resp)
+            resp = exp_nonpositive(xp, log_resp, out=log_resp)
             if sample_weight is not None:
                 sw = sample_weight[bs, s]
                 resp *= sw[..., None]

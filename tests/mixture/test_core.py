@@ -270,3 +270,45 @@ def test_statistics_of_any_split_merge_to_those_of_the_whole(ct, cuts, weighted)
     merged = functools.reduce(mixture.merge_statistics, parts)
     for name, a, b in zip(mixture.SufficientStats._fields, merged, whole, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-10, err_msg=name)
+
+
+def test_exp_nonpositive_is_exp_down_to_1e_304_and_zero_below(xp):
+    """The responsibilities' exp: numpy's exp where the result is a normal float above e^-700, exact 0 below
+    (numpy's own is 10x slower there); NaN and -inf as exp has them, in place when asked."""
+    from gpuvec.mixture._covariance import exp_nonpositive
+
+    rng = np.random.default_rng(5)
+    a = -np.abs(rng.normal(size=(400, 7))) * rng.choice([1.0, 300.0, 2000.0], size=(400, 1))
+    a[0, 0], a[1, 1], a[2, 2], a[3] = np.nan, -np.inf, -700.0, 0.0
+    got = to_np(exp_nonpositive(xp, xp.asarray(a)))
+    with np.errstate(under="ignore"):
+        want = np.where(np.isnan(a) | (a >= -700.0), np.exp(a), 0.0)
+    np.testing.assert_array_equal(got, want)  # NaN where a is NaN, equal elsewhere
+    assert (a < -700.0).sum() > 100 and got[a < -700.0].max() == 0.0
+    b = xp.asarray(a[4:])  # no argument below the floor (the numpy branch without the clamp)
+    b = xp.maximum(b, -650.0)
+    out = exp_nonpositive(xp, b, out=b)
+    assert out is b
+    np.testing.assert_array_equal(to_np(b), np.exp(np.maximum(a[4:], -650.0)))
+
+
+@pytest.mark.parametrize("K", [1, 2, 31, 33, 128])
+def test_row_max_and_logsumexp_over_few_and_many_components(xp, K):
+    """Both forms of the row maximum (a loop over K below 33 columns, one reduce from there) give the max where
+    finite and 0 where not; the log-sum-exp equals scipy's, rows of far-apart entries (exp's underflow) too."""
+    from scipy.special import logsumexp
+
+    from gpuvec.mixture._covariance import logsumexp_last, row_max
+
+    rng = np.random.default_rng(6)
+    a = rng.normal(size=(3, 50, K)) * rng.choice([1.0, 1e3], size=(3, 50, 1))
+    a[0, 0] = -np.inf
+    a[0, 1, 0] = np.nan
+    got = to_np(row_max(xp, xp.asarray(a)))
+    with np.errstate(invalid="ignore"):
+        want = a.max(-1)
+    np.testing.assert_array_equal(got, np.where(np.isfinite(want), want, 0.0))
+    with np.errstate(invalid="ignore", over="ignore"):  # the NaN row: no finite shift, its exp overflows
+        want = logsumexp(a, axis=-1)
+        got = to_np(logsumexp_last(xp, xp.asarray(a)))
+    np.testing.assert_allclose(got, want, rtol=1e-15, atol=2e-16)

@@ -341,3 +341,26 @@ def test_a_float32_model_predicts_in_float64(monkeypatch, ct, D, jit):
         setattr(same, name, value.astype(np.float64) if isinstance(value, np.ndarray) else value)
     np.testing.assert_allclose(gm.score_samples(X), same.score_samples(X), rtol=1e-6)  # the output is float32
     np.testing.assert_array_equal(gm.predict(X), same.predict(X))
+
+
+@pytest.mark.parametrize("far_component", [False, True])
+def test_blocked_tied_distances_where_the_expansion_cancels(far_component):
+    """'tied' distances are |y|^2 - 2 y.dP + |dP|^2 in one GEMM; far from the shift that loses digits, so pairs
+    below 1e-4 of |y|^2 + |dP|^2 are recomputed by subtraction: rows at a mean get exactly 0, rows 1e-3 from
+    one their distance to 1e-9 (y and dP are each rounded; the expanded form is 2e-3 off there). With one
+    component far away (so the first filter passes many pairs), the same."""
+    from gpuvec.mixture import _blocked
+
+    rng = np.random.default_rng(48)
+    D, K = 12, 5
+    d = 1e3 + rng.normal(size=(K, D))  # means 1e3 from the shift, near each other
+    if far_component:
+        d[-1] = 1e6
+    Z = np.concatenate([d[:3], d[1] + 1e-3 * rng.normal(size=(40, D)), d[2] + rng.normal(size=(40, D))])
+    L = np.linalg.cholesky(np.cov(rng.normal(size=(D, 3 * D))))
+    P = np.linalg.inv(L).T  # a precision Cholesky factor, upper triangular
+    constant = np.zeros(K)
+    lp = _blocked._weighted_log_prob(np, Z, d, P, constant, "tied")
+    exact = np.einsum("nkd,nkd->nk", *(2 * [np.einsum("nkd,de->nke", Z[:, None, :] - d, P)]))
+    np.testing.assert_allclose(-2.0 * lp, exact, rtol=1e-9)
+    assert (lp[np.arange(3), np.arange(3)] == 0.0).all()
