@@ -360,7 +360,40 @@ def test_blocked_tied_distances_where_the_expansion_cancels(far_component):
     L = np.linalg.cholesky(np.cov(rng.normal(size=(D, 3 * D))))
     P = np.linalg.inv(L).T  # a precision Cholesky factor, upper triangular
     constant = np.zeros(K)
-    lp = _blocked._weighted_log_prob(np, Z, d, P, constant, "tied")
+    lp = _blocked._weighted_log_prob(np, Z, d, P, constant, "tied", stacked=_blocked._triangle_groups(np, P))
     exact = np.einsum("nkd,nkd->nk", *(2 * [np.einsum("nkd,de->nke", Z[:, None, :] - d, P)]))
     np.testing.assert_allclose(-2.0 * lp, exact, rtol=1e-9)
     assert (lp[np.arange(3), np.arange(3)] == 0.0).all()
+
+
+@pytest.mark.parametrize("ct", ["full", "tied"])
+@pytest.mark.parametrize("stacked_rows", [None, 8], ids=["per-component", "stacked"])
+@pytest.mark.parametrize("factor", ["upper", "lower"])
+def test_blocked_products_by_triangle_groups_equal_the_reference(monkeypatch, ct, stacked_rows, factor):
+    """At D = 100 the products with upper-triangular factors run in three column groups (each group's
+    outputs from the leading rows only); a lower factor (P P^T the precision, as the public functions take
+    it) runs as one GEMM: both equal the reference's statistics and prediction."""
+    from gpuvec._core import dispatch as core_dispatch
+    from gpuvec.mixture import _blocked
+
+    if ct == "tied" and stacked_rows is not None:
+        pytest.skip("'tied' has one factor: nothing to stack")
+    monkeypatch.setattr(_blocked, "_STACKED_ROWS", 10**9 if stacked_rows is None else stacked_rows)
+    rng = np.random.default_rng(49)
+    X = blobs(rng, B=2, n=400, D=100) + 3.0
+    params = start_params(rng, X, 3, ct)
+    if factor == "lower":
+        P = np.linalg.cholesky(np.linalg.inv(params.covariances))
+        params = params._replace(precisions_cholesky=P)
+    P = params.precisions_cholesky
+    assert len(_blocked._triangle_groups(np, P)) == (3 if factor == "upper" else 1)
+    ref = _reference_statistics(X, params, ct, None, monkeypatch)
+    monkeypatch.setitem(core_dispatch._CHUNK_ELEMENTS, "mixture", (40000, 40000))
+    assert _blocked._stacked(3, 100, ct, 40000) == (ct == "full" and stacked_rows is not None)
+    got = mixture.sufficient_statistics(X, params, ct)
+    for name, a, b in zip(mixture.SufficientStats._fields, got, ref, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-9, err_msg=name)
+    log_resp, log_norm = mixture.e_step(X, params.weights, params.means, P, ct)
+    out = np.empty(X.shape[:2])
+    _blocked.e_step_outputs(X, params.weights, params.means, P, ct, "log_norm", out)
+    np.testing.assert_allclose(out, log_norm, rtol=1e-11)
