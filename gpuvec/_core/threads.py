@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import sys
 import threading
 import types
 from collections.abc import Callable, Iterator
@@ -201,17 +202,32 @@ def blas_limited(always: bool = False) -> Iterator[None]:
         _leave_blas_limit()
 
 
+_controller: Any = None
+_controller_key = (0, 0)
+
+
+def _blas_controller(threadpoolctl: types.ModuleType) -> Any:
+    """threadpoolctl's controller of the loaded libraries, kept while no module has been imported since: a
+    fresh one costs ~2 ms with scipy, sklearn and numba loaded (8 us to limit and restore with a kept
+    one), and BLAS libraries arrive with imports. A forked child makes its own."""
+    global _controller, _controller_key
+    key = (os.getpid(), len(sys.modules))
+    if _controller is None or key != _controller_key:
+        _controller, _controller_key = threadpoolctl.ThreadpoolController(), key
+    return _controller
+
+
 def _enter_blas_limit() -> None:
     global _blas_users, _blas_limit
     with _blas_lock:
         if _blas_users == 0:
-            try:  # a fresh controller (~1 ms) sees BLAS libraries loaded since the last task
+            try:
                 threadpoolctl = importlib.import_module("threadpoolctl")
             except ImportError:
                 threadpoolctl = None
             if threadpoolctl is not None:
                 _release_openblas(threadpoolctl)
-                _blas_limit = threadpoolctl.ThreadpoolController().limit(limits=1, user_api="blas")
+                _blas_limit = _blas_controller(threadpoolctl).limit(limits=1, user_api="blas")
                 _release_openblas(threadpoolctl)
         _blas_users += 1
 

@@ -200,3 +200,18 @@ def test_a_bad_thread_count_fails_every_public_call(monkeypatch, bad):
     for call in calls:
         with pytest.raises(ValueError, match=f"GPUVEC_NUM_THREADS must be a positive integer; got '{bad}'"):
             call()
+
+
+def test_the_blas_controller_is_kept_until_a_module_is_imported(monkeypatch):
+    """The limiter keeps threadpoolctl's controller (2 ms to make with scipy and numba loaded, paid by every
+    dask task before) and makes a new one once anything was imported since (BLAS comes with imports)."""
+    import sys
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(_threads, "_controller", None)
+    first = _threads._blas_controller(threadpoolctl)
+    assert _threads._blas_controller(threadpoolctl) is first
+    monkeypatch.setitem(sys.modules, "gpuvec_test_new_module", object())  # as an import would
+    second = _threads._blas_controller(threadpoolctl)
+    assert second is not first
+    assert _threads._blas_controller(threadpoolctl) is second
