@@ -39,7 +39,9 @@ import numpy as np
 
 from gpuvec._core.dispatch import chunk_elements
 from gpuvec._core.namespace import get_namespace
+from gpuvec._core.threads import blas_limited, run_parallel, worker_threads
 from gpuvec.mixture._covariance import COVARIANCE_TYPES, exp_nonpositive, logsumexp_last, row_max, sum_last
+from gpuvec.mixture._dispatch import row_spans
 
 __all__ = ["e_step_outputs", "label_moments", "moments"]
 
@@ -234,54 +236,88 @@ def moments(X: Any, params: Any, covariance_type: str, sample_weight: Any, shift
     sxx = xp.zeros((B,) + spec.moments_shape(K, D))
     ll, ws = xp.zeros(B), xp.zeros(B)
     stacked = _stacked(K, D, covariance_type, budget)
-    small, wide = not spec.full_matrix, covariance_type == "full" and not stacked
+    spans = row_spans(xp, N, D, K, covariance_type)
+    threads = min(len(spans), worker_threads())
+    errors = np.geterr()  # the caller's, for the pool's threads too
     for b in range(B):
         P = params.precisions_cholesky[b]
-        weights, means = params.weights[b], params.means[b]
-        d, constant, factors = _problem(xp, weights, means, P, shift[b, 0], covariance_type, stacked)
-        grams: Any = xp.zeros((D, K * D)) if stacked else None  # column block k: component k's second moments
-        for s in _row_blocks(N, D, K, budget, stacked, small, wide):
-            Z, extra = _rows(xp, X[b, s], shift[b, 0], None if sample_weight is None else sample_weight[b, s],
-                             covariance_type)  # fmt: skip
-            lp = _weighted_log_prob(xp, Z, d, P, constant, covariance_type, extra, factors)
-            top = row_max(xp, lp)  # log-sum-exp and responsibilities from one exp
-            lp -= top[:, None]
-            resp = exp_nonpositive(xp, lp, out=lp)
-            total = sum_last(xp, resp)
-            resp /= total[:, None]
-            with np.errstate(divide="ignore"):
-                log_norm = xp.log(total) + top
-            if sample_weight is None:
-                w = None
-                ll[b] += log_norm.sum()
-                ws[b] += s.stop - s.start
+        problem = _problem(xp, params.weights[b], params.means[b], P, shift[b, 0], covariance_type, stacked)
+        parts: list[Any] = [None] * len(spans)
+
+        def run(lo: int, hi: int, b: int = b, problem: tuple = problem, P: Any = P, parts: list = parts) -> None:
+            with np.errstate(**errors):
+                w = None if sample_weight is None else sample_weight[b, lo:hi]
+                parts[spans.index((lo, hi))] = _span_moments(
+                    xp, X[b, lo:hi], w, shift[b, 0], problem, P, covariance_type, budget, stacked
+                )
+
+        if threads > 1:
+            with blas_limited(always=True):  # one BLAS thread under each of ours
+                run_parallel(run, spans, threads)
+        else:
+            for lo, hi in spans:
+                run(lo, hi)
+        for part in parts:  # in the spans' order, whatever the threads: the same sums on any number of them
+            for acc, value in zip((nk, sx, sxx, ll, ws), part):
+                acc[b] += value
+    return nk, sx, sxx, ll, ws
+
+
+def _span_moments(
+    xp: Any, X: Any, sample_weight: Any, shift: Any, problem: tuple, P: Any, covariance_type: str, budget: int,
+    stacked: bool,
+) -> tuple:  # fmt: skip
+    """One problem's statistics ``(nk, sx, sxx, log_likelihood, weight_sum)`` over the rows X (n, D), a block
+    of rows at a time."""
+    n, D = X.shape
+    d, constant, factors = problem
+    K = d.shape[0]
+    spec = COVARIANCE_TYPES[covariance_type]
+    small, wide = not spec.full_matrix, covariance_type == "full" and not stacked
+    nk, sx, sxx = xp.zeros(K), xp.zeros((K, D)), xp.zeros(spec.moments_shape(K, D))
+    ll, ws = 0.0, 0.0
+    grams: Any = xp.zeros((D, K * D)) if stacked else None  # column block k: component k's second moments
+    for s in _row_blocks(n, D, K, budget, stacked, small, wide):
+        Z, extra = _rows(xp, X[s], shift, None if sample_weight is None else sample_weight[s], covariance_type)
+        lp = _weighted_log_prob(xp, Z, d, P, constant, covariance_type, extra, factors)
+        top = row_max(xp, lp)  # log-sum-exp and responsibilities from one exp
+        lp -= top[:, None]
+        resp = exp_nonpositive(xp, lp, out=lp)
+        total = sum_last(xp, resp)
+        resp /= total[:, None]
+        with np.errstate(divide="ignore"):
+            log_norm = xp.log(total) + top
+        if sample_weight is None:
+            w = None
+            ll += log_norm.sum()
+            ws += s.stop - s.start
+        else:
+            w = sample_weight[s]
+            resp *= w[:, None]
+            ll += (xp.where(w > 0, log_norm, 0.0) * w).sum()
+            ws += w.sum()
+        nk += resp.sum(0)
+        if covariance_type == "diag":  # the first and second moments in one GEMM
+            both = xp.matmul(resp.T, extra)
+            sx += both[:, :D]
+            sxx += both[:, D:]
+            continue
+        sx += xp.matmul(resp.T, Z)
+        if covariance_type == "spherical":
+            sxx += xp.matmul(extra, resp)
+            continue
+        if stacked:  # one GEMM for every component's weighted gram
+            grams += xp.matmul(Z.T, (Z[:, None, :] * resp[:, :, None]).reshape(Z.shape[0], K * D))
+        elif covariance_type == "full":
+            for k in range(K):
+                _add_weighted_gram(xp, sxx[k], Z, resp[:, k])
+        else:  # 'tied': every row's responsibilities add up to its weight
+            if w is None:
+                _add_gram(xp, sxx[0], Z)
             else:
-                w = sample_weight[b, s]
-                resp *= w[:, None]
-                ll[b] += (xp.where(w > 0, log_norm, 0.0) * w).sum()
-                ws[b] += w.sum()
-            nk[b] += resp.sum(0)
-            if covariance_type == "diag":  # the first and second moments in one GEMM
-                both = xp.matmul(resp.T, extra)
-                sx[b] += both[:, :D]
-                sxx[b] += both[:, D:]
-                continue
-            sx[b] += xp.matmul(resp.T, Z)
-            if covariance_type == "spherical":
-                sxx[b] += xp.matmul(extra, resp)
-                continue
-            if stacked:  # one GEMM for every component's weighted gram
-                grams += xp.matmul(Z.T, (Z[:, None, :] * resp[:, :, None]).reshape(Z.shape[0], K * D))
-            elif covariance_type == "full":
-                for k in range(K):
-                    _add_weighted_gram(xp, sxx[b, k], Z, resp[:, k])
-            else:  # 'tied': every row's responsibilities add up to its weight
-                if w is None:
-                    _add_gram(xp, sxx[b, 0], Z)
-                else:
-                    _add_weighted_gram(xp, sxx[b, 0], Z, w)
-        if stacked:
-            sxx[b] = xp.swapaxes(grams.reshape(D, K, D), 0, 1)
+                _add_weighted_gram(xp, sxx[0], Z, w)
+    if stacked:
+        sxx = xp.swapaxes(grams.reshape(D, K, D), 0, 1)
     return nk, sx, sxx, ll, ws
 
 

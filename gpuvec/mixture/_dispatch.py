@@ -32,7 +32,7 @@ from typing import Any
 from gpuvec._core.dispatch import NUMBA_PAYS_WORK, compiled_setting
 from gpuvec._core.namespace import is_cupy_namespace
 
-__all__ = ["blocked_pays", "compiled", "pass_implementation"]
+__all__ = ["blocked_pays", "compiled", "pass_implementation", "row_spans"]
 
 
 def _loop_wanted(xp: Any, work: int) -> bool:
@@ -113,3 +113,29 @@ def pass_implementation(xp: Any, B: int, N: int, K: int, D: int, covariance_type
 
         return _blocked
     return compiled(xp, work)
+
+
+# Rows times features from which the blocked pass (numpy) sums two halves of a problem's rows on two threads
+# (BLAS at one thread under each). Whole fits on the 2-core machine, interleaved, one range / two halves:
+# N D = 1e8 ('spherical' N = 1e5 D = 1024 K = 16 1.39, 'diag' K = 64 1.27), 5e7 ('spherical' D = 512
+# K = 64 1.17, 'tied' K = 16 1.09), 1.3e7 ('full' N = 1e5 D = 128 K = 16 1.09, 'tied' 0.82), and
+# below 1e7 0.63-0.98 (N = 1e4, D = 128-1024, every type; the threads' hand-offs and BLAS switches).
+HALVES_FROM = 1 << 25
+
+
+def row_spans(xp: Any, N: int, D: int, K: int, covariance_type: str) -> list[tuple[int, int]]:
+    """The ranges of a problem's N rows whose statistics the blocked pass sums separately, then in order:
+    two halves (for two threads) on numpy from ``N D >= HALVES_FROM``, else all N. Fixed by the shape, never
+    by the threads, so that one thread gives the same sums as two.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> row_spans(np, 100_000, 512, 16, "diag")
+    [(0, 50000), (50000, 100000)]
+    >>> row_spans(np, 10_000, 512, 16, "diag")
+    [(0, 10000)]
+    """
+    if is_cupy_namespace(xp) or N * D < HALVES_FROM or N < 2:
+        return [(0, N)]
+    return [(0, N // 2), (N // 2, N)]

@@ -397,3 +397,34 @@ def test_blocked_products_by_triangle_groups_equal_the_reference(monkeypatch, ct
     out = np.empty(X.shape[:2])
     _blocked.e_step_outputs(X, params.weights, params.means, P, ct, "log_norm", out)
     np.testing.assert_allclose(out, log_norm, rtol=1e-11)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_blocked_halves_sum_the_same_on_one_thread_and_two(monkeypatch, ct, weighted):
+    """Large problems' rows go in two halves, on two threads where there are two: the halves are fixed by the
+    shape, so one thread (GPUVEC_NUM_THREADS=1) gives the same statistics to the bit, and both equal those
+    of one range of rows to rounding."""
+    from gpuvec._core import dispatch as core_dispatch
+
+    rng = np.random.default_rng(50)
+    X = blobs(rng, B=2, n=500, D=40) + 5.0
+    params = start_params(rng, X, 4, ct)
+    sw = rng.random(X.shape[:2]) if weighted else None
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: True)
+    monkeypatch.setitem(core_dispatch._CHUNK_ELEMENTS, "mixture", (4000, 4000))  # several blocks per half
+    whole = mixture.sufficient_statistics(X, params, ct, sw)
+    monkeypatch.setattr(_dispatch, "HALVES_FROM", 1000)
+    assert len(_dispatch.row_spans(np, 1000, 40, 4, ct)) == 2
+    from gpuvec.mixture import _blocked
+
+    threaded = []
+    run_parallel = _blocked.run_parallel
+    monkeypatch.setattr(_blocked, "run_parallel", lambda *a: threaded.append(a[2]) or run_parallel(*a))
+    two = mixture.sufficient_statistics(X, params, ct, sw)
+    assert threaded == [2, 2] or gpuvec._core.threads.worker_threads() == 1  # two problems, two threads each
+    monkeypatch.setenv("GPUVEC_NUM_THREADS", "1")
+    one = mixture.sufficient_statistics(X, params, ct, sw)
+    for name, a, b, c in zip(mixture.SufficientStats._fields, two, one, whole, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+        np.testing.assert_allclose(a, c, rtol=1e-11, atol=1e-10, err_msg=name)
