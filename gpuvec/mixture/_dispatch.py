@@ -32,7 +32,7 @@ from typing import Any
 from gpuvec._core.dispatch import NUMBA_PAYS_WORK, compiled_setting
 from gpuvec._core.namespace import is_cupy_namespace
 
-__all__ = ["blocked_pays", "compiled", "pass_implementation", "row_spans"]
+__all__ = ["blocked_pays", "compiled", "keep_rows", "pass_implementation", "row_spans"]
 
 
 def _loop_wanted(xp: Any, work: int) -> bool:
@@ -139,3 +139,27 @@ def row_spans(xp: Any, N: int, D: int, K: int, covariance_type: str) -> list[tup
     if is_cupy_namespace(xp) or N * D < HALVES_FROM or N < 2:
         return [(0, N)]
     return [(0, N // 2), (N // 2, N)]
+
+
+# Elements (float64) up to which a fit keeps its rows between passes ('diag' [Z | Z^2], 'spherical' Z and
+# |z|^2: 256 MiB): a fifth of each pass on the 2-core machine went to making them.
+KEEP_ROWS_ELEMENTS = 1 << 25
+
+
+def keep_rows(xp: Any, B: int, N: int, K: int, D: int, covariance_type: str) -> bool:
+    """Whether a fit of B problems of N rows keeps them between EM passes (:class:`gpuvec.mixture._blocked.KeptRows`):
+    'diag' and 'spherical' on numpy where the blocked pass runs and they take at most ``KEEP_ROWS_ELEMENTS``.
+    Not on cupy, whose memory is scarcer (and whose passes have not been measured).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> keep_rows(np, 1, 10_000, 16, 1024, "diag"), keep_rows(np, 1, 1_000_000, 16, 1024, "diag")
+    (True, False)
+    """
+    if is_cupy_namespace(xp) or covariance_type not in ("diag", "spherical"):
+        return False
+    if B * N * D * (2 if covariance_type == "diag" else 1) > KEEP_ROWS_ELEMENTS:
+        return False
+    impl = pass_implementation(xp, B, N, K, D, covariance_type)
+    return impl is not None and impl.__name__ == "gpuvec.mixture._blocked"

@@ -17,12 +17,14 @@ from typing import Any, NamedTuple
 
 from gpuvec._core.namespace import get_namespace
 from gpuvec._core.threads import blas_limited
+from gpuvec.mixture import _dispatch
 from gpuvec.mixture._covariance import CovarianceType
 from gpuvec.mixture._xp import (
     MixtureParams,
     SufficientStats,
     data_shift,
     params_from_statistics,
+    pass_statistics,
     sufficient_statistics,
 )
 
@@ -273,20 +275,32 @@ def fit_em(
     shift = data_shift(X, sample_weight)  # once per fit: the same centre on every pass
     held = xp.arange(X.shape[0])  # the problems whose data the pass holds (the active set only shrinks)
     Xa, swa, shifta = X, sample_weight, shift
+    kept = _kept_rows(xp, X, params.means.shape[1], covariance_type)
 
     def one_pass(pa: MixtureParams, active: Any) -> SufficientStats:
-        nonlocal held, Xa, swa, shifta
+        nonlocal held, Xa, swa, shifta, kept
         if active.shape[0] != held.shape[0]:  # problems left: drop their data once
             keep = xp.isin(held, active)
             Xa, shifta, held = Xa[keep], shifta[keep], active
             swa = None if swa is None else swa[keep]
-        return sufficient_statistics(Xa, pa, covariance_type, swa, shifta)
+            kept = _kept_rows(xp, Xa, params.means.shape[1], covariance_type)  # made again by the next pass
+        return pass_statistics(Xa, pa, covariance_type, swa, shifta, kept)
 
     with blas_limited():  # one BLAS thread when called from a thread pool (gpuvec._core.threads)
         return em_loop(
             xp, one_pass, params, reg_covar, covariance_type,
             tol=tol, max_iter=max_iter, verbose=verbose, verbose_interval=verbose_interval, lower_bound=lower_bound,
         )  # fmt: skip
+
+
+def _kept_rows(xp: Any, X: Any, K: int, covariance_type: str) -> Any:
+    """A fit's :class:`gpuvec.mixture._blocked.KeptRows` where :func:`gpuvec.mixture._dispatch.keep_rows`, else None."""
+    B, N, D = X.shape
+    if not _dispatch.keep_rows(xp, B, N, K, D, covariance_type):
+        return None
+    from gpuvec.mixture._blocked import KeptRows
+
+    return KeptRows(xp, B, N, D, covariance_type)
 
 
 def em_loop(

@@ -374,15 +374,25 @@ def sufficient_statistics(
     >>> s.nk.tolist(), s.sxx.tolist(), s.weight_sum.tolist()
     ([[2.0]], [[[2.0]]], [2.0])
     """
+    shift = data_shift(X, sample_weight) if shift is None else shift
+    return pass_statistics(X, params, covariance_type, sample_weight, shift)
+
+
+def pass_statistics(
+    X: Any, params: MixtureParams, covariance_type: CovarianceType, sample_weight: Any, shift: Any, kept: Any = None
+) -> SufficientStats:
+    """:func:`sufficient_statistics` about a given shift, by the implementation the dispatch picks; ``kept``:
+    a fit's :class:`gpuvec.mixture._blocked.KeptRows` of these X, shift and weights (where
+    :func:`gpuvec.mixture._dispatch.keep_rows` made it: the blocked pass runs)."""
     xp = get_namespace(X)
     B, N, D = X.shape
-    shift = data_shift(X, sample_weight) if shift is None else shift
     budget = chunk_elements(xp, "mixture")
     # no samples (an empty dask chunk): the reference pass gives the zero statistics in every layout
     impl = _dispatch.pass_implementation(xp, B, N, params.means.shape[1], D, covariance_type) if N else None
     with blas_limited():
         if impl is not None:  # the fused numba loop, or per-component GEMMs for large D
-            nk, sx, sxx, ll, ws = impl.moments(X, params, covariance_type, sample_weight, shift, budget)
+            more = {} if kept is None else {"kept": kept}
+            nk, sx, sxx, ll, ws = impl.moments(X, params, covariance_type, sample_weight, shift, budget, **more)
             return SufficientStats(nk, sx, sxx, ll, ws, shift)
         return _sufficient_statistics_xp(xp, X, params, covariance_type, sample_weight, shift, budget)
 

@@ -428,3 +428,39 @@ def test_blocked_halves_sum_the_same_on_one_thread_and_two(monkeypatch, ct, weig
     for name, a, b, c in zip(mixture.SufficientStats._fields, two, one, whole, strict=True):
         np.testing.assert_array_equal(a, b, err_msg=name)
         np.testing.assert_allclose(a, c, rtol=1e-11, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("ct", ["diag", "spherical"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("halves", [False, True])
+def test_kept_rows_give_the_fit_of_rows_made_every_pass(monkeypatch, ct, weighted, halves):
+    """'diag' and 'spherical' fits keep their rows ([Z | Z^2], or Z and |z|^2) from the first pass for the
+    others, the same numbers as making them each pass: the same fit to the bit, problems that converge
+    early included (the rows of those left are made again), with the rows in two halves on two threads too."""
+    from gpuvec.mixture import _blocked
+
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: True)
+    if halves:
+        monkeypatch.setattr(_dispatch, "HALVES_FROM", 1000)
+    rng = np.random.default_rng(51)
+    X = blobs(rng, B=3, n=400, D=48) + 4.0
+    X[1] = rng.normal(size=X[1].shape)  # one problem converges at once, the others later
+    sw = rng.random(X.shape[:2]) if weighted else None
+    made = []
+    monkeypatch.setattr(_blocked, "KeptRows", type("Spy", (_blocked.KeptRows,), {}))
+    real_init = _blocked.KeptRows.__init__
+
+    def spy(self, xp, B, N, D, covariance_type):
+        made.append(B)
+        real_init(self, xp, B, N, D, covariance_type)
+
+    monkeypatch.setattr(_blocked.KeptRows, "__init__", spy)
+    kw = dict(n_components=3, covariance_type=ct, random_state=0, max_iter=30, tol=1e-4)
+    kept = quiet_fit(gpuvec.GaussianMixture(**kw), X, sample_weight=sw)
+    assert made[0] == 3 and len(made) >= 2 and made[-1] < 3  # rows kept, and made again for those left
+    monkeypatch.setattr(_dispatch, "KEEP_ROWS_ELEMENTS", 0)
+    made.clear()
+    fresh = quiet_fit(gpuvec.GaussianMixture(**kw), X, sample_weight=sw)
+    assert made == []
+    for name in ("lower_bound_", "n_iter_", "weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_array_equal(getattr(kept, name), getattr(fresh, name), err_msg=name)
