@@ -245,7 +245,7 @@ def cast_value(value: float, dtype: np.dtype) -> float:
 def to_dtype(best: Any, dtype: np.dtype) -> Any:
     """The running max (float64 values of the samples, clipped by :func:`cast_rule`) as the image dtype,
     saturating (:func:`saturation`): a value past the dtype's max is the max, never a wrapped integer."""
-    if dtype.kind == "f":
+    if dtype.kind == "f" or best.dtype == dtype:  # (integer samples already cast by their sampler)
         return best.astype(dtype, copy=False)
     _, lo, _ = cast_rule(dtype)
     edge, top = saturation(dtype)

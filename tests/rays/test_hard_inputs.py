@@ -208,3 +208,24 @@ def test_hostile_arguments_are_named():
 def test_a_fixed_num_beyond_what_one_call_runs_is_refused_up_front(shape, num):
     with pytest.raises(ValueError, match=re.escape(f"num={num} over an image of shape {tuple(shape)} would take")):
         gpuvec.ray_max(np.ones(shape), (1, 1), num=num)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.uint32, np.int32, np.int64])
+def test_spline_overshoot_is_clipped_to_the_dtype(dtype):
+    """Order 3 overshoots the image's range next to steps: the samples are rounded half away from zero and
+    clipped to the dtype (cast to it directly up to 32 bits, through float64 for 64), never wrapped, with the
+    first argmax of the clipped values."""
+    info = np.iinfo(dtype)
+    img = np.zeros((12, 10), dtype)
+    img[3:9, 2:7] = info.max  # a step from the max to the min: cubic splines overshoot past both
+    img[3:9, 7:10] = info.min
+    img[5, 4] = info.min
+    for origin, num, mode in [((6.0, 4.5), 7, "nearest"), ((-3.0, 11.0), 20, "reflect")]:
+        want, want_arg, _ = _saturating_answer(img, origin, num, 3, mode, 0.0)
+        best, arg = gpuvec.ray_max(img, origin, num, order=3, mode=mode)
+        assert best.dtype == img.dtype
+        assert np.array_equal(best, want) and np.array_equal(arg, want_arg), (origin, np.argwhere(best != want)[:3])
+    from scipy.ndimage import map_coordinates
+
+    raw = map_coordinates(img, np.indices(img.shape).reshape(2, -1) + 0.5, output=np.float64, order=3, mode="nearest")
+    assert raw.max() > float(info.max) and raw.min() < float(info.min)  # the overshoot is there to clip

@@ -285,3 +285,28 @@ def test_a_region_never_takes_the_whole_image_path(monkeypatch, loaded, shape, s
     want = gpuvec.ray_max(img, origin, num, mode="nearest")
     np.testing.assert_array_equal(best, want[0][: stop[0], : stop[1]])
     np.testing.assert_array_equal(arg, want[1][: stop[0], : stop[1]])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.uint8])
+@pytest.mark.parametrize("threads", ["1", None])
+def test_spline_blocks_on_threads_match_map_coordinates(monkeypatch, dtype, threads):
+    """Orders above 1 take map_coordinates a block of rows at a time, the blocks on the threads (scipy
+    releases the GIL): the accepted answer's bits on one thread and on all of them."""
+    from gpuvec._core import threads as _threads
+
+    if threads is None:
+        monkeypatch.delenv("GPUVEC_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("GPUVEC_NUM_THREADS", threads)
+    calls = []
+    run_parallel = _threads.run_parallel
+    monkeypatch.setattr(
+        "gpuvec.rays._xp.run_parallel", lambda fn, spans, n: calls.append((len(spans), n)) or run_parallel(fn, spans, n)
+    )
+    rng = np.random.default_rng(7)
+    img = random_image(rng, (64, 40), dtype)
+    want = rays_accepted_answer(img, 30.5, -3.0, 20, order=3, mode="mirror")
+    got = gpuvec.ray_max(img, (30.5, -3.0), 20, order=3, mode="mirror")
+    assert_identical(got[0], want[0])
+    assert np.array_equal(got[1], want[1])
+    assert calls and calls[0][1] == _threads.worker_threads() and calls[0][0] >= calls[0][1]
