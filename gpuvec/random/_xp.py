@@ -56,7 +56,7 @@ def clean_cholesky(xp: Any, cov: Any) -> Any | None:
 
     per = max(1, (1 << 15) // (d * d))  # ~256 kB of covariances per block
     spans = [(lo, min(lo + per, len(flat))) for lo in range(0, len(flat), per)]
-    threads = threads_for("covariances", cov.size)
+    threads = 1 if len(spans) == 1 else threads_for("covariances", cov.size)  # one block: no thread to ask for
     with blas_limited(always=threads > 1):
         run_parallel(factor_block, spans, threads)
     return out.reshape(cov.shape) if clean[0] else None
