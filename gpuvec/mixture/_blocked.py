@@ -20,7 +20,9 @@ covariance, N D^2). Here they are GEMMs over row blocks of ``z = x - shift``:
   blocks small enough to be read back from cache (the products are
   memory-bound).
 
-Temporaries are bounded by the chunk budget (never (N, K, D)). sklearn makes
+Temporaries are bounded by the chunk budget (never (N, K, D)), per thread where a
+large problem's rows run in two halves (:func:`gpuvec.mixture._dispatch.row_spans`);
+'diag' and 'spherical' fits may keep their rows between passes (:class:`KeptRows`). sklearn makes
 the same products over all of X at once, one component at a time.
 
 :func:`moments` has the signature and the result of the numba loops' (the
@@ -146,8 +148,9 @@ def _weighted_log_prob(
         maha += ysq[:, None]
         # |y|^2 - 2 y.dP + |dP|^2 loses ~eps (|y|^2 + |dP|^2) to cancellation: where that is more than 1e-12
         # of the distance (data far from the shift, e.g. clusters on either side of it), subtract instead
-        # (found among the pairs below the bound with the largest |dP|^2: one compare, no (n, K) temporaries;
-        # flatnonzero, as numpy's 2-D nonzero takes 13x longer)
+        # (found among the pairs below the bound with the largest |dP|^2: one compare and no (n, K) float
+        # temporaries, unless one component's whitened mean is far from the others'; flatnonzero, as numpy's
+        # 2-D nonzero takes 13x longer)
         flat = xp.flatnonzero(maha < (_CANCELLATION * (ysq + dsq.max()))[:, None])
         rows, cols = flat // K, flat % K
         close = maha[rows, cols] < _CANCELLATION * (ysq[rows] + dsq[cols])
@@ -263,7 +266,7 @@ def moments(
     stacked = _stacked(K, D, covariance_type, budget)
     spans = row_spans(xp, N, D, K, covariance_type)
     threads = min(len(spans), worker_threads())
-    errors = np.geterr()  # the caller's, for the pool's threads too
+    errors: dict[str, Any] = {**np.geterr(), "call": np.geterrcall()}  # the caller's, for the pool's threads too
     for b in range(B):
         P = params.precisions_cholesky[b]
         problem = _problem(xp, params.weights[b], params.means[b], P, shift[b, 0], covariance_type, stacked)
@@ -283,7 +286,7 @@ def moments(
         else:
             for lo, hi in spans:
                 run(lo, hi)
-        for part in parts:  # in the spans' order, whatever the threads: the same sums on any number of them
+        for part in parts:  # in the spans' order, whatever the threads (BLAS's own threads can round otherwise)
             for acc, value in zip((nk, sx, sxx, ll, ws), part):
                 acc[b] += value
     if kept is not None:

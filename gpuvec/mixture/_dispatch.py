@@ -126,7 +126,8 @@ HALVES_FROM = 1 << 25
 def row_spans(xp: Any, N: int, D: int, K: int, covariance_type: str) -> list[tuple[int, int]]:
     """The ranges of a problem's N rows whose statistics the blocked pass sums separately, then in order:
     two halves (for two threads) on numpy from ``N D >= HALVES_FROM``, else all N. Fixed by the shape, never
-    by the threads, so that one thread gives the same sums as two.
+    by the threads, so that one thread gives the same sums as two where BLAS runs one thread under each (its
+    own thread count can change a GEMM's rounding).
 
     Examples
     --------
@@ -159,7 +160,7 @@ def keep_rows(xp: Any, B: int, N: int, K: int, D: int, covariance_type: str) -> 
     """
     if is_cupy_namespace(xp) or covariance_type not in ("diag", "spherical"):
         return False
-    if B * N * D * (2 if covariance_type == "diag" else 1) > KEEP_ROWS_ELEMENTS:
+    if B * N * (2 * D if covariance_type == "diag" else D + 1) > KEEP_ROWS_ELEMENTS:
         return False
     impl = pass_implementation(xp, B, N, K, D, covariance_type)
     return impl is not None and impl.__name__ == "gpuvec.mixture._blocked"

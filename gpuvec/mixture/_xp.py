@@ -391,7 +391,9 @@ def pass_statistics(
     impl = _dispatch.pass_implementation(xp, B, N, params.means.shape[1], D, covariance_type) if N else None
     with blas_limited():
         if impl is not None:  # the fused numba loop, or per-component GEMMs for large D
-            more = {} if kept is None else {"kept": kept}
+            # kept rows go to the blocked pass only: the choice is made again every pass, and can move to the
+            # loop mid-fit (numba loaded meanwhile by another thread, GPUVEC_JIT changed)
+            more = {"kept": kept} if kept is not None and impl.__name__ == "gpuvec.mixture._blocked" else {}
             nk, sx, sxx, ll, ws = impl.moments(X, params, covariance_type, sample_weight, shift, budget, **more)
             return SufficientStats(nk, sx, sxx, ll, ws, shift)
         return _sufficient_statistics_xp(xp, X, params, covariance_type, sample_weight, shift, budget)

@@ -464,3 +464,46 @@ def test_kept_rows_give_the_fit_of_rows_made_every_pass(monkeypatch, ct, weighte
     assert made == []
     for name in ("lower_bound_", "n_iter_", "weights_", "means_", "covariances_", "precisions_cholesky_"):
         np.testing.assert_array_equal(getattr(kept, name), getattr(fresh, name), err_msg=name)
+
+
+def test_the_halves_threads_keep_the_callers_error_callback(monkeypatch):
+    """numpy's error state does not reach a pool's threads: the halves take the caller's, its callback too."""
+    import threading
+
+    from gpuvec.mixture._covariance import precision_cholesky
+
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: True)
+    monkeypatch.setattr(_dispatch, "HALVES_FROM", 1000)
+    rng = np.random.default_rng(52)
+    B, N, D, K = 1, 2000, 64, 4
+    X = rng.normal(size=(B, N, D))
+    X[0, 0] = X[0, -1] = 1e200  # overflows in both halves' products
+    cov = np.ones((B, K, D))
+    params = mixture.MixtureParams(np.full((B, K), 1 / K), X[:, :K].copy(), cov, precision_cholesky(np, cov, "diag"))
+    seen = []
+    with np.errstate(over="call", invalid="call", call=lambda kind, flag: seen.append(threading.current_thread())):
+        mixture.sufficient_statistics(X, params, "diag", shift=np.zeros((B, 1, D)))
+    assert seen and any(t is not threading.main_thread() for t in seen) == (gpuvec._core.threads.worker_threads() > 1)
+
+
+def test_kept_rows_survive_the_pass_moving_to_the_loop_mid_fit(monkeypatch):
+    """The implementation is chosen every pass (numba loaded by another thread, GPUVEC_JIT changed): a fit that
+    keeps its rows goes on through the loop (or the reference) when the choice moves, and back."""
+    calls = []
+
+    def flipping(K, D, ct, samples=None):
+        calls.append(len(calls) < 3 or len(calls) % 2 == 1)  # the start, rows kept, blocked passes, alternating
+        return calls[-1]
+
+    pytest.importorskip("gpuvec.mixture._numba")  # loaded: the other pass is the loop
+    monkeypatch.setattr(_dispatch, "blocked_pays", flipping)
+    rng = np.random.default_rng(53)
+    X = blobs(rng, B=1, n=300, D=40)[0] + 2.0
+    kw = dict(n_components=3, covariance_type="diag", random_state=0, max_iter=8, tol=0.0)
+    fit = quiet_fit(gpuvec.GaussianMixture(**kw), X)
+    assert calls[:4] == [True, True, True, True] and calls.count(False) >= 3  # the choice moved mid-fit, twice
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=None: True)
+    monkeypatch.setattr(_dispatch, "KEEP_ROWS_ELEMENTS", 0)
+    plain = quiet_fit(gpuvec.GaussianMixture(**kw), X)
+    np.testing.assert_allclose(fit.lower_bound_, plain.lower_bound_, rtol=1e-12)
+    np.testing.assert_allclose(fit.means_, plain.means_, rtol=1e-10, atol=1e-12)
