@@ -126,8 +126,8 @@ HALVES_FROM = 1 << 25
 def row_spans(xp: Any, N: int, D: int, K: int, covariance_type: str) -> list[tuple[int, int]]:
     """The ranges of a problem's N rows whose statistics the blocked pass sums separately, then in order:
     two halves (for two threads) on numpy from ``N D >= HALVES_FROM``, else all N. Fixed by the shape, never
-    by the threads, so that one thread gives the same sums as two where BLAS runs one thread under each (its
-    own thread count can change a GEMM's rounding).
+    by the threads, and run with BLAS at one thread under each of gpuvec's threads: one thread gives the
+    same sums as two.
 
     Examples
     --------

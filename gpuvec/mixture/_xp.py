@@ -393,7 +393,9 @@ def pass_statistics(
         if impl is not None:  # the fused numba loop, or per-component GEMMs for large D
             # kept rows go to the blocked pass only: the choice is made again every pass, and can move to the
             # loop mid-fit (numba loaded meanwhile by another thread, GPUVEC_JIT changed)
-            more = {"kept": kept} if kept is not None and impl.__name__ == "gpuvec.mixture._blocked" else {}
+            more = {}
+            if impl.__name__ == "gpuvec.mixture._blocked":
+                more = {"kept": kept, "spans": _dispatch.row_spans(xp, N, D, params.means.shape[1], covariance_type)}
             nk, sx, sxx, ll, ws = impl.moments(X, params, covariance_type, sample_weight, shift, budget, **more)
             return SufficientStats(nk, sx, sxx, ll, ws, shift)
         return _sufficient_statistics_xp(xp, X, params, covariance_type, sample_weight, shift, budget)
