@@ -122,7 +122,11 @@ def ray_max(
     Every other order and mode runs through ``map_coordinates`` (cupyx's on
     the GPU, whose arithmetic can differ from scipy's in the last bit) on
     chunks of at most ``2**21`` points; for ``order > 1`` each chunk repeats
-    the spline prefilter, so that path is slow.
+    the spline prefilter, so that path is slow. On numpy, fixed-``num`` calls
+    of ``order > 1`` run their chunks on every core from the main thread (as
+    the loops do), at most two chunks of points in flight, each thread with
+    its own prefiltered float64 copy of the image (map_coordinates makes one
+    per call).
 
     Dense rays (``num=None``): the ray from cell ``x`` takes
     ``n(x) = L(x) + 1`` samples, ``L(x) = ceil(max_d |origin[d] - x[d]|)``, so

@@ -229,3 +229,17 @@ def test_spline_overshoot_is_clipped_to_the_dtype(dtype):
 
     raw = map_coordinates(img, np.indices(img.shape).reshape(2, -1) + 0.5, output=np.float64, order=3, mode="nearest")
     assert raw.max() > float(info.max) and raw.min() < float(info.min)  # the overshoot is there to clip
+
+
+@pytest.mark.parametrize("order", [2, 3])
+@pytest.mark.parametrize("dtype", [np.int16, np.uint8])
+def test_grid_constant_cval_outside_an_integer_dtype_is_clipped_first(order, dtype):
+    """scipy pads the image with cval in its dtype before the spline prefilter ('grid-constant', order > 1):
+    a cval outside the dtype was scipy's OverflowError; it is clipped to the dtype first (as every sample
+    is), so the result is the accepted answer's with the clipped cval."""
+    info = np.iinfo(dtype)
+    img = np.arange(30, dtype=dtype).reshape(5, 6)
+    for cval, clipped in [(1e6, float(info.max)), (-1e6, float(info.min))]:
+        got = gpuvec.ray_max(img, (-2.0, 1.5), 6, order=order, mode="grid-constant", cval=cval)
+        want = rays_accepted_answer(img, -2.0, 1.5, 6, order=order, mode="grid-constant", cval=clipped)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
