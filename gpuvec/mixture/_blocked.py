@@ -220,8 +220,9 @@ def _rows(xp: Any, X: Any, shift: Any, sample_weight: Any, covariance_type: str,
 class KeptRows:
     """A fit's rows about its shift, made by its first pass and read by the others: 'diag' ``[Z | Z^2]``
     (B, N, 2 D), 'spherical' Z (B, N, D) and the squared norms (B, N), float64. Their passes are memory-bound,
-    and making them took a fifth of each pass (whole fits 1.25x faster at N = 1e4, D = 512-1024, K = 16 on
-    the 2-core machine); where they are kept is :func:`gpuvec.mixture._dispatch.keep_rows`'s call.
+    and making them took a fifth of each pass (20-iteration fits at N = 1e4, D = 256-1024, K = 16 1.23-1.79x
+    faster on the 2-core machine, 3-iteration ones 1.03-1.12x); where they are kept is
+    :func:`gpuvec.mixture._dispatch.keep_rows`'s call.
     """
 
     def __init__(self, xp: Any, B: int, N: int, D: int, covariance_type: str) -> None:
