@@ -137,8 +137,8 @@ def _weighted_log_prob(
                 y *= y
                 maha[:, k] += sum_last(xp, y)
     elif covariance_type == "tied":  # one GEMM for the shared factor (by column groups), one for the distances
-        y, groups = xp.empty((n, D)), stacked
-        for start, stop in groups:
+        y = xp.empty((n, D))
+        for start, stop in stacked:
             y[:, start:stop] = xp.matmul(Z[:, :stop], P[:stop, start:stop])
         dP = xp.matmul(d, P)
         ysq, dsq = xp.einsum("ij,ij->i", y, y), sum_last(xp, dP * dP)

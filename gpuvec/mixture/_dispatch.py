@@ -32,7 +32,7 @@ from typing import Any
 from gpuvec._core.dispatch import NUMBA_PAYS_WORK, compiled_setting
 from gpuvec._core.namespace import is_cupy_namespace
 
-__all__ = ["blocked_pays", "compiled", "keep_rows", "pass_implementation", "row_spans"]
+__all__ = ["blocked_pays", "compiled", "is_blocked", "keep_rows", "pass_implementation", "row_spans"]
 
 
 def _loop_wanted(xp: Any, work: int) -> bool:
@@ -115,6 +115,12 @@ def pass_implementation(xp: Any, B: int, N: int, K: int, D: int, covariance_type
     return compiled(xp, work)
 
 
+def is_blocked(impl: types.ModuleType | None) -> bool:
+    """Whether :func:`pass_implementation` chose the blocked GEMMs (whose ``moments`` also take the row
+    spans and a fit's kept rows), without importing them."""
+    return impl is not None and impl.__name__ == "gpuvec.mixture._blocked"
+
+
 # Rows times features from which the blocked pass (numpy) sums two halves of a problem's rows on two threads
 # (BLAS at one thread under each). Whole fits on the 2-core machine, interleaved, one range / two halves:
 # N D = 1e8 ('spherical' N = 1e5 D = 1024 K = 16 1.39, 'diag' K = 64 1.27), 5e7 ('spherical' D = 512
@@ -162,5 +168,4 @@ def keep_rows(xp: Any, B: int, N: int, K: int, D: int, covariance_type: str) -> 
         return False
     if B * N * (2 * D if covariance_type == "diag" else D + 1) > KEEP_ROWS_ELEMENTS:
         return False
-    impl = pass_implementation(xp, B, N, K, D, covariance_type)
-    return impl is not None and impl.__name__ == "gpuvec.mixture._blocked"
+    return is_blocked(pass_implementation(xp, B, N, K, D, covariance_type))

@@ -394,7 +394,7 @@ def pass_statistics(
             # kept rows go to the blocked pass only: the choice is made again every pass, and can move to the
             # loop mid-fit (numba loaded meanwhile by another thread, GPUVEC_JIT changed)
             more = {}
-            if impl.__name__ == "gpuvec.mixture._blocked":
+            if _dispatch.is_blocked(impl):
                 more = {"kept": kept, "spans": _dispatch.row_spans(xp, N, D, params.means.shape[1], covariance_type)}
             nk, sx, sxx, ll, ws = impl.moments(X, params, covariance_type, sample_weight, shift, budget, **more)
             return SufficientStats(nk, sx, sxx, ll, ws, shift)
