@@ -59,16 +59,18 @@ _STACKED_ROWS = 256
 def _row_blocks(
     N: int, D: int, K: int, budget: int, stacked: bool = False, small: bool = False, wide: bool = False
 ) -> Iterator[slice]:
-    """Row blocks of about ``budget`` elements of temporaries; 'diag' and 'spherical' (``small``) take an
-    eighth: their GEMMs are memory-bound, and the rows ('diag': [Z | Z^2]) read back from cache made a
-    'diag' pass 1.5x faster here (D = 512, K = 16, N = 1e4: 21 against 33 ms); 'full' and 'tied' lose
+    """Row blocks of about ``budget`` elements of temporaries; 'diag' and 'spherical' (``small``) take a
+    quarter: their GEMMs are memory-bound, and the rows ('diag': [Z | Z^2]) read back from cache made a
+    'diag' pass 1.5x faster on the 2-core Xeon (D = 512, K = 16, N = 1e4: 21 against 33 ms, an eighth);
+    on the 2-core EPYC a quarter made fits 1.00-1.14x faster than an eighth in 15 cells (most at
+    D >= 512, K = 64), slower in none; 'full' and 'tied' lose
     GEMM rate in smaller blocks. 'full' one component at a time (``wide``) takes four budgets: each
     block adds K (D, D) grams, and fewer, taller blocks made a pass at N = 1e4, D = 1024, K = 4 1.66-1.78
     -> 1.34 s with the grams as SYRK (:func:`_add_weighted_gram`)."""
     if stacked:
         rows = max(_STACKED_ROWS, budget // (K * D + D))
     else:
-        rows = max(1, (budget // 8 if small else 4 * budget if wide else budget) // (D + K))
+        rows = max(1, (budget // 4 if small else 4 * budget if wide else budget) // (D + K))
     for s in range(0, N, rows):
         yield slice(s, min(N, s + rows))
 

@@ -244,6 +244,11 @@ def warn_identical_components(settings: Settings, xp: types.ModuleType, params: 
     if K < 2:
         return
     m = params.means
+    # pairs whose means agree in the first few features first (identical components always do): the
+    # full (B, K, K, D) comparison took 1.3 ms of a 26 ms fit at K = 64, D = 1000, and most starts have none
+    lead = m[..., :8]
+    if not bool(((lead[:, :, None, :] == lead[:, None, :, :]).all(-1) & ~xp.eye(K, dtype=bool)).any()):
+        return
     same = (m[:, :, None, :] == m[:, None, :, :]).all(-1)
     if not COVARIANCE_TYPES[settings.covariance_type].shared:
         P = params.precisions_cholesky

@@ -73,6 +73,28 @@ def test_seed_start_warns_identical_components(xp):
     np.testing.assert_allclose(to_np(gm.means_), [[2.50832195, 2.51546208]] * 2, atol=1e-7)
 
 
+@pytest.mark.parametrize("ct", ["full", "diag"])
+def test_identical_components_found_beyond_the_leading_features(xp, ct):
+    """The warning's first look compares 8 features: components differing only beyond them must not
+    warn, identical ones at D = 20 must, and equal means with other precisions must not."""
+    rng = np.random.default_rng(5)
+    X = xp.asarray(rng.normal(size=(60, 20)))
+    means = np.zeros((3, 20))
+    means[1, 15] = 1.0  # the same as component 0 in the first 15 features
+    means[2, 0] = 5.0
+    prec = np.ones((3, 20)) if ct == "diag" else np.broadcast_to(np.eye(20), (3, 20, 20)).copy()
+    start = dict(covariance_type=ct, max_iter=1, weights_init=[1 / 3] * 3, precisions_init=prec)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*identical components")
+        gpuvec.GaussianMixture(3, means_init=means, **start).fit(X)
+        means[2] = means[0]
+        other = prec.copy()
+        other[2] *= 2.0  # equal means, other precisions: EM can separate them
+        gpuvec.GaussianMixture(3, means_init=means, **{**start, "precisions_init": other}).fit(X)
+    with pytest.warns(UserWarning, match="identical components"):
+        gpuvec.GaussianMixture(3, means_init=means, **start).fit(X)
+
+
 def test_batch_equals_separate_fits(xp):
     rng = np.random.default_rng(1)
     Xb = np.stack([two_blobs(rng, 100, 2) for _ in range(5)])
