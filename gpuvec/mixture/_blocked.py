@@ -246,6 +246,7 @@ def moments(
     budget: int,
     kept: KeptRows | None = None,
     spans: list[tuple[int, int]] | None = None,
+    held: float = 0.0,
 ) -> tuple:
     """The statistics of one E-step, ``(nk, sx, sxx, log_likelihood, weight_sum)``, as the numba loops give them.
 
@@ -263,6 +264,10 @@ def moments(
     spans : list of (int, int), optional
         Ranges of each problem's rows summed separately, then in order, on the worker threads with BLAS
         at one thread under each (:func:`gpuvec.mixture._dispatch.row_spans`); default all N at once.
+    held : float, default 0
+        In a row block where at most this fraction of the responsibilities is nonzero, the second moments
+        ('full'; 'diag' and 'spherical': both moments) sum over each component's nonzero rows only
+        (:func:`gpuvec.mixture._dispatch.held_fraction`); 0: GEMMs over every row.
 
     Returns
     -------
@@ -289,7 +294,7 @@ def moments(
                 w = None if sample_weight is None else sample_weight[b, lo:hi]
                 rows = None if kept is None else (kept.made, kept.block(b, slice(lo, hi)))
                 parts[spans.index((lo, hi))] = _span_moments(
-                    xp, X[b, lo:hi], w, shift[b, 0], problem, P, covariance_type, budget, stacked, rows
+                    xp, X[b, lo:hi], w, shift[b, 0], problem, P, covariance_type, budget, stacked, rows, held
                 )
 
         if len(spans) > 1:  # one BLAS thread under each of ours, on any number of them: the same bits
@@ -307,10 +312,11 @@ def moments(
 
 def _span_moments(
     xp: Any, X: Any, sample_weight: Any, shift: Any, problem: tuple, P: Any, covariance_type: str, budget: int,
-    stacked: bool, kept: tuple | None = None,
+    stacked: bool, kept: tuple | None = None, held: float = 0.0,
 ) -> tuple:  # fmt: skip
     """One problem's statistics ``(nk, sx, sxx, log_likelihood, weight_sum)`` over the rows X (n, D), a block
-    of rows at a time; ``kept``: ``(made, (rows, norms))`` of these rows in :class:`KeptRows`."""
+    of rows at a time; ``kept``: ``(made, (rows, norms))`` of these rows in :class:`KeptRows`; ``held``: as
+    in :func:`moments`."""
     n, D = X.shape
     d, constant, factors = problem
     K = d.shape[0]
@@ -348,16 +354,25 @@ def _span_moments(
             ll += (xp.where(w > 0, log_norm, 0.0) * w).sum()
             ws += w.sum()
         nk += resp.sum(0)
-        if covariance_type == "diag":  # the first and second moments in one GEMM
-            both = xp.matmul(resp.T, extra)
+        nonzero = _nonzero_by_component(xp, resp, held)
+        if covariance_type == "diag":  # the first and second moments in one product
+            both = xp.matmul(resp.T, extra) if nonzero is None else _sparse_product(nonzero, extra)
             sx += both[:, :D]
             sxx += both[:, D:]
             continue
-        sx += xp.matmul(resp.T, Z)
         if covariance_type == "spherical":
+            sx += xp.matmul(resp.T, Z) if nonzero is None else _sparse_product(nonzero, Z)
             sxx += xp.matmul(extra, resp)
             continue
-        if stacked:  # one GEMM for every component's weighted gram
+        sx += xp.matmul(resp.T, Z)
+        if nonzero is not None:  # 'full': each component's gram over its nonzero rows (the others add zeros)
+            indptr, rows, values = nonzero
+            for k in range(K):
+                lo, hi = int(indptr[k]), int(indptr[k + 1])
+                if hi > lo:
+                    acc = grams[:, k * D : (k + 1) * D] if stacked else sxx[k]
+                    _add_weighted_gram(xp, acc, Z[rows[lo:hi]], values[lo:hi])
+        elif stacked:  # one GEMM for every component's weighted gram
             grams += xp.matmul(Z.T, (Z[:, None, :] * resp[:, :, None]).reshape(Z.shape[0], K * D))
         elif covariance_type == "full":
             for k in range(K):
@@ -370,6 +385,31 @@ def _span_moments(
     if stacked:
         sxx = xp.swapaxes(grams.reshape(D, K, D), 0, 1)
     return nk, sx, sxx, ll, ws
+
+
+def _nonzero_by_component(xp: Any, resp: Any, held: float) -> tuple[Any, Any, Any] | None:
+    """``(indptr, rows, values)``: the nonzero entries of a block's responsibilities (n, K) component by
+    component, rows ascending (``resp.T`` in CSR form); None where more than ``held`` of them are nonzero.
+
+    Responsibilities are exactly 0 below e^-700 of their row's largest
+    (:func:`gpuvec.mixture._covariance.exp_nonpositive`): components far apart in many dimensions leave
+    most rows to one component, and the sums over the others' rows are sums of zeros.
+    """
+    n, K = resp.shape
+    if not held or int(xp.count_nonzero(resp)) > held * n * K:
+        return None
+    RT = xp.ascontiguousarray(resp.T)
+    flat = xp.flatnonzero(RT)
+    return xp.searchsorted(flat, xp.arange(K + 1) * n), flat % n, RT.reshape(-1)[flat]
+
+
+def _sparse_product(nonzero: tuple[Any, Any, Any], M: Any) -> Any:
+    """``resp.T @ M`` (K, m) from :func:`_nonzero_by_component`'s entries (numpy): one pass of scipy's CSR
+    product, one multiply-add per nonzero entry and column of M."""
+    from scipy.sparse import csr_matrix  # lazy: scipy.sparse loads only for blocks that take this path
+
+    indptr, rows, values = nonzero
+    return csr_matrix((values, rows, indptr), shape=(indptr.shape[0] - 1, M.shape[0])) @ M
 
 
 def label_moments(

@@ -395,7 +395,12 @@ def pass_statistics(
             # loop mid-fit (numba loaded meanwhile by another thread, GPUVEC_JIT changed)
             more = {}
             if _dispatch.is_blocked(impl):
-                more = {"kept": kept, "spans": _dispatch.row_spans(xp, N, D, params.means.shape[1], covariance_type)}
+                K = params.means.shape[1]
+                more = {
+                    "kept": kept,
+                    "spans": _dispatch.row_spans(xp, N, D, K, covariance_type),
+                    "held": _dispatch.held_fraction(xp, D, covariance_type),
+                }
             nk, sx, sxx, ll, ws = impl.moments(X, params, covariance_type, sample_weight, shift, budget, **more)
             return SufficientStats(nk, sx, sxx, ll, ws, shift)
         return _sufficient_statistics_xp(xp, X, params, covariance_type, sample_weight, shift, budget)

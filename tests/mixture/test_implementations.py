@@ -399,6 +399,47 @@ def test_blocked_products_by_triangle_groups_equal_the_reference(monkeypatch, ct
     np.testing.assert_allclose(out, log_norm, rtol=1e-11)
 
 
+@pytest.mark.parametrize("ct", ["full", "diag", "spherical"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("stacked_rows", [None, 8], ids=["per-component", "stacked"])
+def test_blocked_sums_over_nonzero_responsibilities_equal_the_gemms(monkeypatch, ct, weighted, stacked_rows):
+    """Components far apart leave exact zeros in the responsibilities; the M-step's sums over each
+    component's nonzero rows (``held``) equal the GEMMs over all rows to rounding, with an empty component
+    (its mean far from every row), zero-weight rows, and blocks dense enough to take the GEMMs beside
+    blocks that take the sparse sums."""
+    from gpuvec._core import dispatch as core_dispatch
+    from gpuvec.mixture import _blocked
+
+    monkeypatch.setattr(_blocked, "_STACKED_ROWS", 10**9 if stacked_rows is None else stacked_rows)
+    rng = np.random.default_rng(51)
+    D, K = 20, 5
+    centres = 60.0 * rng.normal(size=(2, K, D))  # far apart: most responsibilities underflow to exactly 0
+    labels = rng.integers(0, K - 1, (2, 600))  # nobody near the last component
+    X = centres[np.arange(2)[:, None], labels] + rng.normal(size=(2, 600, D))
+    X[:, :300] = centres[:, :1] * 0.5 + centres[:, 1:2] * 0.5 + rng.normal(size=(2, 300, D))  # between two
+    unit = {"full": np.broadcast_to(np.eye(D), (2, K, D, D)), "diag": np.ones((2, K, D)), "spherical": np.ones((2, K))}
+    params = start_params(rng, X, K, ct)._replace(means=centres.copy(), precisions_cholesky=unit[ct].copy())
+    sw = rng.random(X.shape[:2]) if weighted else None
+    if weighted:
+        sw[:, 50:60] = 0.0
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: True)
+    monkeypatch.setitem(core_dispatch._CHUNK_ELEMENTS, "mixture", (1500, 1500))  # several blocks per problem
+    monkeypatch.setattr(_dispatch, "held_fraction", lambda xp, D, ct: 0.0)
+    dense = mixture.sufficient_statistics(X, params, ct, sw)
+    taken = []
+    nonzero_by_component = _blocked._nonzero_by_component
+    monkeypatch.setattr(
+        _blocked, "_nonzero_by_component", lambda *a: taken.append(nonzero_by_component(*a) is not None) or
+        nonzero_by_component(*a)
+    )  # fmt: skip
+    monkeypatch.setattr(_dispatch, "held_fraction", lambda xp, D, ct: 0.3)
+    held = mixture.sufficient_statistics(X, params, ct, sw)
+    assert True in taken and False in taken  # sparse blocks, and the dense first ones (rows between two)
+    assert float(np.asarray(dense.nk)[:, -1].max()) == 0.0  # the empty component
+    for name, a, b in zip(mixture.SufficientStats._fields, held, dense, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-9, err_msg=name)
+
+
 @pytest.mark.parametrize("ct", COV_TYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_blocked_halves_sum_the_same_on_one_thread_and_two(monkeypatch, ct, weighted):
