@@ -21,6 +21,10 @@ whose statistics keep one total; N K D for 'diag' and 'spherical'), and BLAS
 runs them at several times the loop's rate. ``_blocked`` is namespace code,
 not compiled: ``GPUVEC_JIT=0`` keeps it. The reference ``_xp`` formulation and
 the other two compute the same statistics (tests/mixture/test_implementations.py).
+
+Within the blocked pass, also decided here: the row halves on two threads
+(:func:`row_spans`), the rows kept between passes (:func:`keep_rows`) and the
+M-step's sums over nonzero responsibilities only (:func:`held_fraction`).
 """
 
 from __future__ import annotations
