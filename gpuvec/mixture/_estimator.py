@@ -49,12 +49,18 @@ def dask_aware(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+@functools.cache
+def _param_names(cls: type) -> tuple[str, ...]:
+    """The sorted constructor parameters of ``cls``, read once per class (inspect took ~0.1 ms a fit)."""
+    return tuple(sorted(p for p in inspect.signature(cls.__init__).parameters if p != "self"))
+
+
 class MixtureEstimator:
     """sklearn's ``BaseEstimator`` protocol for a class whose ``__init__`` stores its keyword parameters."""
 
     @classmethod
     def _get_param_names(cls) -> list[str]:
-        return sorted(p for p in inspect.signature(cls.__init__).parameters if p != "self")
+        return list(_param_names(cls))
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor parameters, as sklearn's ``BaseEstimator.get_params``.

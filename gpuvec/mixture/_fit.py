@@ -147,7 +147,8 @@ def store(estimator: Any, attrs: dict[str, Any]) -> None:
 def fit(estimator: Any, settings: Settings, xp: types.ModuleType, X: Any, sw: Any, batched: bool, dtype: Any) -> None:
     """Fit the B problems of a validated X (B, N, D) in memory; stores the estimator's attributes."""
     B, _, D = X.shape
-    settings.rng(xp)  # a bad random_state is refused up front, even where no start is drawn
+    if settings.random_state is not None:  # a bad one is refused up front, even where no start is drawn
+        settings.rng(xp)
     w_init, m_init, p_init = user_init(xp, settings, B, D, batched)
     warm = warm_state(estimator, settings, xp, B, D)
     if warm is not None:
