@@ -265,8 +265,8 @@ def moments(
         Ranges of each problem's rows summed separately, then in order, on the worker threads with BLAS
         at one thread under each (:func:`gpuvec.mixture._dispatch.row_spans`); default all N at once.
     held : float, default 0
-        In a row block where at most this fraction of the responsibilities is nonzero, the second moments
-        ('full'; 'diag' and 'spherical': both moments) sum over each component's nonzero rows only
+        In a row block where at most this fraction of the responsibilities is nonzero, the moments sum over
+        each component's nonzero rows only ('full': the second moments; 'diag': both; 'spherical': the first)
         (:func:`gpuvec.mixture._dispatch.held_fraction`); 0: GEMMs over every row.
 
     Returns

@@ -184,8 +184,9 @@ def held_fraction(xp: Any, D: int, covariance_type: str) -> float:
     SYRK of those rows instead of all of them: the products scale with the nonzero entries); 'diag' and
     'spherical' take the product ``resp^T [Z | Z^2]`` (or ``resp^T Z``) as a sparse one, one multiply-add
     per nonzero entry and feature against a GEMM's K per row, which pays for rows of 1024 values and more
-    with at most 1/8 of the entries nonzero. Isolated products on the 2-core EPYC against the GEMM, rows
+    with up to about 1/8 of the entries nonzero. Isolated products on the 2-core EPYC against the GEMM, rows
     of 2000 values: K = 64 1.8-4.3x faster at 1-4 nonzeros a row, K = 8-16 1.6-1.7x at 1/8 nonzero;
+    1024 values, 455 rows, K = 64: 8.9x at one nonzero a row, 0.87x at eight (1/8: about where they meet);
     256 values: K = 16 1.7x, K = 64 1.0x at 1/16; 64 values 0.3-0.6x at any fraction. Whole fits
     (3 iterations, grid data): 'diag' N = 1e3-1e4, D = 1000-1024, K = 16-64 1.08-1.17x faster, D = 512
     1.03-1.04x; 'full' N = 1e3-1e4, D = 128, K = 16-64 1.35-1.37x.

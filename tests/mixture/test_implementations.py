@@ -440,6 +440,38 @@ def test_blocked_sums_over_nonzero_responsibilities_equal_the_gemms(monkeypatch,
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-9, err_msg=name)
 
 
+@pytest.mark.parametrize(("ct", "D", "K"), [("full", 128, 4), ("diag", 512, 8), ("spherical", 1024, 8)])
+def test_fits_with_the_dispatch_held_fraction_equal_the_dense_sums(monkeypatch, ct, D, K):
+    """The dispatch's own held_fraction, whole fits on clusters far apart: some blocks take the sums over
+    nonzero responsibilities, and the fit equals the one with the GEMMs over every row to rounding."""
+    from gpuvec.mixture import _blocked
+
+    rng = np.random.default_rng(7)
+    centres = 3.0 * rng.normal(size=(K, D))
+    X = centres[rng.integers(0, K, 1200)] + rng.normal(size=(1200, D))
+    means = centres + 0.1 * rng.normal(size=(K, D))
+    taken = []
+    nonzero_by_component = _blocked._nonzero_by_component
+    monkeypatch.setattr(
+        _blocked, "_nonzero_by_component", lambda *a: taken.append(nonzero_by_component(*a) is not None) or
+        nonzero_by_component(*a)
+    )  # fmt: skip
+
+    def fit():
+        gm = mixture.GaussianMixture(K, covariance_type=ct, means_init=means, max_iter=4, tol=0, reg_covar=1e-3)
+        return gm.fit(X)
+
+    held = fit()
+    assert any(taken)
+    monkeypatch.setattr(_dispatch, "held_fraction", lambda xp, D, ct: 0.0)
+    taken.clear()
+    dense = fit()
+    assert not any(taken)
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(held, name), getattr(dense, name), rtol=1e-10, atol=1e-12, err_msg=name)
+    assert held.lower_bound_ == pytest.approx(dense.lower_bound_, rel=1e-12)
+
+
 @pytest.mark.parametrize("ct", COV_TYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_blocked_halves_sum_the_same_on_one_thread_and_two(monkeypatch, ct, weighted):
