@@ -399,6 +399,22 @@ def test_blocked_products_by_triangle_groups_equal_the_reference(monkeypatch, ct
     np.testing.assert_allclose(out, log_norm, rtol=1e-11)
 
 
+def _record_nonzero_blocks(monkeypatch) -> list[bool]:
+    """A list that records, block by block, whether the blocked pass took the sums over nonzero responsibilities."""
+    from gpuvec.mixture import _blocked
+
+    taken: list[bool] = []
+    nonzero_by_component = _blocked._nonzero_by_component
+
+    def recorded(*args):
+        nonzero = nonzero_by_component(*args)
+        taken.append(nonzero is not None)
+        return nonzero
+
+    monkeypatch.setattr(_blocked, "_nonzero_by_component", recorded)
+    return taken
+
+
 @pytest.mark.parametrize("ct", ["full", "diag", "spherical"])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("stacked_rows", [None, 8], ids=["per-component", "stacked"])
@@ -426,12 +442,7 @@ def test_blocked_sums_over_nonzero_responsibilities_equal_the_gemms(monkeypatch,
     monkeypatch.setitem(core_dispatch._CHUNK_ELEMENTS, "mixture", (1500, 1500))  # several blocks per problem
     monkeypatch.setattr(_dispatch, "held_fraction", lambda xp, D, ct: 0.0)
     dense = mixture.sufficient_statistics(X, params, ct, sw)
-    taken = []
-    nonzero_by_component = _blocked._nonzero_by_component
-    monkeypatch.setattr(
-        _blocked, "_nonzero_by_component", lambda *a: taken.append(nonzero_by_component(*a) is not None) or
-        nonzero_by_component(*a)
-    )  # fmt: skip
+    taken = _record_nonzero_blocks(monkeypatch)
     monkeypatch.setattr(_dispatch, "held_fraction", lambda xp, D, ct: 0.3)
     held = mixture.sufficient_statistics(X, params, ct, sw)
     assert True in taken and False in taken  # sparse blocks, and the dense first ones (rows between two)
@@ -444,18 +455,12 @@ def test_blocked_sums_over_nonzero_responsibilities_equal_the_gemms(monkeypatch,
 def test_fits_with_the_dispatch_held_fraction_equal_the_dense_sums(monkeypatch, ct, D, K):
     """The dispatch's own held_fraction, whole fits on clusters far apart: some blocks take the sums over
     nonzero responsibilities, and the fit equals the one with the GEMMs over every row to rounding."""
-    from gpuvec.mixture import _blocked
 
     rng = np.random.default_rng(7)
     centres = 3.0 * rng.normal(size=(K, D))
     X = centres[rng.integers(0, K, 1200)] + rng.normal(size=(1200, D))
     means = centres + 0.1 * rng.normal(size=(K, D))
-    taken = []
-    nonzero_by_component = _blocked._nonzero_by_component
-    monkeypatch.setattr(
-        _blocked, "_nonzero_by_component", lambda *a: taken.append(nonzero_by_component(*a) is not None) or
-        nonzero_by_component(*a)
-    )  # fmt: skip
+    taken = _record_nonzero_blocks(monkeypatch)
 
     def fit():
         gm = mixture.GaussianMixture(K, covariance_type=ct, means_init=means, max_iter=4, tol=0, reg_covar=1e-3)
