@@ -94,6 +94,9 @@ def get_namespace(*arrays: Any) -> types.ModuleType:
     """
     numpy_arg = cupy_arg = None
     for x in arrays:
+        if type(x) is np.ndarray:  # the common case first, without the module lookups (~1.5 us an array)
+            numpy_arg = numpy_arg if numpy_arg is not None else x
+            continue
         if is_dask_array(x):
             raise _dask_refused(x)
         if is_cupy_array(x):
