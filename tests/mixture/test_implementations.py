@@ -219,8 +219,10 @@ def _reference_statistics(X, params, ct, sw, monkeypatch):
 @pytest.mark.parametrize("ct", COV_TYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("stacked_rows", [None, 8], ids=["per-component", "stacked"])
-def test_blocked_statistics_equal_the_reference(monkeypatch, ct, weighted, dtype, stacked_rows):
+@pytest.mark.parametrize(
+    ("stacked_rows", "K"), [(None, 5), (8, 5), (8, 3)], ids=["per-component", "stacked", "stacked-few"]
+)
+def test_blocked_statistics_equal_the_reference(monkeypatch, ct, weighted, dtype, stacked_rows, K):
     from gpuvec._core import dispatch as core_dispatch
     from gpuvec.mixture import _blocked
 
@@ -231,14 +233,16 @@ def test_blocked_statistics_equal_the_reference(monkeypatch, ct, weighted, dtype
 
     rng = np.random.default_rng(43)
     X = (blobs(rng, B=2, n=700, D=20) + 30.0).astype(dtype)  # away from the origin: the shift matters
-    params = start_params(rng, X.astype(np.float64), 5, ct)
+    params = start_params(rng, X.astype(np.float64), K, ct)
     sw = rng.random(X.shape[:2]) if weighted else None
     if weighted:
         sw[:, :7] = 0.0
     ref = _reference_statistics(X, params, ct, sw, monkeypatch)
     # several row blocks per problem (the budget allows ~100 rows at D=20)
     monkeypatch.setitem(core_dispatch._CHUNK_ELEMENTS, "mixture", (2500, 2500))
-    assert _blocked._stacked(5, 20, ct, 2500) == (ct == "full" and stacked_rows is not None)
+    monkeypatch.setattr(_dispatch, "held_fraction", lambda xp, D, ct: 0.0)  # the GEMMs (the sparse sums: below)
+    assert _blocked._stacked(K, 20, ct, 2500) == (ct == "full" and stacked_rows is not None)
+    assert (K <= _blocked._FEW_STACKED) == (K == 3)
     got = mixture.sufficient_statistics(X, params, ct, sw)
     for name, a, b in zip(mixture.SufficientStats._fields, got, ref, strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-9, err_msg=name)
