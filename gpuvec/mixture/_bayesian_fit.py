@@ -211,7 +211,7 @@ def fit_starts(
         warn_at_caller(
             f"Best performing initialization did not converge{where}. Try different init parameters, "
             "or increase max_iter, tol, or check for degenerate data.",
-            _fit.convergence_warning_class(),
+            _fit.issued_convergence_warning(),
         )
     _store(est, xp, params, priors, lb, n_iter, converged, history, ct, pt, batched, dtype)
 

@@ -442,7 +442,7 @@ def _fit_batched(est, settings, X, sample_weight):
                 continue  # as in memory: a failure raises before the fit's own warnings
             by_category.setdefault(category, []).append(_split_message(text, r["offset"]))
     for category, messages in by_category.items():
-        cls = _fit.convergence_warning_class() if category == "ConvergenceWarning" else UserWarning
+        cls = _fit.issued_convergence_warning() if category == "ConvergenceWarning" else UserWarning
         for text in _merge_messages(messages):
             warn_at_caller(text, cls)
     if errors:

@@ -14,6 +14,7 @@ and results; each start runs EM on X itself (no copy of X per start).
 
 from __future__ import annotations
 
+import sys
 import types
 from typing import Any
 
@@ -44,6 +45,7 @@ from gpuvec.mixture._xp import (
 __all__ = [
     "as_batch",
     "convergence_warning_class",
+    "issued_convergence_warning",
     "e_step_outputs",
     "finish",
     "fit",
@@ -82,6 +84,23 @@ def convergence_warning_class() -> type[UserWarning]:
             },
         )
     return _convergence_warning
+
+
+# What a fit warns with before anything asked for the class above or imported sklearn: importing sklearn
+# for the first fit that stops at max_iter took 1-2 s here, for a class nobody can be filtering on yet.
+_UNNAMED_CONVERGENCE_WARNING = type(
+    "ConvergenceWarning",
+    (UserWarning,),
+    {"__module__": "gpuvec.mixture", "__doc__": "EM stopped at max_iter (before sklearn or the class was imported)."},
+)
+
+
+def issued_convergence_warning() -> type[UserWarning]:
+    """The class a fit that stops at max_iter warns with: :func:`convergence_warning_class` once it exists or
+    sklearn is imported (so sklearn's class, and gpuvec's, filter it), else a UserWarning of the same name."""
+    if _convergence_warning is not None or "sklearn" in sys.modules:
+        return convergence_warning_class()
+    return _UNNAMED_CONVERGENCE_WARNING
 
 
 # --------------------------------------------------------------------------- the estimator's fitted state
@@ -326,7 +345,7 @@ def finish(
         warn_at_caller(
             f"Best performing initialization did not converge{where}. Try different init parameters, "
             "or increase max_iter, tol, or check for degenerate data.",
-            convergence_warning_class(),
+            issued_convergence_warning(),
         )
     result = EMResult(params, lower_bound, n_iter, converged, failed, history, reg)
     store(estimator, fitted_attributes(xp, settings.covariance_type, result, batched, dtype))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -265,6 +267,34 @@ def test_convergence_warning_is_caught_by_sklearn_filters():
         warnings.simplefilter("error")
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         gpuvec.GaussianMixture(3, max_iter=1, random_state=0).fit(X)
+
+
+_FIRST_WARNING = """
+import sys, warnings
+import numpy as np, gpuvec
+X = np.random.default_rng(0).normal(size=(200, 2))
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    gpuvec.GaussianMixture(3, max_iter=1, random_state=0).fit(X)
+assert "sklearn" not in sys.modules, "the warning imported sklearn"
+assert [(w.category.__name__, w.category.__module__) for w in caught] == [("ConvergenceWarning", "gpuvec.mixture")]
+assert issubclass(caught[0].category, UserWarning)
+from sklearn.exceptions import ConvergenceWarning
+warnings.simplefilter("error", ConvergenceWarning)
+try:
+    gpuvec.GaussianMixture(3, max_iter=1, random_state=0).fit(X)
+except ConvergenceWarning:
+    print("caught")
+"""
+
+
+def test_a_fit_stopping_at_max_iter_does_not_import_sklearn():
+    """In a new process the warning does without sklearn's class (importing sklearn took 1-2 s); once sklearn
+    is imported, its filters catch gpuvec's warning."""
+    pytest.importorskip("sklearn")
+    out = subprocess.run([sys.executable, "-c", _FIRST_WARNING], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "caught"
 
 
 def test_convergence_warning_is_importable_by_name():
