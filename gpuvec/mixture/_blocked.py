@@ -60,7 +60,7 @@ _STACKED_ROWS = 256
 # einsum (no squares written back) and adds each gram as its own SYRK; above, squares and one GEMM for
 # every gram win. Whole fits here (2-core EPYC, 3 iterations, three A/B runs of 5 rounds):
 # N = 1e4 D = 128 K = 2 1.07-1.18x faster, K = 4 1.07-1.17x, N = 1e5 D = 128 K = 2 1.00-1.31x,
-# N = 2000 D = 128 K = 2 1.13-1.27x, N = 1e4 D = 96 K = 4 1.05-1.18x, D = 512 K = 2 1.07x.
+# N = 2000 D = 128 K = 2 1.13-1.27x, N = 1e4 D = 96 K = 4 1.05-1.18x, D = 512 K = 2 0.98-1.07x.
 _FEW_STACKED = 4
 
 

@@ -45,12 +45,12 @@ from gpuvec.mixture._xp import (
 __all__ = [
     "as_batch",
     "convergence_warning_class",
-    "issued_convergence_warning",
     "e_step_outputs",
     "finish",
     "fit",
     "fitted_attributes",
     "fitted_params",
+    "issued_convergence_warning",
     "n_parameters",
     "raise_failures",
     "sample",
