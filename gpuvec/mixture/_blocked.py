@@ -386,12 +386,10 @@ def _span_moments(
                     _add_weighted_gram(xp, acc, Z[rows[lo:hi]], values[lo:hi])
         elif stacked and K > _FEW_STACKED:  # one GEMM for every component's weighted gram
             grams += xp.matmul(Z.T, (Z[:, None, :] * resp[:, :, None]).reshape(Z.shape[0], K * D))
-        elif stacked:  # a few: each gram as its own SYRK, into its column block
+        elif covariance_type == "full":  # each gram as its own SYRK (stacked, a few: into its column block)
             for k in range(K):
-                _add_weighted_gram(xp, grams[:, k * D : (k + 1) * D], Z, resp[:, k])
-        elif covariance_type == "full":
-            for k in range(K):
-                _add_weighted_gram(xp, sxx[k], Z, resp[:, k])
+                acc = grams[:, k * D : (k + 1) * D] if stacked else sxx[k]
+                _add_weighted_gram(xp, acc, Z, resp[:, k])
         else:  # 'tied': every row's responsibilities add up to its weight
             if w is None:
                 _add_gram(xp, sxx[0], Z)

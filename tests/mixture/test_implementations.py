@@ -459,7 +459,6 @@ def test_blocked_sums_over_nonzero_responsibilities_equal_the_gemms(monkeypatch,
 def test_fits_with_the_dispatch_held_fraction_equal_the_dense_sums(monkeypatch, ct, D, K):
     """The dispatch's own held_fraction, whole fits on clusters far apart: some blocks take the sums over
     nonzero responsibilities, and the fit equals the one with the GEMMs over every row to rounding."""
-
     rng = np.random.default_rng(7)
     centres = 3.0 * rng.normal(size=(K, D))
     X = centres[rng.integers(0, K, 1200)] + rng.normal(size=(1200, D))
