@@ -232,20 +232,25 @@ def _rows(xp: Any, X: Any, shift: Any, sample_weight: Any, covariance_type: str,
 
 
 class KeptRows:
-    """A fit's rows about its shift, made by its first pass and read by the others: 'diag' ``[Z | Z^2]``
-    (B, N, 2 D), 'spherical' Z (B, N, D) and the squared norms (B, N), float64. Their passes are memory-bound,
-    and making them took a fifth of each pass (20-iteration fits at N = 1e4, D = 256-1024, K = 16 1.23-1.79x
-    faster on the 2-core machine, 3-iteration ones 1.03-1.12x); where they are kept is
-    :func:`gpuvec.mixture._dispatch.keep_rows`'s call.
+    """What a fit's first pass makes for the others, where :func:`gpuvec.mixture._dispatch.keep_rows` and
+    :func:`~gpuvec.mixture._dispatch.keep_grams` say: its rows about the shift, float64 ('diag'
+    ``[Z | Z^2]`` (B, N, 2 D), 'spherical' Z (B, N, D) and the squared norms (B, N)), where ``rows``; for
+    'tied' the weighted gram of each problem's row span (``grams``, keyed ``(b, lo, hi)``), which no
+    parameter moves. Making the rows took a fifth of each 'diag'/'spherical' pass (20-iteration fits at
+    N = 1e4, D = 256-1024, K = 16 1.23-1.79x faster on the 2-core machine, 3-iteration ones 1.03-1.12x).
     """
 
-    def __init__(self, xp: Any, B: int, N: int, D: int, covariance_type: str) -> None:
-        self.rows = xp.empty((B, N, 2 * D if covariance_type == "diag" else D))
-        self.norms = xp.empty((B, N)) if covariance_type == "spherical" else None
+    def __init__(self, xp: Any, B: int, N: int, D: int, covariance_type: str, rows: bool = True) -> None:
+        width = 2 * D if covariance_type == "diag" else D
+        self.rows = xp.empty((B, N, width)) if rows else None
+        self.norms = xp.empty((B, N)) if rows and covariance_type == "spherical" else None
+        self.grams: dict[tuple[int, int, int], Any] = {}
         self.made = False
 
-    def block(self, b: int, s: slice) -> tuple[Any, Any]:
-        """Problem b's rows s: what :func:`_rows` gives (``made``) or fills (``out``)."""
+    def block(self, b: int, s: slice) -> tuple[Any, Any] | None:
+        """Problem b's rows s: what :func:`_rows` gives (``made``) or fills (``out``); None where no rows are kept."""
+        if self.rows is None:
+            return None
         return self.rows[b, s], None if self.norms is None else self.norms[b, s]
 
 
@@ -272,7 +277,8 @@ def moments(
     budget : int
         Elements of the largest temporary (:func:`gpuvec._core.dispatch.chunk_elements`).
     kept : KeptRows, optional
-        The fit's rows ('diag', 'spherical'): filled by this pass unless ``kept.made``, else read.
+        The fit's rows ('diag', 'spherical'): filled by this pass unless ``kept.made``, else read;
+        and the 'tied' grams: added by this pass where not yet there, else read.
     spans : list of (int, int), optional
         Ranges of each problem's rows summed separately, then in order, on the worker threads with BLAS
         at one thread under each (:func:`gpuvec.mixture._dispatch.row_spans`); default all N at once.
@@ -304,10 +310,15 @@ def moments(
         def run(lo: int, hi: int, b: int = b, problem: tuple = problem, P: Any = P, parts: list = parts) -> None:
             with np.errstate(**errors):
                 w = None if sample_weight is None else sample_weight[b, lo:hi]
-                rows = None if kept is None else (kept.made, kept.block(b, slice(lo, hi)))
-                parts[spans.index((lo, hi))] = _span_moments(
-                    xp, X[b, lo:hi], w, shift[b, 0], problem, P, covariance_type, budget, stacked, rows, held
-                )
+                rows = None if kept is None else kept.block(b, slice(lo, hi))
+                gram = None if kept is None else kept.grams.get((b, lo, hi))
+                part = _span_moments(
+                    xp, X[b, lo:hi], w, shift[b, 0], problem, P, covariance_type, budget, stacked,
+                    None if rows is None else (kept.made, rows), held, gram,
+                )  # fmt: skip
+                if kept is not None and covariance_type == "tied":
+                    kept.grams[b, lo, hi] = part[2]
+                parts[spans.index((lo, hi))] = part
 
         if len(spans) > 1:  # one BLAS thread under each of ours, on any number of them: the same bits
             with blas_limited(always=True):
@@ -324,11 +335,12 @@ def moments(
 
 def _span_moments(
     xp: Any, X: Any, sample_weight: Any, shift: Any, problem: tuple, P: Any, covariance_type: str, budget: int,
-    stacked: bool, kept: tuple | None = None, held: float = 0.0,
+    stacked: bool, kept: tuple | None = None, held: float = 0.0, gram: Any = None,
 ) -> tuple:  # fmt: skip
     """One problem's statistics ``(nk, sx, sxx, log_likelihood, weight_sum)`` over the rows X (n, D), a block
     of rows at a time; ``kept``: ``(made, (rows, norms))`` of these rows in :class:`KeptRows`; ``held``: as
-    in :func:`moments`."""
+    in :func:`moments`; ``gram``: 'tied', these rows' weighted gram from an earlier pass (its sxx, as made
+    here: the same sums, not made again)."""
     n, D = X.shape
     d, constant, factors = problem
     K = d.shape[0]
@@ -390,14 +402,14 @@ def _span_moments(
             for k in range(K):
                 acc = grams[:, k * D : (k + 1) * D] if stacked else sxx[k]
                 _add_weighted_gram(xp, acc, Z, resp[:, k])
-        else:  # 'tied': every row's responsibilities add up to its weight
+        elif gram is None:  # 'tied': every row's responsibilities add up to its weight, whatever the parameters
             if w is None:
                 _add_gram(xp, sxx[0], Z)
             else:
                 _add_weighted_gram(xp, sxx[0], Z, w)
     if stacked:
         sxx = xp.swapaxes(grams.reshape(D, K, D), 0, 1)
-    return nk, sx, sxx, ll, ws
+    return nk, sx, sxx if gram is None else gram, ll, ws
 
 
 def _nonzero_by_component(xp: Any, resp: Any, held: float) -> tuple[Any, Any, Any] | None:

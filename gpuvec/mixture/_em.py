@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from gpuvec._core.namespace import get_namespace
 from gpuvec._core.threads import blas_limited
 from gpuvec.mixture._covariance import CovarianceType
-from gpuvec.mixture._dispatch import keep_rows
+from gpuvec.mixture._dispatch import keep_grams, keep_rows
 from gpuvec.mixture._xp import (
     MixtureParams,
     SufficientStats,
@@ -294,13 +294,15 @@ def fit_em(
 
 
 def _kept_rows(xp: Any, X: Any, K: int, covariance_type: str) -> Any:
-    """A fit's :class:`gpuvec.mixture._blocked.KeptRows` where :func:`gpuvec.mixture._dispatch.keep_rows`, else None."""
+    """A fit's :class:`gpuvec.mixture._blocked.KeptRows` where :func:`gpuvec.mixture._dispatch.keep_rows` or
+    :func:`gpuvec.mixture._dispatch.keep_grams`, else None."""
     B, N, D = X.shape
-    if not keep_rows(xp, B, N, K, D, covariance_type):
+    rows = keep_rows(xp, B, N, K, D, covariance_type)
+    if not rows and not keep_grams(xp, B, N, K, D, covariance_type):
         return None
     from gpuvec.mixture._blocked import KeptRows
 
-    return KeptRows(xp, B, N, D, covariance_type)
+    return KeptRows(xp, B, N, D, covariance_type, rows)
 
 
 def em_loop(

@@ -511,14 +511,15 @@ def test_blocked_halves_sum_the_same_on_one_thread_and_two(monkeypatch, ct, weig
         np.testing.assert_allclose(a, c, rtol=1e-11, atol=1e-10, err_msg=name)
 
 
-@pytest.mark.parametrize("ct", ["diag", "spherical"])
+@pytest.mark.parametrize("ct", ["diag", "spherical", "tied"])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("halves", [False, True])
 def test_kept_rows_give_the_fit_of_rows_made_every_pass(monkeypatch, ct, weighted, halves):
     """'diag' and 'spherical' fits keep their rows ([Z | Z^2], or Z and |z|^2) from the first pass for the
-    others, the same numbers as making them each pass: the same fit to the bit, problems that converge
-    early included (the rows of those left are made again), with the rows in two halves on two threads too."""
-    from gpuvec.mixture import _blocked
+    others, and 'tied' its rows' grams: the same numbers as making them each pass, so the same fit to the
+    bit, problems that converge early included (the rows of those left are made again), with the rows in
+    two halves on two threads too."""
+    from gpuvec.mixture import _blocked, _em
 
     monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: True)
     if halves:
@@ -527,22 +528,30 @@ def test_kept_rows_give_the_fit_of_rows_made_every_pass(monkeypatch, ct, weighte
     X = blobs(rng, B=3, n=400, D=48) + 4.0
     X[1] = rng.normal(size=X[1].shape)  # one problem converges at once, the others later
     sw = rng.random(X.shape[:2]) if weighted else None
-    made = []
+    made, grams = [], []
     monkeypatch.setattr(_blocked, "KeptRows", type("Spy", (_blocked.KeptRows,), {}))
     real_init = _blocked.KeptRows.__init__
 
-    def spy(self, xp, B, N, D, covariance_type):
+    def spy(self, xp, B, *args):
         made.append(B)
-        real_init(self, xp, B, N, D, covariance_type)
+        real_init(self, xp, B, *args)
 
     monkeypatch.setattr(_blocked.KeptRows, "__init__", spy)
+    for name in ("_add_gram", "_add_weighted_gram"):  # 'tied': every pass's grams, or the first's only
+        real = getattr(_blocked, name)
+        monkeypatch.setattr(_blocked, name, lambda *a, real=real: grams.append(1) or real(*a))
     kw = dict(n_components=3, covariance_type=ct, random_state=0, max_iter=30, tol=1e-4)
     kept = quiet_fit(gpuvec.GaussianMixture(**kw), X, sample_weight=sw)
     assert made[0] == 3 and len(made) >= 2 and made[-1] < 3  # rows kept, and made again for those left
+    kept_grams = len(grams)
     monkeypatch.setattr(_dispatch, "KEEP_ROWS_ELEMENTS", 0)
+    monkeypatch.setattr(_em, "keep_grams", lambda *a: False)
     made.clear()
+    grams.clear()
     fresh = quiet_fit(gpuvec.GaussianMixture(**kw), X, sample_weight=sw)
     assert made == []
+    if ct == "tied":  # the passes after each problem set's first added no grams
+        assert 0 < kept_grams < len(grams) / 3, (kept_grams, len(grams))
     for name in ("lower_bound_", "n_iter_", "weights_", "means_", "covariances_", "precisions_cholesky_"):
         np.testing.assert_array_equal(getattr(kept, name), getattr(fresh, name), err_msg=name)
 
