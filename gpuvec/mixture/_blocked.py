@@ -12,7 +12,10 @@ covariance, N D^2). Here they are GEMMs over row blocks of ``z = x - shift``:
   the BLAS floor at D = 128, K = 16); else one GEMM per component over
   (rows, D) blocks, which large K D needs to stay bounded;
 - 'tied': one GEMM against the shared factor, one for the distances to the K
-  whitened means, one for the total second moments;
+  whitened means, one for the total second moments (the rows' gram, which a fit
+  keeps); a fit's later passes score the rows as ``z . (Lambda d_k) + c_k``, one
+  GEMM of N D K, the whitened norms' sum taken from the gram as a trace
+  (:func:`_tied_expanded`), where the rows are near enough to the shift;
 - 'diag': the rows and their squares side by side, ``[z | z^2]``, one GEMM
   for every distance and one for both moments; 'spherical': one GEMM with
   the means and one for the first moments, the rows' squared norms in
@@ -50,11 +53,18 @@ _LOG_2PI = math.log(2 * math.pi)
 # Where the expanded 'tied' distance is below this fraction of |y|^2 + |dP|^2, its rounding (~4 eps of that
 # sum) would exceed 1e-12 of it: those entries are computed by subtraction.
 _CANCELLATION = 1e-4
+_EPS = float(np.finfo(np.float64).eps)
 # Rows of a block whose GEMMs run all the components of 'full' at once: below this the GEMMs lose their rate
 # (one GEMM of (rows, D) x (D, K D) against K of (rows, D) x (D, D): 1.3x against 2.2x the BLAS floor at
 # D = 128, K = 16 here; equal at D = 512, K = 2).
 _STACKED_ROWS = 256
 
+
+# A 'tied' pass after a fit's first scores its rows as z . (Lambda d_k) + c_k without the whitened rows
+# (:func:`_tied_expanded`) where this bounds the products' rounding (eps sqrt(D) max |z| max |Lambda d_k|): the
+# scores are then good to about 1e-10 nats (the whitened form's unrecomputed distances to about eps (|y|^2 +
+# |dP|^2), the same order on the grid's data); data farther from the shift keep the whitened form.
+_EXPANDED_ERROR = 1e-10
 
 # Up to this many components, the stacked 'full' pass sums each component's squared distances in one
 # einsum (no squares written back) and adds each gram as its own SYRK; above, squares and one GEMM for
@@ -152,8 +162,8 @@ def _weighted_log_prob(
                 maha[:, k] += sum_last(xp, y)
     elif covariance_type == "tied":  # one GEMM for the shared factor (by column groups), one for the distances
         y = xp.empty((n, D))
-        for start, stop in stacked:
-            y[:, start:stop] = xp.matmul(Z[:, :stop], P[:stop, start:stop])
+        for start, stop in stacked:  # written in place (BLAS takes the strided output): 1.15x the copy's speed
+            xp.matmul(Z[:, :stop], P[:stop, start:stop], out=y[:, start:stop])
         dP = xp.matmul(d, P)
         ysq, dsq = xp.einsum("ij,ij->i", y, y), sum_last(xp, dP * dP)
         maha = xp.matmul(y, -2.0 * dP.T)
@@ -181,6 +191,20 @@ def _weighted_log_prob(
     maha *= -0.5
     maha += constant
     return maha
+
+
+def _tied_expanded(xp: Any, problem: tuple, P: Any) -> tuple[Any, Any, Any, float]:
+    """'tied' scores without the whitened rows: ``(A, c, Lambda, a)`` with ``A = (Lambda d_k)^T`` (D, K),
+    ``c_k = constant_k - |d_k P|^2 / 2`` and ``Lambda = P P^T``, the precision, so that a row's
+    ``log w_k + log N(z | d_k)`` is ``z A + c - |z|^2_Lambda / 2``. The last term is the same for every
+    component: it leaves the responsibilities alone, and its sum over the rows is ``tr(Lambda S)`` with S the
+    rows' (weighted) gram, which a fit keeps (:class:`KeptRows`). One GEMM of N D K and one of D^3 a pass in
+    place of the whitened rows' N D^2 (triangular: about half that). ``a``: the largest ``|Lambda d_k|``."""
+    d, constant, _ = problem
+    dP = xp.matmul(d, P)
+    Lam = xp.matmul(P, P.T)
+    A = xp.matmul(Lam, d.T)  # (D, K)
+    return A, constant - 0.5 * sum_last(xp, dP * dP), Lam, float(xp.sqrt(xp.max(sum_last(xp, (A * A).T))))
 
 
 def _problem(
@@ -264,6 +288,7 @@ def moments(
     kept: KeptRows | None = None,
     spans: list[tuple[int, int]] | None = None,
     held: float = 0.0,
+    expanded_tied: bool = False,
 ) -> tuple:
     """The statistics of one E-step, ``(nk, sx, sxx, log_likelihood, weight_sum)``, as the numba loops give them.
 
@@ -286,6 +311,10 @@ def moments(
         In a row block where at most this fraction of the responsibilities is nonzero, the moments sum over
         each component's nonzero rows only ('full': the second moments; 'diag': both; 'spherical': the first)
         (:func:`gpuvec.mixture._dispatch.held_fraction`); 0: GEMMs over every row.
+    expanded_tied : bool, default False
+        'tied', where ``kept`` holds the grams of an earlier pass: score the rows without their whitened form
+        (:func:`_tied_expanded`, :func:`gpuvec.mixture._dispatch.expanded_tied`), where they are near enough
+        to the shift.
 
     Returns
     -------
@@ -306,19 +335,27 @@ def moments(
         P = params.precisions_cholesky[b]
         problem = _problem(xp, params.weights[b], params.means[b], P, shift[b, 0], covariance_type, stacked)
         parts: list[Any] = [None] * len(spans)
+        expanded = None  # 'tied' with the grams of an earlier pass: scores without the whitened rows
+        if expanded_tied and kept is not None and (b, *spans[0]) in kept.grams:
+            expanded = _tied_expanded(xp, problem, P)
 
-        def run(lo: int, hi: int, b: int = b, problem: tuple = problem, P: Any = P, parts: list = parts) -> None:
+        def run(
+            lo: int, hi: int, b: int = b, problem: tuple = problem, P: Any = P, parts: list = parts,
+            expanded: tuple | None = expanded,
+        ) -> None:  # fmt: skip
             with np.errstate(**errors):
                 w = None if sample_weight is None else sample_weight[b, lo:hi]
-                rows = None if kept is None else kept.block(b, slice(lo, hi))
-                gram = None if kept is None else kept.grams.get((b, lo, hi))
-                part = _span_moments(
-                    xp, X[b, lo:hi], w, shift[b, 0], problem, P, covariance_type, budget, stacked,
-                    None if rows is None else (kept.made, rows), held, gram,
+                rows, memo = None, None
+                if kept is not None:
+                    block = kept.block(b, slice(lo, hi))
+                    rows = None if block is None else (kept.made, block)
+                    memo = kept.grams.setdefault((b, lo, hi), {}) if covariance_type == "tied" else None
+                if expanded and (not memo or _EPS * math.sqrt(D) * memo["largest"] * expanded[3] > _EXPANDED_ERROR):
+                    expanded = None  # no gram yet, or rows too far from the shift for these products' rounding
+                parts[spans.index((lo, hi))] = _span_moments(
+                    xp, X[b, lo:hi], w, shift[b, 0], problem, P, covariance_type, budget, stacked, rows, held, memo,
+                    expanded,
                 )  # fmt: skip
-                if kept is not None and covariance_type == "tied":
-                    kept.grams[b, lo, hi] = part[2]
-                parts[spans.index((lo, hi))] = part
 
         if len(spans) > 1:  # one BLAS thread under each of ours, on any number of them: the same bits
             with blas_limited(always=True):
@@ -335,12 +372,14 @@ def moments(
 
 def _span_moments(
     xp: Any, X: Any, sample_weight: Any, shift: Any, problem: tuple, P: Any, covariance_type: str, budget: int,
-    stacked: bool, kept: tuple | None = None, held: float = 0.0, gram: Any = None,
+    stacked: bool, kept: tuple | None = None, held: float = 0.0, memo: dict | None = None,
+    expanded: tuple | None = None,
 ) -> tuple:  # fmt: skip
     """One problem's statistics ``(nk, sx, sxx, log_likelihood, weight_sum)`` over the rows X (n, D), a block
     of rows at a time; ``kept``: ``(made, (rows, norms))`` of these rows in :class:`KeptRows`; ``held``: as
-    in :func:`moments`; ``gram``: 'tied', these rows' weighted gram from an earlier pass (its sxx, as made
-    here: the same sums, not made again)."""
+    in :func:`moments`. 'tied' in a fit: ``memo`` holds these rows' weighted gram ('gram', their sxx, the
+    same sums made by an earlier pass) and largest norm ('largest'), or is filled here; with
+    ``expanded`` (:func:`_tied_expanded`) the rows are scored without their whitened form."""
     n, D = X.shape
     d, constant, factors = problem
     K = d.shape[0]
@@ -350,33 +389,26 @@ def _span_moments(
     ll, ws = 0.0, 0.0
     grams: Any = xp.zeros((D, K * D)) if stacked else None  # column block k: component k's second moments
     made, (rows_kept, norms_kept) = (False, (None, None)) if kept is None else kept
+    gram = None if memo is None else memo.get("gram")
+    largest = 0.0  # the rows' largest squared norm, where a 'tied' fit's memo is filled
     # (kept rows too go in cache-sized blocks, read from memory once for both GEMMs: blocks as tall as the
     # (rows, K) temporaries allow made a 20-iteration 'diag' N = 1e4 D = 1024 K = 16 fit 580 -> 656 ms)
     for s in _row_blocks(n, D, K, budget, stacked, small, wide):
         block_kept = None if rows_kept is None else (rows_kept[s], None if norms_kept is None else norms_kept[s])
+        w = None if sample_weight is None else sample_weight[s]
         if made and block_kept is not None:  # made by the fit's first pass
             rows, norms = block_kept
             Z, extra = (rows[:, :D], rows) if covariance_type == "diag" else (rows, norms)
         else:
-            w = None if sample_weight is None else sample_weight[s]
             Z, extra = _rows(xp, X[s], shift, w, covariance_type, block_kept)
-        lp = _weighted_log_prob(xp, Z, d, P, constant, covariance_type, extra, factors)
-        top = row_max(xp, lp)  # log-sum-exp and responsibilities from one exp
-        lp -= top[:, None]
-        resp = exp_nonpositive(xp, lp, out=lp)
-        total = sum_last(xp, resp)
-        resp /= total[:, None]
-        with np.errstate(divide="ignore"):
-            log_norm = xp.log(total) + top
-        if sample_weight is None:
-            w = None
-            ll += log_norm.sum()
-            ws += s.stop - s.start
-        else:
-            w = sample_weight[s]
-            resp *= w[:, None]
-            ll += (xp.where(w > 0, log_norm, 0.0) * w).sum()
-            ws += w.sum()
+        if expanded is None:
+            lp = _weighted_log_prob(xp, Z, d, P, constant, covariance_type, extra, factors)
+        else:  # less |z|^2_Lambda / 2 in every row (added back below, as a trace)
+            lp = xp.matmul(Z, expanded[0])
+            lp += expanded[1]
+        resp, block_ll, block_ws = _responsibilities(xp, lp, w)
+        ll += block_ll
+        ws += block_ws
         nk += resp.sum(0)
         nonzero = _nonzero_by_component(xp, resp, held)
         if covariance_type == "diag":  # the first and second moments in one product
@@ -407,9 +439,31 @@ def _span_moments(
                 _add_gram(xp, sxx[0], Z)
             else:
                 _add_weighted_gram(xp, sxx[0], Z, w)
+            if memo is not None:
+                largest = max(largest, float(xp.max(xp.einsum("ij,ij->i", Z, Z))))
     if stacked:
         sxx = xp.swapaxes(grams.reshape(D, K, D), 0, 1)
+    if memo is not None and gram is None:
+        memo["gram"], memo["largest"] = sxx, math.sqrt(largest)
+    if expanded is not None and gram is not None:  # the rows' sum of w |z|^2_Lambda / 2: tr(Lambda S) / 2
+        ll -= 0.5 * xp.sum(expanded[2] * gram[0])
     return nk, sx, sxx if gram is None else gram, ll, ws
+
+
+def _responsibilities(xp: Any, lp: Any, w: Any) -> tuple[Any, Any, Any]:
+    """A block's responsibilities (n, K) from its log-probabilities ``lp`` (overwritten: one exp for both),
+    times the rows' weights ``w`` (n,) (None: 1); and the block's log-likelihood and weight sums."""
+    top = row_max(xp, lp)
+    lp -= top[:, None]
+    resp = exp_nonpositive(xp, lp, out=lp)
+    total = sum_last(xp, resp)
+    resp /= total[:, None]
+    with np.errstate(divide="ignore"):
+        log_norm = xp.log(total) + top
+    if w is None:
+        return resp, log_norm.sum(), lp.shape[0]
+    resp *= w[:, None]
+    return resp, (xp.where(w > 0, log_norm, 0.0) * w).sum(), w.sum()
 
 
 def _nonzero_by_component(xp: Any, resp: Any, held: float) -> tuple[Any, Any, Any] | None:

@@ -37,8 +37,8 @@ from gpuvec._core.dispatch import NUMBA_PAYS_WORK, compiled_setting
 from gpuvec._core.namespace import is_cupy_namespace
 
 __all__ = [
-    "blocked_pays", "compiled", "held_fraction", "is_blocked", "keep_grams", "keep_rows", "pass_implementation",
-    "row_spans",
+    "blocked_pays", "compiled", "expanded_tied", "held_fraction", "is_blocked", "keep_grams", "keep_rows",
+    "pass_implementation", "row_spans",
 ]  # fmt: skip
 
 
@@ -195,6 +195,20 @@ def keep_grams(xp: Any, B: int, N: int, K: int, D: int, covariance_type: str) ->
     (True, False)
     """
     return covariance_type == "tied" and is_blocked(pass_implementation(xp, B, N, K, D, covariance_type))
+
+
+def expanded_tied(N: int, D: int) -> bool:
+    """Whether a 'tied' pass after a fit's first scores its N rows without their whitened form
+    (:func:`gpuvec.mixture._blocked._tied_expanded`: one GEMM of N D K and the precision ``P P^T``, D^3, in
+    place of the triangular products' ~N D^2 / 2): wherever N >= 2 D. (Rows far from the shift keep the
+    whitened form whatever this says: that is a question of rounding, settled in the pass.)
+
+    Examples
+    --------
+    >>> expanded_tied(10_000, 128), expanded_tied(1000, 1000)
+    (True, False)
+    """
+    return N >= 2 * D
 
 
 def held_fraction(xp: Any, D: int, covariance_type: str) -> float:

@@ -400,6 +400,7 @@ def pass_statistics(
                     "kept": kept,
                     "spans": _dispatch.row_spans(xp, N, D, K, covariance_type),
                     "held": _dispatch.held_fraction(xp, D, covariance_type),
+                    "expanded_tied": _dispatch.expanded_tied(N, D),
                 }
             nk, sx, sxx, ll, ws = impl.moments(X, params, covariance_type, sample_weight, shift, budget, **more)
             return SufficientStats(nk, sx, sxx, ll, ws, shift)

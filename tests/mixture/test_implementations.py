@@ -522,6 +522,7 @@ def test_kept_rows_give_the_fit_of_rows_made_every_pass(monkeypatch, ct, weighte
     from gpuvec.mixture import _blocked, _em
 
     monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: True)
+    monkeypatch.setattr(_dispatch, "expanded_tied", lambda N, D: False)  # its own test, below
     if halves:
         monkeypatch.setattr(_dispatch, "HALVES_FROM", 1000)
     rng = np.random.default_rng(51)
@@ -554,6 +555,43 @@ def test_kept_rows_give_the_fit_of_rows_made_every_pass(monkeypatch, ct, weighte
         assert 0 < kept_grams < len(grams) / 3, (kept_grams, len(grams))
     for name in ("lower_bound_", "n_iter_", "weights_", "means_", "covariances_", "precisions_cholesky_"):
         np.testing.assert_array_equal(getattr(kept, name), getattr(fresh, name), err_msg=name)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("halves", [False, True])
+@pytest.mark.parametrize("far", [False, True], ids=["near", "far from the shift"])
+def test_tied_passes_without_the_whitened_rows(monkeypatch, weighted, halves, far):
+    """A 'tied' fit's passes after the first score the rows as z . (Lambda d_k) + c_k, the whitened norms'
+    sum taken as tr(Lambda S) from the kept grams: the same fit as the whitened form to rounding (problems
+    that converge early included). Rows far from the shift (where that rounding would pass 1e-10 nats) keep
+    the whitened form: the same fit to the bit."""
+    from gpuvec.mixture import _blocked
+
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: True)
+    if halves:
+        monkeypatch.setattr(_dispatch, "HALVES_FROM", 1000)
+    rng = np.random.default_rng(54)
+    X = blobs(rng, B=3, n=400, D=48) + 4.0
+    X[1] = rng.normal(size=X[1].shape)  # one problem converges at once, the others later
+    if far:  # two groups of rows 2e4 apart: both far from the data's mean
+        X[:, ::2] += 2e4
+    sw = rng.random(X.shape[:2]) if weighted else None
+    scored = []
+    real = _blocked._tied_expanded
+    monkeypatch.setattr(_blocked, "_tied_expanded", lambda *a: scored.append(1) or real(*a))
+    kw = dict(n_components=3, covariance_type="tied", random_state=0, max_iter=30, tol=1e-4, reg_covar=1e-4)
+    expanded = quiet_fit(gpuvec.GaussianMixture(**kw), X, sample_weight=sw)
+    assert len(scored) >= 3  # every pass after the first (of each problem set)
+    monkeypatch.setattr(_dispatch, "expanded_tied", lambda N, D: False)
+    whitened = quiet_fit(gpuvec.GaussianMixture(**kw), X, sample_weight=sw)
+    for name in ("lower_bound_", "n_iter_", "weights_", "means_", "covariances_", "precisions_cholesky_"):
+        a, b = getattr(expanded, name), getattr(whitened, name)
+        if far:  # the products were made, the guard kept the whitened form
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11, err_msg=name)
+    if not far:  # rounding apart, not the same computation
+        assert not np.array_equal(expanded.covariances_, whitened.covariances_)
 
 
 def test_the_halves_threads_keep_the_callers_error_callback(monkeypatch):
