@@ -61,9 +61,12 @@ _STACKED_ROWS = 256
 
 
 # A 'tied' pass after a fit's first scores its rows as z . (Lambda d_k) + c_k without the whitened rows
-# (:func:`_tied_expanded`) where this bounds the products' rounding (eps sqrt(D) max |z| max |Lambda d_k|): the
-# scores are then good to about 1e-10 nats (the whitened form's unrecomputed distances to about eps (|y|^2 +
-# |dP|^2), the same order on the grid's data); data farther from the shift keep the whitened form.
+# (:func:`_tied_expanded`) where the estimated rounding of the scores (eps sqrt(D) max |z| max |Lambda d_k|) and
+# of the trace that replaces the whitened norms (eps sqrt(D) |Lambda o S|_F, per unit of row weight) are
+# both at most this many nats: rows far from the shift, and precisions far from well-conditioned (collinear
+# features: the trace's terms cancel), keep the whitened form. Against long-double sums, the trace's estimate
+# was 10-50x its error per row with collinear features (cond(P) 1.3e3: 6.4e-9 against 6.5e-10; 7e3: 3e-7
+# against 6e-9) and 3e-12 or less on the bench grid's data (D = 32-1024).
 _EXPANDED_ERROR = 1e-10
 
 # Up to this many components, the stacked 'full' pass sums each component's squared distances in one
@@ -202,9 +205,22 @@ def _tied_expanded(xp: Any, problem: tuple, P: Any) -> tuple[Any, Any, Any, floa
     place of the whitened rows' N D^2 (triangular: about half that). ``a``: the largest ``|Lambda d_k|``."""
     d, constant, _ = problem
     dP = xp.matmul(d, P)
-    Lam = xp.matmul(P, P.T)
-    A = xp.matmul(Lam, d.T)  # (D, K)
-    return A, constant - 0.5 * sum_last(xp, dP * dP), Lam, float(xp.sqrt(xp.max(sum_last(xp, (A * A).T))))
+    A = xp.matmul(P, dP.T)  # (D, K), through the factor: Lambda's own rounding would pass cond(P)^2 on to it
+    a = float(xp.sqrt(xp.max(sum_last(xp, (A * A).T))))
+    return A, constant - 0.5 * sum_last(xp, dP * dP), xp.matmul(P, P.T), a
+
+
+def _expanded_holds(xp: Any, memo: dict, expanded: tuple, D: int) -> bool:
+    """Whether a row span's rounding in :func:`_tied_expanded`'s form stays within ``_EXPANDED_ERROR`` nats a row,
+    from its memo (its gram, largest row norm and weight): False where there is no gram yet, or a bound is NaN."""
+    if not memo:
+        return False
+    if "gram_squared" not in memo:
+        memo["gram_squared"] = memo["gram"][0] ** 2
+    scores = _EPS * math.sqrt(D) * memo["largest"] * expanded[3]
+    Lam = expanded[2]
+    trace = _EPS * math.sqrt(D * float(xp.sum(Lam * Lam * memo["gram_squared"]))) / max(memo["weight"], 1e-300)
+    return scores <= _EXPANDED_ERROR and trace <= _EXPANDED_ERROR
 
 
 def _problem(
@@ -350,8 +366,8 @@ def moments(
                     block = kept.block(b, slice(lo, hi))
                     rows = None if block is None else (kept.made, block)
                     memo = kept.grams.setdefault((b, lo, hi), {}) if covariance_type == "tied" else None
-                if expanded and (not memo or _EPS * math.sqrt(D) * memo["largest"] * expanded[3] > _EXPANDED_ERROR):
-                    expanded = None  # no gram yet, or rows too far from the shift for these products' rounding
+                if expanded and not _expanded_holds(xp, memo or {}, expanded, D):
+                    expanded = None  # no gram yet, rows far from the shift, or an ill-conditioned precision
                 parts[spans.index((lo, hi))] = _span_moments(
                     xp, X[b, lo:hi], w, shift[b, 0], problem, P, covariance_type, budget, stacked, rows, held, memo,
                     expanded,
@@ -444,7 +460,7 @@ def _span_moments(
     if stacked:
         sxx = xp.swapaxes(grams.reshape(D, K, D), 0, 1)
     if memo is not None and gram is None:
-        memo["gram"], memo["largest"] = sxx, math.sqrt(largest)
+        memo["gram"], memo["largest"], memo["weight"] = sxx, math.sqrt(largest), float(ws)
     if expanded is not None and gram is not None:  # the rows' sum of w |z|^2_Lambda / 2: tr(Lambda S) / 2
         ll -= 0.5 * xp.sum(expanded[2] * gram[0])
     return nk, sx, sxx if gram is None else gram, ll, ws

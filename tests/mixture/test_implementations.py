@@ -559,12 +559,13 @@ def test_kept_rows_give_the_fit_of_rows_made_every_pass(monkeypatch, ct, weighte
 
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("halves", [False, True])
-@pytest.mark.parametrize("far", [False, True], ids=["near", "far from the shift"])
-def test_tied_passes_without_the_whitened_rows(monkeypatch, weighted, halves, far):
+@pytest.mark.parametrize("data", ["near", "far", "collinear"])
+def test_tied_passes_without_the_whitened_rows(monkeypatch, weighted, halves, data):
     """A 'tied' fit's passes after the first score the rows as z . (Lambda d_k) + c_k, the whitened norms'
     sum taken as tr(Lambda S) from the kept grams: the same fit as the whitened form to rounding (problems
-    that converge early included). Rows far from the shift (where that rounding would pass 1e-10 nats) keep
-    the whitened form: the same fit to the bit."""
+    that converge early included). Where that rounding could pass 1e-10 nats a row, the whitened form runs:
+    the same fit to the bit. That is rows far from the shift, and collinear features (standardized
+    near-duplicate columns: the trace's terms cancel; 6.5e-10 nats a row in one such case)."""
     from gpuvec.mixture import _blocked
 
     monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: True)
@@ -573,24 +574,27 @@ def test_tied_passes_without_the_whitened_rows(monkeypatch, weighted, halves, fa
     rng = np.random.default_rng(54)
     X = blobs(rng, B=3, n=400, D=48) + 4.0
     X[1] = rng.normal(size=X[1].shape)  # one problem converges at once, the others later
-    if far:  # two groups of rows 2e4 apart: both far from the data's mean
+    if data == "far":  # two groups of rows 2e4 apart: both far from the data's mean
         X[:, ::2] += 2e4
+    if data == "collinear":
+        X[:, :, 24:] = X[:, :, :24] + 1e-3 * rng.normal(size=X[:, :, :24].shape)
+        X = (X - X.mean(1, keepdims=True)) / X.std(1, keepdims=True)
     sw = rng.random(X.shape[:2]) if weighted else None
     scored = []
     real = _blocked._tied_expanded
     monkeypatch.setattr(_blocked, "_tied_expanded", lambda *a: scored.append(1) or real(*a))
-    kw = dict(n_components=3, covariance_type="tied", random_state=0, max_iter=30, tol=1e-4, reg_covar=1e-4)
+    kw = dict(n_components=3, covariance_type="tied", random_state=0, max_iter=30, tol=1e-4, reg_covar=1e-6)
     expanded = quiet_fit(gpuvec.GaussianMixture(**kw), X, sample_weight=sw)
     assert len(scored) >= 3  # every pass after the first (of each problem set)
     monkeypatch.setattr(_dispatch, "expanded_tied", lambda N, D: False)
     whitened = quiet_fit(gpuvec.GaussianMixture(**kw), X, sample_weight=sw)
     for name in ("lower_bound_", "n_iter_", "weights_", "means_", "covariances_", "precisions_cholesky_"):
         a, b = getattr(expanded, name), getattr(whitened, name)
-        if far:  # the products were made, the guard kept the whitened form
+        if data != "near":  # the products were made, the guard kept the whitened form
             np.testing.assert_array_equal(a, b, err_msg=name)
         else:
             np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11, err_msg=name)
-    if not far:  # rounding apart, not the same computation
+    if data == "near":  # rounding apart, not the same computation
         assert not np.array_equal(expanded.covariances_, whitened.covariances_)
 
 
