@@ -25,7 +25,8 @@ covariance, N D^2). Here they are GEMMs over row blocks of ``z = x - shift``:
 
 Temporaries are bounded by the chunk budget (never (N, K, D)), per thread where a
 large problem's rows run in two halves (:func:`gpuvec.mixture._dispatch.row_spans`);
-'diag' and 'spherical' fits may keep their rows between passes (:class:`KeptRows`). sklearn makes
+'diag' and 'spherical' fits may keep their rows between passes, 'tied' fits their grams
+(:class:`KeptRows`). sklearn makes
 the same products over all of X at once, one component at a time.
 
 :func:`moments` has the signature and the result of the numba loops' (the

@@ -183,18 +183,24 @@ def keep_rows(xp: Any, B: int, N: int, K: int, D: int, covariance_type: str) -> 
 
 def keep_grams(xp: Any, B: int, N: int, K: int, D: int, covariance_type: str) -> bool:
     """Whether a 'tied' fit keeps its rows' weighted grams from the first pass for the others (B D^2 numbers
-    a row span: the shared covariance's second moments, which no parameter moves): wherever the blocked pass
-    runs, on any backend. 3-iteration fits on the 2-core machine, three A/B runs: N = 1e4 D = 128 K = 64
-    1.08-1.23x faster, D = 512 K = 16 1.31-1.53x, D = 1024 K = 2 1.36-1.45x, N = 1e5 D = 128 K = 16
-    1.19-1.36x, N = 2e4 D = 32 K = 10 0.95-1.11x.
+    a row span, and their squares for :func:`expanded_tied`'s check: the shared covariance's second moments,
+    which no parameter moves): wherever the blocked pass runs, on any backend, while the grams of two spans
+    and their squares take at most ``KEEP_ROWS_ELEMENTS``. Keeping them alone (before :func:`expanded_tied`):
+    3-iteration fits on the 2-core machine, three A/B runs, N = 1e4 D = 128 K = 64 1.08-1.23x faster,
+    D = 512 K = 16 1.31-1.53x, D = 1024 K = 2 1.36-1.45x, N = 1e5 D = 128 K = 16 1.19-1.36x, N = 2e4
+    D = 32 K = 10 0.95-1.11x.
 
     Examples
     --------
     >>> import numpy as np
     >>> keep_grams(np, 1, 10_000, 64, 128, "tied"), keep_grams(np, 1, 10_000, 64, 128, "full")
     (True, False)
+    >>> keep_grams(np, 100, 10_000, 16, 1024, "tied")  # 100 problems' grams would take 800 MiB a span
+    False
     """
-    return covariance_type == "tied" and is_blocked(pass_implementation(xp, B, N, K, D, covariance_type))
+    if covariance_type != "tied" or 4 * B * D * D > KEEP_ROWS_ELEMENTS:
+        return False
+    return is_blocked(pass_implementation(xp, B, N, K, D, covariance_type))
 
 
 def expanded_tied(N: int, D: int) -> bool:

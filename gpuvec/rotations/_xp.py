@@ -53,7 +53,7 @@ def closed_form_2x2(xp: Any, M: Any) -> tuple[Any, Any]:
 
 SMALL_3X3 = 2048
 """Up to this many 3x3 matrices, :func:`closed_form_3x3` forms the Gram matrix in one broadcast product
-(fewer numpy calls: 11.2 us for one matrix here, the determinant's cofactors in three calls on (3, B) rows;
+(fewer numpy calls: 11.2 us for one matrix here, the determinant's cofactors in four calls on (3, B) rows;
 row by row 21.9 us); beyond, row by row (its (3, 3, 3, B) temporary
 made 1e5 matrices 2x slower). Both add the three products left to right: bit-identical results."""
 
