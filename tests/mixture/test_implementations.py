@@ -598,6 +598,27 @@ def test_tied_passes_without_the_whitened_rows(monkeypatch, weighted, halves, da
         assert not np.array_equal(expanded.covariances_, whitened.covariances_)
 
 
+def test_tied_passes_without_the_whitened_rows_on_cupy(cp, monkeypatch):
+    """On cupy too (kept grams, the expanded scores and their guards): the fit of the whitened form to
+    rounding, in cupy arrays."""
+    from gpuvec.mixture import _blocked
+
+    monkeypatch.setattr(_dispatch, "blocked_pays", lambda K, D, ct, samples=0: True)
+    rng = np.random.default_rng(55)
+    X = cp.asarray(blobs(rng, B=2, n=400, D=48) + 4.0)
+    scored = []
+    real = _blocked._tied_expanded
+    monkeypatch.setattr(_blocked, "_tied_expanded", lambda *a: scored.append(1) or real(*a))
+    kw = dict(n_components=3, covariance_type="tied", random_state=0, max_iter=10, tol=0.0)
+    expanded = quiet_fit(gpuvec.GaussianMixture(**kw), X)
+    assert len(scored) >= 9 and type(expanded.means_).__module__.startswith("cupy")
+    monkeypatch.setattr(_dispatch, "expanded_tied", lambda N, D: False)
+    whitened = quiet_fit(gpuvec.GaussianMixture(**kw), X)
+    for name in ("lower_bound_", "weights_", "means_", "covariances_"):
+        a, b = (cp.asnumpy(cp.asarray(getattr(m, name))) for m in (expanded, whitened))
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11, err_msg=name)
+
+
 def test_the_halves_threads_keep_the_callers_error_callback(monkeypatch):
     """numpy's error state does not reach a pool's threads: the halves take the caller's, its callback too."""
     import threading
