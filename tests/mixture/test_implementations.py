@@ -466,7 +466,9 @@ def test_fits_with_the_dispatch_held_fraction_equal_the_dense_sums(monkeypatch, 
     taken = _record_nonzero_blocks(monkeypatch)
 
     def fit():
-        gm = mixture.GaussianMixture(K, covariance_type=ct, means_init=means, max_iter=4, tol=0, reg_covar=1e-3)
+        gm = mixture.GaussianMixture(
+            K, covariance_type=ct, means_init=means, max_iter=4, tol=0, reg_covar=1e-3, random_state=0
+        )  # the same start for both fits (random_state=None drew a new k-means start for each)
         return gm.fit(X)
 
     held = fit()
