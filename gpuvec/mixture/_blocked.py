@@ -407,7 +407,7 @@ def _span_moments(
     grams: Any = xp.zeros((D, K * D)) if stacked else None  # column block k: component k's second moments
     made, (rows_kept, norms_kept) = (False, (None, None)) if kept is None else kept
     gram = None if memo is None else memo.get("gram")
-    largest = 0.0  # the rows' largest squared norm, where a 'tied' fit's memo is filled
+    largest: Any = 0.0  # the rows' largest squared norm, where a 'tied' fit's memo is filled (read once, at the end)
     # (kept rows too go in cache-sized blocks, read from memory once for both GEMMs: blocks as tall as the
     # (rows, K) temporaries allow made a 20-iteration 'diag' N = 1e4 D = 1024 K = 16 fit 580 -> 656 ms)
     for s in _row_blocks(n, D, K, budget, stacked, small, wide):
@@ -457,11 +457,11 @@ def _span_moments(
             else:
                 _add_weighted_gram(xp, sxx[0], Z, w)
             if memo is not None:
-                largest = max(largest, float(xp.max(xp.einsum("ij,ij->i", Z, Z))))
+                largest = xp.maximum(largest, xp.max(xp.einsum("ij,ij->i", Z, Z)))
     if stacked:
         sxx = xp.swapaxes(grams.reshape(D, K, D), 0, 1)
     if memo is not None and gram is None:
-        memo["gram"], memo["largest"], memo["weight"] = sxx, math.sqrt(largest), float(ws)
+        memo["gram"], memo["largest"], memo["weight"] = sxx, math.sqrt(float(largest)), float(ws)
     if expanded is not None and gram is not None:  # the rows' sum of w |z|^2_Lambda / 2: tr(Lambda S) / 2
         ll -= 0.5 * xp.sum(expanded[2] * gram[0])
     return nk, sx, sxx if gram is None else gram, ll, ws
