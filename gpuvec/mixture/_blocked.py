@@ -211,7 +211,7 @@ def _tied_expanded(xp: Any, problem: tuple, P: Any) -> tuple[Any, Any, Any, floa
     return A, constant - 0.5 * sum_last(xp, dP * dP), xp.matmul(P, P.T), a
 
 
-def _expanded_holds(xp: Any, memo: dict, expanded: tuple, D: int) -> bool:
+def _expanded_holds(xp: Any, memo: dict | None, expanded: tuple, D: int) -> bool:
     """Whether a row span's rounding in :func:`_tied_expanded`'s form stays within ``_EXPANDED_ERROR`` nats a row,
     from its memo (its gram, largest row norm and weight): False where there is no gram yet, or a bound is NaN."""
     if not memo:
@@ -367,7 +367,7 @@ def moments(
                     block = kept.block(b, slice(lo, hi))
                     rows = None if block is None else (kept.made, block)
                     memo = kept.grams.setdefault((b, lo, hi), {}) if covariance_type == "tied" else None
-                if expanded and not _expanded_holds(xp, memo or {}, expanded, D):
+                if expanded and not _expanded_holds(xp, memo, expanded, D):
                     expanded = None  # no gram yet, rows far from the shift, or an ill-conditioned precision
                 parts[spans.index((lo, hi))] = _span_moments(
                     xp, X[b, lo:hi], w, shift[b, 0], problem, P, covariance_type, budget, stacked, rows, held, memo,
